@@ -1,0 +1,149 @@
+// Package broker runs the NATS server with JetStream that a hasvc node
+// embeds, and connects to it or to an existing NATS server.
+package broker
+
+import (
+	"crypto/rand"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"strings"
+	"time"
+
+	"github.com/nats-io/nats-server/v2/server"
+	"github.com/nats-io/nats.go"
+)
+
+// Config configures the embedded server.
+type Config struct {
+	Name     string // server name (the node name)
+	Host     string // client listen host
+	Port     int    // client port; -1 picks a free one
+	StoreDir string // JetStream file store
+	User     string // client credential; clients without it are refused
+	Password string
+	// Fsync is "always" (fsync every stored message) or a Go duration
+	// (fsync at that interval; a process crash loses nothing, a power
+	// loss may lose that much).
+	Fsync      string
+	MaxPayload int32
+	Logger     *slog.Logger
+}
+
+// Server is a running embedded NATS server.
+type Server struct {
+	ns   *server.Server
+	user string
+	pass string
+}
+
+// Start starts the server and waits until it accepts clients.
+func Start(cfg Config) (*Server, error) {
+	opts := &server.Options{
+		ServerName:            cfg.Name,
+		Host:                  cfg.Host,
+		Port:                  cfg.Port,
+		JetStream:             true,
+		StoreDir:              cfg.StoreDir,
+		Username:              cfg.User,
+		Password:              cfg.Password,
+		MaxPayload:            cfg.MaxPayload,
+		NoSigs:                true,
+		NoSystemAccount:       false,
+		DisableShortFirstPing: true,
+	}
+	if opts.MaxPayload == 0 {
+		opts.MaxPayload = 8 << 20
+	}
+	switch {
+	case cfg.Fsync == "always":
+		opts.SyncAlways = true
+	case cfg.Fsync != "":
+		d, err := time.ParseDuration(cfg.Fsync)
+		if err != nil || d <= 0 {
+			return nil, fmt.Errorf("fsync %q: want \"always\" or a positive duration such as 1s", cfg.Fsync)
+		}
+		opts.SyncInterval = d
+	}
+	ns, err := server.NewServer(opts)
+	if err != nil {
+		return nil, fmt.Errorf("nats server: %w", err)
+	}
+	if cfg.Logger != nil {
+		ns.SetLoggerV2(&logger{cfg.Logger.With("component", "nats")}, false, false, false)
+	}
+	ns.Start()
+	if !ns.ReadyForConnections(30 * time.Second) {
+		ns.Shutdown()
+		return nil, errors.New("nats server did not start in 30s")
+	}
+	return &Server{ns: ns, user: cfg.User, pass: cfg.Password}, nil
+}
+
+// ClientURL returns the URL other processes connect to (without the
+// credential).
+func (s *Server) ClientURL() string { return s.ns.ClientURL() }
+
+// Connect returns an in-process client connection to the server.
+func (s *Server) Connect(name string) (*nats.Conn, error) {
+	return nats.Connect("", nats.InProcessServer(s.ns), nats.UserInfo(s.user, s.pass), nats.Name(name),
+		nats.MaxReconnects(-1))
+}
+
+// Shutdown stops the server and waits for it.
+func (s *Server) Shutdown() {
+	s.ns.Shutdown()
+	s.ns.WaitForShutdown()
+}
+
+// Dial connects to an existing NATS server at url, with user and password
+// if given (they may also be in the URL).
+func Dial(url, name, user, pass string) (*nats.Conn, error) {
+	opts := []nats.Option{nats.Name(name), nats.MaxReconnects(-1), nats.ReconnectWait(500 * time.Millisecond)}
+	if user != "" {
+		opts = append(opts, nats.UserInfo(user, pass))
+	}
+	return nats.Connect(url, opts...)
+}
+
+// Credential returns the NATS client credential: user and password given,
+// or the password kept in dataDir/nats.password (made on first start).
+func Credential(dataDir, user, pass string) (string, string, error) {
+	if user == "" {
+		user = "hasvc"
+	}
+	if pass != "" {
+		return user, pass, nil
+	}
+	path := filepath.Join(dataDir, "nats.password")
+	if b, err := os.ReadFile(path); err == nil {
+		return user, strings.TrimSpace(string(b)), nil
+	} else if !errors.Is(err, os.ErrNotExist) {
+		return "", "", err
+	}
+	buf := make([]byte, 24)
+	if _, err := rand.Read(buf); err != nil {
+		return "", "", err
+	}
+	pass = hex.EncodeToString(buf)
+	if err := os.MkdirAll(dataDir, 0o700); err != nil {
+		return "", "", err
+	}
+	if err := os.WriteFile(path, []byte(pass+"\n"), 0o600); err != nil {
+		return "", "", err
+	}
+	return user, pass, nil
+}
+
+// logger adapts slog to the NATS server's logger.
+type logger struct{ l *slog.Logger }
+
+func (l *logger) Noticef(format string, v ...any) { l.l.Debug(fmt.Sprintf(format, v...)) }
+func (l *logger) Warnf(format string, v ...any)   { l.l.Warn(fmt.Sprintf(format, v...)) }
+func (l *logger) Fatalf(format string, v ...any)  { l.l.Error(fmt.Sprintf(format, v...)) }
+func (l *logger) Errorf(format string, v ...any)  { l.l.Error(fmt.Sprintf(format, v...)) }
+func (l *logger) Debugf(format string, v ...any)  { l.l.Debug(fmt.Sprintf(format, v...)) }
+func (l *logger) Tracef(format string, v ...any)  { l.l.Debug(fmt.Sprintf(format, v...)) }

@@ -1,0 +1,180 @@
+package engine
+
+import (
+	"fmt"
+	"strings"
+)
+
+// applyChanges writes the changes of one message to the writer. The caller
+// holds a transaction and has set apply mode (see applyMode). Apply writes
+// full row images keyed by rowid, or by primary key for WITHOUT ROWID
+// tables, so it is deterministic and writing the same change twice leaves
+// the same row.
+func (c *conn) applyChanges(changes []Change) error {
+	for i := range changes {
+		ch := &changes[i]
+		var err error
+		switch ch.Operation {
+		case OpSQL:
+			// Schema changes run under the tenant sandbox, as they did
+			// where they were first executed.
+			prev := c.tenant
+			c.tenant = true
+			err = c.exec(ch.SQL)
+			c.tenant = prev
+			c.schemaChanged()
+		case OpInsert:
+			err = c.applyUpsert(ch, ch.NewRowID, ch.NewValues)
+		case OpUpdate:
+			err = c.applyUpdate(ch)
+		case OpDelete:
+			err = c.applyDelete(ch, ch.OldRowID, ch.OldValues)
+		default:
+			err = fmt.Errorf("unknown operation %q", ch.Operation)
+		}
+		if err != nil {
+			return fmt.Errorf("change %d (%s %s): %w", i, ch.Operation, ch.Table, err)
+		}
+	}
+	return nil
+}
+
+// applyMode switches the writer to apply: no capture, no triggers (their
+// effects are in the message already), no foreign-key actions (likewise).
+// The pragma must run outside a transaction.
+func (c *conn) applyMode(on bool) error {
+	if c.capture != nil {
+		c.capture.on = false
+	}
+	fk := "PRAGMA foreign_keys = ON"
+	if on {
+		fk = "PRAGMA foreign_keys = OFF"
+	}
+	if err := c.internal(func() error { return c.exec(fk) }); err != nil {
+		return err
+	}
+	return c.raw.dbConfig(dbconfigEnableTrigger, !on)
+}
+
+func (c *conn) applyUpdate(ch *Change) error {
+	ti, err := c.tableInfo(ch.Table)
+	if err != nil {
+		return err
+	}
+	if ti.withoutRowid {
+		if !samePK(ti, ch.Columns, ch.OldValues, ch.NewValues) {
+			if err := c.applyDelete(ch, nil, ch.OldValues); err != nil {
+				return err
+			}
+		}
+	} else if ch.OldRowID != nil && ch.NewRowID != nil && *ch.OldRowID != *ch.NewRowID {
+		if err := c.applyDelete(ch, ch.OldRowID, ch.OldValues); err != nil {
+			return err
+		}
+	}
+	return c.applyUpsert(ch, ch.NewRowID, ch.NewValues)
+}
+
+func (c *conn) applyUpsert(ch *Change, rowid *int64, values Values) error {
+	ti, err := c.tableInfo(ch.Table)
+	if err != nil {
+		return err
+	}
+	if len(values) != len(ch.Columns) {
+		return fmt.Errorf("%d values for %d columns", len(values), len(ch.Columns))
+	}
+	var cols []string
+	var args []any
+	if !ti.withoutRowid && rowid != nil {
+		cols = append(cols, rowidName(ti))
+		args = append(args, *rowid)
+	}
+	for i, name := range ch.Columns {
+		j := ti.index(name)
+		if j < 0 {
+			return fmt.Errorf("no column %q", name)
+		}
+		if ti.generated[j] {
+			continue
+		}
+		cols = append(cols, quoteIdent(name))
+		args = append(args, values[i])
+	}
+	q := "INSERT OR REPLACE INTO main." + quoteIdent(ch.Table) + " (" + strings.Join(cols, ", ") +
+		") VALUES (" + strings.TrimSuffix(strings.Repeat("?, ", len(cols)), ", ") + ")"
+	return c.internal(func() error { return c.exec(q, args...) })
+}
+
+func (c *conn) applyDelete(ch *Change, rowid *int64, values Values) error {
+	ti, err := c.tableInfo(ch.Table)
+	if err != nil {
+		return err
+	}
+	var where []string
+	var args []any
+	if !ti.withoutRowid && rowid != nil {
+		where = append(where, rowidName(ti)+" = ?")
+		args = append(args, *rowid)
+	} else {
+		if len(ti.pk) == 0 {
+			return fmt.Errorf("no rowid and no primary key to find the row")
+		}
+		for _, j := range ti.pk {
+			k := indexOf(ch.Columns, ti.columns[j])
+			if k < 0 || k >= len(values) {
+				return fmt.Errorf("primary key column %q missing", ti.columns[j])
+			}
+			where = append(where, quoteIdent(ti.columns[j])+" IS ?")
+			args = append(args, values[k])
+		}
+	}
+	q := "DELETE FROM main." + quoteIdent(ch.Table) + " WHERE " + strings.Join(where, " AND ")
+	return c.internal(func() error { return c.exec(q, args...) })
+}
+
+// rowidName returns a name for the rowid that no column of the table hides.
+func rowidName(ti *tableInfo) string {
+	for _, n := range []string{"rowid", "_rowid_", "oid"} {
+		if ti.index(n) < 0 {
+			return n
+		}
+	}
+	return "rowid"
+}
+
+func (ti *tableInfo) index(name string) int {
+	for i, c := range ti.columns {
+		if strings.EqualFold(c, name) {
+			return i
+		}
+	}
+	return -1
+}
+
+func samePK(ti *tableInfo, cols []string, a, b Values) bool {
+	for _, j := range ti.pk {
+		k := indexOf(cols, ti.columns[j])
+		if k < 0 || k >= len(a) || k >= len(b) || !sameValue(a[k], b[k]) {
+			return false
+		}
+	}
+	return true
+}
+
+func sameValue(a, b any) bool {
+	switch x := a.(type) {
+	case []byte:
+		y, ok := b.([]byte)
+		return ok && string(x) == string(y)
+	}
+	return a == b
+}
+
+func indexOf(list []string, s string) int {
+	for i, v := range list {
+		if strings.EqualFold(v, s) {
+			return i
+		}
+	}
+	return -1
+}

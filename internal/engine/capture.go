@@ -1,0 +1,94 @@
+package engine
+
+import (
+	"fmt"
+
+	"github.com/mattn/go-sqlite3"
+)
+
+// capture collects the row changes of the writer's current transaction
+// through SQLite's preupdate hook. Changes made by triggers and foreign-key
+// actions are captured too, with their full row images; apply runs with
+// triggers and foreign keys off, so a replica gets exactly these rows and
+// never a trigger's effect twice.
+type capture struct {
+	raw     rawConn
+	on      bool
+	changes []Change
+	err     error // first failure to read a value; fails the transaction
+}
+
+func (cp *capture) hook(d sqlite3.SQLitePreUpdateData) {
+	if !cp.on || d.DatabaseName != "main" || !isReplicatedTable(d.TableName) {
+		return
+	}
+	ch := Change{Database: "main", Table: d.TableName}
+	var err error
+	switch d.Op {
+	case sqlite3.SQLITE_INSERT:
+		ch.Operation = OpInsert
+		ch.NewRowID = ptr(d.NewRowID)
+		ch.NewValues, err = cp.row(true)
+	case sqlite3.SQLITE_UPDATE:
+		ch.Operation = OpUpdate
+		ch.OldRowID, ch.NewRowID = ptr(d.OldRowID), ptr(d.NewRowID)
+		ch.OldValues, err = cp.row(false)
+		if err == nil {
+			ch.NewValues, err = cp.row(true)
+		}
+	case sqlite3.SQLITE_DELETE:
+		ch.Operation = OpDelete
+		ch.OldRowID = ptr(d.OldRowID)
+		ch.OldValues, err = cp.row(false)
+	default:
+		err = fmt.Errorf("preupdate: unknown operation %d", d.Op)
+	}
+	if err != nil {
+		if cp.err == nil {
+			cp.err = fmt.Errorf("capture %s: %w", d.TableName, err)
+		}
+		return
+	}
+	cp.changes = append(cp.changes, ch)
+}
+
+func (cp *capture) row(newRow bool) (Values, error) {
+	n := cp.raw.preupdateCount()
+	vs := make(Values, n)
+	for i := range n {
+		v, err := cp.raw.preupdateValue(newRow, i)
+		if err != nil {
+			return nil, err
+		}
+		vs[i] = v
+	}
+	return vs, nil
+}
+
+// resolve fills in column names for changes[from:], which the hook cannot
+// look up (it must not run SQL), and drops the meaningless rowids of WITHOUT
+// ROWID tables. It runs after each statement, while the schema is the one
+// the statement saw.
+func (c *conn) resolve(changes []Change) error {
+	for i := range changes {
+		ch := &changes[i]
+		if ch.Operation == OpSQL || ch.Columns != nil {
+			continue
+		}
+		ti, err := c.tableInfo(ch.Table)
+		if err != nil {
+			return err
+		}
+		n := max(len(ch.OldValues), len(ch.NewValues))
+		if n != len(ti.columns) {
+			return fmt.Errorf("capture %s: %d values for %d columns", ch.Table, n, len(ti.columns))
+		}
+		ch.Columns = ti.columns
+		if ti.withoutRowid {
+			ch.OldRowID, ch.NewRowID = nil, nil
+		}
+	}
+	return nil
+}
+
+func ptr(v int64) *int64 { return &v }

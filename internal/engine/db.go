@@ -1,0 +1,458 @@
+package engine
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/nats-io/nats.go/jetstream"
+
+	"hasvc/internal/tenant"
+)
+
+// DB is one database open on this node: one writer connection owned by a
+// goroutine that commits write requests in groups, and a pool of read-only
+// readers.
+//
+// The invariant the writer keeps: the SQLite file holds exactly the
+// messages 1..applied of the database's stream, and applied is stored in
+// _hasvc_state in the same transaction as the data. A write is published
+// to the stream before the local commit, and its client is answered after
+// the commit; a crash in between leaves a message beyond applied, which
+// catch-up applies at the next open.
+type DB struct {
+	name   string
+	cfg    tenant.Config
+	eng    *Engine
+	log    *slog.Logger
+	stream jetstream.Stream
+
+	writer *conn
+	ops    chan *op
+
+	readerMu  sync.Mutex
+	readers   []*conn // idle readers
+	nreaders  int     // open readers
+	readerSem chan struct{}
+
+	// writes remembers SQL texts that are not read-only, so requests
+	// starting with them go to the writer without a try on a reader.
+	writes sync.Map
+
+	applied atomic.Uint64
+	stuck   atomic.Pointer[string] // why the database cannot apply its stream, if it cannot
+
+	closed chan struct{}
+	wg     sync.WaitGroup
+}
+
+// ExecResult is the outcome of a request: one result per statement, and
+// the stream sequence the request committed at (0 if it wrote nothing).
+type ExecResult struct {
+	Results []Result
+	Seq     uint64
+}
+
+// op is a unit of work for the writer goroutine: a tenant request, or (fn
+// non-nil) an operation of hasvc's own that needs the writer alone.
+type op struct {
+	ctx   context.Context
+	stmts []Statement
+	fn    func(*conn) error
+	done  chan struct{}
+
+	res ExecResult
+	err error
+
+	fut      jetstream.PubAckFuture
+	expect   uint64 // sequence the message must get
+	acked    bool
+	savepoint string
+}
+
+const maxBatch = 128
+
+// Exec runs a request as one transaction. Requests whose statements are all
+// read-only run on a reader and publish nothing; others go to the writer.
+// With readOnly set (the caller may only read), a request that would write
+// fails with EFORBIDDEN.
+func (d *DB) Exec(ctx context.Context, stmts []Statement, readOnly bool) (*ExecResult, error) {
+	if len(stmts) == 0 {
+		return nil, tenant.Errorf(tenant.EINVALID, "no statements")
+	}
+	if _, known := d.writes.Load(stmts[0].SQL); !known {
+		res, isRead, err := d.read(ctx, stmts)
+		if isRead || (readOnly && err != nil) {
+			return res, err
+		}
+	}
+	if readOnly {
+		return nil, tenant.Errorf(tenant.EFORBIDDEN, "this token may only read; the request writes")
+	}
+	o := &op{ctx: ctx, stmts: stmts, done: make(chan struct{})}
+	if err := d.submit(ctx, o); err != nil {
+		return nil, err
+	}
+	if o.err != nil {
+		return nil, o.err
+	}
+	return &o.res, nil
+}
+
+// do runs fn on the writer, alone.
+func (d *DB) do(ctx context.Context, fn func(*conn) error) error {
+	o := &op{ctx: ctx, fn: fn, done: make(chan struct{})}
+	if err := d.submit(ctx, o); err != nil {
+		return err
+	}
+	return o.err
+}
+
+func (d *DB) submit(ctx context.Context, o *op) error {
+	select {
+	case d.ops <- o:
+	case <-d.closed:
+		return tenant.Errorf(tenant.EUNAVAILABLE, "database %q is closing", d.name)
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+	// Once queued, the op always completes: the writer answers every op it
+	// takes, and a cancelled context only makes it fail faster.
+	<-o.done
+	return nil
+}
+
+// read tries stmts on a reader. isRead is false if a statement is not
+// read-only (nothing was changed: readers are query_only) or could not be
+// prepared there.
+func (d *DB) read(ctx context.Context, stmts []Statement) (*ExecResult, bool, error) {
+	r, err := d.reader(ctx)
+	if err != nil {
+		return nil, true, err
+	}
+	defer d.putReader(r)
+	for i := range stmts {
+		s, used, err := r.prepare(stmts[i].SQL, 0)
+		if err != nil {
+			return nil, false, tenant.AtStatement(r.sqlError(ctx, err), i)
+		}
+		if s == nil {
+			continue
+		}
+		ro := s.readonly() && used == len(stmts[i].SQL)
+		r.release(s)
+		if !ro {
+			if i == 0 {
+				d.writes.Store(stmts[0].SQL, true)
+			}
+			return nil, false, nil
+		}
+	}
+	multi := len(stmts) > 1
+	if multi {
+		// One snapshot for the whole request.
+		if err := r.internal(func() error { return r.exec("BEGIN") }); err != nil {
+			return nil, true, err
+		}
+		defer r.internal(func() error { return r.exec("COMMIT") })
+	}
+	results, err := r.run(ctx, stmts, nil)
+	if err != nil {
+		return nil, true, err
+	}
+	return &ExecResult{Results: results}, true, nil
+}
+
+func (d *DB) reader(ctx context.Context) (*conn, error) {
+	select {
+	case d.readerSem <- struct{}{}:
+	case <-ctx.Done():
+		return nil, ctx.Err()
+	case <-d.closed:
+		return nil, tenant.Errorf(tenant.EUNAVAILABLE, "database %q is closing", d.name)
+	}
+	d.readerMu.Lock()
+	if n := len(d.readers); n > 0 {
+		r := d.readers[n-1]
+		d.readers = d.readers[:n-1]
+		d.readerMu.Unlock()
+		return r, nil
+	}
+	d.nreaders++
+	d.readerMu.Unlock()
+	r, err := openConn(d.eng.dsn(d.name), true)
+	if err != nil {
+		d.readerMu.Lock()
+		d.nreaders--
+		d.readerMu.Unlock()
+		<-d.readerSem
+		return nil, err
+	}
+	r.tenant = true
+	return r, nil
+}
+
+func (d *DB) putReader(r *conn) {
+	d.readerMu.Lock()
+	d.readers = append(d.readers, r)
+	d.readerMu.Unlock()
+	<-d.readerSem
+}
+
+// loop is the writer goroutine.
+func (d *DB) loop() {
+	defer d.wg.Done()
+	for {
+		select {
+		case <-d.closed:
+			d.failPending()
+			return
+		case o := <-d.ops:
+			if o.fn != nil {
+				o.err = o.fn(d.writer)
+				close(o.done)
+				continue
+			}
+			batch := []*op{o}
+			var next *op
+		fill:
+			for len(batch) < maxBatch {
+				select {
+				case o2 := <-d.ops:
+					if o2.fn != nil {
+						next = o2
+						break fill
+					}
+					batch = append(batch, o2)
+				default:
+					break fill
+				}
+			}
+			d.commit(batch)
+			if next != nil {
+				next.err = next.fn(d.writer)
+				close(next.done)
+			}
+		}
+	}
+}
+
+func (d *DB) failPending() {
+	for {
+		select {
+		case o := <-d.ops:
+			o.err = tenant.Errorf(tenant.EUNAVAILABLE, "database %q is closing", d.name)
+			close(o.done)
+		default:
+			return
+		}
+	}
+}
+
+// commit runs a group of write requests in one SQLite transaction, each in
+// a savepoint of its own, publishes one message per request that changed
+// something (pipelined, each expecting the sequence before it), waits for
+// the acknowledgements, rolls back to the first request JetStream did not
+// acknowledge, records the last acknowledged sequence and commits. Every
+// acknowledged request is answered with success only once its changes are
+// committed here.
+func (d *DB) commit(batch []*op) {
+	defer func() {
+		for _, o := range batch {
+			close(o.done)
+		}
+	}()
+	w := d.writer
+	if err := w.internal(func() error { return w.exec("BEGIN IMMEDIATE") }); err != nil {
+		for _, o := range batch {
+			o.err = tenant.Wrap(tenant.EUNAVAILABLE, err, "cannot begin a transaction")
+		}
+		return
+	}
+	if s := d.stuck.Load(); s != nil {
+		w.internal(func() error { return w.exec("ROLLBACK") })
+		for _, o := range batch {
+			o.err = tenant.Errorf(tenant.EUNAVAILABLE, "database is stuck: %s", *s)
+		}
+		return
+	}
+	base := d.applied.Load()
+	next := base
+	var published []*op
+	aborted := false
+	for i, o := range batch {
+		if aborted {
+			o.err = tenant.Errorf(tenant.EUNAVAILABLE, "transaction aborted by an earlier request; retry")
+			continue
+		}
+		if err := o.ctx.Err(); err != nil {
+			o.err = err
+			continue
+		}
+		o.savepoint = fmt.Sprintf("SAVEPOINT r%d", i)
+		if err := w.internal(func() error { return w.exec(o.savepoint) }); err != nil {
+			o.err = tenant.Wrap(tenant.EINTERNAL, err, "savepoint failed")
+			aborted = w.raw.autocommit()
+			continue
+		}
+		err := d.runWrite(o, next)
+		if err == nil && o.fut != nil {
+			next++
+			o.expect = next
+			published = append(published, o)
+		}
+		if err != nil {
+			o.err = err
+			if w.raw.autocommit() {
+				// SQLite rolled back the whole transaction (I/O error,
+				// out of memory): nothing more runs in this batch.
+				aborted = true
+				continue
+			}
+			if rerr := w.internal(func() error { return w.exec(fmt.Sprintf("ROLLBACK TO r%d", i)) }); rerr != nil {
+				aborted = true
+			}
+			w.schemaChanged()
+		}
+	}
+
+	// Wait for JetStream, in publication order.
+	lastAcked := base
+	firstFailed := -1 // index in published
+	needCatchUp := aborted
+	timeout := time.After(d.eng.publishTimeout())
+	for j, o := range published {
+		select {
+		case ack := <-o.fut.Ok():
+			if ack.Sequence != o.expect {
+				o.err = tenant.Errorf(tenant.EINTERNAL, "stream stored the write at %d, expected %d", ack.Sequence, o.expect)
+				needCatchUp = true
+			} else {
+				o.acked = true
+				o.res.Seq = ack.Sequence
+			}
+		case err := <-o.fut.Err():
+			o.err = publishError(err)
+		case <-timeout:
+			o.err = tenant.Errorf(tenant.EUNAVAILABLE, "replication did not acknowledge the write in time; it may or may not be committed")
+			needCatchUp = true
+		}
+		if o.acked && firstFailed < 0 {
+			lastAcked = o.expect
+		}
+		if !o.acked && firstFailed < 0 {
+			firstFailed = j
+		}
+		if o.acked && firstFailed >= 0 {
+			needCatchUp = true
+		}
+	}
+
+	if !w.raw.autocommit() {
+		err := w.internal(func() error {
+			if firstFailed >= 0 {
+				if err := w.exec("ROLLBACK TO " + published[firstFailed].savepoint[len("SAVEPOINT "):]); err != nil {
+					return err
+				}
+			}
+			if err := w.exec("UPDATE _hasvc_state SET applied_seq = ?", int64(lastAcked)); err != nil {
+				return err
+			}
+			return w.exec("COMMIT")
+		})
+		if err != nil {
+			d.log.Error("commit failed", "err", err)
+			w.internal(func() error { return w.exec("ROLLBACK") })
+			needCatchUp = true
+		} else {
+			d.applied.Store(lastAcked)
+		}
+	}
+	w.schemaChanged()
+	if firstFailed >= 0 || needCatchUp {
+		// JetStream is the truth: apply whatever it holds beyond what
+		// this copy committed (acknowledged writes after a failure,
+		// writes whose acknowledgement was lost).
+		if err := d.catchUp(context.Background()); err != nil {
+			d.log.Error("catch-up after a failed publish", "err", err)
+		}
+	}
+	applied := d.applied.Load()
+	for _, o := range published {
+		if o.acked && o.expect > applied {
+			o.err = tenant.Errorf(tenant.EUNAVAILABLE, "write is in the log at sequence %d but not yet applied on this node", o.expect)
+		} else if o.acked {
+			o.err = nil
+		}
+	}
+}
+
+// runWrite runs one request inside the open transaction and, if it changed
+// anything, publishes its message expecting last sequence last.
+func (d *DB) runWrite(o *op, last uint64) error {
+	w := d.writer
+	cp := w.capture
+	cp.changes, cp.err = cp.changes[:0], nil
+	cp.on = true
+	results, err := w.run(o.ctx, o.stmts, cp)
+	cp.on = false
+	if err != nil {
+		return err
+	}
+	o.res.Results = results
+	if len(cp.changes) == 0 {
+		return nil
+	}
+	data, err := json.Marshal(Message{Node: d.eng.Node, Changes: cp.changes, Timestamp: d.eng.now().UnixNano()})
+	if err != nil {
+		return tenant.Wrap(tenant.EINTERNAL, err, "encode change message")
+	}
+	if max := d.eng.maxMessage(); len(data) > max {
+		return tenant.Errorf(tenant.ETOOLARGE, "the transaction's changes take %d bytes, over the %d-byte message limit", len(data), max)
+	}
+	fut, err := d.eng.JS.PublishAsync(tenant.Subject(d.name), data, jetstream.WithExpectLastSequence(last))
+	if err != nil {
+		return publishError(err)
+	}
+	o.fut = fut
+	return nil
+}
+
+// publishError maps a failed publish to a tenant error.
+func publishError(err error) error {
+	var apiErr *jetstream.APIError
+	if errors.As(err, &apiErr) && apiErr.ErrorCode == jetstream.JSErrCodeStreamWrongLastSequence {
+		return tenant.Wrap(tenant.ECONFLICT, err, "another write was committed first; retry")
+	}
+	return tenant.Wrap(tenant.EUNAVAILABLE, err, "replication unavailable: "+err.Error())
+}
+
+// Applied returns the last stream sequence this copy has applied.
+func (d *DB) Applied() uint64 { return d.applied.Load() }
+
+// Name returns the database's name.
+func (d *DB) Name() string { return d.name }
+
+// close stops the writer and closes every connection.
+func (d *DB) close() error {
+	close(d.closed)
+	d.wg.Wait()
+	var first error
+	d.readerMu.Lock()
+	for _, r := range d.readers {
+		if err := r.close(); err != nil && first == nil {
+			first = err
+		}
+	}
+	d.readers = nil
+	d.readerMu.Unlock()
+	if err := d.writer.close(); err != nil && first == nil {
+		first = err
+	}
+	return first
+}

@@ -1,0 +1,512 @@
+// Package engine owns the SQLite copies of hasvc's databases on this node:
+// per-database writer and reader connections, change capture, publishing
+// to and applying from each database's JetStream stream, and backups. It
+// knows nothing of HTTP or pgwire.
+package engine
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"sync"
+	"time"
+
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+
+	"hasvc/internal/tenant"
+	"hasvc/migrations"
+)
+
+// Engine manages this node's databases. Set the exported fields, then call
+// Open; call Close when done.
+type Engine struct {
+	DataDir  string // SQLite files live in DataDir/db
+	Memory   bool   // keep SQLite copies in memory (the log stays in JetStream)
+	Node     string // node name, written into every change message
+	NC       *nats.Conn
+	JS       jetstream.JetStream
+	Registry *tenant.Registry
+	Logger   *slog.Logger
+	Now      func() time.Time
+
+	Replicas       int           // default stream replicas for new databases
+	Readers        int           // reader connections per database
+	IdleTimeout    time.Duration // close databases unused this long (not in memory mode)
+	PublishTimeout time.Duration // how long a write waits for JetStream
+
+	mu  sync.Mutex
+	dbs map[string]*entry
+
+	stop chan struct{}
+	wg   sync.WaitGroup
+}
+
+// entry is a database in the open set. ready is closed once db or err is
+// set; refs counts users; a closing entry takes no new users.
+type entry struct {
+	ready    chan struct{}
+	db       *DB
+	err      error
+	refs     int
+	lastUsed time.Time
+	closing  bool
+}
+
+// Open prepares the engine: data directories and the idle closer.
+func (e *Engine) Open() error {
+	if e.Logger == nil {
+		e.Logger = slog.Default()
+	}
+	if e.Now == nil {
+		e.Now = time.Now
+	}
+	if e.Readers <= 0 {
+		e.Readers = 4
+	}
+	if e.Replicas <= 0 {
+		e.Replicas = 1
+	}
+	if !e.Memory {
+		if err := os.MkdirAll(filepath.Join(e.DataDir, "db"), 0o700); err != nil {
+			return err
+		}
+	}
+	e.dbs = map[string]*entry{}
+	e.stop = make(chan struct{})
+	if e.IdleTimeout > 0 && !e.Memory {
+		e.wg.Add(1)
+		go e.closeIdle()
+	}
+	return nil
+}
+
+// Close closes every open database. Callers stop sending requests first.
+func (e *Engine) Close() error {
+	close(e.stop)
+	e.wg.Wait()
+	e.mu.Lock()
+	var open []*DB
+	for name, ent := range e.dbs {
+		select {
+		case <-ent.ready:
+			if ent.db != nil {
+				open = append(open, ent.db)
+			}
+		default:
+		}
+		delete(e.dbs, name)
+	}
+	e.mu.Unlock()
+	var first error
+	for _, db := range open {
+		if err := db.close(); err != nil && first == nil {
+			first = err
+		}
+	}
+	return first
+}
+
+func (e *Engine) now() time.Time { return e.Now() }
+
+func (e *Engine) publishTimeout() time.Duration {
+	if e.PublishTimeout > 0 {
+		return e.PublishTimeout
+	}
+	return 10 * time.Second
+}
+
+// maxMessage is the largest change message the connection can publish.
+func (e *Engine) maxMessage() int {
+	if e.NC != nil {
+		if n := e.NC.MaxPayload(); n > 0 {
+			return int(n) - 1024 // room for headers
+		}
+	}
+	return 1 << 20
+}
+
+func (e *Engine) path(name string) string {
+	return filepath.Join(e.DataDir, "db", name+".db")
+}
+
+// dsn is the SQLite URI of a database. In memory mode every connection of
+// the process shares one in-memory database per name through the memdb VFS.
+func (e *Engine) dsn(name string) string {
+	if e.Memory {
+		return "file:/hasvc-" + name + "?vfs=memdb"
+	}
+	return "file:" + e.path(name)
+}
+
+// Create creates a database: its registry entry, its stream, its
+// snapshot bucket and its SQLite file. A failure undoes what was done.
+func (e *Engine) Create(ctx context.Context, cfg tenant.Config) (tenant.Config, error) {
+	if cfg.Replicas == 0 {
+		cfg.Replicas = e.Replicas
+	}
+	if err := cfg.Normalize(); err != nil {
+		return cfg, err
+	}
+	cfg.CreatedAt = e.now().UTC()
+	if err := e.Registry.Create(ctx, cfg); err != nil {
+		return cfg, err
+	}
+	undo := func(err error) (tenant.Config, error) {
+		e.removeResources(context.Background(), cfg.Name)
+		e.Registry.Delete(context.Background(), cfg.Name)
+		return cfg, err
+	}
+	_, err := e.JS.CreateStream(ctx, jetstream.StreamConfig{
+		Name:        tenant.StreamName(cfg.Name),
+		Description: "hasvc change log of database " + cfg.Name,
+		Subjects:    []string{tenant.Subject(cfg.Name)},
+		Storage:     jetstream.FileStorage,
+		Replicas:    cfg.Replicas,
+		Retention:   jetstream.LimitsPolicy,
+		Discard:     jetstream.DiscardOld,
+		MaxMsgSize:  int32(e.maxMessage() + 1024),
+		DenyDelete:  true,
+		AllowDirect: true,
+	})
+	if err != nil {
+		return undo(tenant.Wrap(tenant.EUNAVAILABLE, err, "create stream: "+err.Error()))
+	}
+	_, err = e.JS.CreateObjectStore(ctx, jetstream.ObjectStoreConfig{
+		Bucket:      tenant.BucketName(cfg.Name),
+		Description: "hasvc snapshots of database " + cfg.Name,
+		Storage:     jetstream.FileStorage,
+		Replicas:    cfg.Replicas,
+	})
+	if err != nil {
+		return undo(tenant.Wrap(tenant.EUNAVAILABLE, err, "create snapshot bucket: "+err.Error()))
+	}
+	if !e.Memory {
+		c, err := openConn(e.dsn(cfg.Name), false)
+		if err == nil {
+			err = prepareFile(c)
+			c.close()
+		}
+		if err != nil {
+			return undo(fmt.Errorf("create database file: %w", err))
+		}
+	}
+	return cfg, nil
+}
+
+// Delete removes a database everywhere: registry entry, open copy, file,
+// stream and bucket.
+func (e *Engine) Delete(ctx context.Context, name string) error {
+	if err := tenant.ValidateName(name); err != nil {
+		return err
+	}
+	if err := e.Registry.Delete(ctx, name); err != nil {
+		return err
+	}
+	e.closeDB(name)
+	return e.removeResources(ctx, name)
+}
+
+// removeResources deletes the file, stream and bucket of name, whichever
+// exist.
+func (e *Engine) removeResources(ctx context.Context, name string) error {
+	var errs []error
+	if !e.Memory {
+		for _, suffix := range []string{"", "-wal", "-shm"} {
+			if err := os.Remove(e.path(name) + suffix); err != nil && !errors.Is(err, os.ErrNotExist) {
+				errs = append(errs, err)
+			}
+		}
+	}
+	if err := e.JS.DeleteStream(ctx, tenant.StreamName(name)); err != nil && !errors.Is(err, jetstream.ErrStreamNotFound) {
+		errs = append(errs, err)
+	}
+	if err := e.JS.DeleteObjectStore(ctx, tenant.BucketName(name)); err != nil &&
+		!errors.Is(err, jetstream.ErrStreamNotFound) && !errors.Is(err, jetstream.ErrBucketNotFound) {
+		errs = append(errs, err)
+	}
+	if len(errs) > 0 {
+		return tenant.Wrap(tenant.EUNAVAILABLE, errors.Join(errs...), "delete database resources")
+	}
+	return nil
+}
+
+// closeDB closes the open copy of name, waiting for its users to finish.
+func (e *Engine) closeDB(name string) {
+	e.mu.Lock()
+	ent, ok := e.dbs[name]
+	if !ok {
+		e.mu.Unlock()
+		return
+	}
+	ent.closing = true
+	e.mu.Unlock()
+	<-ent.ready
+	for {
+		e.mu.Lock()
+		refs := ent.refs
+		if refs == 0 {
+			if e.dbs[name] == ent {
+				delete(e.dbs, name)
+			}
+		}
+		e.mu.Unlock()
+		if refs == 0 {
+			break
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+	if ent.db != nil {
+		if err := ent.db.close(); err != nil {
+			e.Logger.Error("close database", "db", name, "err", err)
+		}
+	}
+}
+
+// Acquire returns the open copy of database name, opening it if needed,
+// and a release function to call when done with it.
+func (e *Engine) Acquire(ctx context.Context, name string) (*DB, func(), error) {
+	if err := tenant.ValidateName(name); err != nil {
+		return nil, nil, err
+	}
+	for {
+		e.mu.Lock()
+		ent, ok := e.dbs[name]
+		if !ok {
+			ent = &entry{ready: make(chan struct{})}
+			e.dbs[name] = ent
+			e.mu.Unlock()
+			ent.db, ent.err = e.openDB(ctx, name)
+			e.mu.Lock()
+			if ent.err != nil && e.dbs[name] == ent {
+				delete(e.dbs, name)
+			}
+			close(ent.ready)
+			e.mu.Unlock()
+		} else {
+			e.mu.Unlock()
+		}
+		select {
+		case <-ent.ready:
+		case <-ctx.Done():
+			return nil, nil, ctx.Err()
+		}
+		if ent.err != nil {
+			return nil, nil, ent.err
+		}
+		e.mu.Lock()
+		if ent.closing || e.dbs[name] != ent {
+			e.mu.Unlock()
+			if ent.closing {
+				// Being deleted or closed for idleness: wait, then look
+				// again (a deleted database is then not found).
+				time.Sleep(5 * time.Millisecond)
+			}
+			continue
+		}
+		ent.refs++
+		e.mu.Unlock()
+		return ent.db, func() {
+			e.mu.Lock()
+			ent.refs--
+			ent.lastUsed = e.now()
+			e.mu.Unlock()
+		}, nil
+	}
+}
+
+// openDB opens the SQLite copy of a registered database and brings it up to
+// date with its stream.
+func (e *Engine) openDB(ctx context.Context, name string) (*DB, error) {
+	cfg, err := e.Registry.Get(ctx, name)
+	if err != nil {
+		return nil, err
+	}
+	stream, err := e.JS.Stream(ctx, tenant.StreamName(name))
+	if err != nil {
+		return nil, tenant.Wrap(tenant.EUNAVAILABLE, err, "database stream unavailable: "+err.Error())
+	}
+	w, err := openConn(e.dsn(name), false)
+	if err != nil {
+		return nil, err
+	}
+	if err := prepareFile(w); err != nil {
+		w.close()
+		return nil, err
+	}
+	applied, err := w.queryInt64("SELECT applied_seq FROM _hasvc_state")
+	if err != nil {
+		w.close()
+		return nil, err
+	}
+	w.capture = &capture{raw: w.raw}
+	w.sc.RegisterPreUpdateHook(w.capture.hook)
+	w.tenant = true
+	d := &DB{
+		name:      name,
+		cfg:       cfg,
+		eng:       e,
+		log:       e.Logger.With("db", name),
+		stream:    stream,
+		writer:    w,
+		ops:       make(chan *op, maxBatch),
+		readerSem: make(chan struct{}, e.Readers),
+		closed:    make(chan struct{}),
+	}
+	d.applied.Store(uint64(applied))
+	if err := d.catchUp(ctx); err != nil {
+		d.log.Error("catch-up at open", "err", err)
+	}
+	d.wg.Add(1)
+	go d.loop()
+	return d, nil
+}
+
+// prepareFile sets the file-level pragmas and applies hasvc's migrations.
+func prepareFile(c *conn) error {
+	return c.internal(func() error {
+		mode, err := c.queryText("PRAGMA journal_mode")
+		if err != nil {
+			return err
+		}
+		if mode != "memory" {
+			// WAL lets readers run while the writer commits; NORMAL
+			// syncs at checkpoints, and the stream is the durable log.
+			if err := c.exec("PRAGMA journal_mode = WAL; PRAGMA synchronous = NORMAL"); err != nil {
+				return err
+			}
+		}
+		if err := c.exec("CREATE TABLE IF NOT EXISTS _hasvc_migrations (version INTEGER PRIMARY KEY, name TEXT NOT NULL)"); err != nil {
+			return err
+		}
+		all, err := migrations.All()
+		if err != nil {
+			return err
+		}
+		for _, m := range all {
+			n, err := c.queryInt64("SELECT count(*) FROM _hasvc_migrations WHERE version = ?", int64(m.Version))
+			if err != nil {
+				return err
+			}
+			if n > 0 {
+				continue
+			}
+			err = c.exec("BEGIN IMMEDIATE")
+			if err == nil {
+				err = c.exec(m.SQL)
+			}
+			if err == nil {
+				err = c.exec("INSERT INTO _hasvc_migrations (version, name) VALUES (?, ?)", int64(m.Version), m.Name)
+			}
+			if err == nil {
+				err = c.exec("COMMIT")
+			}
+			if err != nil {
+				c.exec("ROLLBACK")
+				return fmt.Errorf("migration %s: %w", m.Name, err)
+			}
+		}
+		return nil
+	})
+}
+
+// closeIdle closes databases nobody used for IdleTimeout, so that a node
+// with thousands of databases keeps only the busy ones open.
+func (e *Engine) closeIdle() {
+	defer e.wg.Done()
+	tick := time.NewTicker(max(e.IdleTimeout/4, 100*time.Millisecond))
+	defer tick.Stop()
+	for {
+		select {
+		case <-e.stop:
+			return
+		case <-tick.C:
+		}
+		var idle []*DB
+		e.mu.Lock()
+		now := e.now()
+		for name, ent := range e.dbs {
+			select {
+			case <-ent.ready:
+			default:
+				continue
+			}
+			if ent.db != nil && ent.refs == 0 && !ent.closing && now.Sub(ent.lastUsed) > e.IdleTimeout {
+				ent.closing = true
+				delete(e.dbs, name)
+				idle = append(idle, ent.db)
+			}
+		}
+		e.mu.Unlock()
+		for _, db := range idle {
+			if err := db.close(); err != nil {
+				e.Logger.Error("close idle database", "db", db.name, "err", err)
+			}
+		}
+	}
+}
+
+// Info describes a database for its owner.
+type Info struct {
+	tenant.Config
+	SizeBytes     int64      `json:"size_bytes"`
+	StreamSeq     uint64     `json:"stream_seq"`
+	StreamBytes   uint64     `json:"stream_bytes"`
+	StreamSubject string     `json:"stream_subject"`
+	StreamName    string     `json:"stream_name"`
+	SnapshotsName string     `json:"snapshot_bucket"`
+	Nodes         []NodeInfo `json:"nodes"`
+}
+
+// NodeInfo is one node's view of a database.
+type NodeInfo struct {
+	Node       string `json:"node"`
+	AppliedSeq uint64 `json:"applied_seq"`
+	Lag        uint64 `json:"lag"`
+	Stuck      string `json:"stuck,omitempty"`
+}
+
+// Info returns the configuration and state of database name.
+func (e *Engine) Info(ctx context.Context, name string) (*Info, error) {
+	db, release, err := e.Acquire(ctx, name)
+	if err != nil {
+		return nil, err
+	}
+	defer release()
+	info := &Info{
+		Config:        db.cfg,
+		StreamName:    tenant.StreamName(name),
+		StreamSubject: tenant.Subject(name),
+		SnapshotsName: tenant.BucketName(name),
+	}
+	si, err := db.stream.Info(ctx)
+	if err != nil {
+		return nil, tenant.Wrap(tenant.EUNAVAILABLE, err, "stream info: "+err.Error())
+	}
+	info.StreamSeq = si.State.LastSeq
+	info.StreamBytes = si.State.Bytes
+	if e.Memory {
+		size, err := db.sizeBytes(ctx)
+		if err != nil {
+			return nil, err
+		}
+		info.SizeBytes = size
+	} else {
+		for _, suffix := range []string{"", "-wal"} {
+			if st, err := os.Stat(e.path(name) + suffix); err == nil {
+				info.SizeBytes += st.Size()
+			}
+		}
+	}
+	applied := db.Applied()
+	info.Nodes = []NodeInfo{{Node: e.Node, AppliedSeq: applied, Lag: info.StreamSeq - min(applied, info.StreamSeq), Stuck: db.Stuck()}}
+	return info, nil
+}
+
+// List returns every database's configuration.
+func (e *Engine) List(ctx context.Context) ([]tenant.Config, error) {
+	return e.Registry.List(ctx)
+}

@@ -1,0 +1,116 @@
+package engine
+
+import "strings"
+
+// SQLite authorizer action codes (sqlite3.h).
+const (
+	authCreateIndex      = 1
+	authCreateTable      = 2
+	authCreateTempIndex  = 3
+	authCreateTempTable  = 4
+	authCreateTempTrig   = 5
+	authCreateTempView   = 6
+	authCreateTrigger    = 7
+	authCreateView       = 8
+	authDelete           = 9
+	authDropIndex        = 10
+	authDropTable        = 11
+	authDropTempIndex    = 12
+	authDropTempTable    = 13
+	authDropTempTrigger  = 14
+	authDropTempView     = 15
+	authDropTrigger      = 16
+	authDropView         = 17
+	authInsert           = 18
+	authPragma           = 19
+	authRead             = 20
+	authTransaction      = 22
+	authUpdate           = 23
+	authAttach           = 24
+	authDetach           = 25
+	authAlterTable       = 26
+	authCreateVTable     = 29
+	authDropVTable       = 30
+	authFunction         = 31
+	authSavepoint        = 32
+	authOK               = 0
+	authDeny             = 1
+	internalTablePrefix  = "_hasvc"
+	sqliteInternalPrefix = "sqlite_"
+)
+
+// Pragmas tenants may run, and only to read. Every other pragma, and every
+// assignment, could change the connection or the file outside the change
+// log, so it is refused. schemaPragmas take a table or index name as their
+// argument; valuePragmas take none (an argument would be an assignment).
+var (
+	schemaPragmas = map[string]bool{
+		"table_info": true, "table_xinfo": true, "table_list": true,
+		"index_list": true, "index_info": true, "index_xinfo": true,
+		"foreign_key_list": true, "foreign_key_check": true,
+		"integrity_check": true, "quick_check": true,
+	}
+	valuePragmas = map[string]bool{
+		"collation_list": true, "function_list": true, "pragma_list": true,
+		"user_version": true, "schema_version": true, "application_id": true,
+		"page_count": true, "page_size": true, "freelist_count": true,
+		"encoding": true, "foreign_keys": true, "data_version": true,
+	}
+)
+
+// authorize is the SQLite authorizer of every connection. It runs while a
+// statement is prepared. For hasvc's own SQL (c.tenant false) it only notes
+// schema changes; for tenants' SQL it is the sandbox: no ATTACH, no
+// extension loading, no temporary objects or virtual tables (neither is
+// replicated), no transaction control (a request is one transaction), no
+// pragma but the read-only ones, and no access to hasvc's tables.
+func (c *conn) authorize(op int, arg1, arg2, dbName string) int {
+	switch op {
+	case authCreateIndex, authCreateTable, authCreateTrigger, authCreateView,
+		authDropIndex, authDropTable, authDropTrigger, authDropView, authAlterTable:
+		c.ddl = true
+	}
+	if !c.tenant {
+		return authOK
+	}
+	switch op {
+	case authAttach, authDetach, authTransaction, authSavepoint,
+		authCreateTempIndex, authCreateTempTable, authCreateTempTrig, authCreateTempView,
+		authDropTempIndex, authDropTempTable, authDropTempTrigger, authDropTempView,
+		authCreateVTable, authDropVTable:
+		return authDeny
+	case authFunction:
+		if strings.EqualFold(arg2, "load_extension") {
+			return authDeny
+		}
+		return authOK
+	case authPragma:
+		name := strings.ToLower(arg1)
+		switch {
+		case schemaPragmas[name] && !isInternalTable(arg2):
+			return authOK
+		case valuePragmas[name] && arg2 == "":
+			return authOK
+		}
+		return authDeny
+	}
+	if isInternalTable(arg1) || isInternalTable(arg2) {
+		// The sqlite_ tables stay readable (clients browse the schema);
+		// SQLite itself refuses writes to them.
+		return authDeny
+	}
+	if dbName != "" && dbName != "main" {
+		return authDeny
+	}
+	return authOK
+}
+
+// isInternalTable reports whether name is one of hasvc's bookkeeping tables.
+func isInternalTable(name string) bool {
+	return len(name) >= len(internalTablePrefix) && strings.EqualFold(name[:len(internalTablePrefix)], internalTablePrefix)
+}
+
+// isReplicatedTable reports whether changes to table name are captured.
+func isReplicatedTable(name string) bool {
+	return !isInternalTable(name) && !(len(name) >= len(sqliteInternalPrefix) && strings.EqualFold(name[:len(sqliteInternalPrefix)], sqliteInternalPrefix))
+}

@@ -1,0 +1,359 @@
+package engine
+
+// This file is the thin cgo layer over the SQLite library that
+// github.com/mattn/go-sqlite3 compiles into the binary. mattn's driver opens
+// connections and delivers the preupdate hook and the authorizer; statements
+// run through the functions below because the driver's row scanning changes
+// storage classes (TEXT with a DATETIME declared type becomes a time, BLOB
+// and TEXT both become []byte), and hasvc must return every value with the
+// storage class SQLite holds.
+//
+// The prototypes are declared here rather than included from a header so that
+// building needs nothing beyond the Go module; they match sqlite3.h exactly.
+
+/*
+#include <stdint.h>
+#include <stdlib.h>
+
+typedef struct sqlite3 sqlite3;
+typedef struct sqlite3_stmt sqlite3_stmt;
+typedef struct sqlite3_value sqlite3_value;
+typedef long long int sqlite3_int64;
+
+int sqlite3_prepare_v3(sqlite3*, const char*, int, unsigned int, sqlite3_stmt**, const char**);
+int sqlite3_step(sqlite3_stmt*);
+int sqlite3_reset(sqlite3_stmt*);
+int sqlite3_finalize(sqlite3_stmt*);
+int sqlite3_clear_bindings(sqlite3_stmt*);
+int sqlite3_bind_parameter_count(sqlite3_stmt*);
+const char *sqlite3_bind_parameter_name(sqlite3_stmt*, int);
+int sqlite3_bind_int64(sqlite3_stmt*, int, sqlite3_int64);
+int sqlite3_bind_double(sqlite3_stmt*, int, double);
+int sqlite3_bind_text(sqlite3_stmt*, int, const char*, int, void(*)(void*));
+int sqlite3_bind_blob(sqlite3_stmt*, int, const void*, int, void(*)(void*));
+int sqlite3_bind_zeroblob(sqlite3_stmt*, int, int);
+int sqlite3_bind_null(sqlite3_stmt*, int);
+int sqlite3_column_count(sqlite3_stmt*);
+const char *sqlite3_column_name(sqlite3_stmt*, int);
+const char *sqlite3_column_decltype(sqlite3_stmt*, int);
+int sqlite3_column_type(sqlite3_stmt*, int);
+sqlite3_int64 sqlite3_column_int64(sqlite3_stmt*, int);
+double sqlite3_column_double(sqlite3_stmt*, int);
+const unsigned char *sqlite3_column_text(sqlite3_stmt*, int);
+const void *sqlite3_column_blob(sqlite3_stmt*, int);
+int sqlite3_column_bytes(sqlite3_stmt*, int);
+int sqlite3_stmt_readonly(sqlite3_stmt*);
+sqlite3_int64 sqlite3_changes64(sqlite3*);
+sqlite3_int64 sqlite3_last_insert_rowid(sqlite3*);
+const char *sqlite3_errmsg(sqlite3*);
+int sqlite3_extended_errcode(sqlite3*);
+int sqlite3_get_autocommit(sqlite3*);
+void sqlite3_interrupt(sqlite3*);
+int sqlite3_limit(sqlite3*, int, int);
+int sqlite3_db_config(sqlite3*, int op, ...);
+int sqlite3_preupdate_old(sqlite3*, int, sqlite3_value**);
+int sqlite3_preupdate_new(sqlite3*, int, sqlite3_value**);
+int sqlite3_preupdate_count(sqlite3*);
+int sqlite3_value_type(sqlite3_value*);
+sqlite3_int64 sqlite3_value_int64(sqlite3_value*);
+double sqlite3_value_double(sqlite3_value*);
+const unsigned char *sqlite3_value_text(sqlite3_value*);
+const void *sqlite3_value_blob(sqlite3_value*);
+int sqlite3_value_bytes(sqlite3_value*);
+
+#define HASVC_TRANSIENT ((void(*)(void*))-1)
+
+static int hasvc_prepare(sqlite3 *db, _GoString_ sql, int off, sqlite3_stmt **st, int *used) {
+	const char *p = _GoStringPtr(sql) + off;
+	const char *tail = 0;
+	int rc = sqlite3_prepare_v3(db, p, (int)(_GoStringLen(sql) - off), 0x01, st, &tail);
+	*used = tail ? (int)(tail - p) : (int)(_GoStringLen(sql) - off);
+	return rc;
+}
+
+static int hasvc_bind_text(sqlite3_stmt *st, int i, _GoString_ v) {
+	size_t n = _GoStringLen(v);
+	return sqlite3_bind_text(st, i, n ? _GoStringPtr(v) : "", (int)n, HASVC_TRANSIENT);
+}
+
+static int hasvc_bind_blob(sqlite3_stmt *st, int i, const void *p, int n) {
+	if (n == 0) return sqlite3_bind_zeroblob(st, i, 0);
+	return sqlite3_bind_blob(st, i, p, n, HASVC_TRANSIENT);
+}
+
+// SQLITE_DBCONFIG_* options taking (int, int*); sqlite3_db_config is variadic,
+// which cgo cannot call directly.
+static int hasvc_db_config(sqlite3 *db, int op, int on) {
+	return sqlite3_db_config(db, op, on, (int*)0);
+}
+
+// hasvc_preupdate_value reads column i of the old (which == 0) or new row in
+// a preupdate hook, keeping its storage class.
+static int hasvc_preupdate_value(sqlite3 *db, int which, int i, int *type,
+		sqlite3_int64 *iv, double *fv, const void **p, int *n) {
+	sqlite3_value *v = 0;
+	int rc = which ? sqlite3_preupdate_new(db, i, &v) : sqlite3_preupdate_old(db, i, &v);
+	if (rc != 0) return rc;
+	*type = sqlite3_value_type(v);
+	switch (*type) {
+	case 1: *iv = sqlite3_value_int64(v); break;
+	case 2: *fv = sqlite3_value_double(v); break;
+	case 3: *p = sqlite3_value_text(v); *n = sqlite3_value_bytes(v); break;
+	case 4: *p = sqlite3_value_blob(v); *n = sqlite3_value_bytes(v); break;
+	}
+	return 0;
+}
+*/
+import "C"
+
+import (
+	"errors"
+	"fmt"
+	"math"
+	"reflect"
+	"unsafe"
+
+	"github.com/mattn/go-sqlite3"
+)
+
+// SQLite result codes and constants used here.
+const (
+	sqliteOK        = 0
+	sqliteError     = 1
+	sqliteAuth      = 23
+	sqliteInterrupt = 9
+	sqliteBusy      = 5
+	sqliteTooBig    = 18
+	sqliteFull      = 13
+	sqliteConstrain = 19
+	sqliteRow       = 100
+	sqliteDone      = 101
+
+	sqliteInteger = 1
+	sqliteFloat   = 2
+	sqliteText    = 3
+	sqliteBlob    = 4
+	sqliteNull    = 5
+
+	dbconfigEnableFKey    = 1002
+	dbconfigEnableTrigger = 1003
+	dbconfigDefensive     = 1010
+	dbconfigTrustedSchema = 1017
+
+	limitLength    = 0
+	limitSQLLength = 1
+)
+
+// SQLiteError is an error reported by SQLite, with its extended result code
+// (the pg adapter maps it to a SQLSTATE).
+type SQLiteError struct {
+	Code    int // extended result code; Code&0xff is the primary code
+	Message string
+}
+
+func (e *SQLiteError) Error() string { return e.Message }
+
+// Primary returns the primary result code.
+func (e *SQLiteError) Primary() int { return e.Code & 0xff }
+
+// rawConn is a SQLite connection handle.
+type rawConn struct{ db *C.sqlite3 }
+
+// handleOf returns the sqlite3* behind a mattn connection. The driver keeps
+// it in an unexported field; reading it through reflect is the one place
+// hasvc relies on the driver's layout, and every test that opens a database
+// covers it.
+func handleOf(sc *sqlite3.SQLiteConn) rawConn {
+	return rawConn{db: (*C.sqlite3)(reflect.ValueOf(sc).Elem().FieldByName("db").UnsafePointer())}
+}
+
+func (r rawConn) err(rc C.int) error {
+	if rc == sqliteOK || rc == sqliteRow || rc == sqliteDone {
+		return nil
+	}
+	return &SQLiteError{Code: int(C.sqlite3_extended_errcode(r.db)), Message: C.GoString(C.sqlite3_errmsg(r.db))}
+}
+
+func (r rawConn) prepare(sql string, off int) (*C.sqlite3_stmt, int, error) {
+	var st *C.sqlite3_stmt
+	var used C.int
+	rc := C.hasvc_prepare(r.db, sql, C.int(off), &st, &used)
+	if rc != sqliteOK {
+		return nil, 0, r.err(rc)
+	}
+	return st, int(used), nil
+}
+
+func (r rawConn) changes() int64      { return int64(C.sqlite3_changes64(r.db)) }
+func (r rawConn) lastInsertID() int64 { return int64(C.sqlite3_last_insert_rowid(r.db)) }
+func (r rawConn) autocommit() bool    { return C.sqlite3_get_autocommit(r.db) != 0 }
+func (r rawConn) interrupt()          { C.sqlite3_interrupt(r.db) }
+
+func (r rawConn) dbConfig(op int, on bool) error {
+	v := 0
+	if on {
+		v = 1
+	}
+	return r.err(C.hasvc_db_config(r.db, C.int(op), C.int(v)))
+}
+
+func (r rawConn) setLimit(id, v int) { C.sqlite3_limit(r.db, C.int(id), C.int(v)) }
+
+// preupdateCount returns the number of columns of the row in a preupdate hook.
+func (r rawConn) preupdateCount() int { return int(C.sqlite3_preupdate_count(r.db)) }
+
+// preupdateValue returns column i of the old or new row in a preupdate hook
+// as int64, float64, string, []byte or nil.
+func (r rawConn) preupdateValue(newRow bool, i int) (any, error) {
+	var typ, n C.int
+	var iv C.sqlite3_int64
+	var fv C.double
+	var p unsafe.Pointer
+	which := C.int(0)
+	if newRow {
+		which = 1
+	}
+	if rc := C.hasvc_preupdate_value(r.db, which, C.int(i), &typ, &iv, &fv, &p, &n); rc != 0 {
+		return nil, r.err(rc)
+	}
+	switch typ {
+	case sqliteInteger:
+		return int64(iv), nil
+	case sqliteFloat:
+		return float64(fv), nil
+	case sqliteText:
+		return C.GoStringN((*C.char)(p), n), nil
+	case sqliteBlob:
+		return C.GoBytes(p, n), nil
+	}
+	return nil, nil
+}
+
+// stmt is a prepared statement.
+type stmt struct {
+	st     *C.sqlite3_stmt
+	raw    rawConn
+	sql    string // the text of this one statement
+	ncols  int
+	names  []string // column names
+	ddl    bool     // the authorizer saw a schema change while preparing
+	cached bool     // owned by the connection's cache
+	inUse  bool     // handed out and not yet released
+	params []string // parameter names, "" for anonymous '?'
+}
+
+func (s *stmt) readonly() bool { return C.sqlite3_stmt_readonly(s.st) != 0 }
+
+func (s *stmt) finalize() {
+	if s.st != nil {
+		C.sqlite3_finalize(s.st)
+		s.st = nil
+	}
+}
+
+func (s *stmt) reset() {
+	C.sqlite3_reset(s.st)
+	C.sqlite3_clear_bindings(s.st)
+}
+
+// describe fills column and parameter names after prepare.
+func (s *stmt) describe() {
+	s.ncols = int(C.sqlite3_column_count(s.st))
+	s.names = make([]string, s.ncols)
+	for i := range s.ncols {
+		s.names[i] = C.GoString(C.sqlite3_column_name(s.st, C.int(i)))
+	}
+	n := int(C.sqlite3_bind_parameter_count(s.st))
+	s.params = make([]string, n)
+	for i := range n {
+		if p := C.sqlite3_bind_parameter_name(s.st, C.int(i+1)); p != nil {
+			s.params[i] = C.GoString(p)
+		}
+	}
+}
+
+// declType returns the declared type of result column i, or "".
+func (s *stmt) declType(i int) string {
+	if p := C.sqlite3_column_decltype(s.st, C.int(i)); p != nil {
+		return C.GoString(p)
+	}
+	return ""
+}
+
+// bind binds v (int64, float64, string, []byte, bool or nil) to parameter i
+// (1-based).
+func (s *stmt) bind(i int, v any) error {
+	var rc C.int
+	switch x := v.(type) {
+	case nil:
+		rc = C.sqlite3_bind_null(s.st, C.int(i))
+	case int64:
+		rc = C.sqlite3_bind_int64(s.st, C.int(i), C.sqlite3_int64(x))
+	case int:
+		rc = C.sqlite3_bind_int64(s.st, C.int(i), C.sqlite3_int64(x))
+	case bool:
+		b := 0
+		if x {
+			b = 1
+		}
+		rc = C.sqlite3_bind_int64(s.st, C.int(i), C.sqlite3_int64(b))
+	case float64:
+		rc = C.sqlite3_bind_double(s.st, C.int(i), C.double(x))
+	case string:
+		if len(x) > math.MaxInt32 {
+			return &SQLiteError{Code: sqliteTooBig, Message: "string or blob too big"}
+		}
+		rc = C.hasvc_bind_text(s.st, C.int(i), x)
+	case []byte:
+		if len(x) > math.MaxInt32 {
+			return &SQLiteError{Code: sqliteTooBig, Message: "string or blob too big"}
+		}
+		var p unsafe.Pointer
+		if len(x) > 0 {
+			p = unsafe.Pointer(&x[0])
+		}
+		rc = C.hasvc_bind_blob(s.st, C.int(i), p, C.int(len(x)))
+	default:
+		return fmt.Errorf("cannot bind value of type %T", v)
+	}
+	return s.raw.err(rc)
+}
+
+// step advances the statement: true if a row is available.
+func (s *stmt) step() (bool, error) {
+	switch rc := C.sqlite3_step(s.st); rc {
+	case sqliteRow:
+		return true, nil
+	case sqliteDone:
+		return false, nil
+	default:
+		err := s.raw.err(rc)
+		if err == nil {
+			err = errors.New("sqlite step failed")
+		}
+		return false, err
+	}
+}
+
+// column returns result column i of the current row, keeping its storage
+// class: int64, float64, string, []byte or nil.
+func (s *stmt) column(i int) any {
+	ci := C.int(i)
+	switch C.sqlite3_column_type(s.st, ci) {
+	case sqliteInteger:
+		return int64(C.sqlite3_column_int64(s.st, ci))
+	case sqliteFloat:
+		return float64(C.sqlite3_column_double(s.st, ci))
+	case sqliteText:
+		p := C.sqlite3_column_text(s.st, ci)
+		return C.GoStringN((*C.char)(unsafe.Pointer(p)), C.sqlite3_column_bytes(s.st, ci))
+	case sqliteBlob:
+		p := C.sqlite3_column_blob(s.st, ci)
+		n := C.sqlite3_column_bytes(s.st, ci)
+		if n == 0 {
+			return []byte{}
+		}
+		return C.GoBytes(p, n)
+	}
+	return nil
+}

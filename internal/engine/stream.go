@@ -1,0 +1,137 @@
+package engine
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/nats-io/nats.go/jetstream"
+)
+
+// catchUp applies every message of the stream beyond the applied sequence,
+// in order, each in the same SQLite transaction as the new applied
+// sequence (several messages share one transaction when there are many). It
+// runs on the writer goroutine, or before it starts.
+func (d *DB) catchUp(ctx context.Context) error {
+	ctx, cancel := context.WithTimeout(ctx, 5*time.Minute)
+	defer cancel()
+	info, err := d.stream.Info(ctx)
+	if err != nil {
+		return fmt.Errorf("stream info: %w", err)
+	}
+	last := info.State.LastSeq
+	applied := d.applied.Load()
+	if applied >= last {
+		return nil
+	}
+	if info.State.FirstSeq > applied+1 {
+		reason := fmt.Sprintf("stream starts at %d but this copy has applied only %d", info.State.FirstSeq, applied)
+		d.stuck.Store(&reason)
+		return errors.New(reason)
+	}
+	cons, err := d.stream.OrderedConsumer(ctx, jetstream.OrderedConsumerConfig{
+		DeliverPolicy: jetstream.DeliverByStartSequencePolicy,
+		OptStartSeq:   applied + 1,
+	})
+	if err != nil {
+		return fmt.Errorf("catch-up consumer: %w", err)
+	}
+	for applied < last {
+		batch, err := cons.Fetch(int(min(last-applied, 256)), jetstream.FetchMaxWait(5*time.Second))
+		if err != nil {
+			return fmt.Errorf("fetch from %d: %w", applied+1, err)
+		}
+		var msgs []seqMessage
+		for m := range batch.Messages() {
+			meta, err := m.Metadata()
+			if err != nil {
+				return err
+			}
+			var msg Message
+			if err := json.Unmarshal(m.Data(), &msg); err != nil {
+				return d.markStuck(meta.Sequence.Stream, fmt.Errorf("decode: %w", err))
+			}
+			msgs = append(msgs, seqMessage{seq: meta.Sequence.Stream, msg: msg})
+		}
+		if err := batch.Error(); err != nil && len(msgs) == 0 {
+			return fmt.Errorf("fetch from %d: %w", applied+1, err)
+		}
+		if len(msgs) == 0 {
+			return fmt.Errorf("fetch from %d: no messages", applied+1)
+		}
+		if err := d.applyMessages(msgs); err != nil {
+			return err
+		}
+		applied = d.applied.Load()
+	}
+	return nil
+}
+
+type seqMessage struct {
+	seq uint64
+	msg Message
+}
+
+// applyMessages applies messages (in stream order) in one transaction with
+// the applied sequence. Messages at or below the applied sequence are
+// skipped, so a message delivered twice changes nothing.
+func (d *DB) applyMessages(msgs []seqMessage) error {
+	w := d.writer
+	if err := w.applyMode(true); err != nil {
+		return err
+	}
+	defer w.applyMode(false)
+	applied := d.applied.Load()
+	err := w.internal(func() error { return w.exec("BEGIN IMMEDIATE") })
+	if err != nil {
+		return err
+	}
+	for _, m := range msgs {
+		if m.seq <= applied {
+			continue
+		}
+		if m.seq != applied+1 {
+			w.internal(func() error { return w.exec("ROLLBACK") })
+			return fmt.Errorf("gap in the stream: got %d after %d", m.seq, applied)
+		}
+		if err := w.applyChanges(m.msg.Changes); err != nil {
+			w.internal(func() error { return w.exec("ROLLBACK") })
+			w.schemaChanged()
+			return d.markStuck(m.seq, err)
+		}
+		applied = m.seq
+	}
+	err = w.internal(func() error {
+		if err := w.exec("UPDATE _hasvc_state SET applied_seq = ?", int64(applied)); err != nil {
+			return err
+		}
+		return w.exec("COMMIT")
+	})
+	if err != nil {
+		w.internal(func() error { return w.exec("ROLLBACK") })
+		w.schemaChanged()
+		return err
+	}
+	d.applied.Store(applied)
+	return nil
+}
+
+// markStuck records that message seq cannot be applied: the database
+// refuses writes until an operator fixes it, rather than skip a message
+// silently.
+func (d *DB) markStuck(seq uint64, err error) error {
+	reason := fmt.Sprintf("cannot apply message %d: %v", seq, err)
+	d.stuck.Store(&reason)
+	d.log.Error("database stuck", "seq", seq, "err", err)
+	return errors.New(reason)
+}
+
+// Stuck returns why the database cannot apply its stream, or "".
+func (d *DB) Stuck() string {
+	if s := d.stuck.Load(); s != nil {
+		return *s
+	}
+	return ""
+}

@@ -1,0 +1,100 @@
+package tenant
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"sort"
+
+	"github.com/nats-io/nats.go/jetstream"
+)
+
+// Registry is the cluster-wide set of databases: one entry per database in
+// the JetStream KV bucket RegistryBucket, keyed by name, holding its Config.
+// Creating an entry is atomic (KV create fails if the key exists), so two
+// nodes can never both create the same database.
+type Registry struct {
+	kv jetstream.KeyValue
+}
+
+// OpenRegistry creates the registry bucket if needed and returns the registry.
+func OpenRegistry(ctx context.Context, js jetstream.JetStream, replicas int) (*Registry, error) {
+	kv, err := js.CreateOrUpdateKeyValue(ctx, jetstream.KeyValueConfig{
+		Bucket:      RegistryBucket,
+		Description: "hasvc databases",
+		History:     1,
+		Storage:     jetstream.FileStorage,
+		Replicas:    replicas,
+	})
+	if err != nil {
+		return nil, fmt.Errorf("open registry bucket: %w", err)
+	}
+	return &Registry{kv: kv}, nil
+}
+
+// Create adds the entry for cfg. It returns ECONFLICT if the name is taken.
+func (r *Registry) Create(ctx context.Context, cfg Config) error {
+	data, err := json.Marshal(cfg)
+	if err != nil {
+		return err
+	}
+	if _, err := r.kv.Create(ctx, cfg.Name, data); err != nil {
+		if errors.Is(err, jetstream.ErrKeyExists) {
+			return Errorf(ECONFLICT, "database %q already exists", cfg.Name)
+		}
+		return Wrap(EUNAVAILABLE, err, "registry unavailable")
+	}
+	return nil
+}
+
+// Get returns the configuration of the database name, or ENOTFOUND.
+func (r *Registry) Get(ctx context.Context, name string) (Config, error) {
+	var cfg Config
+	e, err := r.kv.Get(ctx, name)
+	if errors.Is(err, jetstream.ErrKeyNotFound) {
+		return cfg, Errorf(ENOTFOUND, "database %q not found", name)
+	} else if err != nil {
+		return cfg, Wrap(EUNAVAILABLE, err, "registry unavailable")
+	}
+	if err := json.Unmarshal(e.Value(), &cfg); err != nil {
+		return cfg, fmt.Errorf("decode registry entry %q: %w", name, err)
+	}
+	return cfg, nil
+}
+
+// List returns every database's configuration, sorted by name.
+func (r *Registry) List(ctx context.Context) ([]Config, error) {
+	lister, err := r.kv.ListKeys(ctx)
+	if err != nil {
+		return nil, Wrap(EUNAVAILABLE, err, "registry unavailable")
+	}
+	var names []string
+	for k := range lister.Keys() {
+		names = append(names, k)
+	}
+	sort.Strings(names)
+	out := make([]Config, 0, len(names))
+	for _, n := range names {
+		cfg, err := r.Get(ctx, n)
+		if ErrorCode(err) == ENOTFOUND {
+			continue // deleted while we listed
+		} else if err != nil {
+			return nil, err
+		}
+		out = append(out, cfg)
+	}
+	return out, nil
+}
+
+// Delete removes the entry of name. It returns ENOTFOUND if there is none.
+func (r *Registry) Delete(ctx context.Context, name string) error {
+	if _, err := r.Get(ctx, name); err != nil {
+		return err
+	}
+	// Purge rather than Delete: no tombstone history is kept for a name.
+	if err := r.kv.Purge(ctx, name); err != nil {
+		return Wrap(EUNAVAILABLE, err, "registry unavailable")
+	}
+	return nil
+}
