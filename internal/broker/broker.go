@@ -15,6 +15,7 @@ import (
 
 	"github.com/nats-io/nats-server/v2/server"
 	"github.com/nats-io/nats.go"
+	"golang.org/x/crypto/bcrypt"
 )
 
 // Config configures the embedded server.
@@ -55,6 +56,12 @@ func Start(cfg Config) (*Server, error) {
 		NoSystemAccount:       false,
 		DisableShortFirstPing: true,
 	}
+	// The server keeps only a bcrypt hash of the password.
+	hash, err := bcrypt.GenerateFromPassword([]byte(cfg.Password), bcrypt.DefaultCost)
+	if err != nil {
+		return nil, err
+	}
+	opts.Password = string(hash)
 	if opts.MaxPayload == 0 {
 		opts.MaxPayload = 8 << 20
 	}

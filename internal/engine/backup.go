@@ -3,63 +3,80 @@ package engine
 import (
 	"context"
 	"fmt"
-	"io"
 	"os"
 	"path/filepath"
 
 	"hasvc/internal/tenant"
 )
 
-// Backup writes a consistent copy of the database, as a SQLite file, to
-// w. The copy is one read transaction's view (VACUUM INTO), so it is
-// consistent while writes go on, and its _hasvc_state table holds the
-// stream sequence it reflects. It returns that sequence.
-func (d *DB) Backup(ctx context.Context, w io.Writer) (uint64, error) {
+// BackupFile is a consistent copy of a database as a SQLite file, open
+// for reading. Close removes it.
+type BackupFile struct {
+	*os.File
+	Seq  uint64 // the stream sequence the copy reflects
+	Size int64
+}
+
+// Close closes and removes the file.
+func (b *BackupFile) Close() error {
+	err := b.File.Close()
+	os.Remove(b.Name())
+	return err
+}
+
+// Backup makes a consistent copy of the database. The copy is one read
+// transaction's view (VACUUM INTO), so it is consistent while writes go
+// on, and its _hasvc_state table holds the stream sequence it reflects.
+func (d *DB) Backup(ctx context.Context) (*BackupFile, error) {
 	dir := os.TempDir()
 	if !d.eng.Memory {
 		dir = filepath.Join(d.eng.DataDir, "tmp")
 		if err := os.MkdirAll(dir, 0o700); err != nil {
-			return 0, err
+			return nil, err
 		}
 	}
 	f, err := os.CreateTemp(dir, d.name+"-backup-*.db")
 	if err != nil {
-		return 0, err
+		return nil, err
 	}
 	tmp := f.Name()
 	f.Close()
 	os.Remove(tmp) // VACUUM INTO wants to create the file itself
-	defer os.Remove(tmp)
+	fail := func(err error) (*BackupFile, error) {
+		os.Remove(tmp)
+		return nil, err
+	}
 
 	c, err := openConn(d.eng.dsn(d.name), false)
 	if err != nil {
-		return 0, err
+		return fail(err)
 	}
 	stop := c.watch(ctx)
 	err = c.exec("VACUUM INTO ?", tmp)
 	stop()
 	c.close()
 	if err != nil {
-		return 0, tenant.Wrap(tenant.EINTERNAL, err, "backup failed")
+		return fail(tenant.Wrap(tenant.EINTERNAL, err, "backup failed"))
 	}
 	cp, err := openConn("file:"+tmp+"?mode=ro", true)
 	if err != nil {
-		return 0, err
+		return fail(err)
 	}
 	seq, err := cp.queryInt64("SELECT applied_seq FROM _hasvc_state")
 	cp.close()
 	if err != nil {
-		return 0, fmt.Errorf("backup sequence: %w", err)
+		return fail(fmt.Errorf("backup sequence: %w", err))
 	}
 	f, err = os.Open(tmp)
 	if err != nil {
-		return 0, err
+		return fail(err)
 	}
-	defer f.Close()
-	if _, err := io.Copy(w, f); err != nil {
-		return 0, err
+	st, err := f.Stat()
+	if err != nil {
+		f.Close()
+		return fail(err)
 	}
-	return uint64(seq), nil
+	return &BackupFile{File: f, Seq: uint64(seq), Size: st.Size()}, nil
 }
 
 // sizeBytes returns the size of the database's pages.

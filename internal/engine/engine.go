@@ -510,3 +510,23 @@ func (e *Engine) Info(ctx context.Context, name string) (*Info, error) {
 func (e *Engine) List(ctx context.Context) ([]tenant.Config, error) {
 	return e.Registry.List(ctx)
 }
+
+// Exec runs a request on database name; see DB.Exec.
+func (e *Engine) Exec(ctx context.Context, name string, stmts []Statement, readOnly bool) (*ExecResult, error) {
+	db, release, err := e.Acquire(ctx, name)
+	if err != nil {
+		return nil, err
+	}
+	defer release()
+	return db.Exec(ctx, stmts, readOnly)
+}
+
+// Backup makes a consistent copy of database name; see DB.Backup.
+func (e *Engine) Backup(ctx context.Context, name string) (*BackupFile, error) {
+	db, release, err := e.Acquire(ctx, name)
+	if err != nil {
+		return nil, err
+	}
+	defer release()
+	return db.Backup(ctx)
+}

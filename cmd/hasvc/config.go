@@ -1,0 +1,288 @@
+package main
+
+import (
+	"encoding/json"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"time"
+)
+
+// Config is a node's configuration. Precedence, lowest first: defaults,
+// the config file (--config, JSON with the long flag names as keys), HA_*
+// environment variables, flags.
+type Config struct {
+	Name            string
+	Host            string
+	Port            int
+	NATSPort        int
+	ReplicationURL  string
+	NATSUser        string
+	NATSPass        string
+	Fsync           string
+	Memory          bool
+	DataDir         string
+	JWTSecret       string
+	IdleTimeout     time.Duration
+	PublishTimeout  time.Duration
+	MaxRequestBytes int64
+	LogLevel        string
+	ConfigFile      string
+	Import          string // positional FILE.db
+}
+
+// DefaultConfig returns the defaults.
+func DefaultConfig() Config {
+	host, _ := os.Hostname()
+	if host == "" {
+		host = "hasvc"
+	}
+	return Config{
+		Name:            host,
+		Port:            8080,
+		NATSPort:        4222,
+		Fsync:           "1s",
+		DataDir:         "./data",
+		IdleTimeout:     5 * time.Minute,
+		PublishTimeout:  10 * time.Second,
+		MaxRequestBytes: 8 << 20,
+		LogLevel:        "info",
+	}
+}
+
+// setting is one configuration knob: its flag names, environment
+// variable and value.
+type setting struct {
+	long, short, env, usage string
+	value                   flag.Value
+}
+
+func (c *Config) settings() []setting {
+	return []setting{
+		{"name", "n", "HA_NAME", "node name, unique in a cluster (default: host name)", stringValue{&c.Name}},
+		{"host", "", "HA_HOST", "address the HTTP and NATS servers listen on (default: all)", stringValue{&c.Host}},
+		{"port", "p", "HA_PORT", "HTTP port", intValue{&c.Port}},
+		{"nats-port", "", "HA_NATS_PORT", "embedded NATS client port; 0: no embedded server (use --replication-url); -1: any free port", intValue{&c.NATSPort}},
+		{"replication-url", "", "HA_REPLICATION_URL", "NATS URL of an existing server, used with --nats-port 0", stringValue{&c.ReplicationURL}},
+		{"nats-user", "", "HA_NATS_USER", "NATS user (default: hasvc)", stringValue{&c.NATSUser}},
+		{"nats-pass", "", "HA_NATS_PASS", "NATS password (default: generated into <data-dir>/nats.password)", stringValue{&c.NATSPass}},
+		{"fsync", "", "HA_FSYNC", `JetStream fsync policy: "always" or an interval such as 1s`, stringValue{&c.Fsync}},
+		{"memory", "m", "HA_MEMORY", "keep SQLite databases in memory (the log stays in JetStream)", boolValue{&c.Memory}},
+		{"data-dir", "", "HA_DATA_DIR", "directory for SQLite files, the JetStream store and keys", stringValue{&c.DataDir}},
+		{"jwt-secret", "", "HA_JWT_SECRET", "JWT signing secret, at least 32 bytes, shared by a cluster (default: <data-dir>/jwt.key)", stringValue{&c.JWTSecret}},
+		{"idle-timeout", "", "HA_IDLE_TIMEOUT", "close databases unused for this long", durationValue{&c.IdleTimeout}},
+		{"publish-timeout", "", "HA_PUBLISH_TIMEOUT", "how long a write waits for JetStream's acknowledgement", durationValue{&c.PublishTimeout}},
+		{"max-request-bytes", "", "HA_MAX_REQUEST_BYTES", "largest HTTP request body", int64Value{&c.MaxRequestBytes}},
+		{"log-level", "", "HA_LOG_LEVEL", "debug, info, warn or error", stringValue{&c.LogLevel}},
+		{"config", "", "HA_CONFIG", "JSON config file with the long flag names as keys", stringValue{&c.ConfigFile}},
+	}
+}
+
+// Parse fills c from args, the environment (getenv) and the config file.
+func (c *Config) Parse(args []string, getenv func(string) string, stderr io.Writer) error {
+	fs := flag.NewFlagSet("hasvc", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	fs.Usage = func() {
+		fmt.Fprintf(stderr, "Usage: hasvc [flags] [FILE.db]\n       hasvc token --db NAME --perm read|write|admin --ttl 24h\n\nFlags (each also an HA_* environment variable):\n")
+		fs.PrintDefaults()
+	}
+	settings := c.settings()
+	for _, s := range settings {
+		usage := fmt.Sprintf("%s (%s)", s.usage, s.env)
+		fs.Var(s.value, s.long, usage)
+		if s.short != "" {
+			fs.Var(s.value, s.short, "short for --"+s.long)
+		}
+	}
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	set := map[string]bool{}
+	fs.Visit(func(f *flag.Flag) { set[f.Name] = true })
+	for _, s := range settings {
+		if s.short != "" && set[s.short] {
+			set[s.long] = true
+		}
+	}
+	if !set["config"] {
+		if v := getenv("HA_CONFIG"); v != "" {
+			c.ConfigFile = v
+		}
+	}
+	file := map[string]any{}
+	if c.ConfigFile != "" {
+		data, err := os.ReadFile(c.ConfigFile)
+		if err != nil {
+			return fmt.Errorf("config file: %w", err)
+		}
+		if err := json.Unmarshal(data, &file); err != nil {
+			return fmt.Errorf("config file %s: %w", c.ConfigFile, err)
+		}
+	}
+	known := map[string]bool{}
+	for _, s := range settings {
+		known[s.long] = true
+		if set[s.long] {
+			continue
+		}
+		if v := getenv(s.env); v != "" {
+			if err := s.value.Set(v); err != nil {
+				return fmt.Errorf("%s=%q: %w", s.env, v, err)
+			}
+		} else if v, ok := file[s.long]; ok {
+			if err := s.value.Set(strings.Trim(fmt.Sprint(v), " ")); err != nil {
+				return fmt.Errorf("config file %s: %q: %w", c.ConfigFile, s.long, err)
+			}
+		}
+	}
+	for k := range file {
+		if !known[k] {
+			return fmt.Errorf("config file %s: unknown setting %q", c.ConfigFile, k)
+		}
+	}
+	switch fs.NArg() {
+	case 0:
+	case 1:
+		c.Import = fs.Arg(0)
+	default:
+		return fmt.Errorf("at most one FILE.db to import, got %d arguments", fs.NArg())
+	}
+	return c.Validate()
+}
+
+// Validate says exactly what is wrong with c.
+func (c *Config) Validate() error {
+	var errs []error
+	if c.Name == "" || strings.ContainsAny(c.Name, " .*>") {
+		errs = append(errs, fmt.Errorf("--name %q: want a non-empty name without spaces, '.', '*' or '>'", c.Name))
+	}
+	if c.Port < 0 || c.Port > 65535 {
+		errs = append(errs, fmt.Errorf("--port %d: want 0 to 65535", c.Port))
+	}
+	if c.NATSPort < -1 || c.NATSPort > 65535 {
+		errs = append(errs, fmt.Errorf("--nats-port %d: want -1 to 65535", c.NATSPort))
+	}
+	if c.NATSPort == 0 && c.ReplicationURL == "" {
+		errs = append(errs, errors.New("--nats-port 0 needs --replication-url"))
+	}
+	if c.Fsync != "always" {
+		if d, err := time.ParseDuration(c.Fsync); err != nil || d <= 0 {
+			errs = append(errs, fmt.Errorf("--fsync %q: want \"always\" or a positive duration such as 1s", c.Fsync))
+		}
+	}
+	if c.DataDir == "" {
+		errs = append(errs, errors.New("--data-dir must not be empty"))
+	}
+	if c.JWTSecret != "" && len(c.JWTSecret) < 32 {
+		errs = append(errs, errors.New("--jwt-secret must be at least 32 bytes"))
+	}
+	if c.MaxRequestBytes < 1024 {
+		errs = append(errs, fmt.Errorf("--max-request-bytes %d: want at least 1024", c.MaxRequestBytes))
+	}
+	if c.PublishTimeout <= 0 {
+		errs = append(errs, errors.New("--publish-timeout must be positive"))
+	}
+	switch c.LogLevel {
+	case "debug", "info", "warn", "error":
+	default:
+		errs = append(errs, fmt.Errorf("--log-level %q: want debug, info, warn or error", c.LogLevel))
+	}
+	if c.Import != "" {
+		if filepath.Ext(c.Import) == "" {
+			errs = append(errs, fmt.Errorf("import %q: want a FILE.db path", c.Import))
+		} else if _, err := os.Stat(c.Import); err != nil {
+			errs = append(errs, fmt.Errorf("import: %w", err))
+		}
+	}
+	return errors.Join(errs...)
+}
+
+// ImportName is the database name a positional FILE.db is imported as.
+func (c *Config) ImportName() string {
+	base := filepath.Base(c.Import)
+	return strings.TrimSuffix(base, filepath.Ext(base))
+}
+
+type stringValue struct{ p *string }
+
+func (v stringValue) String() string {
+	if v.p == nil {
+		return ""
+	}
+	return *v.p
+}
+func (v stringValue) Set(s string) error { *v.p = s; return nil }
+
+type intValue struct{ p *int }
+
+func (v intValue) String() string {
+	if v.p == nil {
+		return "0"
+	}
+	return strconv.Itoa(*v.p)
+}
+func (v intValue) Set(s string) error {
+	n, err := strconv.Atoi(s)
+	if err != nil {
+		return errors.New("not an integer")
+	}
+	*v.p = n
+	return nil
+}
+
+type int64Value struct{ p *int64 }
+
+func (v int64Value) String() string {
+	if v.p == nil {
+		return "0"
+	}
+	return strconv.FormatInt(*v.p, 10)
+}
+func (v int64Value) Set(s string) error {
+	n, err := strconv.ParseInt(s, 10, 64)
+	if err != nil {
+		return errors.New("not an integer")
+	}
+	*v.p = n
+	return nil
+}
+
+type boolValue struct{ p *bool }
+
+func (v boolValue) String() string {
+	if v.p == nil {
+		return "false"
+	}
+	return strconv.FormatBool(*v.p)
+}
+func (v boolValue) Set(s string) error {
+	b, err := strconv.ParseBool(s)
+	if err != nil {
+		return errors.New("not a boolean")
+	}
+	*v.p = b
+	return nil
+}
+func (v boolValue) IsBoolFlag() bool { return true }
+
+type durationValue struct{ p *time.Duration }
+
+func (v durationValue) String() string {
+	if v.p == nil {
+		return "0s"
+	}
+	return v.p.String()
+}
+func (v durationValue) Set(s string) error {
+	d, err := time.ParseDuration(s)
+	if err != nil {
+		return errors.New("not a duration (such as 30s or 5m)")
+	}
+	*v.p = d
+	return nil
+}

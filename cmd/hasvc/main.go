@@ -1,0 +1,242 @@
+// Command hasvc runs a node of hasvc, a multi-tenant, highly available
+// SQLite service replicated through NATS JetStream, or (hasvc token) prints
+// a scoped access token.
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"os/signal"
+	"path/filepath"
+	"strconv"
+	"syscall"
+	"time"
+
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+
+	"hasvc/internal/api"
+	"hasvc/internal/auth"
+	"hasvc/internal/broker"
+	"hasvc/internal/engine"
+	"hasvc/internal/tenant"
+)
+
+func main() {
+	if len(os.Args) > 1 && os.Args[1] == "token" {
+		os.Exit(runToken(os.Args[2:], os.Getenv, os.Stdout, os.Stderr))
+	}
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	m := NewMain()
+	if err := m.Config.Parse(os.Args[1:], os.Getenv, os.Stderr); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			os.Exit(0)
+		}
+		fmt.Fprintln(os.Stderr, "hasvc:", err)
+		os.Exit(2)
+	}
+	if err := m.Run(ctx); err != nil {
+		fmt.Fprintln(os.Stderr, "hasvc:", err)
+		m.Close()
+		os.Exit(1)
+	}
+	<-ctx.Done()
+	if err := m.Close(); err != nil {
+		fmt.Fprintln(os.Stderr, "hasvc: shutdown:", err)
+		os.Exit(1)
+	}
+}
+
+// Main is a running node: what main wires, and what tests drive.
+type Main struct {
+	Config Config
+	Stdout io.Writer // where the first admin token is printed
+	Logger *slog.Logger
+
+	broker *broker.Server
+	nc     *nats.Conn
+	engine *engine.Engine
+	http   *http.Server
+	ln     net.Listener
+	served chan error
+}
+
+// NewMain returns a Main with the default configuration.
+func NewMain() *Main {
+	return &Main{Config: DefaultConfig(), Stdout: os.Stdout}
+}
+
+// Run starts the node and returns once it serves.
+func (m *Main) Run(ctx context.Context) error {
+	c := &m.Config
+	if m.Logger == nil {
+		var level slog.Level
+		_ = level.UnmarshalText([]byte(c.LogLevel))
+		m.Logger = slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: level})).With("node", c.Name)
+	}
+	if err := os.MkdirAll(c.DataDir, 0o700); err != nil {
+		return err
+	}
+	keys, created, err := auth.LoadKeys(c.DataDir, c.JWTSecret, true)
+	if err != nil {
+		return err
+	}
+	if created {
+		if err := m.printAdminToken(keys); err != nil {
+			return err
+		}
+	}
+
+	if c.NATSPort != 0 {
+		user, pass, err := broker.Credential(c.DataDir, c.NATSUser, c.NATSPass)
+		if err != nil {
+			return err
+		}
+		m.broker, err = broker.Start(broker.Config{
+			Name: c.Name, Host: c.Host, Port: c.NATSPort,
+			StoreDir: filepath.Join(c.DataDir, "jetstream"),
+			User:     user, Password: pass, Fsync: c.Fsync, Logger: m.Logger,
+		})
+		if err != nil {
+			return err
+		}
+		if m.nc, err = m.broker.Connect(c.Name); err != nil {
+			return err
+		}
+	} else {
+		if m.nc, err = broker.Dial(c.ReplicationURL, c.Name, c.NATSUser, c.NATSPass); err != nil {
+			return fmt.Errorf("connect to %s: %w", c.ReplicationURL, err)
+		}
+	}
+	js, err := jetstream.New(m.nc)
+	if err != nil {
+		return err
+	}
+	reg, err := tenant.OpenRegistry(ctx, js, 1)
+	if err != nil {
+		return err
+	}
+	m.engine = &engine.Engine{
+		DataDir:        c.DataDir,
+		Memory:         c.Memory,
+		Node:           c.Name,
+		NC:             m.nc,
+		JS:             js,
+		Registry:       reg,
+		Logger:         m.Logger,
+		IdleTimeout:    c.IdleTimeout,
+		PublishTimeout: c.PublishTimeout,
+	}
+	if err := m.engine.Open(); err != nil {
+		return err
+	}
+	if c.Import != "" {
+		if err := m.importFile(ctx); err != nil {
+			return err
+		}
+	}
+
+	srv := &api.Server{DB: m.engine, Auth: keys, Logger: m.Logger, MaxBodyBytes: c.MaxRequestBytes}
+	m.ln, err = net.Listen("tcp", net.JoinHostPort(c.Host, strconv.Itoa(c.Port)))
+	if err != nil {
+		return err
+	}
+	m.http = &http.Server{Handler: srv.Handler(), ReadHeaderTimeout: 10 * time.Second, IdleTimeout: 2 * time.Minute}
+	m.served = make(chan error, 1)
+	go func() { m.served <- m.http.Serve(m.ln) }()
+	m.Logger.Info("serving", "http", m.ln.Addr().String(), "nats", m.NATSURL())
+	return nil
+}
+
+// importFile imports the positional FILE.db as database FILE, unless a
+// database of that name exists (a restart with the same arguments).
+func (m *Main) importFile(ctx context.Context) error {
+	name := m.Config.ImportName()
+	if err := tenant.ValidateName(name); err != nil {
+		return fmt.Errorf("import %s: %w", m.Config.Import, err)
+	}
+	if _, err := m.engine.Create(ctx, tenant.Config{Name: name}); tenant.ErrorCode(err) == tenant.ECONFLICT {
+		m.Logger.Info("database exists; not importing again", "db", name, "file", m.Config.Import)
+		return nil
+	} else if err != nil {
+		return fmt.Errorf("import %s: %w", m.Config.Import, err)
+	}
+	if err := m.engine.Import(ctx, name, m.Config.Import); err != nil {
+		if derr := m.engine.Delete(context.Background(), name); derr != nil {
+			m.Logger.Error("remove half-imported database", "db", name, "err", derr)
+		}
+		return fmt.Errorf("import %s: %w", m.Config.Import, err)
+	}
+	m.Logger.Info("imported", "db", name, "file", m.Config.Import)
+	return nil
+}
+
+// printAdminToken prints a fresh admin token, once, and keeps it in
+// <data-dir>/admin.token (mode 0600).
+func (m *Main) printAdminToken(keys *auth.Keys) error {
+	tok, err := keys.Issue(auth.Principal{Subject: "admin", Databases: []string{"*"}, Perm: auth.PermAdmin}, 365*24*time.Hour)
+	if err != nil {
+		return err
+	}
+	path := filepath.Join(m.Config.DataDir, "admin.token")
+	if err := os.WriteFile(path, []byte(tok+"\n"), 0o600); err != nil {
+		return err
+	}
+	fmt.Fprintf(m.Stdout, "hasvc: new signing key; admin token (valid one year, also in %s):\n%s\n", path, tok)
+	return nil
+}
+
+// HTTPAddr returns the address the HTTP server listens on.
+func (m *Main) HTTPAddr() string { return m.ln.Addr().String() }
+
+// NATSURL returns the embedded NATS server's client URL, or the
+// replication URL.
+func (m *Main) NATSURL() string {
+	if m.broker != nil {
+		return m.broker.ClientURL()
+	}
+	return m.Config.ReplicationURL
+}
+
+// Close shuts the node down in order: stop taking HTTP requests and drain
+// those in flight (10s at most), close the databases (stopping their
+// writers), close the NATS connection, stop the embedded server. It
+// returns the first error.
+func (m *Main) Close() error {
+	var first error
+	keep := func(err error) {
+		if err != nil && first == nil {
+			first = err
+		}
+	}
+	if m.http != nil {
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		keep(m.http.Shutdown(ctx))
+		cancel()
+		if err := <-m.served; !errors.Is(err, http.ErrServerClosed) {
+			keep(err)
+		}
+		m.http = nil
+	}
+	if m.engine != nil {
+		keep(m.engine.Close())
+		m.engine = nil
+	}
+	if m.nc != nil {
+		m.nc.Close()
+		m.nc = nil
+	}
+	if m.broker != nil {
+		m.broker.Shutdown()
+		m.broker = nil
+	}
+	return first
+}

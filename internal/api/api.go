@@ -1,0 +1,197 @@
+// Package api is hasvc's HTTP interface (echo): the data plane under
+// /db/<name>, the control plane under /databases, and health.
+package api
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"log/slog"
+	"net/http"
+	"strings"
+
+	"github.com/labstack/echo/v4"
+
+	"hasvc/internal/auth"
+	"hasvc/internal/engine"
+	"hasvc/internal/tenant"
+)
+
+// Databases is what the API needs of the engine.
+type Databases interface {
+	// Create returns EINVALID for a bad configuration, ECONFLICT if the
+	// name is taken, EUNAVAILABLE if JetStream is.
+	Create(ctx context.Context, cfg tenant.Config) (tenant.Config, error)
+	// Delete returns ENOTFOUND for an unknown database.
+	Delete(ctx context.Context, name string) error
+	List(ctx context.Context) ([]tenant.Config, error)
+	// Info returns ENOTFOUND for an unknown database.
+	Info(ctx context.Context, name string) (*engine.Info, error)
+	// Exec returns ENOTFOUND, EINVALID (SQL errors, naming the
+	// statement), EFORBIDDEN (a write with readOnly, or SQL outside the
+	// sandbox), ECONFLICT, ETOOLARGE, EUNAVAILABLE.
+	Exec(ctx context.Context, name string, stmts []engine.Statement, readOnly bool) (*engine.ExecResult, error)
+	// Backup returns ENOTFOUND for an unknown database.
+	Backup(ctx context.Context, name string) (*engine.BackupFile, error)
+}
+
+// Verifier checks bearer tokens.
+type Verifier interface {
+	// Verify returns EUNAUTHORIZED for a bad, expired or foreign token.
+	Verify(token string) (*auth.Principal, error)
+}
+
+// Server serves the HTTP API.
+type Server struct {
+	DB           Databases
+	Auth         Verifier
+	Logger       *slog.Logger
+	MaxBodyBytes int64 // request body limit
+
+	echo *echo.Echo
+}
+
+// Handler returns the HTTP handler, building it on first use.
+func (s *Server) Handler() http.Handler {
+	if s.echo != nil {
+		return s.echo
+	}
+	if s.Logger == nil {
+		s.Logger = slog.Default()
+	}
+	if s.MaxBodyBytes <= 0 {
+		s.MaxBodyBytes = 8 << 20
+	}
+	e := echo.New()
+	e.HideBanner = true
+	e.HidePort = true
+	e.HTTPErrorHandler = s.handleError
+	e.JSONSerializer = jsonSerializer{}
+
+	e.GET("/healthz", s.health)
+
+	a := e.Group("", s.authenticate)
+	a.POST("/databases", s.createDatabase)
+	a.GET("/databases", s.listDatabases)
+	a.GET("/databases/:name", s.getDatabase)
+	a.DELETE("/databases/:name", s.deleteDatabase)
+	a.POST("/db/:name", s.query)
+	a.GET("/db/:name/backup", s.backup)
+	s.echo = e
+	return e
+}
+
+func (s *Server) health(c echo.Context) error {
+	return c.JSON(http.StatusOK, map[string]string{"status": "ok"})
+}
+
+// authenticate verifies the bearer token and puts its principal in the
+// request's context.
+func (s *Server) authenticate(next echo.HandlerFunc) echo.HandlerFunc {
+	return func(c echo.Context) error {
+		h := c.Request().Header.Get("Authorization")
+		token, ok := strings.CutPrefix(h, "Bearer ")
+		if !ok || token == "" {
+			c.Response().Header().Set("WWW-Authenticate", `Bearer realm="hasvc"`)
+			return tenant.Errorf(tenant.EUNAUTHORIZED, "missing bearer token: send Authorization: Bearer <token>")
+		}
+		p, err := s.Auth.Verify(strings.TrimSpace(token))
+		if err != nil {
+			c.Response().Header().Set("WWW-Authenticate", `Bearer realm="hasvc", error="invalid_token"`)
+			return err
+		}
+		r := c.Request()
+		c.SetRequest(r.WithContext(auth.NewContext(r.Context(), p)))
+		return next(c)
+	}
+}
+
+// principal returns the request's principal after checking it may do perm
+// on database db ("" for no database in particular).
+func principal(c echo.Context, db string, perm auth.Perm) (*auth.Principal, error) {
+	p := auth.FromContext(c.Request().Context())
+	if p == nil {
+		return nil, tenant.Errorf(tenant.EUNAUTHORIZED, "not authenticated")
+	}
+	if db != "" {
+		if err := tenant.ValidateName(db); err != nil {
+			return nil, err
+		}
+	}
+	return p, p.Can(db, perm)
+}
+
+// statusOf is the one mapping from error codes to HTTP statuses.
+var statusOf = map[string]int{
+	tenant.EINVALID:      http.StatusBadRequest,
+	tenant.EUNAUTHORIZED: http.StatusUnauthorized,
+	tenant.EFORBIDDEN:    http.StatusForbidden,
+	tenant.ENOTFOUND:     http.StatusNotFound,
+	tenant.ECONFLICT:     http.StatusConflict,
+	tenant.ETOOLARGE:     http.StatusRequestEntityTooLarge,
+	tenant.ETIMEOUT:      http.StatusGatewayTimeout,
+	tenant.EUNAVAILABLE:  http.StatusServiceUnavailable,
+	tenant.EINTERNAL:     http.StatusInternalServerError,
+}
+
+// handleError writes any error as {"error": {"code", "message",
+// "statement"}} with the status its code maps to. It is the one place
+// errors leave the API, and where they are logged.
+func (s *Server) handleError(err error, c echo.Context) {
+	if c.Response().Committed {
+		return
+	}
+	var he *echo.HTTPError
+	var mbe *http.MaxBytesError
+	switch {
+	case errors.As(err, &he):
+		code := tenant.EINVALID
+		switch he.Code {
+		case http.StatusNotFound:
+			code = tenant.ENOTFOUND
+		case http.StatusRequestEntityTooLarge:
+			code = tenant.ETOOLARGE
+		}
+		err = tenant.Errorf(code, "%v", he.Message)
+	case errors.As(err, &mbe):
+		err = tenant.Errorf(tenant.ETOOLARGE, "request body over %d bytes", mbe.Limit)
+	case errors.Is(err, context.Canceled):
+		err = tenant.Errorf(tenant.EUNAVAILABLE, "request cancelled")
+	case errors.Is(err, context.DeadlineExceeded):
+		err = tenant.Errorf(tenant.ETIMEOUT, "request timed out")
+	}
+	code := tenant.ErrorCode(err)
+	status, ok := statusOf[code]
+	if !ok {
+		status = http.StatusInternalServerError
+	}
+	if status >= 500 {
+		s.Logger.Error("request failed", "method", c.Request().Method, "path", c.Request().URL.Path, "err", err)
+	}
+	body := errorBody{Code: code, Message: tenant.ErrorMessage(err)}
+	if i := tenant.ErrorStatement(err); i >= 0 {
+		body.Statement = &i
+	}
+	if err := c.JSON(status, map[string]errorBody{"error": body}); err != nil {
+		s.Logger.Error("write error response", "err", err)
+	}
+}
+
+type errorBody struct {
+	Code      string `json:"code"`
+	Message   string `json:"message"`
+	Statement *int   `json:"statement,omitempty"`
+}
+
+// jsonSerializer is echo's JSON serializer without HTML escaping, which
+// only obscures error messages that quote SQL.
+type jsonSerializer struct{ echo.DefaultJSONSerializer }
+
+func (jsonSerializer) Serialize(c echo.Context, i any, indent string) error {
+	enc := json.NewEncoder(c.Response())
+	enc.SetEscapeHTML(false)
+	if indent != "" {
+		enc.SetIndent("", indent)
+	}
+	return enc.Encode(i)
+}

@@ -1,0 +1,79 @@
+package api
+
+import (
+	"encoding/json"
+	"net/http"
+
+	"github.com/labstack/echo/v4"
+
+	"hasvc/internal/auth"
+	"hasvc/internal/tenant"
+)
+
+// createRequest is the body of POST /databases.
+type createRequest struct {
+	Name     string `json:"name"`
+	Mode     string `json:"mode"`
+	Replicas int    `json:"replicas"`
+}
+
+func (s *Server) createDatabase(c echo.Context) error {
+	var req createRequest
+	dec := json.NewDecoder(http.MaxBytesReader(c.Response(), c.Request().Body, 64<<10))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(&req); err != nil {
+		return tenant.Wrap(tenant.EINVALID, err, "invalid body: want {\"name\": ..., \"mode\": \"strong\"|\"eventual\", \"replicas\": n}: "+err.Error())
+	}
+	if err := tenant.ValidateName(req.Name); err != nil {
+		return err
+	}
+	if _, err := principal(c, req.Name, auth.PermAdmin); err != nil {
+		return err
+	}
+	cfg, err := s.DB.Create(c.Request().Context(), tenant.Config{Name: req.Name, Mode: req.Mode, Replicas: req.Replicas})
+	if err != nil {
+		return err
+	}
+	return c.JSON(http.StatusCreated, cfg)
+}
+
+func (s *Server) listDatabases(c echo.Context) error {
+	p, err := principal(c, "", auth.PermRead)
+	if err != nil {
+		return err
+	}
+	all, err := s.DB.List(c.Request().Context())
+	if err != nil {
+		return err
+	}
+	out := make([]tenant.Config, 0, len(all))
+	for _, cfg := range all {
+		if p.Covers(cfg.Name) {
+			out = append(out, cfg)
+		}
+	}
+	return c.JSON(http.StatusOK, map[string]any{"databases": out})
+}
+
+func (s *Server) getDatabase(c echo.Context) error {
+	name := c.Param("name")
+	if _, err := principal(c, name, auth.PermRead); err != nil {
+		return err
+	}
+	info, err := s.DB.Info(c.Request().Context(), name)
+	if err != nil {
+		return err
+	}
+	return c.JSON(http.StatusOK, info)
+}
+
+func (s *Server) deleteDatabase(c echo.Context) error {
+	name := c.Param("name")
+	if _, err := principal(c, name, auth.PermAdmin); err != nil {
+		return err
+	}
+	if err := s.DB.Delete(c.Request().Context(), name); err != nil {
+		return err
+	}
+	return c.NoContent(http.StatusNoContent)
+}

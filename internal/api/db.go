@@ -1,0 +1,195 @@
+package api
+
+import (
+	"bytes"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net/http"
+	"strconv"
+
+	"github.com/labstack/echo/v4"
+
+	"hasvc/internal/auth"
+	"hasvc/internal/engine"
+	"hasvc/internal/tenant"
+)
+
+// statement is one statement of a POST /db/<name> body.
+type statement struct {
+	SQL    *string         `json:"sql"`
+	Params json.RawMessage `json:"params"`
+}
+
+// query serves POST /db/<name>: a statement object or an array of them,
+// run as one transaction.
+func (s *Server) query(c echo.Context) error {
+	name := c.Param("name")
+	p, err := principal(c, name, auth.PermRead)
+	if err != nil {
+		return err
+	}
+	body, err := io.ReadAll(http.MaxBytesReader(c.Response(), c.Request().Body, s.MaxBodyBytes))
+	if err != nil {
+		return err
+	}
+	stmts, err := parseStatements(body)
+	if err != nil {
+		return err
+	}
+	res, err := s.DB.Exec(c.Request().Context(), name, stmts, p.Perm < auth.PermWrite)
+	if err != nil {
+		return err
+	}
+	return c.Blob(http.StatusOK, echo.MIMEApplicationJSON, appendResults(make([]byte, 0, 256), res))
+}
+
+// parseStatements decodes a body holding one statement object or an array
+// of them.
+func parseStatements(body []byte) ([]engine.Statement, error) {
+	body = bytes.TrimSpace(body)
+	var raw []statement
+	var err error
+	switch {
+	case len(body) == 0:
+		return nil, tenant.Errorf(tenant.EINVALID, "empty body: want {\"sql\": ...} or an array of them")
+	case body[0] == '[':
+		err = json.Unmarshal(body, &raw)
+	default:
+		var one statement
+		err = json.Unmarshal(body, &one)
+		raw = []statement{one}
+	}
+	if err != nil {
+		return nil, tenant.Wrap(tenant.EINVALID, err, "invalid JSON body: "+err.Error())
+	}
+	if len(raw) == 0 {
+		return nil, tenant.Errorf(tenant.EINVALID, "no statements")
+	}
+	out := make([]engine.Statement, len(raw))
+	for i, r := range raw {
+		if r.SQL == nil {
+			return nil, tenant.AtStatement(tenant.Errorf(tenant.EINVALID, "missing \"sql\""), i)
+		}
+		params, err := parseParams(r.Params)
+		if err != nil {
+			return nil, tenant.AtStatement(err, i)
+		}
+		out[i] = engine.Statement{SQL: *r.SQL, Params: params}
+	}
+	return out, nil
+}
+
+// parseParams decodes params: an array of positional values or an object
+// of named ones, whose keys may carry a ':', '@' or '$' prefix.
+func parseParams(raw json.RawMessage) (any, error) {
+	raw = bytes.TrimSpace(raw)
+	if len(raw) == 0 || string(raw) == "null" {
+		return nil, nil
+	}
+	dec := json.NewDecoder(bytes.NewReader(raw))
+	dec.UseNumber()
+	var v any
+	if err := dec.Decode(&v); err != nil {
+		return nil, tenant.Wrap(tenant.EINVALID, err, "invalid params: "+err.Error())
+	}
+	switch x := v.(type) {
+	case []any:
+		out := make([]any, len(x))
+		for i, e := range x {
+			val, err := engine.ValueFromJSON(e)
+			if err != nil {
+				return nil, tenant.Errorf(tenant.EINVALID, "param %d: %v", i+1, err)
+			}
+			out[i] = val
+		}
+		return out, nil
+	case map[string]any:
+		out := make(map[string]any, len(x))
+		for k, e := range x {
+			val, err := engine.ValueFromJSON(e)
+			if err != nil {
+				return nil, tenant.Errorf(tenant.EINVALID, "param %s: %v", k, err)
+			}
+			key := k
+			if len(key) > 0 && (key[0] == ':' || key[0] == '@' || key[0] == '$') {
+				key = key[1:]
+			}
+			if _, dup := out[key]; dup {
+				return nil, tenant.Errorf(tenant.EINVALID, "param %s given twice", key)
+			}
+			out[key] = val
+		}
+		return out, nil
+	}
+	return nil, tenant.Errorf(tenant.EINVALID, "params must be an array or an object")
+}
+
+// appendResults writes the ancestor's response shape, with the stream
+// sequence of a write.
+func appendResults(buf []byte, res *engine.ExecResult) []byte {
+	buf = append(buf, `{"results":[`...)
+	for i := range res.Results {
+		r := &res.Results[i]
+		if i > 0 {
+			buf = append(buf, ',')
+		}
+		buf = append(buf, `{"columns":[`...)
+		if r.HasRows() {
+			for j, c := range r.Columns {
+				if j > 0 {
+					buf = append(buf, ',')
+				}
+				buf = engine.AppendString(buf, c)
+			}
+			buf = append(buf, `],"rows":[`...)
+			for j, row := range r.Rows {
+				if j > 0 {
+					buf = append(buf, ',')
+				}
+				buf = append(buf, '[')
+				for k, v := range row {
+					if k > 0 {
+						buf = append(buf, ',')
+					}
+					buf = engine.AppendValue(buf, v)
+				}
+				buf = append(buf, ']')
+			}
+			buf = append(buf, "]}"...)
+		} else {
+			buf = append(buf, `"rows_affected","last_insert_id"],"rows":[[`...)
+			buf = strconv.AppendInt(buf, r.RowsAffected, 10)
+			buf = append(buf, ',')
+			buf = strconv.AppendInt(buf, r.LastInsertID, 10)
+			buf = append(buf, "]]}"...)
+		}
+	}
+	buf = append(buf, ']')
+	if res.Seq > 0 {
+		buf = append(buf, `,"sequence":`...)
+		buf = strconv.AppendUint(buf, res.Seq, 10)
+	}
+	return append(buf, '}')
+}
+
+// backup serves GET /db/<name>/backup: a consistent SQLite file.
+func (s *Server) backup(c echo.Context) error {
+	name := c.Param("name")
+	if _, err := principal(c, name, auth.PermRead); err != nil {
+		return err
+	}
+	f, err := s.DB.Backup(c.Request().Context(), name)
+	if err != nil {
+		return err
+	}
+	defer f.Close()
+	h := c.Response().Header()
+	h.Set("Content-Type", "application/vnd.sqlite3")
+	h.Set("Content-Disposition", fmt.Sprintf(`attachment; filename="%s-%d.db"`, name, f.Seq))
+	h.Set("Content-Length", strconv.FormatInt(f.Size, 10))
+	h.Set("X-Hasvc-Sequence", strconv.FormatUint(f.Seq, 10))
+	c.Response().WriteHeader(http.StatusOK)
+	_, err = io.Copy(c.Response(), f)
+	return err
+}
