@@ -69,9 +69,9 @@ type op struct {
 	res ExecResult
 	err error
 
-	fut      jetstream.PubAckFuture
-	expect   uint64 // sequence the message must get
-	acked    bool
+	fut       jetstream.PubAckFuture
+	expect    uint64 // sequence the message must get
+	acked     bool
 	savepoint string
 }
 
