@@ -3,6 +3,7 @@ package api
 import (
 	"bytes"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"net/http"
@@ -15,10 +16,11 @@ import (
 	"hasvc/internal/tenant"
 )
 
-// statement is one statement of a POST /db/<name> body.
+// statement is one statement of a POST /db/<name> body, as decoded with
+// UseNumber.
 type statement struct {
-	SQL    *string         `json:"sql"`
-	Params json.RawMessage `json:"params"`
+	SQL    *string `json:"sql"`
+	Params any     `json:"params"`
 }
 
 // query serves POST /db/<name>: a statement object or an array of them,
@@ -48,17 +50,21 @@ func (s *Server) query(c echo.Context) error {
 // of them.
 func parseStatements(body []byte) ([]engine.Statement, error) {
 	body = bytes.TrimSpace(body)
+	if len(body) == 0 {
+		return nil, tenant.Errorf(tenant.EINVALID, "empty body: want {\"sql\": ...} or an array of them")
+	}
+	dec := json.NewDecoder(bytes.NewReader(body))
+	dec.UseNumber()
 	var raw []statement
 	var err error
-	switch {
-	case len(body) == 0:
-		return nil, tenant.Errorf(tenant.EINVALID, "empty body: want {\"sql\": ...} or an array of them")
-	case body[0] == '[':
-		err = json.Unmarshal(body, &raw)
-	default:
-		var one statement
-		err = json.Unmarshal(body, &one)
-		raw = []statement{one}
+	if body[0] == '[' {
+		err = dec.Decode(&raw)
+	} else {
+		raw = make([]statement, 1)
+		err = dec.Decode(&raw[0])
+	}
+	if err == nil && dec.More() {
+		err = errors.New("data after the statements")
 	}
 	if err != nil {
 		return nil, tenant.Wrap(tenant.EINVALID, err, "invalid JSON body: "+err.Error())
@@ -80,30 +86,21 @@ func parseStatements(body []byte) ([]engine.Statement, error) {
 	return out, nil
 }
 
-// parseParams decodes params: an array of positional values or an object
+// parseParams converts params: an array of positional values or an object
 // of named ones, whose keys may carry a ':', '@' or '$' prefix.
-func parseParams(raw json.RawMessage) (any, error) {
-	raw = bytes.TrimSpace(raw)
-	if len(raw) == 0 || string(raw) == "null" {
-		return nil, nil
-	}
-	dec := json.NewDecoder(bytes.NewReader(raw))
-	dec.UseNumber()
-	var v any
-	if err := dec.Decode(&v); err != nil {
-		return nil, tenant.Wrap(tenant.EINVALID, err, "invalid params: "+err.Error())
-	}
+func parseParams(v any) (any, error) {
 	switch x := v.(type) {
+	case nil:
+		return nil, nil
 	case []any:
-		out := make([]any, len(x))
 		for i, e := range x {
 			val, err := engine.ValueFromJSON(e)
 			if err != nil {
 				return nil, tenant.Errorf(tenant.EINVALID, "param %d: %v", i+1, err)
 			}
-			out[i] = val
+			x[i] = val
 		}
-		return out, nil
+		return x, nil
 	case map[string]any:
 		out := make(map[string]any, len(x))
 		for k, e := range x {

@@ -14,6 +14,7 @@ import (
 	"path/filepath"
 	"slices"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/golang-jwt/jwt/v5"
@@ -92,7 +93,16 @@ type claims struct {
 type Keys struct {
 	secret []byte
 	Now    func() time.Time
+
+	// verified caches principals by token: clients send the same token
+	// with every request, and parsing it costs more than the query. A
+	// cached principal is used only until its token expires.
+	mu       sync.Mutex
+	verified map[string]*Principal
 }
+
+// maxVerified bounds the verified-token cache; when full it starts over.
+const maxVerified = 4096
 
 // NewKeys returns Keys for a secret of at least 32 bytes.
 func NewKeys(secret []byte) (*Keys, error) {
@@ -174,6 +184,26 @@ func (k *Keys) Issue(p Principal, ttl time.Duration) (string, error) {
 // Verify checks a token's signature, algorithm and expiry (which it must
 // have) and returns its principal, or EUNAUTHORIZED.
 func (k *Keys) Verify(token string) (*Principal, error) {
+	k.mu.Lock()
+	p, ok := k.verified[token]
+	k.mu.Unlock()
+	if ok && k.Now().Before(p.ExpiresAt) {
+		return p, nil
+	}
+	p, err := k.verify(token)
+	if err != nil {
+		return nil, err
+	}
+	k.mu.Lock()
+	if k.verified == nil || len(k.verified) >= maxVerified {
+		k.verified = map[string]*Principal{}
+	}
+	k.verified[token] = p
+	k.mu.Unlock()
+	return p, nil
+}
+
+func (k *Keys) verify(token string) (*Principal, error) {
 	var c claims
 	_, err := jwt.ParseWithClaims(token, &c, func(*jwt.Token) (any, error) { return k.secret, nil },
 		jwt.WithValidMethods([]string{jwt.SigningMethodHS256.Alg()}),

@@ -30,6 +30,7 @@ type conn struct {
 	icache map[string]*stmt
 
 	tables map[string]*tableInfo // see tableInfo
+	ddlRan bool                  // a schema change ran in the current transaction
 
 	// intr guards interrupts from a context watcher against the statement
 	// that follows the one it meant to stop.
@@ -39,12 +40,19 @@ type conn struct {
 	capture *capture // non-nil on a writer
 }
 
-const stmtCacheSize = 128
+const stmtCacheSize = 256
 
 // openConn opens a SQLite connection to dsn and sets it up. Every pragma
 // here is per connection.
 func openConn(dsn string, readonly bool) (*conn, error) {
-	dc, err := (&sqlite3.SQLiteDriver{}).Open(dsn)
+	configureSQLite()
+	// A conn is used by one goroutine at a time, so SQLite's own
+	// per-connection mutex is not needed.
+	sep := "?"
+	if strings.Contains(dsn, "?") {
+		sep = "&"
+	}
+	dc, err := (&sqlite3.SQLiteDriver{}).Open(dsn + sep + "_mutex=no")
 	if err != nil {
 		return nil, fmt.Errorf("open %s: %w", dsn, err)
 	}

@@ -2,7 +2,6 @@ package engine
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -317,7 +316,7 @@ func (d *DB) commit(batch []*op) {
 			if rerr := w.internal(func() error { return w.exec(fmt.Sprintf("ROLLBACK TO r%d", i)) }); rerr != nil {
 				aborted = true
 			}
-			w.schemaChanged()
+			w.rolledBack()
 		}
 	}
 
@@ -373,7 +372,10 @@ func (d *DB) commit(batch []*op) {
 			d.applied.Store(lastAcked)
 		}
 	}
-	w.schemaChanged()
+	if firstFailed >= 0 || needCatchUp {
+		w.rolledBack()
+	}
+	w.ddlRan = false
 	if firstFailed >= 0 || needCatchUp {
 		// JetStream is the truth: apply whatever it holds beyond what
 		// this copy committed (acknowledged writes after a failure,
@@ -408,10 +410,8 @@ func (d *DB) runWrite(o *op, last uint64) error {
 	if len(cp.changes) == 0 {
 		return nil
 	}
-	data, err := json.Marshal(Message{Node: d.eng.Node, Changes: cp.changes, Timestamp: d.eng.now().UnixNano()})
-	if err != nil {
-		return tenant.Wrap(tenant.EINTERNAL, err, "encode change message")
-	}
+	msg := Message{Node: d.eng.Node, Changes: cp.changes, Timestamp: d.eng.now().UnixNano()}
+	data := msg.AppendJSON(make([]byte, 0, 512))
 	if max := d.eng.maxMessage(); len(data) > max {
 		return tenant.Errorf(tenant.ETOOLARGE, "the transaction's changes take %d bytes, over the %d-byte message limit", len(data), max)
 	}

@@ -153,3 +153,28 @@ func TestCatchUpFromStream(t *testing.T) {
 		t.Fatalf("rebuilt = %s\nwant      %s", got, want)
 	}
 }
+
+// TestMessageJSON checks that the hand-written encoder writes what
+// encoding/json would, and that it decodes back to the same values.
+func TestMessageJSON(t *testing.T) {
+	m := Message{Node: "n\"1", Timestamp: 42, Changes: []Change{
+		{Database: "main", Operation: OpSQL, SQL: "CREATE TABLE \"t\" (x)\n"},
+		{Database: "main", Table: "t", Columns: []string{"a", "b"}, Operation: OpUpdate, OldRowID: ptr(0), NewRowID: ptr(-5),
+			OldValues: Values{int64(1), 2.5}, NewValues: Values{"é\u2028", []byte{1}}},
+		{Database: "main", Table: "k", Columns: []string{"a"}, Operation: OpDelete, OldValues: Values{nil}},
+	}}
+	want, err := json.Marshal(m)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := m.AppendJSON(nil); string(got) != string(want) {
+		t.Fatalf("AppendJSON:\n got  %s\n want %s", got, want)
+	}
+	var back Message
+	if err := json.Unmarshal(want, &back); err != nil {
+		t.Fatal(err)
+	}
+	if a, b := jsonOf(back), string(want); a != b {
+		t.Fatalf("round trip:\n got  %s\n want %s", a, b)
+	}
+}

@@ -2,7 +2,6 @@ package engine
 
 import (
 	"context"
-	"encoding/json"
 	"fmt"
 	"strings"
 
@@ -149,10 +148,8 @@ func changeSize(ch Change) int {
 // publishApply publishes one message of changes, expecting the stream to
 // end at the applied sequence, and applies it here. It runs on the writer.
 func (d *DB) publishApply(ctx context.Context, changes []Change) error {
-	data, err := json.Marshal(Message{Node: d.eng.Node, Changes: changes, Timestamp: d.eng.now().UnixNano()})
-	if err != nil {
-		return err
-	}
+	msg := Message{Node: d.eng.Node, Changes: changes, Timestamp: d.eng.now().UnixNano()}
+	data := msg.AppendJSON(nil)
 	if len(data) > d.eng.maxMessage() {
 		return tenant.Errorf(tenant.ETOOLARGE, "one row takes %d bytes, over the %d-byte message limit", len(data), d.eng.maxMessage())
 	}

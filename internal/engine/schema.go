@@ -66,7 +66,18 @@ func (c *conn) tableInfo(name string) (*tableInfo, error) {
 }
 
 // schemaChanged forgets cached table descriptions.
-func (c *conn) schemaChanged() { clear(c.tables) }
+func (c *conn) schemaChanged() {
+	clear(c.tables)
+	c.ddlRan = true
+}
+
+// rolledBack forgets cached table descriptions if a schema change may have
+// been rolled back.
+func (c *conn) rolledBack() {
+	if c.ddlRan {
+		clear(c.tables)
+	}
+}
 
 // quoteIdent quotes an SQL identifier.
 func quoteIdent(s string) string {

@@ -81,6 +81,15 @@ static int hasvc_bind_blob(sqlite3_stmt *st, int i, const void *p, int n) {
 	return sqlite3_bind_blob(st, i, p, n, HASVC_TRANSIENT);
 }
 
+int sqlite3_config(int, ...);
+
+// Turn off SQLite's memory statistics: keeping them takes a process-wide
+// mutex on every allocation, which readers on different cores then fight
+// over. Only effective before the library initializes.
+static int hasvc_config_memstatus_off(void) {
+	return sqlite3_config(9, 0);  // SQLITE_CONFIG_MEMSTATUS
+}
+
 // SQLITE_DBCONFIG_* options taking (int, int*); sqlite3_db_config is variadic,
 // which cgo cannot call directly.
 static int hasvc_db_config(sqlite3 *db, int op, int on) {
@@ -111,6 +120,7 @@ import (
 	"fmt"
 	"math"
 	"reflect"
+	"sync"
 	"unsafe"
 
 	"github.com/mattn/go-sqlite3"
@@ -155,6 +165,14 @@ func (e *SQLiteError) Error() string { return e.Message }
 
 // Primary returns the primary result code.
 func (e *SQLiteError) Primary() int { return e.Code & 0xff }
+
+var configureOnce sync.Once
+
+// configureSQLite sets process-wide SQLite options before the first
+// connection opens.
+func configureSQLite() {
+	configureOnce.Do(func() { C.hasvc_config_memstatus_off() })
+}
 
 // rawConn is a SQLite connection handle.
 type rawConn struct{ db *C.sqlite3 }

@@ -163,7 +163,10 @@ type Values []any
 
 // MarshalJSON encodes the values in the storage-class-keeping encoding.
 func (vs Values) MarshalJSON() ([]byte, error) {
-	buf := make([]byte, 0, 16*len(vs)+2)
+	return vs.appendJSON(make([]byte, 0, 16*len(vs)+2)), nil
+}
+
+func (vs Values) appendJSON(buf []byte) []byte {
 	buf = append(buf, '[')
 	for i, v := range vs {
 		if i > 0 {
@@ -171,7 +174,7 @@ func (vs Values) MarshalJSON() ([]byte, error) {
 		}
 		buf = AppendValue(buf, v)
 	}
-	return append(buf, ']'), nil
+	return append(buf, ']')
 }
 
 // UnmarshalJSON decodes values written by MarshalJSON.

@@ -1,0 +1,207 @@
+// Command load is hasvc's HTTP load generator and the reference server it
+// is compared with. It runs one scenario against a running node and prints
+// one line of results; bench/run.sh runs them all side by side.
+//
+//	load -url http://127.0.0.1:8080 -token T -db bench -scenario insert -c 16 -d 10s
+//	load -serve-bare 127.0.0.1:9090   # a bare net/http handler for comparison
+package main
+
+import (
+	"bytes"
+	"flag"
+	"fmt"
+	"io"
+	"math/rand/v2"
+	"net"
+	"net/http"
+	"os"
+	"os/exec"
+	"slices"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+)
+
+func main() {
+	url := flag.String("url", "http://127.0.0.1:8080", "node URL")
+	token := flag.String("token", "", "bearer token")
+	db := flag.String("db", "bench", "database")
+	scenario := flag.String("scenario", "insert", "insert, select, bare, dbs")
+	clients := flag.Int("c", 16, "concurrent clients")
+	dur := flag.Duration("d", 10*time.Second, "duration")
+	n := flag.Int("n", 1000, "databases to create (dbs)")
+	pid := flag.Int("pid", 0, "node process id, for RSS (dbs)")
+	serveBare := flag.String("serve-bare", "", "serve a bare handler on this address and do nothing else")
+	flag.Parse()
+
+	if *serveBare != "" {
+		body := []byte(`{"results":[{"columns":["id","name","n"],"rows":[[4242,"user-4242",4242]]}]}`)
+		http.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
+			io.Copy(io.Discard, r.Body)
+			w.Header().Set("Content-Type", "application/json")
+			w.Write(body)
+		})
+		if err := http.ListenAndServe(*serveBare, nil); err != nil {
+			fmt.Fprintln(os.Stderr, err)
+			os.Exit(1)
+		}
+		return
+	}
+	client := &http.Client{Transport: &http.Transport{
+		MaxIdleConnsPerHost: *clients * 2,
+		DialContext:         (&net.Dialer{}).DialContext,
+	}}
+	h := &harness{client: client, url: *url, token: *token, db: *db}
+	switch *scenario {
+	case "insert":
+		h.must(h.post("/databases", `{"name":"`+*db+`"}`))(201, 409)
+		h.must(h.post("/db/"+*db, `{"sql":"CREATE TABLE IF NOT EXISTS users (id INTEGER PRIMARY KEY, name TEXT, n INTEGER)"}`))(200)
+		var seq atomic.Int64
+		h.run("insert", *clients, *dur, func() (int, error) {
+			i := seq.Add(1)
+			return h.post("/db/"+*db, fmt.Sprintf(`{"sql":"INSERT INTO users (name, n) VALUES (:name, :n)","params":{"name":"user-%d","n":%d}}`, i, i))
+		})
+	case "select":
+		rows := 10000
+		h.must(h.post("/databases", `{"name":"`+*db+`"}`))(201, 409)
+		h.must(h.post("/db/"+*db, `{"sql":"CREATE TABLE IF NOT EXISTS users (id INTEGER PRIMARY KEY, name TEXT, n INTEGER)"}`))(200)
+		h.must(h.post("/db/"+*db, fmt.Sprintf(`{"sql":"WITH RECURSIVE s(v) AS (SELECT 1 UNION ALL SELECT v + 1 FROM s WHERE v < %d) INSERT OR IGNORE INTO users (id, name, n) SELECT v, 'user-' || v, v FROM s"}`, rows)))(200)
+		h.run("select", *clients, *dur, func() (int, error) {
+			id := rand.IntN(rows) + 1
+			return h.post("/db/"+*db, fmt.Sprintf(`{"sql":"SELECT id, name, n FROM users WHERE id = ?","params":[%d]}`, id))
+		})
+	case "bare":
+		h.run("bare", *clients, *dur, func() (int, error) {
+			return h.post("/", `{"sql":"SELECT id, name, n FROM users WHERE id = ?","params":[1]}`)
+		})
+	case "dbs":
+		h.databases(*n, *pid)
+	default:
+		fmt.Fprintln(os.Stderr, "unknown scenario", *scenario)
+		os.Exit(2)
+	}
+}
+
+type harness struct {
+	client         *http.Client
+	url, token, db string
+}
+
+func (h *harness) post(path, body string) (int, error) {
+	req, err := http.NewRequest("POST", h.url+path, strings.NewReader(body))
+	if err != nil {
+		return 0, err
+	}
+	req.Header.Set("Content-Type", "application/json")
+	if h.token != "" {
+		req.Header.Set("Authorization", "Bearer "+h.token)
+	}
+	resp, err := h.client.Do(req)
+	if err != nil {
+		return 0, err
+	}
+	io.Copy(io.Discard, resp.Body)
+	resp.Body.Close()
+	return resp.StatusCode, nil
+}
+
+func (h *harness) must(status int, err error) func(...int) {
+	return func(ok ...int) {
+		if err != nil || !slices.Contains(ok, status) {
+			fmt.Fprintf(os.Stderr, "setup failed: %d %v\n", status, err)
+			os.Exit(1)
+		}
+	}
+}
+
+// run drives fn from c goroutines for d (after a one-second warm-up) and
+// prints requests/s and latency percentiles.
+func (h *harness) run(name string, c int, d time.Duration, fn func() (int, error)) {
+	warm := time.Now().Add(time.Second)
+	end := warm.Add(d)
+	lat := make([][]time.Duration, c)
+	var errs atomic.Int64
+	var wg sync.WaitGroup
+	for i := range c {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for {
+				start := time.Now()
+				if start.After(end) {
+					return
+				}
+				status, err := fn()
+				if err != nil || status != 200 {
+					errs.Add(1)
+					continue
+				}
+				if start.After(warm) {
+					lat[i] = append(lat[i], time.Since(start))
+				}
+			}
+		}()
+	}
+	wg.Wait()
+	var all []time.Duration
+	for _, l := range lat {
+		all = append(all, l...)
+	}
+	slices.Sort(all)
+	if len(all) == 0 {
+		fmt.Printf("%s c=%d: no successful requests (%d errors)\n", name, c, errs.Load())
+		return
+	}
+	pct := func(p float64) time.Duration { return all[min(len(all)-1, int(float64(len(all))*p))] }
+	fmt.Printf("%-8s c=%-3d %9.0f req/s  p50 %7.2f ms  p99 %7.2f ms  errors %d\n", name, c,
+		float64(len(all))/d.Seconds(), ms(pct(0.50)), ms(pct(0.99)), errs.Load())
+}
+
+func ms(d time.Duration) float64 { return float64(d.Microseconds()) / 1000 }
+
+// databases creates n databases from 8 clients and reports the time taken
+// and the node's resident memory before and after.
+func (h *harness) databases(n, pid int) {
+	before := rss(pid)
+	start := time.Now()
+	var next atomic.Int64
+	var wg sync.WaitGroup
+	var failed atomic.Int64
+	for range 8 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for {
+				i := next.Add(1)
+				if i > int64(n) {
+					return
+				}
+				status, err := h.post("/databases", fmt.Sprintf(`{"name":"%s-%06d"}`, h.db, i))
+				if err != nil || status != 201 {
+					failed.Add(1)
+				}
+			}
+		}()
+	}
+	wg.Wait()
+	took := time.Since(start)
+	time.Sleep(2 * time.Second)
+	after := rss(pid)
+	fmt.Printf("dbs      n=%-6d created in %6.1f s (%5.2f ms each)  RSS %6.0f MB -> %6.0f MB  failed %d\n",
+		n, took.Seconds(), ms(took)/float64(n), float64(before)/1e6, float64(after)/1e6, failed.Load())
+}
+
+// rss returns the resident set size of process pid in bytes.
+func rss(pid int) int64 {
+	if pid == 0 {
+		return 0
+	}
+	out, err := exec.Command("ps", "-o", "rss=", "-p", strconv.Itoa(pid)).Output()
+	if err != nil {
+		return 0
+	}
+	kb, _ := strconv.ParseInt(string(bytes.TrimSpace(out)), 10, 64)
+	return kb * 1024
+}
