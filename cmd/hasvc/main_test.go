@@ -315,8 +315,8 @@ func TestTokens(t *testing.T) {
 	insert := `{"sql": "INSERT INTO t VALUES (1)"}`
 	tests := []struct {
 		name, method, path, token, body string
-		status                           int
-		code                             string
+		status                          int
+		code                            string
 	}{
 		{"no token", "POST", "/db/app", "", insert, 401, "EUNAUTHORIZED"},
 		{"garbage token", "POST", "/db/app", "not-a-jwt", insert, 401, "EUNAUTHORIZED"},
