@@ -6,6 +6,7 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"net"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -25,6 +26,11 @@ type Config struct {
 	NATSUser        string
 	NATSPass        string
 	Fsync           string
+	ClusterPort     int
+	ClusterName     string
+	Join            string // host:port of other nodes' cluster ports, comma-separated
+	Replicas        int
+	Advertise       string
 	Memory          bool
 	DataDir         string
 	JWTSecret       string
@@ -46,7 +52,9 @@ func DefaultConfig() Config {
 		Name:            host,
 		Port:            8080,
 		NATSPort:        4222,
-		Fsync:           "1s",
+		Fsync:           "2m",
+		ClusterPort:     6222,
+		ClusterName:     "hasvc",
 		DataDir:         "./data",
 		IdleTimeout:     5 * time.Minute,
 		PublishTimeout:  10 * time.Second,
@@ -72,6 +80,11 @@ func (c *Config) settings() []setting {
 		{"nats-user", "", "HA_NATS_USER", "NATS user (default: hasvc)", stringValue{&c.NATSUser}},
 		{"nats-pass", "", "HA_NATS_PASS", "NATS password (default: generated into <data-dir>/nats.password)", stringValue{&c.NATSPass}},
 		{"fsync", "", "HA_FSYNC", `JetStream fsync policy: "always" or an interval such as 1s`, stringValue{&c.Fsync}},
+		{"join", "", "HA_JOIN", "cluster ports (host:port, comma-separated) of the other nodes; forms a JetStream cluster", stringValue{&c.Join}},
+		{"cluster-port", "", "HA_CLUSTER_PORT", "port other nodes' servers connect to (with --join)", intValue{&c.ClusterPort}},
+		{"cluster-name", "", "HA_CLUSTER_NAME", "cluster name, the same on every node", stringValue{&c.ClusterName}},
+		{"replicas", "", "HA_REPLICAS", "stream replicas for new databases (default: min(3, cluster size))", intValue{&c.Replicas}},
+		{"advertise", "", "HA_ADVERTISE", "HTTP address other nodes and clients reach this node at (default: host:port)", stringValue{&c.Advertise}},
 		{"memory", "m", "HA_MEMORY", "keep SQLite databases in memory (the log stays in JetStream)", boolValue{&c.Memory}},
 		{"data-dir", "", "HA_DATA_DIR", "directory for SQLite files, the JetStream store and keys", stringValue{&c.DataDir}},
 		{"jwt-secret", "", "HA_JWT_SECRET", "JWT signing secret, at least 32 bytes, shared by a cluster (default: <data-dir>/jwt.key)", stringValue{&c.JWTSecret}},
@@ -175,6 +188,20 @@ func (c *Config) Validate() error {
 			errs = append(errs, fmt.Errorf("--fsync %q: want \"always\" or a positive duration such as 1s", c.Fsync))
 		}
 	}
+	if c.ClusterPort < -1 || c.ClusterPort > 65535 {
+		errs = append(errs, fmt.Errorf("--cluster-port %d: want -1 to 65535", c.ClusterPort))
+	}
+	if c.Join != "" && c.NATSPort == 0 {
+		errs = append(errs, errors.New("--join forms a cluster of embedded servers; it cannot go with --nats-port 0"))
+	}
+	for _, peer := range c.Peers() {
+		if _, _, err := net.SplitHostPort(peer); err != nil {
+			errs = append(errs, fmt.Errorf("--join %q: want host:port", peer))
+		}
+	}
+	if c.Replicas < 0 || c.Replicas > 5 {
+		errs = append(errs, fmt.Errorf("--replicas %d: want 1 to 5", c.Replicas))
+	}
 	if c.DataDir == "" {
 		errs = append(errs, errors.New("--data-dir must not be empty"))
 	}
@@ -200,6 +227,26 @@ func (c *Config) Validate() error {
 		}
 	}
 	return errors.Join(errs...)
+}
+
+// Peers returns the --join list.
+func (c *Config) Peers() []string {
+	var out []string
+	for _, p := range strings.Split(c.Join, ",") {
+		if p = strings.TrimSpace(p); p != "" {
+			out = append(out, p)
+		}
+	}
+	return out
+}
+
+// StreamReplicas is the replica count of new databases: --replicas, or
+// min(3, cluster size).
+func (c *Config) StreamReplicas() int {
+	if c.Replicas > 0 {
+		return c.Replicas
+	}
+	return min(3, 1+len(c.Peers()))
 }
 
 // ImportName is the database name a positional FILE.db is imported as.

@@ -100,11 +100,15 @@ func (m *Main) Run(ctx context.Context) error {
 		if err != nil {
 			return err
 		}
-		m.broker, err = broker.Start(broker.Config{
+		bc := broker.Config{
 			Name: c.Name, Host: c.Host, Port: c.NATSPort,
 			StoreDir: filepath.Join(c.DataDir, "jetstream"),
 			User:     user, Password: pass, Fsync: c.Fsync, Logger: m.Logger,
-		})
+		}
+		if peers := c.Peers(); len(peers) > 0 {
+			bc.ClusterName, bc.ClusterPort, bc.Routes = c.ClusterName, c.ClusterPort, peers
+		}
+		m.broker, err = broker.Start(bc)
 		if err != nil {
 			return err
 		}
@@ -120,9 +124,17 @@ func (m *Main) Run(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	reg, err := tenant.OpenRegistry(ctx, js, 1)
+	reg, err := m.openRegistry(ctx, js)
 	if err != nil {
 		return err
+	}
+	m.ln, err = net.Listen("tcp", net.JoinHostPort(c.Host, strconv.Itoa(c.Port)))
+	if err != nil {
+		return err
+	}
+	advertise := c.Advertise
+	if advertise == "" {
+		advertise = m.ln.Addr().String()
 	}
 	m.engine = &engine.Engine{
 		DataDir:        c.DataDir,
@@ -134,8 +146,14 @@ func (m *Main) Run(ctx context.Context) error {
 		Logger:         m.Logger,
 		IdleTimeout:    c.IdleTimeout,
 		PublishTimeout: c.PublishTimeout,
+		Replicas:       c.StreamReplicas(),
+		Advertise:      advertise,
 	}
-	if err := m.engine.Open(); err != nil {
+	if m.broker != nil {
+		b := m.broker
+		m.engine.JetStreamView = func() (any, error) { return b.JetStreamInfo() }
+	}
+	if err := m.engine.Open(ctx); err != nil {
 		return err
 	}
 	if c.Import != "" {
@@ -145,15 +163,33 @@ func (m *Main) Run(ctx context.Context) error {
 	}
 
 	srv := &api.Server{DB: m.engine, Auth: keys, Logger: m.Logger, MaxBodyBytes: c.MaxRequestBytes}
-	m.ln, err = net.Listen("tcp", net.JoinHostPort(c.Host, strconv.Itoa(c.Port)))
-	if err != nil {
-		return err
-	}
 	m.http = &http.Server{Handler: srv.Handler(), ReadHeaderTimeout: 10 * time.Second, IdleTimeout: 2 * time.Minute}
 	m.served = make(chan error, 1)
 	go func() { m.served <- m.http.Serve(m.ln) }()
 	m.Logger.Info("serving", "http", m.ln.Addr().String(), "nats", m.NATSURL())
 	return nil
+}
+
+// openRegistry opens the database registry, waiting (up to a minute) for a
+// JetStream cluster to elect its leader: the nodes of a new cluster start
+// at about the same time, and none can create buckets before a quorum is up.
+func (m *Main) openRegistry(ctx context.Context, js jetstream.JetStream) (*tenant.Registry, error) {
+	ctx, cancel := context.WithTimeout(ctx, time.Minute)
+	defer cancel()
+	for {
+		reg, err := tenant.OpenRegistry(ctx, js, m.Config.StreamReplicas())
+		if err == nil {
+			return reg, nil
+		}
+		if ctx.Err() != nil {
+			return nil, fmt.Errorf("JetStream not ready: %w", err)
+		}
+		m.Logger.Info("waiting for JetStream", "err", err)
+		select {
+		case <-time.After(500 * time.Millisecond):
+		case <-ctx.Done():
+		}
+	}
 }
 
 // importFile imports the positional FILE.db as database FILE, unless a

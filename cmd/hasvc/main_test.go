@@ -117,7 +117,7 @@ func (n *node) ok(method, path, body string) string {
 	if status/100 != 2 {
 		n.t.Fatalf("%s %s %s: %d %s", method, path, body, status, out)
 	}
-	return out
+	return strings.TrimSuffix(out, "\n")
 }
 
 func (n *node) createDB(name string) {

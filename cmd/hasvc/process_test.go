@@ -177,7 +177,7 @@ func TestKillNineKeepsAcknowledgedWrites(t *testing.T) {
 	}
 	json.NewDecoder(resp.Body).Decode(&info)
 	resp.Body.Close()
-	if want := fmt.Sprintf(`{"results":[{"columns":["count(*)"],"rows":[[%d]]}]}`, info.StreamSeq-1); body != want {
+	if want := fmt.Sprintf(`{"results":[{"columns":["count(*)"],"rows":[[%d]]}]}`, info.StreamSeq-1); strings.TrimSpace(body) != want {
 		t.Fatalf("rows %s, stream has %d messages", body, info.StreamSeq)
 	}
 }

@@ -30,9 +30,12 @@ type Databases interface {
 	// Exec returns ENOTFOUND, EINVALID (SQL errors, naming the
 	// statement), EFORBIDDEN (a write with readOnly, or SQL outside the
 	// sandbox), ECONFLICT, ETOOLARGE, EUNAVAILABLE.
-	Exec(ctx context.Context, name string, stmts []engine.Statement, readOnly bool) (*engine.ExecResult, error)
+	// ETIMEOUT when the node does not reach opts' sequence in time.
+	Exec(ctx context.Context, name string, stmts []engine.Statement, opts engine.ExecOptions) (*engine.ExecResult, error)
 	// Backup returns ENOTFOUND for an unknown database.
 	Backup(ctx context.Context, name string) (*engine.BackupFile, error)
+	// Cluster returns EUNAVAILABLE when JetStream is.
+	Cluster(ctx context.Context) (*engine.ClusterInfo, error)
 }
 
 // Verifier checks bearer tokens.
@@ -77,8 +80,21 @@ func (s *Server) Handler() http.Handler {
 	a.DELETE("/databases/:name", s.deleteDatabase)
 	a.POST("/db/:name", s.query)
 	a.GET("/db/:name/backup", s.backup)
+	a.GET("/cluster", s.cluster)
 	s.echo = e
 	return e
+}
+
+// cluster serves GET /cluster (admin): the live nodes and JetStream's view.
+func (s *Server) cluster(c echo.Context) error {
+	if _, err := principal(c, "", auth.PermAdmin); err != nil {
+		return err
+	}
+	ci, err := s.DB.Cluster(c.Request().Context())
+	if err != nil {
+		return err
+	}
+	return c.JSON(http.StatusOK, ci)
 }
 
 func (s *Server) health(c echo.Context) error {

@@ -8,6 +8,7 @@ import (
 	"io"
 	"net/http"
 	"strconv"
+	"time"
 
 	"github.com/labstack/echo/v4"
 
@@ -39,11 +40,50 @@ func (s *Server) query(c echo.Context) error {
 	if err != nil {
 		return err
 	}
-	res, err := s.DB.Exec(c.Request().Context(), name, stmts, p.Perm < auth.PermWrite)
+	opts, err := execOptions(c)
+	if err != nil {
+		return err
+	}
+	opts.ReadOnly = p.Perm < auth.PermWrite
+	res, err := s.DB.Exec(c.Request().Context(), name, stmts, opts)
 	if err != nil {
 		return err
 	}
 	return c.Blob(http.StatusOK, echo.MIMEApplicationJSON, appendResults(make([]byte, 0, 256), res))
+}
+
+// execOptions reads the read-consistency options of a request:
+// min_seq=N (or the header X-Hasvc-Min-Seq) waits until this node has
+// applied sequence N; consistency=strong waits until it has applied every
+// write acknowledged before the request; timeout bounds the wait.
+func execOptions(c echo.Context) (engine.ExecOptions, error) {
+	var opts engine.ExecOptions
+	minSeq := c.QueryParam("min_seq")
+	if minSeq == "" {
+		minSeq = c.Request().Header.Get("X-Hasvc-Min-Seq")
+	}
+	if minSeq != "" {
+		n, err := strconv.ParseUint(minSeq, 10, 64)
+		if err != nil {
+			return opts, tenant.Errorf(tenant.EINVALID, "min_seq %q: want a stream sequence", minSeq)
+		}
+		opts.MinSeq = n
+	}
+	switch c.QueryParam("consistency") {
+	case "", "local":
+	case "strong":
+		opts.Strong = true
+	default:
+		return opts, tenant.Errorf(tenant.EINVALID, "consistency %q: want local or strong", c.QueryParam("consistency"))
+	}
+	if t := c.QueryParam("timeout"); t != "" {
+		d, err := time.ParseDuration(t)
+		if err != nil || d <= 0 || d > time.Minute {
+			return opts, tenant.Errorf(tenant.EINVALID, "timeout %q: want a duration up to 1m, such as 2s", t)
+		}
+		opts.Wait = d
+	}
+	return opts, nil
 }
 
 // parseStatements decodes a body holding one statement object or an array
@@ -167,7 +207,7 @@ func appendResults(buf []byte, res *engine.ExecResult) []byte {
 		buf = append(buf, `,"sequence":`...)
 		buf = strconv.AppendUint(buf, res.Seq, 10)
 	}
-	return append(buf, '}')
+	return append(buf, "}\n"...)
 }
 
 // backup serves GET /db/<name>/backup: a consistent SQLite file.

@@ -8,6 +8,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"net/url"
 	"os"
 	"path/filepath"
 	"strings"
@@ -32,6 +33,15 @@ type Config struct {
 	Fsync      string
 	MaxPayload int32
 	Logger     *slog.Logger
+
+	// Clustering: with ClusterPort set, the server listens for routes
+	// from the other nodes' servers and connects to Routes (host:port of
+	// their cluster ports); together they form one JetStream cluster named
+	// ClusterName. Routes authenticate with the client credential, so every
+	// node of a cluster needs the same one.
+	ClusterName string
+	ClusterPort int
+	Routes      []string
 }
 
 // Server is a running embedded NATS server.
@@ -77,6 +87,20 @@ func Start(cfg Config) (*Server, error) {
 		}
 		opts.SyncInterval = d
 	}
+	if cfg.ClusterPort != 0 {
+		opts.Cluster = server.ClusterOpts{
+			Name:     cfg.ClusterName,
+			Host:     cfg.Host,
+			Port:     cfg.ClusterPort,
+			Username: cfg.User,
+			Password: cfg.Password,
+		}
+		var urls []string
+		for _, r := range cfg.Routes {
+			urls = append(urls, fmt.Sprintf("nats://%s:%s@%s", url.QueryEscape(cfg.User), url.QueryEscape(cfg.Password), r))
+		}
+		opts.Routes = server.RoutesFromStr(strings.Join(urls, ","))
+	}
 	ns, err := server.NewServer(opts)
 	if err != nil {
 		return nil, fmt.Errorf("nats server: %w", err)
@@ -90,6 +114,21 @@ func Start(cfg Config) (*Server, error) {
 		return nil, errors.New("nats server did not start in 30s")
 	}
 	return &Server{ns: ns, user: cfg.User, pass: cfg.Password}, nil
+}
+
+// Peers returns the names of the JetStream cluster's servers this server
+// knows of, itself included.
+func (s *Server) Peers() []string {
+	if !s.ns.JetStreamIsClustered() {
+		return []string{s.ns.Name()}
+	}
+	return s.ns.JetStreamClusterPeers()
+}
+
+// JetStreamInfo returns the server's view of JetStream: the meta
+// cluster's leader and peers, and usage.
+func (s *Server) JetStreamInfo() (*server.JSInfo, error) {
+	return s.ns.Jsz(&server.JSzOptions{})
 }
 
 // ClientURL returns the URL other processes connect to (without the

@@ -9,13 +9,17 @@ import (
 // holds a transaction and has set apply mode (see applyMode). Apply writes
 // full row images keyed by rowid, or by primary key for WITHOUT ROWID
 // tables, so it is deterministic and writing the same change twice leaves
-// the same row.
-func (c *conn) applyChanges(changes []Change) error {
+// the same row. With rowsOnly, schema changes are skipped (they already ran
+// here).
+func (c *conn) applyChanges(changes []Change, rowsOnly bool) error {
 	for i := range changes {
 		ch := &changes[i]
 		var err error
 		switch ch.Operation {
 		case OpSQL:
+			if rowsOnly {
+				continue
+			}
 			// Schema changes run under the tenant sandbox, as they did
 			// where they were first executed.
 			prev := c.tenant

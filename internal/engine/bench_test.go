@@ -65,7 +65,7 @@ func BenchmarkPointSelect(b *testing.B) {
 	}
 	defer release()
 	if _, err := db.Exec(ctx, []Statement{{SQL: "CREATE TABLE users (id INTEGER PRIMARY KEY, name TEXT, n INTEGER)"},
-		{SQL: "WITH RECURSIVE s(v) AS (SELECT 1 UNION ALL SELECT v + 1 FROM s WHERE v < 10000) INSERT INTO users SELECT v, 'user-' || v, v FROM s"}}, false); err != nil {
+		{SQL: "WITH RECURSIVE s(v) AS (SELECT 1 UNION ALL SELECT v + 1 FROM s WHERE v < 10000) INSERT INTO users SELECT v, 'user-' || v, v FROM s"}}, ExecOptions{}); err != nil {
 		b.Fatal(err)
 	}
 	b.ResetTimer()
@@ -73,7 +73,7 @@ func BenchmarkPointSelect(b *testing.B) {
 		i := 0
 		for pb.Next() {
 			i++
-			if _, err := db.Exec(ctx, []Statement{{SQL: "SELECT id, name, n FROM users WHERE id = ?", Params: []any{int64(i%10000 + 1)}}}, false); err != nil {
+			if _, err := db.Exec(ctx, []Statement{{SQL: "SELECT id, name, n FROM users WHERE id = ?", Params: []any{int64(i%10000 + 1)}}}, ExecOptions{}); err != nil {
 				b.Fatal(err)
 			}
 		}

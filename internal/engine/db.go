@@ -5,6 +5,8 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"math/rand/v2"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -46,6 +48,17 @@ type DB struct {
 	applied atomic.Uint64
 	stuck   atomic.Pointer[string] // why the database cannot apply its stream, if it cannot
 
+	// appliedMu guards appliedCh, closed and replaced whenever applied
+	// advances, for readers waiting for a sequence.
+	appliedMu sync.Mutex
+	appliedCh chan struct{}
+
+	// ahead holds the sequences of this node's own eventual-mode writes
+	// that are committed here beyond the applied sequence (other nodes'
+	// messages came between). Apply replays their rows in stream order
+	// but not their schema changes, which already ran. Writer only.
+	ahead map[uint64]bool
+
 	closed chan struct{}
 	wg     sync.WaitGroup
 }
@@ -76,14 +89,34 @@ type op struct {
 
 const maxBatch = 128
 
+// ExecOptions qualifies a request.
+type ExecOptions struct {
+	// ReadOnly: the caller may only read; a request that would write
+	// fails with EFORBIDDEN.
+	ReadOnly bool
+	// MinSeq: run only once this node has applied at least this stream
+	// sequence (read-your-writes across nodes).
+	MinSeq uint64
+	// Strong: run only once this node has applied every write the stream
+	// held when the request arrived.
+	Strong bool
+	// Wait bounds the wait for MinSeq or Strong (default 5s); past it the
+	// request fails with ETIMEOUT.
+	Wait time.Duration
+}
+
 // Exec runs a request as one transaction. Requests whose statements are all
 // read-only run on a reader and publish nothing; others go to the writer.
-// With readOnly set (the caller may only read), a request that would write
-// fails with EFORBIDDEN.
-func (d *DB) Exec(ctx context.Context, stmts []Statement, readOnly bool) (*ExecResult, error) {
+func (d *DB) Exec(ctx context.Context, stmts []Statement, opts ExecOptions) (*ExecResult, error) {
 	if len(stmts) == 0 {
 		return nil, tenant.Errorf(tenant.EINVALID, "no statements")
 	}
+	if opts.MinSeq > 0 || opts.Strong {
+		if err := d.waitFor(ctx, opts); err != nil {
+			return nil, err
+		}
+	}
+	readOnly := opts.ReadOnly
 	if _, known := d.writes.Load(stmts[0].SQL); !known {
 		res, isRead, err := d.read(ctx, stmts)
 		if isRead || (readOnly && err != nil) {
@@ -101,6 +134,25 @@ func (d *DB) Exec(ctx context.Context, stmts []Statement, readOnly bool) (*ExecR
 		return nil, o.err
 	}
 	return &o.res, nil
+}
+
+// waitFor waits until this copy has applied what opts ask for.
+func (d *DB) waitFor(ctx context.Context, opts ExecOptions) error {
+	wait := opts.Wait
+	if wait <= 0 {
+		wait = 5 * time.Second
+	}
+	ctx, cancel := context.WithTimeout(ctx, wait)
+	defer cancel()
+	target := opts.MinSeq
+	if opts.Strong {
+		last, err := d.LastSeq(ctx)
+		if err != nil {
+			return err
+		}
+		target = max(target, last)
+	}
+	return d.WaitApplied(ctx, target)
 }
 
 // do runs fn on the writer, alone.
@@ -232,12 +284,42 @@ func (d *DB) loop() {
 					break fill
 				}
 			}
-			d.commit(batch)
+			d.commitWithRetry(batch)
 			if next != nil {
 				next.err = next.fn(d.writer)
 				close(next.done)
 			}
 		}
+	}
+}
+
+// Strong mode retries a request that lost the race to the stream this many
+// times, with jitter, before it answers ECONFLICT.
+const (
+	maxAttempts  = 8
+	retryBackoff = 2 * time.Millisecond
+)
+
+// commitWithRetry commits batch, then runs again (after catching up) the
+// requests that another node's write beat to the stream.
+func (d *DB) commitWithRetry(batch []*op) {
+	for attempt := 1; len(batch) > 0; attempt++ {
+		retry := d.commit(batch)
+		for _, o := range batch {
+			if !slices.Contains(retry, o) {
+				close(o.done)
+			}
+		}
+		if attempt >= maxAttempts {
+			for _, o := range retry {
+				close(o.done) // with its ECONFLICT
+			}
+			return
+		}
+		if len(retry) > 0 {
+			time.Sleep(retryBackoff*time.Duration(attempt) + time.Duration(rand.Int64N(int64(retryBackoff))))
+		}
+		batch = retry
 	}
 }
 
@@ -255,31 +337,30 @@ func (d *DB) failPending() {
 
 // commit runs a group of write requests in one SQLite transaction, each in
 // a savepoint of its own, publishes one message per request that changed
-// something (pipelined, each expecting the sequence before it), waits for
-// the acknowledgements, rolls back to the first request JetStream did not
-// acknowledge, records the last acknowledged sequence and commits. Every
-// acknowledged request is answered with success only once its changes are
-// committed here.
-func (d *DB) commit(batch []*op) {
-	defer func() {
-		for _, o := range batch {
-			close(o.done)
-		}
-	}()
+// something (pipelined; in strong mode each expects the sequence before
+// it), waits for the acknowledgements, rolls back to the first request
+// JetStream did not acknowledge, records the new applied sequence and
+// commits. Every acknowledged request is answered with success only once
+// its changes are committed here. It returns the requests to run again:
+// in strong mode, those that lost to another node's write.
+func (d *DB) commit(batch []*op) (retry []*op) {
 	w := d.writer
+	for _, o := range batch {
+		o.err, o.fut, o.acked, o.res = nil, nil, false, ExecResult{}
+	}
+	if s := d.stuck.Load(); s != nil {
+		for _, o := range batch {
+			o.err = tenant.Errorf(tenant.EUNAVAILABLE, "database is stuck: %s", *s)
+		}
+		return nil
+	}
 	if err := w.internal(func() error { return w.exec("BEGIN IMMEDIATE") }); err != nil {
 		for _, o := range batch {
 			o.err = tenant.Wrap(tenant.EUNAVAILABLE, err, "cannot begin a transaction")
 		}
-		return
+		return nil
 	}
-	if s := d.stuck.Load(); s != nil {
-		w.internal(func() error { return w.exec("ROLLBACK") })
-		for _, o := range batch {
-			o.err = tenant.Errorf(tenant.EUNAVAILABLE, "database is stuck: %s", *s)
-		}
-		return
-	}
+	strong := d.cfg.Mode != tenant.ModeEventual
 	base := d.applied.Load()
 	next := base
 	var published []*op
@@ -293,13 +374,17 @@ func (d *DB) commit(batch []*op) {
 			o.err = err
 			continue
 		}
-		o.savepoint = fmt.Sprintf("SAVEPOINT r%d", i)
-		if err := w.internal(func() error { return w.exec(o.savepoint) }); err != nil {
+		o.savepoint = fmt.Sprintf("r%d", i)
+		if err := w.internal(func() error { return w.exec("SAVEPOINT " + o.savepoint) }); err != nil {
 			o.err = tenant.Wrap(tenant.EINTERNAL, err, "savepoint failed")
 			aborted = w.raw.autocommit()
 			continue
 		}
-		err := d.runWrite(o, next)
+		expect := next
+		if !strong {
+			expect = 0
+		}
+		err := d.runWrite(o, expect, strong)
 		if err == nil && o.fut != nil {
 			next++
 			o.expect = next
@@ -313,7 +398,7 @@ func (d *DB) commit(batch []*op) {
 				aborted = true
 				continue
 			}
-			if rerr := w.internal(func() error { return w.exec(fmt.Sprintf("ROLLBACK TO r%d", i)) }); rerr != nil {
+			if rerr := w.internal(func() error { return w.exec("ROLLBACK TO " + o.savepoint) }); rerr != nil {
 				aborted = true
 			}
 			w.rolledBack()
@@ -321,14 +406,13 @@ func (d *DB) commit(batch []*op) {
 	}
 
 	// Wait for JetStream, in publication order.
-	lastAcked := base
 	firstFailed := -1 // index in published
 	needCatchUp := aborted
 	timeout := time.After(d.eng.publishTimeout())
 	for j, o := range published {
 		select {
 		case ack := <-o.fut.Ok():
-			if ack.Sequence != o.expect {
+			if strong && ack.Sequence != o.expect {
 				o.err = tenant.Errorf(tenant.EINTERNAL, "stream stored the write at %d, expected %d", ack.Sequence, o.expect)
 				needCatchUp = true
 			} else {
@@ -341,9 +425,6 @@ func (d *DB) commit(batch []*op) {
 			o.err = tenant.Errorf(tenant.EUNAVAILABLE, "replication did not acknowledge the write in time; it may or may not be committed")
 			needCatchUp = true
 		}
-		if o.acked && firstFailed < 0 {
-			lastAcked = o.expect
-		}
 		if !o.acked && firstFailed < 0 {
 			firstFailed = j
 		}
@@ -352,14 +433,38 @@ func (d *DB) commit(batch []*op) {
 		}
 	}
 
+	// What this transaction commits: the acknowledged requests before the
+	// first failure. In strong mode their sequences follow the applied one;
+	// in eventual mode other nodes' messages may lie between, and the
+	// sequences beyond the contiguous run are remembered as applied locally
+	// ahead of the stream.
+	kept := published
+	if firstFailed >= 0 {
+		kept = published[:firstFailed]
+	}
+	applied := base
+	var ahead []uint64
+	for _, o := range kept {
+		if o.res.Seq == applied+1 && len(ahead) == 0 {
+			applied = o.res.Seq
+		} else {
+			ahead = append(ahead, o.res.Seq)
+		}
+	}
+	committed := false
 	if !w.raw.autocommit() {
 		err := w.internal(func() error {
 			if firstFailed >= 0 {
-				if err := w.exec("ROLLBACK TO " + published[firstFailed].savepoint[len("SAVEPOINT "):]); err != nil {
+				if err := w.exec("ROLLBACK TO " + published[firstFailed].savepoint); err != nil {
 					return err
 				}
 			}
-			if err := w.exec("UPDATE _hasvc_state SET applied_seq = ?", int64(lastAcked)); err != nil {
+			for _, seq := range ahead {
+				if err := w.exec("INSERT OR IGNORE INTO _hasvc_ahead (seq) VALUES (?)", int64(seq)); err != nil {
+					return err
+				}
+			}
+			if err := w.exec("UPDATE _hasvc_state SET applied_seq = ?", int64(applied)); err != nil {
 				return err
 			}
 			return w.exec("COMMIT")
@@ -369,7 +474,11 @@ func (d *DB) commit(batch []*op) {
 			w.internal(func() error { return w.exec("ROLLBACK") })
 			needCatchUp = true
 		} else {
-			d.applied.Store(lastAcked)
+			committed = true
+			for _, seq := range ahead {
+				d.ahead[seq] = true
+			}
+			d.setApplied(applied)
 		}
 	}
 	if firstFailed >= 0 || needCatchUp {
@@ -378,25 +487,30 @@ func (d *DB) commit(batch []*op) {
 	w.ddlRan = false
 	if firstFailed >= 0 || needCatchUp {
 		// JetStream is the truth: apply whatever it holds beyond what
-		// this copy committed (acknowledged writes after a failure,
-		// writes whose acknowledgement was lost).
+		// this copy committed (another node's writes, acknowledged writes
+		// after a failure, writes whose acknowledgement was lost).
 		if err := d.catchUp(context.Background()); err != nil {
 			d.log.Error("catch-up after a failed publish", "err", err)
 		}
 	}
-	applied := d.applied.Load()
+	now := d.applied.Load()
 	for _, o := range published {
-		if o.acked && o.expect > applied {
-			o.err = tenant.Errorf(tenant.EUNAVAILABLE, "write is in the log at sequence %d but not yet applied on this node", o.expect)
-		} else if o.acked {
+		switch {
+		case o.acked && (o.res.Seq <= now || (committed && d.ahead[o.res.Seq])):
 			o.err = nil
+		case o.acked:
+			o.err = tenant.Errorf(tenant.EUNAVAILABLE, "write is in the log at sequence %d but not yet applied on this node", o.res.Seq)
+		case strong && tenant.ErrorCode(o.err) == tenant.ECONFLICT:
+			retry = append(retry, o)
 		}
 	}
+	return retry
 }
 
 // runWrite runs one request inside the open transaction and, if it changed
-// anything, publishes its message expecting last sequence last.
-func (d *DB) runWrite(o *op, last uint64) error {
+// anything, publishes its message; in strong mode JetStream stores it only
+// if the stream's last sequence is still last.
+func (d *DB) runWrite(o *op, last uint64, strong bool) error {
 	w := d.writer
 	cp := w.capture
 	cp.changes, cp.err = cp.changes[:0], nil
@@ -415,7 +529,11 @@ func (d *DB) runWrite(o *op, last uint64) error {
 	if max := d.eng.maxMessage(); len(data) > max {
 		return tenant.Errorf(tenant.ETOOLARGE, "the transaction's changes take %d bytes, over the %d-byte message limit", len(data), max)
 	}
-	fut, err := d.eng.JS.PublishAsync(tenant.Subject(d.name), data, jetstream.WithExpectLastSequence(last))
+	var opts []jetstream.PublishOpt
+	if strong {
+		opts = append(opts, jetstream.WithExpectLastSequence(last))
+	}
+	fut, err := d.eng.JS.PublishAsync(tenant.Subject(d.name), data, opts...)
 	if err != nil {
 		return publishError(err)
 	}
@@ -434,6 +552,48 @@ func publishError(err error) error {
 
 // Applied returns the last stream sequence this copy has applied.
 func (d *DB) Applied() uint64 { return d.applied.Load() }
+
+// setApplied records a new applied sequence and wakes its waiters.
+func (d *DB) setApplied(seq uint64) {
+	d.appliedMu.Lock()
+	if seq > d.applied.Load() || d.appliedCh == nil {
+		d.applied.Store(seq)
+		if d.appliedCh != nil {
+			close(d.appliedCh)
+		}
+		d.appliedCh = make(chan struct{})
+	}
+	d.appliedMu.Unlock()
+}
+
+// WaitApplied waits until this copy has applied sequence seq. It returns
+// ETIMEOUT if ctx ends first.
+func (d *DB) WaitApplied(ctx context.Context, seq uint64) error {
+	for {
+		d.appliedMu.Lock()
+		ch := d.appliedCh
+		d.appliedMu.Unlock()
+		if d.applied.Load() >= seq {
+			return nil
+		}
+		select {
+		case <-ch:
+		case <-d.closed:
+			return tenant.Errorf(tenant.EUNAVAILABLE, "database %q is closing", d.name)
+		case <-ctx.Done():
+			return tenant.Errorf(tenant.ETIMEOUT, "this node has applied sequence %d, not yet %d", d.applied.Load(), seq)
+		}
+	}
+}
+
+// LastSeq returns the stream's last sequence, as JetStream knows it now.
+func (d *DB) LastSeq(ctx context.Context) (uint64, error) {
+	info, err := d.stream.Info(ctx)
+	if err != nil {
+		return 0, tenant.Wrap(tenant.EUNAVAILABLE, err, "stream unavailable: "+err.Error())
+	}
+	return info.State.LastSeq, nil
+}
 
 // Name returns the database's name.
 func (d *DB) Name() string { return d.name }

@@ -33,6 +33,9 @@ type Engine struct {
 	Logger   *slog.Logger
 	Now      func() time.Time
 
+	Advertise     string              // this node's HTTP address, listed in the nodes bucket
+	JetStreamView func() (any, error) // the embedded server's JetStream view, if any
+
 	Replicas       int           // default stream replicas for new databases
 	Readers        int           // reader connections per database
 	IdleTimeout    time.Duration // close databases unused this long (not in memory mode)
@@ -40,6 +43,10 @@ type Engine struct {
 
 	mu  sync.Mutex
 	dbs map[string]*entry
+
+	nodes     jetstream.KeyValue
+	statusSub *nats.Subscription
+	stopWatch func()
 
 	stop chan struct{}
 	wg   sync.WaitGroup
@@ -56,8 +63,9 @@ type entry struct {
 	closing  bool
 }
 
-// Open prepares the engine: data directories and the idle closer.
-func (e *Engine) Open() error {
+// Open prepares the engine: data directories, the idle closer, the node's
+// heartbeat and status responder, and the watch for deleted databases.
+func (e *Engine) Open(ctx context.Context) error {
 	if e.Logger == nil {
 		e.Logger = slog.Default()
 	}
@@ -81,11 +89,12 @@ func (e *Engine) Open() error {
 		e.wg.Add(1)
 		go e.closeIdle()
 	}
-	return nil
+	return e.startCluster(ctx)
 }
 
 // Close closes every open database. Callers stop sending requests first.
 func (e *Engine) Close() error {
+	e.stopCluster()
 	close(e.stop)
 	e.wg.Wait()
 	e.mu.Lock()
@@ -210,16 +219,26 @@ func (e *Engine) Delete(ctx context.Context, name string) error {
 	return e.removeResources(ctx, name)
 }
 
+// removeLocalFiles deletes this node's SQLite file of name.
+func (e *Engine) removeLocalFiles(name string) error {
+	if e.Memory {
+		return nil
+	}
+	var errs []error
+	for _, suffix := range []string{"", "-wal", "-shm"} {
+		if err := os.Remove(e.path(name) + suffix); err != nil && !errors.Is(err, os.ErrNotExist) {
+			errs = append(errs, err)
+		}
+	}
+	return errors.Join(errs...)
+}
+
 // removeResources deletes the file, stream and bucket of name, whichever
 // exist.
 func (e *Engine) removeResources(ctx context.Context, name string) error {
 	var errs []error
-	if !e.Memory {
-		for _, suffix := range []string{"", "-wal", "-shm"} {
-			if err := os.Remove(e.path(name) + suffix); err != nil && !errors.Is(err, os.ErrNotExist) {
-				errs = append(errs, err)
-			}
-		}
+	if err := e.removeLocalFiles(name); err != nil {
+		errs = append(errs, err)
 	}
 	if err := e.JS.DeleteStream(ctx, tenant.StreamName(name)); err != nil && !errors.Is(err, jetstream.ErrStreamNotFound) {
 		errs = append(errs, err)
@@ -342,6 +361,16 @@ func (e *Engine) openDB(ctx context.Context, name string) (*DB, error) {
 		w.close()
 		return nil, err
 	}
+	ahead := map[uint64]bool{}
+	err = w.query("SELECT seq FROM _hasvc_ahead", nil, func(s *stmt) error {
+		seq, _ := s.column(0).(int64)
+		ahead[uint64(seq)] = true
+		return nil
+	})
+	if err != nil {
+		w.close()
+		return nil, err
+	}
 	w.capture = &capture{raw: w.raw}
 	w.sc.RegisterPreUpdateHook(w.capture.hook)
 	w.tenant = true
@@ -355,13 +384,15 @@ func (e *Engine) openDB(ctx context.Context, name string) (*DB, error) {
 		ops:       make(chan *op, maxBatch),
 		readerSem: make(chan struct{}, e.Readers),
 		closed:    make(chan struct{}),
+		ahead:     ahead,
 	}
-	d.applied.Store(uint64(applied))
+	d.setApplied(uint64(applied))
 	if err := d.catchUp(ctx); err != nil {
 		d.log.Error("catch-up at open", "err", err)
 	}
-	d.wg.Add(1)
+	d.wg.Add(2)
 	go d.loop()
+	go d.follow()
 	return d, nil
 }
 
@@ -464,6 +495,7 @@ type Info struct {
 // NodeInfo is one node's view of a database.
 type NodeInfo struct {
 	Node       string `json:"node"`
+	Open       bool   `json:"open"` // the copy is open (and following the stream)
 	AppliedSeq uint64 `json:"applied_seq"`
 	Lag        uint64 `json:"lag"`
 	Stuck      string `json:"stuck,omitempty"`
@@ -501,8 +533,10 @@ func (e *Engine) Info(ctx context.Context, name string) (*Info, error) {
 			}
 		}
 	}
-	applied := db.Applied()
-	info.Nodes = []NodeInfo{{Node: e.Node, AppliedSeq: applied, Lag: info.StreamSeq - min(applied, info.StreamSeq), Stuck: db.Stuck()}}
+	info.Nodes, err = e.nodeViews(ctx, name, info.StreamSeq)
+	if err != nil {
+		return nil, err
+	}
 	return info, nil
 }
 
@@ -512,13 +546,13 @@ func (e *Engine) List(ctx context.Context) ([]tenant.Config, error) {
 }
 
 // Exec runs a request on database name; see DB.Exec.
-func (e *Engine) Exec(ctx context.Context, name string, stmts []Statement, readOnly bool) (*ExecResult, error) {
+func (e *Engine) Exec(ctx context.Context, name string, stmts []Statement, opts ExecOptions) (*ExecResult, error) {
 	db, release, err := e.Acquire(ctx, name)
 	if err != nil {
 		return nil, err
 	}
 	defer release()
-	return db.Exec(ctx, stmts, readOnly)
+	return db.Exec(ctx, stmts, opts)
 }
 
 // Backup makes a consistent copy of database name; see DB.Backup.

@@ -40,7 +40,7 @@ func newTestNode(t *testing.T, dir string) *testNode {
 		t.Fatal(err)
 	}
 	e := &Engine{DataDir: dir, Node: "t", NC: nc, JS: js, Registry: reg}
-	if err := e.Open(); err != nil {
+	if err := e.Open(ctx); err != nil {
 		t.Fatal(err)
 	}
 	n := &testNode{eng: e, srv: srv, js: js}
@@ -60,7 +60,7 @@ func (n *testNode) close() {
 
 func mustExec(t *testing.T, db *DB, sql string, params any) *ExecResult {
 	t.Helper()
-	res, err := db.Exec(context.Background(), []Statement{{SQL: sql, Params: params}}, false)
+	res, err := db.Exec(context.Background(), []Statement{{SQL: sql, Params: params}}, ExecOptions{})
 	if err != nil {
 		t.Fatalf("%s: %v", sql, err)
 	}

@@ -96,7 +96,7 @@ func (d *DB) applyMessages(msgs []seqMessage) error {
 			w.internal(func() error { return w.exec("ROLLBACK") })
 			return fmt.Errorf("gap in the stream: got %d after %d", m.seq, applied)
 		}
-		if err := w.applyChanges(m.msg.Changes); err != nil {
+		if err := w.applyChanges(m.msg.Changes, d.ahead[m.seq]); err != nil {
 			w.internal(func() error { return w.exec("ROLLBACK") })
 			w.schemaChanged()
 			return d.markStuck(m.seq, err)
@@ -107,6 +107,11 @@ func (d *DB) applyMessages(msgs []seqMessage) error {
 		if err := w.exec("UPDATE _hasvc_state SET applied_seq = ?", int64(applied)); err != nil {
 			return err
 		}
+		if len(d.ahead) > 0 {
+			if err := w.exec("DELETE FROM _hasvc_ahead WHERE seq <= ?", int64(applied)); err != nil {
+				return err
+			}
+		}
 		return w.exec("COMMIT")
 	})
 	if err != nil {
@@ -114,7 +119,12 @@ func (d *DB) applyMessages(msgs []seqMessage) error {
 		w.schemaChanged()
 		return err
 	}
-	d.applied.Store(applied)
+	for seq := range d.ahead {
+		if seq <= applied {
+			delete(d.ahead, seq)
+		}
+	}
+	d.setApplied(applied)
 	return nil
 }
 

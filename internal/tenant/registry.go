@@ -98,3 +98,29 @@ func (r *Registry) Delete(ctx context.Context, name string) error {
 	}
 	return nil
 }
+
+// WatchDeletes calls deleted with the name of every database removed from
+// the registry, by any node, until ctx ends.
+func (r *Registry) WatchDeletes(ctx context.Context, deleted func(name string)) error {
+	w, err := r.kv.WatchAll(ctx, jetstream.UpdatesOnly())
+	if err != nil {
+		return err
+	}
+	go func() {
+		defer w.Stop()
+		for {
+			select {
+			case <-ctx.Done():
+				return
+			case e, ok := <-w.Updates():
+				if !ok {
+					return
+				}
+				if e != nil && (e.Operation() == jetstream.KeyValueDelete || e.Operation() == jetstream.KeyValuePurge) {
+					deleted(e.Key())
+				}
+			}
+		}
+	}()
+	return nil
+}

@@ -1,0 +1,39 @@
+# hasvc's two everyday commands: `make run` starts a node, `make test`
+# runs every test. Change capture needs go-sqlite3's preupdate hook, which
+# only a build tag turns on; every target passes it.
+
+TAGS    := sqlite_preupdate_hook
+GO      ?= go
+ARGS    ?=
+BIN     := bin/hasvc
+
+.PHONY: build run test test-short bench bench-engine clean
+
+build:
+	$(GO) build -tags $(TAGS) -o $(BIN) ./cmd/hasvc
+
+# Starts a node on :8080 (HTTP) and :4222 (NATS) with ./data; pass more
+# flags with ARGS="...".
+run: build
+	./$(BIN) $(ARGS)
+
+# Every test, with the race detector.
+test:
+	$(GO) vet -tags $(TAGS) ./...
+	$(GO) test -race -tags $(TAGS) -count=1 ./...
+
+test-short:
+	$(GO) test -tags $(TAGS) -short ./...
+
+# The HTTP benchmarks of BENCHMARKS.md, side by side in one run.
+bench: build
+	$(GO) build -o bin/load ./bench/load
+	./bench/run.sh
+	./bench/databases.sh 1000 10000
+
+# The in-process benchmarks (commit ceiling, point select).
+bench-engine:
+	$(GO) test -tags $(TAGS) -run XXX -bench . -benchtime 3s ./internal/engine/
+
+clean:
+	rm -rf bin

@@ -1,0 +1,24 @@
+#!/usr/bin/env bash
+# Measures how a node grows with its number of databases: creates N idle
+# databases (8 clients) on a fresh node and prints the time taken and the
+# node's resident memory before and after.
+#
+#   ./bench/databases.sh 1000 10000    # after make build and go build -o bin/load ./bench/load
+set -euo pipefail
+cd "$(dirname "$0")/.."
+HTTP_PORT=${HTTP_PORT:-18481}
+NATS_PORT=${NATS_PORT:-18423}
+for n in "${@:-1000}"; do
+	dir=$(mktemp -d)
+	./bin/hasvc --name bench --host 127.0.0.1 --port "$HTTP_PORT" --nats-port "$NATS_PORT" \
+		--data-dir "$dir/data" --log-level warn >"$dir/node.log" 2>&1 &
+	pid=$!
+	for _ in $(seq 100); do
+		curl -fs "http://127.0.0.1:$HTTP_PORT/healthz" >/dev/null 2>&1 && break
+		sleep 0.1
+	done
+	./bin/load -url "http://127.0.0.1:$HTTP_PORT" -token "$(cat "$dir/data/admin.token")" -db idle -scenario dbs -n "$n" -pid "$pid"
+	kill "$pid"
+	wait "$pid" || true
+	rm -rf "$dir"
+done

@@ -1,0 +1,36 @@
+#!/usr/bin/env bash
+# Runs the HTTP benchmarks of BENCHMARKS.md side by side, on this machine,
+# against a fresh node started from bin/hasvc: INSERT with 1 and 16
+# clients, point SELECT with 16 clients, and a bare net/http handler
+# serving a point-select-sized body with the same load generator.
+#
+#   make bench                         # 10 s per scenario
+#   DURATION=30s ROUNDS=3 make bench   # longer; report the median round
+set -euo pipefail
+cd "$(dirname "$0")/.."
+DURATION=${DURATION:-10s}
+ROUNDS=${ROUNDS:-1}
+FSYNC=${FSYNC:-1s}
+HTTP_PORT=${HTTP_PORT:-18480}
+NATS_PORT=${NATS_PORT:-18422}
+BARE_PORT=${BARE_PORT:-18490}
+dir=$(mktemp -d)
+trap 'kill $(jobs -p) 2>/dev/null || true; wait 2>/dev/null || true; rm -rf "$dir"' EXIT
+
+./bin/hasvc --name bench --host 127.0.0.1 --port "$HTTP_PORT" --nats-port "$NATS_PORT" \
+	--data-dir "$dir/data" --fsync "$FSYNC" --log-level warn >"$dir/node.log" 2>&1 &
+./bin/load -serve-bare "127.0.0.1:$BARE_PORT" &
+for _ in $(seq 100); do
+	curl -fs "http://127.0.0.1:$HTTP_PORT/healthz" >/dev/null 2>&1 && break
+	sleep 0.1
+done
+token=$(cat "$dir/data/admin.token")
+url="http://127.0.0.1:$HTTP_PORT"
+echo "# $(date -u +%F) $(nproc) cores, $(go version | cut -d' ' -f3), fsync=$FSYNC, ${DURATION} per scenario"
+for r in $(seq "$ROUNDS"); do
+	echo "## round $r"
+	./bin/load -url "$url" -token "$token" -db ins1 -scenario insert -c 1 -d "$DURATION"
+	./bin/load -url "$url" -token "$token" -db ins16 -scenario insert -c 16 -d "$DURATION"
+	./bin/load -url "$url" -token "$token" -db sel -scenario select -c 16 -d "$DURATION"
+	./bin/load -url "http://127.0.0.1:$BARE_PORT" -scenario bare -c 16 -d "$DURATION"
+done

@@ -1,0 +1,248 @@
+package engine
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"os"
+	"sort"
+	"strings"
+	"time"
+
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+
+	"hasvc/internal/tenant"
+)
+
+// Cluster membership and per-node status. Every node keeps a record in the
+// KV bucket NodesBucket, refreshed every heartbeat and expiring when the
+// node stops; every node answers status requests for a database on
+// statusSubject, so a node can report every copy's applied sequence.
+
+// NodesBucket is the KV bucket of live nodes.
+const NodesBucket = "hasvc_nodes"
+
+const (
+	heartbeat     = 2 * time.Second
+	nodeTTL       = 3 * heartbeat
+	statusSubject = "hasvc.status."
+	statusWait    = 300 * time.Millisecond
+)
+
+// Node is a live node's record.
+type Node struct {
+	Name      string    `json:"name"`
+	HTTP      string    `json:"http,omitempty"`
+	StartedAt time.Time `json:"started_at"`
+}
+
+// startCluster starts the heartbeat, the status responder and the watch
+// that closes databases deleted by other nodes.
+func (e *Engine) startCluster(ctx context.Context) error {
+	kv, err := e.JS.CreateOrUpdateKeyValue(ctx, jetstream.KeyValueConfig{
+		Bucket:      NodesBucket,
+		Description: "hasvc live nodes",
+		TTL:         nodeTTL,
+		Storage:     jetstream.MemoryStorage,
+		Replicas:    e.Replicas,
+	})
+	if err != nil {
+		return fmt.Errorf("nodes bucket: %w", err)
+	}
+	e.nodes = kv
+	self, _ := json.Marshal(Node{Name: e.Node, HTTP: e.Advertise, StartedAt: e.now().UTC()})
+	if _, err := kv.Put(ctx, e.Node, self); err != nil {
+		return fmt.Errorf("register node: %w", err)
+	}
+	e.wg.Add(1)
+	go func() {
+		defer e.wg.Done()
+		t := time.NewTicker(heartbeat)
+		defer t.Stop()
+		for {
+			select {
+			case <-e.stop:
+				// Leave at once rather than expire.
+				ctx, cancel := context.WithTimeout(context.Background(), time.Second)
+				kv.Delete(ctx, e.Node)
+				cancel()
+				return
+			case <-t.C:
+				ctx, cancel := context.WithTimeout(context.Background(), heartbeat)
+				if _, err := kv.Put(ctx, e.Node, self); err != nil {
+					e.Logger.Warn("heartbeat", "err", err)
+				}
+				cancel()
+			}
+		}
+	}()
+
+	sub, err := e.NC.Subscribe(statusSubject+"*", e.answerStatus)
+	if err != nil {
+		return err
+	}
+	e.statusSub = sub
+
+	wctx, cancel := context.WithCancel(context.Background())
+	e.stopWatch = cancel
+	return e.Registry.WatchDeletes(wctx, func(name string) {
+		// Another node (or this one) deleted the database: drop the
+		// local copy. Closing waits for requests in flight.
+		go func() {
+			e.closeDB(name)
+			e.removeLocalFiles(name)
+		}()
+	})
+}
+
+// stopCluster undoes startCluster's subscriptions; the heartbeat stops with
+// e.stop.
+func (e *Engine) stopCluster() {
+	if e.statusSub != nil {
+		e.statusSub.Unsubscribe()
+	}
+	if e.stopWatch != nil {
+		e.stopWatch()
+	}
+}
+
+// answerStatus replies with this node's view of one database.
+func (e *Engine) answerStatus(m *nats.Msg) {
+	name := strings.TrimPrefix(m.Subject, statusSubject)
+	info := NodeInfo{Node: e.Node}
+	e.mu.Lock()
+	ent, ok := e.dbs[name]
+	e.mu.Unlock()
+	if ok {
+		select {
+		case <-ent.ready:
+			if ent.db != nil {
+				info.Open = true
+				info.AppliedSeq = ent.db.Applied()
+				info.Stuck = ent.db.Stuck()
+			}
+		default:
+		}
+	}
+	if !info.Open && !e.Memory {
+		if seq, err := appliedInFile(e.dsn(name)); err == nil {
+			info.AppliedSeq = seq
+		} else if !errors.Is(err, os.ErrNotExist) {
+			return
+		}
+	}
+	data, _ := json.Marshal(info)
+	m.Respond(data)
+}
+
+// appliedInFile reads the applied sequence of a closed database's file.
+func appliedInFile(dsn string) (uint64, error) {
+	path := strings.TrimPrefix(dsn, "file:")
+	if _, err := os.Stat(path); err != nil {
+		return 0, err
+	}
+	c, err := openConn(dsn+"?mode=ro", true)
+	if err != nil {
+		return 0, err
+	}
+	defer c.close()
+	var seq int64
+	err = c.internal(func() error {
+		var err error
+		seq, err = c.queryInt64("SELECT applied_seq FROM _hasvc_state")
+		return err
+	})
+	return uint64(seq), err
+}
+
+// nodeViews asks every live node for its view of database name.
+func (e *Engine) nodeViews(ctx context.Context, name string, last uint64) ([]NodeInfo, error) {
+	live, err := e.Nodes(ctx)
+	if err != nil {
+		return nil, err
+	}
+	inbox := e.NC.NewRespInbox()
+	replies := make(chan *nats.Msg, 64)
+	sub, err := e.NC.ChanSubscribe(inbox, replies)
+	if err != nil {
+		return nil, err
+	}
+	defer sub.Unsubscribe()
+	if err := e.NC.PublishRequest(statusSubject+name, inbox, nil); err != nil {
+		return nil, err
+	}
+	got := map[string]NodeInfo{}
+	timeout := time.After(statusWait)
+collect:
+	for len(got) < len(live) {
+		select {
+		case m := <-replies:
+			var ni NodeInfo
+			if json.Unmarshal(m.Data, &ni) == nil {
+				got[ni.Node] = ni
+			}
+		case <-timeout:
+			break collect
+		case <-ctx.Done():
+			break collect
+		}
+	}
+	out := make([]NodeInfo, 0, len(got))
+	for _, ni := range got {
+		ni.Lag = last - min(ni.AppliedSeq, last)
+		out = append(out, ni)
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].Node < out[j].Node })
+	return out, nil
+}
+
+// Nodes returns the live nodes.
+func (e *Engine) Nodes(ctx context.Context) ([]Node, error) {
+	if e.nodes == nil {
+		return []Node{{Name: e.Node, HTTP: e.Advertise}}, nil
+	}
+	lister, err := e.nodes.ListKeys(ctx)
+	if err != nil {
+		return nil, tenant.Wrap(tenant.EUNAVAILABLE, err, "nodes unavailable")
+	}
+	var out []Node
+	for k := range lister.Keys() {
+		entry, err := e.nodes.Get(ctx, k)
+		if err != nil {
+			continue
+		}
+		var n Node
+		if json.Unmarshal(entry.Value(), &n) == nil {
+			out = append(out, n)
+		}
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].Name < out[j].Name })
+	return out, nil
+}
+
+// ClusterInfo is the cluster as this node sees it.
+type ClusterInfo struct {
+	Node      string `json:"node"`
+	Nodes     []Node `json:"nodes"`
+	JetStream any    `json:"jetstream,omitempty"`
+}
+
+// Cluster returns the live nodes and, with an embedded server, JetStream's
+// view of its cluster (meta leader, peers and their lag).
+func (e *Engine) Cluster(ctx context.Context) (*ClusterInfo, error) {
+	nodes, err := e.Nodes(ctx)
+	if err != nil {
+		return nil, err
+	}
+	ci := &ClusterInfo{Node: e.Node, Nodes: nodes}
+	if e.JetStreamView != nil {
+		v, err := e.JetStreamView()
+		if err != nil {
+			return nil, tenant.Wrap(tenant.EUNAVAILABLE, err, "jetstream view: "+err.Error())
+		}
+		ci.JetStream = v
+	}
+	return ci, nil
+}

@@ -1,0 +1,105 @@
+package engine
+
+import (
+	"context"
+	"encoding/json"
+	"time"
+
+	"github.com/nats-io/nats.go/jetstream"
+)
+
+// follow is the apply loop of an open database: it reads the database's
+// stream in order from the applied sequence, with an ordered consumer (an
+// ephemeral, unreplicated consumer: no Raft group per node and database),
+// and applies on the writer every message this copy does not have yet,
+// whichever node wrote it. Messages this node committed itself are at or
+// below the applied sequence and are skipped.
+func (d *DB) follow() {
+	defer d.wg.Done()
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	go func() {
+		<-d.closed
+		cancel()
+	}()
+	backoff := 100 * time.Millisecond
+	for ctx.Err() == nil {
+		err := d.followFrom(ctx)
+		if ctx.Err() != nil {
+			return
+		}
+		d.log.Warn("apply loop restarts", "err", err, "applied", d.applied.Load())
+		select {
+		case <-time.After(backoff):
+		case <-ctx.Done():
+			return
+		}
+		backoff = min(2*backoff, 5*time.Second)
+	}
+}
+
+// followFrom consumes the stream from the sequence after the applied one
+// until ctx ends or applying fails.
+func (d *DB) followFrom(ctx context.Context) error {
+	if d.Stuck() != "" {
+		<-ctx.Done() // a stuck database waits for an operator
+		return ctx.Err()
+	}
+	cons, err := d.stream.OrderedConsumer(ctx, jetstream.OrderedConsumerConfig{
+		DeliverPolicy: jetstream.DeliverByStartSequencePolicy,
+		OptStartSeq:   d.applied.Load() + 1,
+	})
+	if err != nil {
+		return err
+	}
+	msgs := make(chan jetstream.Msg, 256)
+	cc, err := cons.Consume(func(m jetstream.Msg) {
+		select {
+		case msgs <- m:
+		case <-ctx.Done():
+		}
+	})
+	if err != nil {
+		return err
+	}
+	defer cc.Stop()
+	for {
+		var m jetstream.Msg
+		select {
+		case m = <-msgs:
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+		batch := []jetstream.Msg{m}
+	more:
+		for len(batch) < 256 {
+			select {
+			case m := <-msgs:
+				batch = append(batch, m)
+			default:
+				break more
+			}
+		}
+		var todo []seqMessage
+		for _, m := range batch {
+			meta, err := m.Metadata()
+			if err != nil {
+				return err
+			}
+			if meta.Sequence.Stream <= d.applied.Load() {
+				continue
+			}
+			var msg Message
+			if err := json.Unmarshal(m.Data(), &msg); err != nil {
+				return d.markStuck(meta.Sequence.Stream, err)
+			}
+			todo = append(todo, seqMessage{seq: meta.Sequence.Stream, msg: msg})
+		}
+		if len(todo) == 0 {
+			continue
+		}
+		if err := d.do(ctx, func(*conn) error { return d.applyMessages(todo) }); err != nil {
+			return err
+		}
+	}
+}
