@@ -176,20 +176,19 @@ func (m *Main) Run(ctx context.Context) error {
 func (m *Main) openRegistry(ctx context.Context, js jetstream.JetStream) (*tenant.Registry, error) {
 	ctx, cancel := context.WithTimeout(ctx, time.Minute)
 	defer cancel()
-	for {
-		reg, err := tenant.OpenRegistry(ctx, js, m.Config.StreamReplicas())
-		if err == nil {
-			return reg, nil
+	var reg *tenant.Registry
+	err := broker.UntilReady(ctx, 5*time.Second, func(ctx context.Context) error {
+		var err error
+		reg, err = tenant.OpenRegistry(ctx, js, m.Config.StreamReplicas())
+		if err != nil {
+			m.Logger.Info("waiting for JetStream", "err", err)
 		}
-		if ctx.Err() != nil {
-			return nil, fmt.Errorf("JetStream not ready: %w", err)
-		}
-		m.Logger.Info("waiting for JetStream", "err", err)
-		select {
-		case <-time.After(500 * time.Millisecond):
-		case <-ctx.Done():
-		}
+		return err
+	})
+	if err != nil {
+		return nil, fmt.Errorf("JetStream not ready: %w", err)
 	}
+	return reg, nil
 }
 
 // importFile imports the positional FILE.db as database FILE, unless a

@@ -13,6 +13,7 @@ import (
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 
+	"hasvc/internal/broker"
 	"hasvc/internal/tenant"
 )
 
@@ -41,21 +42,28 @@ type Node struct {
 // startCluster starts the heartbeat, the status responder and the watch
 // that closes databases deleted by other nodes.
 func (e *Engine) startCluster(ctx context.Context) error {
-	kv, err := e.JS.CreateOrUpdateKeyValue(ctx, jetstream.KeyValueConfig{
-		Bucket:      NodesBucket,
-		Description: "hasvc live nodes",
-		TTL:         nodeTTL,
-		Storage:     jetstream.MemoryStorage,
-		Replicas:    e.Replicas,
+	self, _ := json.Marshal(Node{Name: e.Node, HTTP: e.Advertise, StartedAt: e.now().UTC()})
+	ctx, cancel := context.WithTimeout(ctx, time.Minute)
+	defer cancel()
+	var kv jetstream.KeyValue
+	err := broker.UntilReady(ctx, 5*time.Second, func(ctx context.Context) error {
+		var err error
+		kv, err = e.JS.CreateOrUpdateKeyValue(ctx, jetstream.KeyValueConfig{
+			Bucket:      NodesBucket,
+			Description: "hasvc live nodes",
+			TTL:         nodeTTL,
+			Storage:     jetstream.MemoryStorage,
+			Replicas:    e.Replicas,
+		})
+		if err == nil {
+			_, err = kv.Put(ctx, e.Node, self)
+		}
+		return err
 	})
 	if err != nil {
-		return fmt.Errorf("nodes bucket: %w", err)
+		return fmt.Errorf("register node in %s: %w", NodesBucket, err)
 	}
 	e.nodes = kv
-	self, _ := json.Marshal(Node{Name: e.Node, HTTP: e.Advertise, StartedAt: e.now().UTC()})
-	if _, err := kv.Put(ctx, e.Node, self); err != nil {
-		return fmt.Errorf("register node: %w", err)
-	}
 	e.wg.Add(1)
 	go func() {
 		defer e.wg.Done()

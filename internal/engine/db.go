@@ -293,11 +293,12 @@ func (d *DB) loop() {
 	}
 }
 
-// Strong mode retries a request that lost the race to the stream this many
-// times, with jitter, before it answers ECONFLICT.
+// Strong mode runs a request that lost the race to the stream up to this
+// many times, backing off exponentially (with jitter, up to maxBackoff)
+// between tries, before it answers ECONFLICT.
 const (
-	maxAttempts  = 8
-	retryBackoff = 2 * time.Millisecond
+	maxAttempts = 16
+	maxBackoff  = 50 * time.Millisecond
 )
 
 // commitWithRetry commits batch, then runs again (after catching up) the
@@ -317,7 +318,8 @@ func (d *DB) commitWithRetry(batch []*op) {
 			return
 		}
 		if len(retry) > 0 {
-			time.Sleep(retryBackoff*time.Duration(attempt) + time.Duration(rand.Int64N(int64(retryBackoff))))
+			b := min(maxBackoff, time.Millisecond<<min(attempt, 10))
+			time.Sleep(b/2 + time.Duration(rand.Int64N(int64(b))))
 		}
 		batch = retry
 	}

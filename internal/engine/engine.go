@@ -179,7 +179,6 @@ func (e *Engine) Create(ctx context.Context, cfg tenant.Config) (tenant.Config, 
 		Discard:     jetstream.DiscardOld,
 		MaxMsgSize:  int32(e.maxMessage() + 1024),
 		DenyDelete:  true,
-		AllowDirect: true,
 	})
 	if err != nil {
 		return undo(tenant.Wrap(tenant.EUNAVAILABLE, err, "create stream: "+err.Error()))

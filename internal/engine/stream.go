@@ -31,6 +31,19 @@ func (d *DB) catchUp(ctx context.Context) error {
 		d.stuck.Store(&reason)
 		return errors.New(reason)
 	}
+	if last-applied <= directGetMax {
+		return d.catchUpDirect(ctx, applied, last)
+	}
+	if err := d.catchUpConsumer(ctx, applied, last); err != nil {
+		d.log.Warn("catch-up with a consumer failed; reading message by message", "err", err)
+		return d.catchUpDirect(ctx, d.applied.Load(), last)
+	}
+	return nil
+}
+
+// catchUpConsumer applies messages applied+1..last read with an ordered
+// consumer, in transactions of up to 256 messages.
+func (d *DB) catchUpConsumer(ctx context.Context, applied, last uint64) error {
 	cons, err := d.stream.OrderedConsumer(ctx, jetstream.OrderedConsumerConfig{
 		DeliverPolicy: jetstream.DeliverByStartSequencePolicy,
 		OptStartSeq:   applied + 1,
@@ -67,6 +80,35 @@ func (d *DB) catchUp(ctx context.Context) error {
 		applied = d.applied.Load()
 	}
 	return nil
+}
+
+// directGetMax is the largest gap catch-up fills with message gets (the
+// stream leader answers one message per request) rather than with a
+// consumer, which costs a consumer creation first.
+const directGetMax = 1024
+
+// catchUpDirect applies messages applied+1..last, read one by one from the
+// stream leader (a replica could still lack the newest).
+func (d *DB) catchUpDirect(ctx context.Context, applied, last uint64) error {
+	msgs := make([]seqMessage, 0, min(last-applied, 256))
+	for seq := applied + 1; seq <= last; seq++ {
+		if len(msgs) == 256 {
+			if err := d.applyMessages(msgs); err != nil {
+				return err
+			}
+			msgs = msgs[:0]
+		}
+		raw, err := d.stream.GetMsg(ctx, seq)
+		if err != nil {
+			return fmt.Errorf("get message %d: %w", seq, err)
+		}
+		var msg Message
+		if err := json.Unmarshal(raw.Data, &msg); err != nil {
+			return d.markStuck(seq, fmt.Errorf("decode: %w", err))
+		}
+		msgs = append(msgs, seqMessage{seq: seq, msg: msg})
+	}
+	return d.applyMessages(msgs)
 }
 
 type seqMessage struct {

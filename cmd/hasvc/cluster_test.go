@@ -1,0 +1,425 @@
+package main
+
+import (
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"fmt"
+	"math/rand/v2"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+)
+
+const (
+	testJWTSecret = "0123456789abcdef0123456789abcdef-cluster"
+	testNATSPass  = "cluster-test-password"
+)
+
+// startCluster starts n nodes in this process, joined into one JetStream
+// cluster, and returns them once every node serves.
+func startCluster(t *testing.T, n int, edit func(i int, c *Config)) []*node {
+	return startClusterExcept(t, n, edit, -1)
+}
+
+// startClusterLate starts nodes 1 and 2 of a three-node cluster; node 3 is
+// configured but started only by its startLate. Buckets and streams have
+// two replicas, so the first two nodes can place them alone.
+func startClusterLate(t *testing.T) []*node {
+	return startClusterExcept(t, 3, func(_ int, c *Config) { c.Replicas = 2 }, 2)
+}
+
+// startLate starts a node that startClusterLate left pending.
+func (n *node) startLate() *node {
+	n.t.Helper()
+	if err := n.m.Run(n.t.Context()); err != nil {
+		n.m.Close()
+		n.t.Fatal(err)
+	}
+	n.url = "http://" + n.m.HTTPAddr()
+	return n
+}
+
+func startClusterExcept(t *testing.T, n int, edit func(i int, c *Config), pending int) []*node {
+	t.Helper()
+	ports := make([]int, n)
+	for i := range ports {
+		ports[i] = freePort(t)
+	}
+	nodes := make([]*node, n)
+	var wg sync.WaitGroup
+	errs := make(chan error, n)
+	for i := range n {
+		var peers []string
+		for j, p := range ports {
+			if j != i {
+				peers = append(peers, fmt.Sprintf("127.0.0.1:%d", p))
+			}
+		}
+		dir := t.TempDir()
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			m := NewMain()
+			m.Stdout = &strings.Builder{}
+			c := &m.Config
+			c.Name = fmt.Sprintf("n%d", i+1)
+			c.Host = "127.0.0.1"
+			c.Port = 0
+			c.NATSPort = -1
+			c.DataDir = dir
+			c.LogLevel = "error"
+			c.ClusterPort = ports[i]
+			c.Join = strings.Join(peers, ",")
+			c.JWTSecret = testJWTSecret
+			c.NATSPass = testNATSPass
+			if edit != nil {
+				edit(i, c)
+			}
+			if err := c.Validate(); err != nil {
+				errs <- err
+				return
+			}
+			if i == pending {
+				nodes[i] = &node{t: t, m: m}
+				return
+			}
+			if err := m.Run(t.Context()); err != nil {
+				m.Close()
+				errs <- fmt.Errorf("node %d: %w", i+1, err)
+				return
+			}
+			nodes[i] = &node{t: t, m: m, url: "http://" + m.HTTPAddr()}
+		}()
+	}
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		for i, nd := range nodes {
+			if nd != nil && i != pending {
+				nd.m.Close()
+			}
+		}
+		t.Fatal(err)
+	}
+	admin := clusterToken(t, "*", "admin")
+	for _, nd := range nodes {
+		nd.admin = admin
+		t.Cleanup(nd.stop)
+	}
+	return nodes
+}
+
+// clusterToken signs a token with the cluster's shared secret.
+func clusterToken(t *testing.T, db, perm string) string {
+	t.Helper()
+	var out strings.Builder
+	if code := runToken([]string{"--db", db, "--perm", perm, "--ttl", "1h", "--jwt-secret", testJWTSecret}, func(string) string { return "" }, &out, os.Stderr); code != 0 {
+		t.Fatal("token failed")
+	}
+	return strings.TrimSpace(out.String())
+}
+
+// query runs one read and returns its rows as JSON.
+func (n *node) query(db, sql string) string {
+	n.t.Helper()
+	out := n.ok("POST", "/db/"+db, fmt.Sprintf(`{"sql": %q}`, sql))
+	var res struct {
+		Results []struct {
+			Rows json.RawMessage `json:"rows"`
+		} `json:"results"`
+	}
+	if err := json.Unmarshal([]byte(out), &res); err != nil {
+		n.t.Fatalf("%s: %v", out, err)
+	}
+	return string(res.Results[0].Rows)
+}
+
+// checksum hashes a database's schema and every row of every table, with
+// each value's type (the JSON encoding keeps storage classes).
+func (n *node) checksum(db string) string {
+	n.t.Helper()
+	h := sha256.New()
+	schema := n.query(db, `SELECT type, name, tbl_name, sql FROM sqlite_schema WHERE name NOT LIKE 'sqlite\_%' ESCAPE '\' AND name NOT LIKE '\_hasvc%' ESCAPE '\' ORDER BY type, name`)
+	h.Write([]byte(schema))
+	var tables [][]string
+	json.Unmarshal([]byte(n.query(db, `SELECT name FROM sqlite_schema WHERE type = 'table' AND name NOT LIKE 'sqlite\_%' ESCAPE '\' AND name NOT LIKE '\_hasvc%' ESCAPE '\' ORDER BY name`)), &tables)
+	for _, tb := range tables {
+		h.Write([]byte(tb[0]))
+		h.Write([]byte(n.query(db, fmt.Sprintf(`SELECT * FROM "%s" ORDER BY rowid`, tb[0]))))
+	}
+	return hex.EncodeToString(h.Sum(nil))
+}
+
+// dbInfo is the part of GET /databases/<name> the tests read.
+type dbInfo struct {
+	StreamSeq uint64 `json:"stream_seq"`
+	Nodes     []struct {
+		Node       string `json:"node"`
+		AppliedSeq uint64 `json:"applied_seq"`
+		Lag        uint64 `json:"lag"`
+	} `json:"nodes"`
+}
+
+func (n *node) info(db string) dbInfo {
+	n.t.Helper()
+	var info dbInfo
+	if err := json.Unmarshal([]byte(n.ok("GET", "/databases/"+db, "")), &info); err != nil {
+		n.t.Fatal(err)
+	}
+	return info
+}
+
+// waitConverged waits until every node has applied the whole stream of db
+// (writes have stopped) and returns the common checksum, failing if the
+// copies differ.
+func waitConverged(t *testing.T, nodes []*node, db string) string {
+	t.Helper()
+	last := nodes[0].info(db).StreamSeq
+	for _, n := range nodes {
+		n.ok("POST", fmt.Sprintf("/db/%s?min_seq=%d&timeout=30s", db, last), `{"sql":"SELECT 1"}`)
+	}
+	sums := make([]string, len(nodes))
+	for i, n := range nodes {
+		sums[i] = n.checksum(db)
+	}
+	for i := range sums {
+		if sums[i] != sums[0] {
+			t.Fatalf("copies differ: node 1 %s, node %d %s", sums[0], i+1, sums[i])
+		}
+	}
+	return sums[0]
+}
+
+// TestClusterConvergence runs concurrent writers on every node, to the same
+// rows, with AUTOINCREMENT inserts, deletes and a schema change mid-load,
+// in each mode, and checks that every copy ends identical.
+func TestClusterConvergence(t *testing.T) {
+	nodes := startCluster(t, 3, nil)
+	for _, mode := range []string{"strong", "eventual"} {
+		t.Run(mode, func(t *testing.T) {
+			db := "conv-" + mode
+			nodes[0].ok("POST", "/databases", fmt.Sprintf(`{"name": %q, "mode": %q}`, db, mode))
+			nodes[0].ok("POST", "/db/"+db, `[{"sql": "CREATE TABLE items (id INTEGER PRIMARY KEY AUTOINCREMENT, node TEXT, n INTEGER)"},
+				{"sql": "CREATE TABLE counters (k TEXT PRIMARY KEY, v INTEGER NOT NULL)"},
+				{"sql": "INSERT INTO counters VALUES ('a', 0), ('b', 0), ('c', 0)"}]`)
+			var wg sync.WaitGroup
+			stop := time.Now().Add(3 * time.Second)
+			var ok, failed atomic.Int64
+			for i, n := range nodes {
+				for w := range 3 {
+					wg.Add(1)
+					go func() {
+						defer wg.Done()
+						for j := 0; time.Now().Before(stop); j++ {
+							var body string
+							switch r := rand.IntN(10); {
+							case i == 0 && w == 0 && j == 20:
+								body = `{"sql": "ALTER TABLE items ADD COLUMN note TEXT DEFAULT 'none'"}`
+							case r < 5:
+								body = fmt.Sprintf(`{"sql": "INSERT INTO items (node, n) VALUES ('n%d', %d)"}`, i+1, j)
+							case r < 8:
+								body = fmt.Sprintf(`{"sql": "UPDATE counters SET v = v + 1 WHERE k = '%c'"}`, 'a'+rand.IntN(3))
+							default:
+								body = `{"sql": "DELETE FROM items WHERE id = (SELECT max(id) FROM items)"}`
+							}
+							if status, _ := n.do("POST", "/db/"+db, n.admin, body); status == 200 {
+								ok.Add(1)
+							} else {
+								failed.Add(1)
+							}
+						}
+					}()
+				}
+			}
+			wg.Wait()
+			waitConverged(t, nodes, db)
+			t.Logf("%s: %d writes acknowledged, %d refused", mode, ok.Load(), failed.Load())
+			if ok.Load() == 0 {
+				t.Fatal("no write succeeded")
+			}
+			if !strings.Contains(nodes[2].query(db, "SELECT count(*) FROM pragma_table_info('items') WHERE name = 'note'"), "1") {
+				t.Fatal("schema change did not replicate")
+			}
+		})
+	}
+}
+
+// TestClusterStrongLosesNothing checks strong mode under concurrent writers
+// on every node: every acknowledged insert is on every node, and a bank
+// transfer workload keeps its total.
+func TestClusterStrongLosesNothing(t *testing.T) {
+	nodes := startCluster(t, 3, nil)
+	nodes[0].createDB("bank")
+	nodes[0].ok("POST", "/db/bank", `[{"sql": "CREATE TABLE log (id INTEGER PRIMARY KEY AUTOINCREMENT, who TEXT UNIQUE)"},
+		{"sql": "CREATE TABLE accounts (id INTEGER PRIMARY KEY, balance INTEGER NOT NULL CHECK (balance >= 0))"},
+		{"sql": "WITH RECURSIVE s(v) AS (SELECT 1 UNION ALL SELECT v + 1 FROM s WHERE v < 10) INSERT INTO accounts SELECT v, 1000 FROM s"}]`)
+	var acked sync.Map
+	var nAcked, conflicts, transfers atomic.Int64
+	var wg sync.WaitGroup
+	stop := time.Now().Add(4 * time.Second)
+	for i, n := range nodes {
+		for w := range 4 {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				for j := 0; time.Now().Before(stop); j++ {
+					who := fmt.Sprintf("n%d-w%d-%d", i+1, w, j)
+					var body string
+					transfer := j%2 == 1
+					if transfer {
+						from, to := rand.IntN(10)+1, rand.IntN(10)+1
+						body = fmt.Sprintf(`[{"sql": "UPDATE accounts SET balance = balance - 7 WHERE id = %d"}, {"sql": "UPDATE accounts SET balance = balance + 7 WHERE id = %d"}]`, from, to)
+					} else {
+						body = fmt.Sprintf(`{"sql": "INSERT INTO log (who) VALUES ('%s')"}`, who)
+					}
+					status, resp := n.do("POST", "/db/bank", n.admin, body)
+					switch {
+					case status == 200 && transfer:
+						transfers.Add(1)
+					case status == 200:
+						acked.Store(who, true)
+						nAcked.Add(1)
+					case status == 409 && strings.Contains(resp, "ECONFLICT"):
+						conflicts.Add(1)
+					case status == 400 && strings.Contains(resp, "CHECK"):
+					default:
+						t.Errorf("write on node %d: %d %s", i+1, status, resp)
+						return
+					}
+				}
+			}()
+		}
+	}
+	wg.Wait()
+	waitConverged(t, nodes, "bank")
+	t.Logf("%d inserts and %d transfers acknowledged, %d gave up with ECONFLICT", nAcked.Load(), transfers.Load(), conflicts.Load())
+	for i, n := range nodes {
+		var rows [][]string
+		json.Unmarshal([]byte(n.query("bank", "SELECT who FROM log")), &rows)
+		present := map[string]bool{}
+		for _, r := range rows {
+			present[r[0]] = true
+		}
+		lost := 0
+		acked.Range(func(k, _ any) bool {
+			if !present[k.(string)] {
+				lost++
+			}
+			return true
+		})
+		if lost > 0 || int64(len(rows)) != nAcked.Load() {
+			t.Fatalf("node %d: %d acknowledged inserts lost, %d rows for %d acknowledged", i+1, lost, len(rows), nAcked.Load())
+		}
+		if got := n.query("bank", "SELECT sum(balance) FROM accounts"); got != "[[10000]]" {
+			t.Fatalf("node %d: total balance %s, want 10000", i+1, got)
+		}
+	}
+}
+
+// TestClusterLifecycleAndReadYourWrites checks that a database created on
+// one node is usable on another within a second, that min_seq gives
+// read-your-writes across nodes, and that a deleted database is gone
+// everywhere.
+func TestClusterLifecycleAndReadYourWrites(t *testing.T) {
+	nodes := startCluster(t, 3, nil)
+	nodes[0].createDB("shared")
+	start := time.Now()
+	for {
+		status, body := nodes[2].do("POST", "/db/shared", nodes[2].admin, `{"sql": "CREATE TABLE t (id INTEGER PRIMARY KEY, v TEXT)"}`)
+		if status == 200 {
+			break
+		}
+		if time.Since(start) > time.Second {
+			t.Fatalf("database not writable on node 3 after 1s: %d %s", status, body)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	t.Logf("writable on node 3 after %v", time.Since(start))
+	for i := range 20 {
+		out := nodes[0].ok("POST", "/db/shared", fmt.Sprintf(`{"sql": "INSERT INTO t (v) VALUES ('%d')"}`, i))
+		var res struct {
+			Sequence uint64 `json:"sequence"`
+		}
+		json.Unmarshal([]byte(out), &res)
+		got := nodes[1+i%2].ok("POST", fmt.Sprintf("/db/shared?min_seq=%d", res.Sequence), fmt.Sprintf(`{"sql": "SELECT v FROM t WHERE v = '%d'"}`, i))
+		if !strings.Contains(got, fmt.Sprintf(`[["%d"]]`, i)) {
+			t.Fatalf("read with min_seq=%d on node %d missed the write: %s", res.Sequence, 2+i%2, got)
+		}
+	}
+	got := nodes[2].ok("POST", "/db/shared?consistency=strong", `{"sql": "SELECT count(*) FROM t"}`)
+	if !strings.Contains(got, "[[20]]") {
+		t.Fatalf("strong read on node 3: %s", got)
+	}
+	info := nodes[1].info("shared")
+	if len(info.Nodes) != 3 {
+		t.Fatalf("status lists %d nodes, want 3: %+v", len(info.Nodes), info)
+	}
+	var cluster struct {
+		Nodes []struct{ Name string } `json:"nodes"`
+	}
+	json.Unmarshal([]byte(nodes[0].ok("GET", "/cluster", "")), &cluster)
+	if len(cluster.Nodes) != 3 {
+		t.Fatalf("GET /cluster lists %d nodes", len(cluster.Nodes))
+	}
+
+	nodes[1].ok("DELETE", "/databases/shared", "")
+	deadline := time.Now().Add(2 * time.Second)
+	for _, n := range nodes {
+		for {
+			status, body := n.do("POST", "/db/shared", n.admin, `{"sql": "SELECT 1"}`)
+			_, ferr := os.Stat(filepath.Join(n.m.Config.DataDir, "db", "shared.db"))
+			if status == 404 && os.IsNotExist(ferr) {
+				break
+			}
+			if time.Now().After(deadline) {
+				t.Fatalf("%s: deleted database still answers %d %s (file: %v)", n.m.Config.Name, status, body, ferr)
+			}
+			time.Sleep(20 * time.Millisecond)
+		}
+	}
+}
+
+// TestClusterLateJoiner writes 10,000 transactions (16 clients) on a
+// two-node quorum of a three-node cluster, then starts the third node,
+// which catches up.
+func TestClusterLateJoiner(t *testing.T) {
+	if testing.Short() {
+		t.Skip("10,000 writes")
+	}
+	nodes := startClusterLate(t)
+	nodes[0].createDB("late")
+	nodes[0].ok("POST", "/db/late", `{"sql": "CREATE TABLE t (id INTEGER PRIMARY KEY, v TEXT)"}`)
+	var next atomic.Int64
+	var wg sync.WaitGroup
+	for range 16 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			n := nodes[0]
+			for {
+				i := next.Add(1)
+				if i > 10000 {
+					return
+				}
+				if status, body := n.do("POST", "/db/late", n.admin, fmt.Sprintf(`{"sql": "INSERT INTO t (v) VALUES ('%d')"}`, i)); status != 200 {
+					t.Errorf("insert: %d %s", status, body)
+					return
+				}
+			}
+		}()
+	}
+	wg.Wait()
+	late := nodes[2].startLate()
+	start := time.Now()
+	got := late.ok("POST", "/db/late?consistency=strong&timeout=60s", `{"sql": "SELECT count(*), count(DISTINCT v) FROM t"}`)
+	if !strings.Contains(got, "[[10000,10000]]") {
+		t.Fatalf("late node: %s", got)
+	}
+	t.Logf("late node caught up with 10,001 messages in %v", time.Since(start))
+	waitConverged(t, []*node{nodes[0], nodes[1], late}, "late")
+}
