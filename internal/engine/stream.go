@@ -8,6 +8,8 @@ import (
 	"time"
 
 	"github.com/nats-io/nats.go/jetstream"
+
+	"hasvc/internal/broker"
 )
 
 // catchUp applies every message of the stream beyond the applied sequence,
@@ -17,7 +19,9 @@ import (
 func (d *DB) catchUp(ctx context.Context) error {
 	ctx, cancel := context.WithTimeout(ctx, 5*time.Minute)
 	defer cancel()
-	info, err := d.stream.Info(ctx)
+	rctx, rcancel := context.WithTimeout(ctx, requestTimeout)
+	info, err := d.stream.Info(rctx)
+	rcancel()
 	if err != nil {
 		return fmt.Errorf("stream info: %w", err)
 	}
@@ -82,6 +86,9 @@ func (d *DB) catchUpConsumer(ctx context.Context, applied, last uint64) error {
 	return nil
 }
 
+// requestTimeout bounds one JetStream request during catch-up.
+const requestTimeout = 5 * time.Second
+
 // directGetMax is the largest gap catch-up fills with message gets (the
 // stream leader answers one message per request) rather than with a
 // consumer, which costs a consumer creation first.
@@ -98,7 +105,14 @@ func (d *DB) catchUpDirect(ctx context.Context, applied, last uint64) error {
 			}
 			msgs = msgs[:0]
 		}
-		raw, err := d.stream.GetMsg(ctx, seq)
+		// A request the old leader took when leadership moved is never
+		// answered: each get has its own deadline and is tried again.
+		var raw *jetstream.RawStreamMsg
+		err := broker.UntilReady(ctx, requestTimeout, func(ctx context.Context) error {
+			var err error
+			raw, err = d.stream.GetMsg(ctx, seq)
+			return err
+		})
 		if err != nil {
 			return fmt.Errorf("get message %d: %w", seq, err)
 		}
