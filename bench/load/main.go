@@ -8,6 +8,7 @@ package main
 
 import (
 	"bytes"
+	"encoding/json"
 	"flag"
 	"fmt"
 	"io"
@@ -25,7 +26,7 @@ import (
 )
 
 func main() {
-	url := flag.String("url", "http://127.0.0.1:8080", "node URL")
+	url := flag.String("url", "http://127.0.0.1:8080", "node URL; several, comma-separated, spread the clients over them")
 	token := flag.String("token", "", "bearer token")
 	db := flag.String("db", "bench", "database")
 	scenario := flag.String("scenario", "insert", "insert, select, bare, dbs")
@@ -34,6 +35,7 @@ func main() {
 	n := flag.Int("n", 1000, "databases to create (dbs)")
 	pid := flag.Int("pid", 0, "node process id, for RSS (dbs)")
 	serveBare := flag.String("serve-bare", "", "serve a bare handler on this address and do nothing else")
+	rate := flag.Int("rate", 1000, "writes per second (lag)")
 	flag.Parse()
 
 	if *serveBare != "" {
@@ -53,15 +55,16 @@ func main() {
 		MaxIdleConnsPerHost: *clients * 2,
 		DialContext:         (&net.Dialer{}).DialContext,
 	}}
-	h := &harness{client: client, url: *url, token: *token, db: *db}
+	urls := strings.Split(*url, ",")
+	h := &harness{client: client, url: urls[0], urls: urls, token: *token, db: *db}
 	switch *scenario {
 	case "insert":
 		h.must(h.post("/databases", `{"name":"`+*db+`"}`))(201, 409)
 		h.must(h.post("/db/"+*db, `{"sql":"CREATE TABLE IF NOT EXISTS users (id INTEGER PRIMARY KEY, name TEXT, n INTEGER)"}`))(200)
 		var seq atomic.Int64
-		h.run("insert", *clients, *dur, func() (int, error) {
+		h.run(fmt.Sprintf("insert/%d", len(urls)), *clients, *dur, func() (int, error) {
 			i := seq.Add(1)
-			return h.post("/db/"+*db, fmt.Sprintf(`{"sql":"INSERT INTO users (name, n) VALUES (:name, :n)","params":{"name":"user-%d","n":%d}}`, i, i))
+			return h.postTo(urls[int(i)%len(urls)], "/db/"+*db, fmt.Sprintf(`{"sql":"INSERT INTO users (name, n) VALUES (:name, :n)","params":{"name":"user-%d","n":%d}}`, i, i))
 		})
 	case "select":
 		rows := 10000
@@ -78,6 +81,8 @@ func main() {
 		})
 	case "dbs":
 		h.databases(*n, *pid)
+	case "lag":
+		h.lag(*rate, *dur)
 	default:
 		fmt.Fprintln(os.Stderr, "unknown scenario", *scenario)
 		os.Exit(2)
@@ -87,10 +92,15 @@ func main() {
 type harness struct {
 	client         *http.Client
 	url, token, db string
+	urls           []string
 }
 
 func (h *harness) post(path, body string) (int, error) {
-	req, err := http.NewRequest("POST", h.url+path, strings.NewReader(body))
+	return h.postTo(h.url, path, body)
+}
+
+func (h *harness) postTo(url, path, body string) (int, error) {
+	req, err := http.NewRequest("POST", url+path, strings.NewReader(body))
 	if err != nil {
 		return 0, err
 	}
@@ -204,4 +214,54 @@ func rss(pid int) int64 {
 	}
 	kb, _ := strconv.ParseInt(string(bytes.TrimSpace(out)), 10, 64)
 	return kb * 1024
+}
+
+// lag writes at a steady rate through the first URL for d, then prints
+// every node's replication lag (capture on the writer to commit on the
+// node) as the node reports it in GET /databases/<db>.
+func (h *harness) lag(rate int, d time.Duration) {
+	h.must(h.post("/databases", `{"name":"`+h.db+`"}`))(201, 409)
+	h.must(h.post("/db/"+h.db, `{"sql":"CREATE TABLE IF NOT EXISTS users (id INTEGER PRIMARY KEY, name TEXT, n INTEGER)"}`))(200)
+	tick := time.NewTicker(time.Second / time.Duration(rate))
+	defer tick.Stop()
+	end := time.Now().Add(d)
+	var wg sync.WaitGroup
+	var sent, errs atomic.Int64
+	for i := 0; time.Now().Before(end); i++ {
+		<-tick.C
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			sent.Add(1)
+			status, err := h.post("/db/"+h.db, fmt.Sprintf(`{"sql":"INSERT INTO users (name, n) VALUES ('u', %d)"}`, i))
+			if err != nil || status != 200 {
+				errs.Add(1)
+			}
+		}()
+	}
+	wg.Wait()
+	time.Sleep(time.Second)
+	req, _ := http.NewRequest("GET", h.url+"/databases/"+h.db, nil)
+	req.Header.Set("Authorization", "Bearer "+h.token)
+	resp, err := h.client.Do(req)
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		os.Exit(1)
+	}
+	defer resp.Body.Close()
+	var info struct {
+		Nodes []struct {
+			Node string  `json:"node"`
+			P50  float64 `json:"replication_lag_p50_ms"`
+			P99  float64 `json:"replication_lag_p99_ms"`
+			N    int     `json:"replication_lag_samples"`
+		} `json:"nodes"`
+	}
+	json.NewDecoder(resp.Body).Decode(&info)
+	fmt.Printf("lag      rate=%d/s sent %d (%.0f/s) errors %d\n", rate, sent.Load(), float64(sent.Load())/d.Seconds(), errs.Load())
+	for _, n := range info.Nodes {
+		if n.N > 0 {
+			fmt.Printf("         node %-8s lag p50 %6.2f ms  p99 %6.2f ms  (last %d writes)\n", n.Node, n.P50, n.P99, n.N)
+		}
+	}
 }

@@ -130,6 +130,8 @@ func (e *Engine) answerStatus(m *nats.Msg) {
 				info.Open = true
 				info.AppliedSeq = ent.db.Applied()
 				info.Stuck = ent.db.Stuck()
+				p50, p99, n := ent.db.lag.percentiles()
+				info.LagP50ms, info.LagP99ms, info.LagCount = ms(p50), ms(p99), n
 			}
 		default:
 		}
@@ -254,3 +256,5 @@ func (e *Engine) Cluster(ctx context.Context) (*ClusterInfo, error) {
 	}
 	return ci, nil
 }
+
+func ms(d time.Duration) float64 { return float64(d.Microseconds()) / 1000 }

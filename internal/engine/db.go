@@ -59,6 +59,8 @@ type DB struct {
 	// but not their schema changes, which already ran. Writer only.
 	ahead map[uint64]bool
 
+	lag lagWindow // replication lag of messages from other nodes
+
 	closed chan struct{}
 	wg     sync.WaitGroup
 }

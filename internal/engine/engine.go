@@ -498,6 +498,11 @@ type NodeInfo struct {
 	AppliedSeq uint64 `json:"applied_seq"`
 	Lag        uint64 `json:"lag"`
 	Stuck      string `json:"stuck,omitempty"`
+	// Replication lag (capture on the writing node to commit here) of the
+	// last messages applied from other nodes, in milliseconds.
+	LagP50ms float64 `json:"replication_lag_p50_ms,omitempty"`
+	LagP99ms float64 `json:"replication_lag_p99_ms,omitempty"`
+	LagCount int     `json:"replication_lag_samples,omitempty"`
 }
 
 // Info returns the configuration and state of database name.

@@ -181,6 +181,12 @@ func (d *DB) applyMessages(msgs []seqMessage) error {
 		}
 	}
 	d.setApplied(applied)
+	now := d.eng.now().UnixNano()
+	for _, m := range msgs {
+		if m.msg.Node != d.eng.Node && m.msg.Timestamp > 0 {
+			d.lag.add(time.Duration(now - m.msg.Timestamp))
+		}
+	}
 	return nil
 }
 

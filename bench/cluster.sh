@@ -1,0 +1,35 @@
+#!/usr/bin/env bash
+# Cluster benchmarks of BENCHMARKS.md: three nodes as processes on this
+# machine, strong mode. INSERT with 16 clients, all on node 1 and spread
+# over the three nodes, and replication lag at a steady 1,000 writes/s.
+#
+#   make build && go build -o bin/load ./bench/load && ./bench/cluster.sh
+set -euo pipefail
+cd "$(dirname "$0")/.."
+DURATION=${DURATION:-10s}
+FSYNC=${FSYNC:-2m}
+base=${BASE_PORT:-18500}
+dir=$(mktemp -d)
+trap 'kill $(jobs -p) 2>/dev/null || true; wait 2>/dev/null || true; rm -rf "$dir"' EXIT
+export HA_NATS_PASS=bench-cluster HA_JWT_SECRET=0123456789abcdef0123456789abcdef-bench
+urls=()
+for i in 1 2 3; do
+	peers=()
+	for j in 1 2 3; do [[ $j != "$i" ]] && peers+=("127.0.0.1:$((base + 20 + j))"); done
+	./bin/hasvc --name "node$i" --host 127.0.0.1 --port "$((base + i))" --nats-port "$((base + 10 + i))" \
+		--cluster-port "$((base + 20 + i))" --join "$(IFS=,; echo "${peers[*]}")" \
+		--data-dir "$dir/data$i" --fsync "$FSYNC" --log-level error >"$dir/node$i.log" 2>&1 &
+	urls+=("http://127.0.0.1:$((base + i))")
+done
+for u in "${urls[@]}"; do
+	for _ in $(seq 600); do
+		curl -fs "$u/healthz" >/dev/null 2>&1 && break
+		sleep 0.1
+	done
+done
+token=$(./bin/hasvc token --db '*' --perm admin --ttl 1h)
+all=$(IFS=,; echo "${urls[*]}")
+echo "# $(date -u +%F) $(nproc) cores, 3 nodes on this machine, strong mode, fsync=$FSYNC, ${DURATION} per scenario"
+./bin/load -url "${urls[0]}" -token "$token" -db one -scenario insert -c 16 -d "$DURATION"
+./bin/load -url "$all" -token "$token" -db spread -scenario insert -c 16 -d "$DURATION"
+./bin/load -url "${urls[0]}" -token "$token" -db lag -scenario lag -rate 1000 -d "$DURATION"
