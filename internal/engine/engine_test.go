@@ -3,6 +3,7 @@ package engine
 import (
 	"context"
 	"encoding/json"
+	"fmt"
 	"os"
 	"path/filepath"
 	"testing"
@@ -176,5 +177,73 @@ func TestMessageJSON(t *testing.T) {
 	}
 	if a, b := jsonOf(back), string(want); a != b {
 		t.Fatalf("round trip:\n got  %s\n want %s", a, b)
+	}
+}
+
+// TestApplyTwiceChangesNothing applies every message of a stream a second
+// time: by sequence (what redelivery does) nothing happens, and even
+// written again row by row the copy stays the same.
+func TestApplyTwiceChangesNothing(t *testing.T) {
+	n := newTestNode(t, t.TempDir())
+	ctx := context.Background()
+	if _, err := n.eng.Create(ctx, tenant.Config{Name: "app"}); err != nil {
+		t.Fatal(err)
+	}
+	db, release, err := n.eng.Acquire(ctx, "app")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer release()
+	mustExec(t, db, "CREATE TABLE t (id INTEGER PRIMARY KEY, v TEXT, b BLOB)", nil)
+	mustExec(t, db, "CREATE TABLE k (a TEXT, b INTEGER, v REAL, PRIMARY KEY (a, b)) WITHOUT ROWID", nil)
+	for i := range 10 {
+		mustExec(t, db, "INSERT INTO t (v, b) VALUES (?, ?)", []any{fmt.Sprint(i), []byte{byte(i)}})
+		mustExec(t, db, "INSERT OR REPLACE INTO k VALUES ('x', ?, ?)", []any{int64(i % 3), float64(i) / 3})
+	}
+	mustExec(t, db, "UPDATE t SET id = id + 100 WHERE id < 4", nil)
+	mustExec(t, db, "DELETE FROM k WHERE b = 1", nil)
+	dump := func() string {
+		return jsonOf(mustExec(t, db, "SELECT * FROM t ORDER BY id", nil).Results[0].Rows) +
+			jsonOf(mustExec(t, db, "SELECT * FROM k ORDER BY a, b", nil).Results[0].Rows)
+	}
+	before := dump()
+	last := db.Applied()
+
+	var msgs []seqMessage
+	for seq := uint64(1); seq <= last; seq++ {
+		raw, err := db.stream.GetMsg(ctx, seq)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var m Message
+		if err := json.Unmarshal(raw.Data, &m); err != nil {
+			t.Fatal(err)
+		}
+		msgs = append(msgs, seqMessage{seq: seq, msg: m})
+	}
+	if err := db.do(ctx, func(*conn) error { return db.applyMessages(msgs) }); err != nil {
+		t.Fatal(err)
+	}
+	if got := dump(); got != before || db.Applied() != last {
+		t.Fatalf("redelivery changed the copy:\n%s\n%s", got, before)
+	}
+	// The row changes of the last messages, written again in order.
+	err = db.do(ctx, func(w *conn) error {
+		if err := w.applyMode(true); err != nil {
+			return err
+		}
+		defer w.applyMode(false)
+		for _, m := range msgs[len(msgs)-6:] {
+			if err := w.applyChanges(m.msg.Changes, true); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := dump(); got != before {
+		t.Fatalf("applying rows twice changed the copy:\n%s\n%s", got, before)
 	}
 }
