@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Cluster benchmarks of BENCHMARKS.md: three nodes as processes on this
-# machine, strong mode. INSERT with 16 clients, all on node 1 and spread
-# over the three nodes, and replication lag at a steady 1,000 writes/s.
+# machine. INSERT with 16 clients in strong mode, all on node 1 and spread
+# over the three nodes (and spread in eventual mode, for comparison), and
+# replication lag at a steady 1,000 writes/s.
 #
 #   make build && go build -o bin/load ./bench/load && ./bench/cluster.sh
 set -euo pipefail
@@ -32,4 +33,11 @@ all=$(IFS=,; echo "${urls[*]}")
 echo "# $(date -u +%F) $(nproc) cores, 3 nodes on this machine, strong mode, fsync=$FSYNC, ${DURATION} per scenario"
 ./bin/load -url "${urls[0]}" -token "$token" -db one -scenario insert -c 16 -d "$DURATION"
 ./bin/load -url "$all" -token "$token" -db spread -scenario insert -c 16 -d "$DURATION"
+./bin/load -url "$all" -token "$token" -db spread-eventual -mode eventual -scenario insert -c 16 -d "$DURATION"
+# Open the database on every node first: a node keeps (and follows) a copy
+# of a database once it has been used there.
+curl -fs -X POST "${urls[0]}/databases" -H "Authorization: Bearer $token" -d '{"name":"lag"}' >/dev/null
+for u in "${urls[@]}"; do
+	curl -fs -X POST "$u/db/lag" -H "Authorization: Bearer $token" -d '{"sql":"SELECT 1"}' >/dev/null
+done
 ./bin/load -url "${urls[0]}" -token "$token" -db lag -scenario lag -rate 1000 -d "$DURATION"

@@ -36,6 +36,7 @@ func main() {
 	pid := flag.Int("pid", 0, "node process id, for RSS (dbs)")
 	serveBare := flag.String("serve-bare", "", "serve a bare handler on this address and do nothing else")
 	rate := flag.Int("rate", 1000, "writes per second (lag)")
+	mode := flag.String("mode", "strong", "replication mode of the database the scenario creates")
 	flag.Parse()
 
 	if *serveBare != "" {
@@ -59,7 +60,7 @@ func main() {
 	h := &harness{client: client, url: urls[0], urls: urls, token: *token, db: *db}
 	switch *scenario {
 	case "insert":
-		h.must(h.post("/databases", `{"name":"`+*db+`"}`))(201, 409)
+		h.must(h.post("/databases", `{"name":"`+*db+`","mode":"`+*mode+`"}`))(201, 409)
 		h.must(h.post("/db/"+*db, `{"sql":"CREATE TABLE IF NOT EXISTS users (id INTEGER PRIMARY KEY, name TEXT, n INTEGER)"}`))(200)
 		var seq atomic.Int64
 		h.run(fmt.Sprintf("insert/%d", len(urls)), *clients, *dur, func() (int, error) {

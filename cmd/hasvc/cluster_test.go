@@ -1,6 +1,7 @@
 package main
 
 import (
+	"context"
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
@@ -13,6 +14,9 @@ import (
 	"sync/atomic"
 	"testing"
 	"time"
+
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
 )
 
 const (
@@ -215,10 +219,12 @@ func TestClusterConvergence(t *testing.T) {
 					wg.Add(1)
 					go func() {
 						defer wg.Done()
+						altered := false
 						for j := 0; time.Now().Before(stop); j++ {
 							var body string
+							alter := i == 0 && w == 0 && j >= 20 && !altered
 							switch r := rand.IntN(10); {
-							case i == 0 && w == 0 && j == 20:
+							case alter:
 								body = `{"sql": "ALTER TABLE items ADD COLUMN note TEXT DEFAULT 'none'"}`
 							case r < 5:
 								body = fmt.Sprintf(`{"sql": "INSERT INTO items (node, n) VALUES ('n%d', %d)"}`, i+1, j)
@@ -229,6 +235,7 @@ func TestClusterConvergence(t *testing.T) {
 							}
 							if status, _ := n.do("POST", "/db/"+db, n.admin, body); status == 200 {
 								ok.Add(1)
+								altered = altered || alter
 							} else {
 								failed.Add(1)
 							}
@@ -313,6 +320,12 @@ func TestClusterStrongLosesNothing(t *testing.T) {
 			return true
 		})
 		if lost > 0 || int64(len(rows)) != nAcked.Load() {
+			acked.Range(func(k, _ any) bool {
+				if !present[k.(string)] {
+					t.Logf("lost %s; in the stream: %s", k, findInStream(t, nodes[0], "HASVC_bank", k.(string)))
+				}
+				return true
+			})
 			t.Fatalf("node %d: %d acknowledged inserts lost, %d rows for %d acknowledged", i+1, lost, len(rows), nAcked.Load())
 		}
 		if got := n.query("bank", "SELECT sum(balance) FROM accounts"); got != "[[10000]]" {
@@ -422,4 +435,54 @@ func TestClusterLateJoiner(t *testing.T) {
 	}
 	t.Logf("late node caught up with 10,001 messages in %v", time.Since(start))
 	waitConverged(t, []*node{nodes[0], nodes[1], late}, "late")
+}
+
+// TestReplicationURL runs the ancestor's setup: a second node without a
+// NATS server of its own uses the first node's, with its credential.
+func TestReplicationURL(t *testing.T) {
+	first := startNode(t, t.TempDir(), func(c *Config) { c.NATSPass = testNATSPass; c.JWTSecret = testJWTSecret })
+	second := startNode(t, t.TempDir(), func(c *Config) {
+		c.Name = "n2"
+		c.NATSPort = 0
+		c.ReplicationURL = first.m.NATSURL()
+		c.NATSPass = testNATSPass
+		c.JWTSecret = testJWTSecret
+	})
+	first.createDB("shared")
+	out := second.ok("POST", "/db/shared", `[{"sql": "CREATE TABLE t (v TEXT)"}, {"sql": "INSERT INTO t VALUES ('from n2')"}]`)
+	var res struct {
+		Sequence uint64 `json:"sequence"`
+	}
+	json.Unmarshal([]byte(out), &res)
+	got := first.ok("POST", fmt.Sprintf("/db/shared?min_seq=%d", res.Sequence), `{"sql": "SELECT v FROM t"}`)
+	if !strings.Contains(got, `[["from n2"]]`) {
+		t.Fatalf("node 1 reads %s", got)
+	}
+	if info := first.info("shared"); len(info.Nodes) != 2 {
+		t.Fatalf("status lists %d nodes, want 2", len(info.Nodes))
+	}
+}
+
+// findInStream returns the messages of a stream that mention s (debugging
+// aid for failures).
+func findInStream(t *testing.T, n *node, stream, s string) string {
+	nc, err := nats.Connect(n.m.NATSURL(), nats.UserInfo("hasvc", testNATSPass))
+	if err != nil {
+		return err.Error()
+	}
+	defer nc.Close()
+	js, _ := jetstream.New(nc)
+	st, err := js.Stream(context.Background(), stream)
+	if err != nil {
+		return err.Error()
+	}
+	info, _ := st.Info(context.Background())
+	var out []string
+	for seq := uint64(1); seq <= info.State.LastSeq; seq++ {
+		m, err := st.GetMsg(context.Background(), seq)
+		if err == nil && (strings.Contains(string(m.Data), s) || strings.Contains(string(m.Data), `"DELETE"`)) {
+			out = append(out, fmt.Sprintf("%d: %s", seq, m.Data))
+		}
+	}
+	return strings.Join(out, "\n")
 }

@@ -116,7 +116,11 @@ func (m *Main) Run(ctx context.Context) error {
 			return err
 		}
 	} else {
-		if m.nc, err = broker.Dial(c.ReplicationURL, c.Name, c.NATSUser, c.NATSPass); err != nil {
+		user := c.NATSUser
+		if user == "" && c.NATSPass != "" {
+			user = "hasvc"
+		}
+		if m.nc, err = broker.Dial(c.ReplicationURL, c.Name, user, c.NATSPass); err != nil {
 			return fmt.Errorf("connect to %s: %w", c.ReplicationURL, err)
 		}
 	}

@@ -58,11 +58,15 @@ func startNode(t *testing.T, dir string, edit func(*Config)) *node {
 		t.Fatal(err)
 	}
 	n := &node{t: t, m: m, url: "http://" + m.HTTPAddr()}
-	b, err := os.ReadFile(filepath.Join(dir, "admin.token"))
-	if err != nil {
-		t.Fatal(err)
+	if m.Config.JWTSecret != "" {
+		n.admin = clusterToken(t, "*", "admin")
+	} else {
+		b, err := os.ReadFile(filepath.Join(dir, "admin.token"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		n.admin = strings.TrimSpace(string(b))
 	}
-	n.admin = strings.TrimSpace(string(b))
 	t.Cleanup(func() { n.stop() })
 	return n
 }

@@ -64,6 +64,7 @@ func (e *Engine) startCluster(ctx context.Context) error {
 		return fmt.Errorf("register node in %s: %w", NodesBucket, err)
 	}
 	e.nodes = kv
+	e.countOthers(ctx)
 	e.wg.Add(1)
 	go func() {
 		defer e.wg.Done()
@@ -82,6 +83,7 @@ func (e *Engine) startCluster(ctx context.Context) error {
 				if _, err := kv.Put(ctx, e.Node, self); err != nil {
 					e.Logger.Warn("heartbeat", "err", err)
 				}
+				e.countOthers(ctx)
 				cancel()
 			}
 		}
@@ -104,6 +106,29 @@ func (e *Engine) startCluster(ctx context.Context) error {
 		}()
 	})
 }
+
+// countOthers counts the live nodes other than this one. While there are
+// none, no other node can write, and open databases do not follow their
+// streams: following costs a delivery per own write. A node that appears
+// starts them within a heartbeat; until then a write here that it beat to
+// the stream catches up first (strong mode), and a read asking for a
+// sequence catches up before it runs.
+func (e *Engine) countOthers(ctx context.Context) {
+	nodes, err := e.Nodes(ctx)
+	if err != nil {
+		return
+	}
+	others := int64(0)
+	for _, n := range nodes {
+		if n.Name != e.Node {
+			others++
+		}
+	}
+	e.others.Store(others)
+}
+
+// alone reports whether no other node is live.
+func (e *Engine) alone() bool { return e.others.Load() == 0 }
 
 // stopCluster undoes startCluster's subscriptions; the heartbeat stops with
 // e.stop.

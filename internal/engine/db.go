@@ -59,7 +59,8 @@ type DB struct {
 	// but not their schema changes, which already ran. Writer only.
 	ahead map[uint64]bool
 
-	lag lagWindow // replication lag of messages from other nodes
+	lag       lagWindow   // replication lag of messages from other nodes
+	following atomic.Bool // the apply loop is consuming the stream
 
 	closed chan struct{}
 	wg     sync.WaitGroup
@@ -84,6 +85,7 @@ type op struct {
 	err error
 
 	fut       jetstream.PubAckFuture
+	msgID     string // the message's Nats-Msg-Id
 	expect    uint64 // sequence the message must get
 	acked     bool
 	savepoint string
@@ -319,8 +321,10 @@ func (d *DB) commitWithRetry(batch []*op) {
 			}
 			return
 		}
-		if len(retry) > 0 {
-			b := min(maxBackoff, time.Millisecond<<min(attempt, 10))
+		if len(retry) > 0 && attempt > 1 {
+			// The first retry runs at once on the caught-up copy; later
+			// ones back off, so nodes that keep colliding spread out.
+			b := min(maxBackoff, time.Millisecond<<min(attempt-1, 10))
 			time.Sleep(b/2 + time.Duration(rand.Int64N(int64(b))))
 		}
 		batch = retry
@@ -367,11 +371,47 @@ func (d *DB) commit(batch []*op) (retry []*op) {
 	strong := d.cfg.Mode != tenant.ModeEventual
 	base := d.applied.Load()
 	next := base
+	prevID := "" // message id of the last message published in this batch
 	var published []*op
 	aborted := false
+	// One deadline for the batch; once passed it stays passed, so no later
+	// acknowledgement is waited for either.
+	deadline, cancelDeadline := context.WithTimeout(context.Background(), d.eng.publishTimeout())
+	defer cancelDeadline()
+	firstFailed := -1 // index in published
+	needCatchUp := false
+	await := func(j int, o *op) {
+		select {
+		case ack := <-o.fut.Ok():
+			if strong && ack.Sequence != o.expect {
+				o.err = tenant.Errorf(tenant.EINTERNAL, "stream stored the write at %d, expected %d", ack.Sequence, o.expect)
+				needCatchUp = true
+			} else {
+				o.acked = true
+				o.res.Seq = ack.Sequence
+			}
+		case err := <-o.fut.Err():
+			o.err = publishError(err)
+		case <-deadline.Done():
+			o.err = tenant.Errorf(tenant.EUNAVAILABLE, "replication did not acknowledge the write in time; it may or may not be committed")
+			needCatchUp = true
+		}
+		if !o.acked && firstFailed < 0 {
+			firstFailed = j
+		}
+		if o.acked && firstFailed >= 0 {
+			needCatchUp = true
+		}
+	}
 	for i, o := range batch {
 		if aborted {
 			o.err = tenant.Errorf(tenant.EUNAVAILABLE, "transaction aborted by an earlier request; retry")
+			continue
+		}
+		if strong && firstFailed >= 0 {
+			// The stream moved on without this copy: run the rest of
+			// the group again after catching up.
+			o.err = tenant.Errorf(tenant.ECONFLICT, "another write was committed first; retry")
 			continue
 		}
 		if err := o.ctx.Err(); err != nil {
@@ -384,15 +424,18 @@ func (d *DB) commit(batch []*op) (retry []*op) {
 			aborted = w.raw.autocommit()
 			continue
 		}
-		expect := next
-		if !strong {
-			expect = 0
-		}
-		err := d.runWrite(o, expect, strong)
+		err := d.runWrite(o, next, prevID, strong)
 		if err == nil && o.fut != nil {
 			next++
 			o.expect = next
+			prevID = o.msgID
 			published = append(published, o)
+			if strong {
+				// Strong mode waits for each acknowledgement before the
+				// next request runs: a request must never run on top of
+				// a write the stream may refuse.
+				await(len(published)-1, o)
+			}
 		}
 		if err != nil {
 			o.err = err
@@ -408,32 +451,12 @@ func (d *DB) commit(batch []*op) (retry []*op) {
 			w.rolledBack()
 		}
 	}
-
-	// Wait for JetStream, in publication order.
-	firstFailed := -1 // index in published
-	needCatchUp := aborted
-	timeout := time.After(d.eng.publishTimeout())
-	for j, o := range published {
-		select {
-		case ack := <-o.fut.Ok():
-			if strong && ack.Sequence != o.expect {
-				o.err = tenant.Errorf(tenant.EINTERNAL, "stream stored the write at %d, expected %d", ack.Sequence, o.expect)
-				needCatchUp = true
-			} else {
-				o.acked = true
-				o.res.Seq = ack.Sequence
-			}
-		case err := <-o.fut.Err():
-			o.err = publishError(err)
-		case <-timeout:
-			o.err = tenant.Errorf(tenant.EUNAVAILABLE, "replication did not acknowledge the write in time; it may or may not be committed")
-			needCatchUp = true
-		}
-		if !o.acked && firstFailed < 0 {
-			firstFailed = j
-		}
-		if o.acked && firstFailed >= 0 {
-			needCatchUp = true
+	needCatchUp = needCatchUp || aborted
+	if !strong {
+		// Eventual mode pipelines: wait for JetStream in publication
+		// order.
+		for j, o := range published {
+			await(j, o)
 		}
 	}
 
@@ -512,9 +535,16 @@ func (d *DB) commit(batch []*op) (retry []*op) {
 }
 
 // runWrite runs one request inside the open transaction and, if it changed
-// anything, publishes its message; in strong mode JetStream stores it only
-// if the stream's last sequence is still last.
-func (d *DB) runWrite(o *op, last uint64, strong bool) error {
+// anything, publishes its message.
+//
+// In strong mode JetStream stores the message only if the stream still
+// ends where this copy's state does: at sequence last, and, for every
+// message after the first of a batch, with the batch's previous message
+// (prevID). The sequence alone is not enough for a pipeline: if the
+// previous message were refused and another node's message took its
+// place, this one, computed on top of the refused one, would match the
+// expected sequence by coincidence and overwrite the other node's write.
+func (d *DB) runWrite(o *op, last uint64, prevID string, strong bool) error {
 	w := d.writer
 	cp := w.capture
 	cp.changes, cp.err = cp.changes[:0], nil
@@ -533,9 +563,13 @@ func (d *DB) runWrite(o *op, last uint64, strong bool) error {
 	if max := d.eng.maxMessage(); len(data) > max {
 		return tenant.Errorf(tenant.ETOOLARGE, "the transaction's changes take %d bytes, over the %d-byte message limit", len(data), max)
 	}
-	var opts []jetstream.PublishOpt
+	o.msgID = d.eng.nextMsgID()
+	opts := []jetstream.PublishOpt{jetstream.WithMsgID(o.msgID)}
 	if strong {
 		opts = append(opts, jetstream.WithExpectLastSequence(last))
+		if prevID != "" {
+			opts = append(opts, jetstream.WithExpectLastMsgID(prevID))
+		}
 	}
 	fut, err := d.eng.JS.PublishAsync(tenant.Subject(d.name), data, opts...)
 	if err != nil {
@@ -545,11 +579,18 @@ func (d *DB) runWrite(o *op, last uint64, strong bool) error {
 	return nil
 }
 
+// jsErrCodeWrongLastMsgID is JetStream's error for a failed
+// Nats-Expected-Last-Msg-Id check (nats.go names no constant for it).
+const jsErrCodeWrongLastMsgID jetstream.ErrorCode = 10070
+
 // publishError maps a failed publish to a tenant error.
 func publishError(err error) error {
 	var apiErr *jetstream.APIError
-	if errors.As(err, &apiErr) && apiErr.ErrorCode == jetstream.JSErrCodeStreamWrongLastSequence {
-		return tenant.Wrap(tenant.ECONFLICT, err, "another write was committed first; retry")
+	if errors.As(err, &apiErr) {
+		switch apiErr.ErrorCode {
+		case jetstream.JSErrCodeStreamWrongLastSequence, jetstream.JSErrCodeStreamWrongLastSequenceConstant, jsErrCodeWrongLastMsgID:
+			return tenant.Wrap(tenant.ECONFLICT, err, "another write was committed first; retry")
+		}
 	}
 	return tenant.Wrap(tenant.EUNAVAILABLE, err, "replication unavailable: "+err.Error())
 }
@@ -573,6 +614,13 @@ func (d *DB) setApplied(seq uint64) {
 // WaitApplied waits until this copy has applied sequence seq. It returns
 // ETIMEOUT if ctx ends first.
 func (d *DB) WaitApplied(ctx context.Context, seq uint64) error {
+	if seq > d.applied.Load() && !d.following.Load() {
+		// Nobody applies what other nodes wrote while this node thinks
+		// it is alone: catch up now.
+		if err := d.do(ctx, func(*conn) error { return d.catchUp(ctx) }); err != nil {
+			d.log.Warn("catch-up for a read", "err", err)
+		}
+	}
 	for {
 		d.appliedMu.Lock()
 		ch := d.appliedCh

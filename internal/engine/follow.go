@@ -24,9 +24,22 @@ func (d *DB) follow() {
 	}()
 	backoff := 100 * time.Millisecond
 	for ctx.Err() == nil {
+		if d.eng.alone() {
+			select {
+			case <-time.After(heartbeat / 4):
+			case <-ctx.Done():
+			}
+			continue
+		}
+		d.following.Store(true)
 		err := d.followFrom(ctx)
+		d.following.Store(false)
 		if ctx.Err() != nil {
 			return
+		}
+		if err == nil {
+			backoff = 100 * time.Millisecond
+			continue // alone again
 		}
 		d.log.Warn("apply loop restarts", "err", err, "applied", d.applied.Load())
 		select {
@@ -39,7 +52,8 @@ func (d *DB) follow() {
 }
 
 // followFrom consumes the stream from the sequence after the applied one
-// until ctx ends or applying fails.
+// until ctx ends, applying fails, or no other node is live (it then
+// returns nil).
 func (d *DB) followFrom(ctx context.Context) error {
 	if d.Stuck() != "" {
 		<-ctx.Done() // a stuck database waits for an operator
@@ -63,10 +77,17 @@ func (d *DB) followFrom(ctx context.Context) error {
 		return err
 	}
 	defer cc.Stop()
+	check := time.NewTicker(heartbeat)
+	defer check.Stop()
 	for {
 		var m jetstream.Msg
 		select {
 		case m = <-msgs:
+		case <-check.C:
+			if d.eng.alone() {
+				return nil
+			}
+			continue
 		case <-ctx.Done():
 			return ctx.Err()
 		}
