@@ -280,21 +280,22 @@ func (e *Engine) closeDB(name string) {
 	ent.closing = true
 	e.mu.Unlock()
 	<-ent.ready
+	owner := false // only the caller that removes the entry closes it
 	for {
 		e.mu.Lock()
 		refs := ent.refs
-		if refs == 0 {
-			if e.dbs[name] == ent {
-				delete(e.dbs, name)
-			}
+		if refs == 0 && e.dbs[name] == ent {
+			delete(e.dbs, name)
+			owner = true
 		}
+		gone := e.dbs[name] != ent
 		e.mu.Unlock()
-		if refs == 0 {
+		if refs == 0 || gone {
 			break
 		}
 		time.Sleep(5 * time.Millisecond)
 	}
-	if ent.db != nil {
+	if owner && ent.db != nil {
 		if err := ent.db.close(); err != nil {
 			e.Logger.Error("close database", "db", name, "err", err)
 		}
