@@ -325,21 +325,12 @@ func TestClusterStrongLosesNothing(t *testing.T) {
 		for _, r := range rows {
 			present[r[0]] = true
 		}
-		lost := 0
-		acked.Range(func(k, _ any) bool {
-			if !present[k.(string)] {
-				lost++
+		lost := missing(&acked, func(k string) bool { return present[k] })
+		if len(lost) > 0 || int64(len(rows)) != nAcked.Load() {
+			for _, k := range lost {
+				t.Logf("lost %s; in the stream: %s", k, findInStream(t, nodes[0], "HASVC_bank", k))
 			}
-			return true
-		})
-		if lost > 0 || int64(len(rows)) != nAcked.Load() {
-			acked.Range(func(k, _ any) bool {
-				if !present[k.(string)] {
-					t.Logf("lost %s; in the stream: %s", k, findInStream(t, nodes[0], "HASVC_bank", k.(string)))
-				}
-				return true
-			})
-			t.Fatalf("node %d: %d acknowledged inserts lost, %d rows for %d acknowledged", i+1, lost, len(rows), nAcked.Load())
+			t.Fatalf("node %d: %d acknowledged inserts lost, %d rows for %d acknowledged", i+1, len(lost), len(rows), nAcked.Load())
 		}
 		if got := n.query("bank", "SELECT sum(balance) FROM accounts"); got != "[[10000]]" {
 			t.Fatalf("node %d: total balance %s, want 10000", i+1, got)

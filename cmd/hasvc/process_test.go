@@ -148,13 +148,7 @@ func TestKillNineKeepsAcknowledgedWrites(t *testing.T) {
 	for _, r := range res.Results[0].Rows {
 		present[fmt.Sprintf("%d/%d", r[0], r[1])] = true
 	}
-	lost := 0
-	acked.Range(func(k, _ any) bool {
-		if !present[k.(string)] {
-			lost++
-		}
-		return true
-	})
+	lost := len(missing(&acked, func(k string) bool { return present[k] }))
 	t.Logf("acknowledged %d inserts before SIGKILL, %d rows after restart", count.Load(), len(present))
 	if lost > 0 {
 		t.Fatalf("%d acknowledged inserts lost", lost)
@@ -286,16 +280,23 @@ func TestClusterKillNineRejoins(t *testing.T) {
 		} else if body != first {
 			t.Fatalf("node %d differs from node 1", i+1)
 		}
-		lost := 0
-		acked.Range(func(k, _ any) bool {
-			if !strings.Contains(body, `"`+k.(string)+`"`) {
-				lost++
-			}
-			return true
-		})
+		lost := len(missing(&acked, func(k string) bool { return strings.Contains(body, `"`+k+`"`) }))
 		if lost > 0 {
 			t.Fatalf("node %d: %d acknowledged inserts lost", i+1, lost)
 		}
 	}
 	t.Logf("%d inserts acknowledged (%d before the kill); all on every node", count.Load(), killedAt)
+}
+
+// missing returns the acknowledged keys (strings) that present does not
+// find.
+func missing(acked *sync.Map, present func(string) bool) []string {
+	var out []string
+	acked.Range(func(k, _ any) bool {
+		if !present(k.(string)) {
+			out = append(out, k.(string))
+		}
+		return true
+	})
+	return out
 }

@@ -85,7 +85,6 @@ type op struct {
 	err error
 
 	fut       jetstream.PubAckFuture
-	msgID     string // the message's Nats-Msg-Id
 	expect    uint64 // sequence the message must get
 	acked     bool
 	savepoint string
@@ -344,11 +343,12 @@ func (d *DB) failPending() {
 }
 
 // commit runs a group of write requests in one SQLite transaction, each in
-// a savepoint of its own, publishes one message per request that changed
-// something (pipelined; in strong mode each expects the sequence before
-// it), waits for the acknowledgements, rolls back to the first request
-// JetStream did not acknowledge, records the new applied sequence and
-// commits. Every acknowledged request is answered with success only once
+// a savepoint of its own, and publishes one message per request that
+// changed something. In strong mode each message expects the sequence
+// before it and is acknowledged before the next request runs; in eventual
+// mode publishes are pipelined and awaited together. It rolls back to the
+// first request JetStream did not acknowledge, records the new applied
+// sequence and commits. Every acknowledged request is answered with success only once
 // its changes are committed here. It returns the requests to run again:
 // in strong mode, those that lost to another node's write.
 func (d *DB) commit(batch []*op) (retry []*op) {
@@ -371,7 +371,6 @@ func (d *DB) commit(batch []*op) (retry []*op) {
 	strong := d.cfg.Mode != tenant.ModeEventual
 	base := d.applied.Load()
 	next := base
-	prevID := "" // message id of the last message published in this batch
 	var published []*op
 	aborted := false
 	// One deadline for the batch; once passed it stays passed, so no later
@@ -424,11 +423,10 @@ func (d *DB) commit(batch []*op) (retry []*op) {
 			aborted = w.raw.autocommit()
 			continue
 		}
-		err := d.runWrite(o, next, prevID, strong)
+		err := d.runWrite(o, next, strong)
 		if err == nil && o.fut != nil {
 			next++
 			o.expect = next
-			prevID = o.msgID
 			published = append(published, o)
 			if strong {
 				// Strong mode waits for each acknowledgement before the
@@ -508,11 +506,12 @@ func (d *DB) commit(batch []*op) (retry []*op) {
 			d.setApplied(applied)
 		}
 	}
-	if firstFailed >= 0 || needCatchUp {
-		w.rolledBack()
+	needCatchUp = needCatchUp || firstFailed >= 0
+	if needCatchUp {
+		w.rolledBack() // before ddlRan is reset: it decides what to forget
 	}
 	w.ddlRan = false
-	if firstFailed >= 0 || needCatchUp {
+	if needCatchUp {
 		// JetStream is the truth: apply whatever it holds beyond what
 		// this copy committed (another node's writes, acknowledged writes
 		// after a failure, writes whose acknowledgement was lost).
@@ -535,16 +534,14 @@ func (d *DB) commit(batch []*op) (retry []*op) {
 }
 
 // runWrite runs one request inside the open transaction and, if it changed
-// anything, publishes its message.
-//
-// In strong mode JetStream stores the message only if the stream still
-// ends where this copy's state does: at sequence last, and, for every
-// message after the first of a batch, with the batch's previous message
-// (prevID). The sequence alone is not enough for a pipeline: if the
-// previous message were refused and another node's message took its
-// place, this one, computed on top of the refused one, would match the
-// expected sequence by coincidence and overwrite the other node's write.
-func (d *DB) runWrite(o *op, last uint64, prevID string, strong bool) error {
+// anything, publishes its message. In strong mode JetStream stores it only
+// if the stream still ends at sequence last, where this copy's state does.
+// That check is enough because commit publishes a strong-mode message only
+// after every earlier message of its group was acknowledged: pipelined,
+// a message computed on top of one the stream then refused could match
+// the expected sequence by coincidence (another node's message taking the
+// refused one's place) and overwrite that node's write.
+func (d *DB) runWrite(o *op, last uint64, strong bool) error {
 	w := d.writer
 	cp := w.capture
 	cp.changes, cp.err = cp.changes[:0], nil
@@ -563,13 +560,9 @@ func (d *DB) runWrite(o *op, last uint64, prevID string, strong bool) error {
 	if max := d.eng.maxMessage(); len(data) > max {
 		return tenant.Errorf(tenant.ETOOLARGE, "the transaction's changes take %d bytes, over the %d-byte message limit", len(data), max)
 	}
-	o.msgID = d.eng.nextMsgID()
-	opts := []jetstream.PublishOpt{jetstream.WithMsgID(o.msgID)}
+	var opts []jetstream.PublishOpt
 	if strong {
 		opts = append(opts, jetstream.WithExpectLastSequence(last))
-		if prevID != "" {
-			opts = append(opts, jetstream.WithExpectLastMsgID(prevID))
-		}
 	}
 	fut, err := d.eng.JS.PublishAsync(tenant.Subject(d.name), data, opts...)
 	if err != nil {
@@ -579,16 +572,12 @@ func (d *DB) runWrite(o *op, last uint64, prevID string, strong bool) error {
 	return nil
 }
 
-// jsErrCodeWrongLastMsgID is JetStream's error for a failed
-// Nats-Expected-Last-Msg-Id check (nats.go names no constant for it).
-const jsErrCodeWrongLastMsgID jetstream.ErrorCode = 10070
-
 // publishError maps a failed publish to a tenant error.
 func publishError(err error) error {
 	var apiErr *jetstream.APIError
 	if errors.As(err, &apiErr) {
 		switch apiErr.ErrorCode {
-		case jetstream.JSErrCodeStreamWrongLastSequence, jetstream.JSErrCodeStreamWrongLastSequenceConstant, jsErrCodeWrongLastMsgID:
+		case jetstream.JSErrCodeStreamWrongLastSequence, jetstream.JSErrCodeStreamWrongLastSequenceConstant:
 			return tenant.Wrap(tenant.ECONFLICT, err, "another write was committed first; retry")
 		}
 	}

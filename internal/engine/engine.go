@@ -11,7 +11,6 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
-	"strconv"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -45,9 +44,6 @@ type Engine struct {
 
 	mu  sync.Mutex
 	dbs map[string]*entry
-
-	msgSeq  atomic.Uint64 // see nextMsgID
-	msgBoot string
 
 	nodes     jetstream.KeyValue
 	others    atomic.Int64 // live nodes besides this one; see countOthers
@@ -91,7 +87,6 @@ func (e *Engine) Open(ctx context.Context) error {
 	}
 	e.dbs = map[string]*entry{}
 	e.stop = make(chan struct{})
-	e.msgBoot = strconv.FormatInt(e.now().UnixNano(), 36)
 	if e.IdleTimeout > 0 && !e.Memory {
 		e.wg.Add(1)
 		go e.closeIdle()
@@ -127,13 +122,6 @@ func (e *Engine) Close() error {
 }
 
 func (e *Engine) now() time.Time { return e.Now() }
-
-// nextMsgID returns a message id unique across nodes and restarts: node
-// name, start time, counter. Strong-mode writes chain on it (see
-// DB.runWrite).
-func (e *Engine) nextMsgID() string {
-	return e.Node + "." + e.msgBoot + "." + strconv.FormatUint(e.msgSeq.Add(1), 36)
-}
 
 func (e *Engine) publishTimeout() time.Duration {
 	if e.PublishTimeout > 0 {
@@ -193,9 +181,6 @@ func (e *Engine) Create(ctx context.Context, cfg tenant.Config) (tenant.Config, 
 		Discard:     jetstream.DiscardOld,
 		MaxMsgSize:  int32(e.maxMessage() + 1024),
 		DenyDelete:  true,
-		// Message ids are unique (nextMsgID); the duplicate window only
-		// costs memory, so keep it short.
-		Duplicates: time.Second,
 	})
 	if err != nil {
 		return undo(tenant.Wrap(tenant.EUNAVAILABLE, err, "create stream: "+err.Error()))
