@@ -75,6 +75,7 @@ func startClusterExcept(t *testing.T, n int, edit func(i int, c *Config), pendin
 			c.Host = "127.0.0.1"
 			c.Port = 0
 			c.NATSPort = -1
+			c.PGPort = -1
 			c.DataDir = dir
 			c.LogLevel = "error"
 			c.ClusterPort = ports[i]

@@ -21,6 +21,13 @@ type Config struct {
 	Name            string
 	Host            string
 	Port            int
+	PGPort          int
+	PGCert          string
+	PGKey           string
+	PGCleartext     bool
+	PGMaxConns      int
+	PGIdleTimeout   time.Duration
+	TxIdleTimeout   time.Duration
 	NATSPort        int
 	ReplicationURL  string
 	NATSUser        string
@@ -51,6 +58,10 @@ func DefaultConfig() Config {
 	return Config{
 		Name:            host,
 		Port:            8080,
+		PGPort:          5432,
+		PGMaxConns:      100,
+		PGIdleTimeout:   time.Hour,
+		TxIdleTimeout:   time.Minute,
 		NATSPort:        4222,
 		Fsync:           "2m",
 		ClusterPort:     6222,
@@ -75,6 +86,13 @@ func (c *Config) settings() []setting {
 		{"name", "n", "HA_NAME", "node name, unique in a cluster (default: host name)", stringValue{&c.Name}},
 		{"host", "", "HA_HOST", "address the HTTP and NATS servers listen on (default: all)", stringValue{&c.Host}},
 		{"port", "p", "HA_PORT", "HTTP port", intValue{&c.Port}},
+		{"pg-port", "", "HA_PG_PORT", "PostgreSQL wire protocol port; 0: off; -1: any free port", intValue{&c.PGPort}},
+		{"pg-cert", "", "HA_PG_CERT", "TLS certificate (PEM) for PostgreSQL clients", stringValue{&c.PGCert}},
+		{"pg-key", "", "HA_PG_KEY", "TLS private key (PEM) for --pg-cert", stringValue{&c.PGKey}},
+		{"pg-allow-cleartext", "", "HA_PG_ALLOW_CLEARTEXT", "accept PostgreSQL passwords (tokens) without TLS from non-loopback addresses", boolValue{&c.PGCleartext}},
+		{"pg-max-conns", "", "HA_PG_MAX_CONNS", "PostgreSQL connections served at once", intValue{&c.PGMaxConns}},
+		{"pg-idle-timeout", "", "HA_PG_IDLE_TIMEOUT", "close PostgreSQL connections idle outside a transaction this long (0: never)", durationValue{&c.PGIdleTimeout}},
+		{"tx-idle-timeout", "", "HA_TX_IDLE_TIMEOUT", "roll back a writing transaction that waits this long for its next statement", durationValue{&c.TxIdleTimeout}},
 		{"nats-port", "", "HA_NATS_PORT", "embedded NATS client port; 0: no embedded server (use --replication-url); -1: any free port", intValue{&c.NATSPort}},
 		{"replication-url", "", "HA_REPLICATION_URL", "NATS URL of an existing server, used with --nats-port 0", stringValue{&c.ReplicationURL}},
 		{"nats-user", "", "HA_NATS_USER", "NATS user (default: hasvc)", stringValue{&c.NATSUser}},
@@ -179,6 +197,21 @@ func (c *Config) Validate() error {
 	}
 	if c.NATSPort < -1 || c.NATSPort > 65535 {
 		errs = append(errs, fmt.Errorf("--nats-port %d: want -1 to 65535", c.NATSPort))
+	}
+	if c.PGPort < -1 || c.PGPort > 65535 {
+		errs = append(errs, fmt.Errorf("--pg-port %d: want -1 to 65535", c.PGPort))
+	}
+	if (c.PGCert == "") != (c.PGKey == "") {
+		errs = append(errs, errors.New("--pg-cert and --pg-key go together"))
+	}
+	if c.PGMaxConns < 1 {
+		errs = append(errs, fmt.Errorf("--pg-max-conns %d: want at least 1", c.PGMaxConns))
+	}
+	if c.PGIdleTimeout < 0 {
+		errs = append(errs, errors.New("--pg-idle-timeout must not be negative"))
+	}
+	if c.TxIdleTimeout <= 0 {
+		errs = append(errs, errors.New("--tx-idle-timeout must be positive"))
 	}
 	if c.NATSPort == 0 && c.ReplicationURL == "" {
 		errs = append(errs, errors.New("--nats-port 0 needs --replication-url"))

@@ -5,6 +5,7 @@ package main
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"flag"
 	"fmt"
@@ -26,6 +27,7 @@ import (
 	"hasvc/internal/auth"
 	"hasvc/internal/broker"
 	"hasvc/internal/engine"
+	"hasvc/internal/pg"
 	"hasvc/internal/tenant"
 )
 
@@ -67,6 +69,8 @@ type Main struct {
 	http   *http.Server
 	ln     net.Listener
 	served chan error
+	pg     *pg.Server
+	pgLn   net.Listener
 }
 
 // NewMain returns a Main with the default configuration.
@@ -150,6 +154,7 @@ func (m *Main) Run(ctx context.Context) error {
 		Logger:         m.Logger,
 		IdleTimeout:    c.IdleTimeout,
 		PublishTimeout: c.PublishTimeout,
+		TxIdleTimeout:  c.TxIdleTimeout,
 		Replicas:       c.StreamReplicas(),
 		Advertise:      advertise,
 	}
@@ -170,8 +175,61 @@ func (m *Main) Run(ctx context.Context) error {
 	m.http = &http.Server{Handler: srv.Handler(), ReadHeaderTimeout: 10 * time.Second, IdleTimeout: 2 * time.Minute}
 	m.served = make(chan error, 1)
 	go func() { m.served <- m.http.Serve(m.ln) }()
-	m.Logger.Info("serving", "http", m.ln.Addr().String(), "nats", m.NATSURL())
+	if c.PGPort != 0 {
+		if err := m.servePG(keys); err != nil {
+			return err
+		}
+	}
+	m.Logger.Info("serving", "http", m.ln.Addr().String(), "pg", m.PGAddr(), "nats", m.NATSURL())
 	return nil
+}
+
+// servePG starts the PostgreSQL wire protocol server.
+func (m *Main) servePG(keys *auth.Keys) error {
+	c := &m.Config
+	port := c.PGPort
+	if port < 0 {
+		port = 0
+	}
+	ln, err := net.Listen("tcp", net.JoinHostPort(c.Host, strconv.Itoa(port)))
+	if err != nil {
+		return fmt.Errorf("pg port: %w", err)
+	}
+	var tlsConfig *tls.Config
+	if c.PGCert != "" {
+		cert, err := tls.LoadX509KeyPair(c.PGCert, c.PGKey)
+		if err != nil {
+			ln.Close()
+			return fmt.Errorf("--pg-cert: %w", err)
+		}
+		tlsConfig = &tls.Config{Certificates: []tls.Certificate{cert}, MinVersion: tls.VersionTLS12}
+	}
+	m.pgLn = ln
+	m.pg = &pg.Server{
+		DB:             m.engine,
+		Auth:           keys,
+		Logger:         m.Logger,
+		TLS:            tlsConfig,
+		AllowCleartext: c.PGCleartext,
+		MaxConns:       c.PGMaxConns,
+		IdleTimeout:    c.PGIdleTimeout,
+		MaxMessage:     int(c.MaxRequestBytes),
+		Version:        engine.SQLiteVersion(),
+	}
+	go func() {
+		if err := m.pg.Serve(ln); err != nil {
+			m.Logger.Error("pg server", "err", err)
+		}
+	}()
+	return nil
+}
+
+// PGAddr returns the address the PostgreSQL server listens on, or "".
+func (m *Main) PGAddr() string {
+	if m.pgLn == nil {
+		return ""
+	}
+	return m.pgLn.Addr().String()
 }
 
 // openRegistry opens the database registry, waiting (up to a minute) for a
@@ -264,6 +322,10 @@ func (m *Main) Close() error {
 			keep(err)
 		}
 		m.http = nil
+	}
+	if m.pg != nil {
+		keep(m.pg.Close())
+		m.pg = nil
 	}
 	if m.engine != nil {
 		keep(m.engine.Close())

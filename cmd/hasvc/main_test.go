@@ -45,6 +45,7 @@ func startNode(t *testing.T, dir string, edit func(*Config)) *node {
 	m.Config.Host = "127.0.0.1"
 	m.Config.Port = 0
 	m.Config.NATSPort = -1
+	m.Config.PGPort = -1
 	m.Config.DataDir = dir
 	m.Config.LogLevel = "warn"
 	if edit != nil {

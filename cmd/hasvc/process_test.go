@@ -39,7 +39,7 @@ type proc struct {
 func startProc(t *testing.T, dir string, httpPort, natsPort int, extra ...string) *proc {
 	t.Helper()
 	args := []string{"--name", "p1", "--host", "127.0.0.1", "--port", fmt.Sprint(httpPort), "--nats-port", fmt.Sprint(natsPort),
-		"--data-dir", dir, "--log-level", "warn"}
+		"--data-dir", dir, "--log-level", "warn", "--pg-port", "-1"}
 	args = append(args, extra...)
 	cmd := exec.Command(os.Args[0])
 	cmd.Env = append(os.Environ(), "HASVC_TEST_RUN_MAIN=1", "HASVC_TEST_ARGS="+strings.Join(args, " "))

@@ -59,6 +59,11 @@ type DB struct {
 	// but not their schema changes, which already ran. Writer only.
 	ahead map[uint64]bool
 
+	// version counts the writer's commits (requests, applied messages,
+	// transactions). A transaction that read on a reader may go on writing
+	// on the writer only if no commit came between.
+	version atomic.Uint64
+
 	lag       lagWindow   // replication lag of messages from other nodes
 	following atomic.Bool // the apply loop is consuming the stream
 
@@ -484,12 +489,7 @@ func (d *DB) commit(batch []*op) (retry []*op) {
 					return err
 				}
 			}
-			for _, seq := range ahead {
-				if err := w.exec("INSERT OR IGNORE INTO _hasvc_ahead (seq) VALUES (?)", int64(seq)); err != nil {
-					return err
-				}
-			}
-			if err := w.exec("UPDATE _hasvc_state SET applied_seq = ?", int64(applied)); err != nil {
+			if err := d.recordApplied(applied, ahead); err != nil {
 				return err
 			}
 			return w.exec("COMMIT")
@@ -500,6 +500,7 @@ func (d *DB) commit(batch []*op) (retry []*op) {
 			needCatchUp = true
 		} else {
 			committed = true
+			d.version.Add(1)
 			for _, seq := range ahead {
 				d.ahead[seq] = true
 			}
@@ -555,10 +556,17 @@ func (d *DB) runWrite(o *op, last uint64, strong bool) error {
 	if len(cp.changes) == 0 {
 		return nil
 	}
-	msg := Message{Node: d.eng.Node, Changes: cp.changes, Timestamp: d.eng.now().UnixNano()}
+	o.fut, err = d.publish(cp.changes, last, strong)
+	return err
+}
+
+// publish sends the message of one transaction's changes. In strong mode
+// JetStream stores it only if the stream still ends at sequence last.
+func (d *DB) publish(changes []Change, last uint64, strong bool) (jetstream.PubAckFuture, error) {
+	msg := Message{Node: d.eng.Node, Changes: changes, Timestamp: d.eng.now().UnixNano()}
 	data := msg.AppendJSON(make([]byte, 0, 512))
 	if max := d.eng.maxMessage(); len(data) > max {
-		return tenant.Errorf(tenant.ETOOLARGE, "the transaction's changes take %d bytes, over the %d-byte message limit", len(data), max)
+		return nil, tenant.Errorf(tenant.ETOOLARGE, "the transaction's changes take %d bytes, over the %d-byte message limit", len(data), max)
 	}
 	var opts []jetstream.PublishOpt
 	if strong {
@@ -566,10 +574,23 @@ func (d *DB) runWrite(o *op, last uint64, strong bool) error {
 	}
 	fut, err := d.eng.JS.PublishAsync(tenant.Subject(d.name), data, opts...)
 	if err != nil {
-		return publishError(err)
+		return nil, publishError(err)
 	}
-	o.fut = fut
-	return nil
+	return fut, nil
+}
+
+// recordApplied stores, in the writer's open transaction, the new applied
+// sequence and this node's own sequences committed ahead of it.
+func (d *DB) recordApplied(applied uint64, ahead []uint64) error {
+	w := d.writer
+	return w.internal(func() error {
+		for _, seq := range ahead {
+			if err := w.exec("INSERT OR IGNORE INTO _hasvc_ahead (seq) VALUES (?)", int64(seq)); err != nil {
+				return err
+			}
+		}
+		return w.exec("UPDATE _hasvc_state SET applied_seq = ?", int64(applied))
+	})
 }
 
 // publishError maps a failed publish to a tenant error.

@@ -41,6 +41,7 @@ type Engine struct {
 	Readers        int           // reader connections per database
 	IdleTimeout    time.Duration // close databases unused this long (not in memory mode)
 	PublishTimeout time.Duration // how long a write waits for JetStream
+	TxIdleTimeout  time.Duration // how long an interactive transaction may hold the writer idle (default DefaultTxIdleTimeout)
 
 	mu  sync.Mutex
 	dbs map[string]*entry

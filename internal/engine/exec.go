@@ -23,6 +23,7 @@ type Statement struct {
 // insert id for the others.
 type Result struct {
 	Columns      []string
+	DeclTypes    []string // declared type of each column, "" for expressions
 	Rows         [][]any
 	RowsAffected int64
 	LastInsertID int64
@@ -93,6 +94,7 @@ func (c *conn) step(ctx context.Context, s *stmt, params any, res *Result, cp *c
 	}
 	if s.ncols > 0 {
 		res.Columns = s.names
+		res.DeclTypes = s.decl
 		res.Rows = [][]any{}
 		for {
 			more, err := s.step()

@@ -20,6 +20,7 @@ typedef struct sqlite3_stmt sqlite3_stmt;
 typedef struct sqlite3_value sqlite3_value;
 typedef long long int sqlite3_int64;
 
+const char *sqlite3_libversion(void);
 int sqlite3_prepare_v3(sqlite3*, const char*, int, unsigned int, sqlite3_stmt**, const char**);
 int sqlite3_step(sqlite3_stmt*);
 int sqlite3_reset(sqlite3_stmt*);
@@ -166,6 +167,9 @@ func (e *SQLiteError) Error() string { return e.Message }
 // Primary returns the primary result code.
 func (e *SQLiteError) Primary() int { return e.Code & 0xff }
 
+// SQLiteVersion returns the version of the SQLite library in the binary.
+func SQLiteVersion() string { return C.GoString(C.sqlite3_libversion()) }
+
 var configureOnce sync.Once
 
 // configureSQLite sets process-wide SQLite options before the first
@@ -254,6 +258,7 @@ type stmt struct {
 	sql    string // the text of this one statement
 	ncols  int
 	names  []string // column names
+	decl   []string // declared types of the columns ("" for expressions)
 	ddl    bool     // the authorizer saw a schema change while preparing
 	cached bool     // owned by the connection's cache
 	inUse  bool     // handed out and not yet released
@@ -278,8 +283,10 @@ func (s *stmt) reset() {
 func (s *stmt) describe() {
 	s.ncols = int(C.sqlite3_column_count(s.st))
 	s.names = make([]string, s.ncols)
+	s.decl = make([]string, s.ncols)
 	for i := range s.ncols {
 		s.names[i] = C.GoString(C.sqlite3_column_name(s.st, C.int(i)))
+		s.decl[i] = s.declType(i)
 	}
 	n := int(C.sqlite3_bind_parameter_count(s.st))
 	s.params = make([]string, n)

@@ -175,6 +175,7 @@ func (d *DB) applyMessages(msgs []seqMessage) error {
 		w.schemaChanged()
 		return err
 	}
+	d.version.Add(1)
 	for seq := range d.ahead {
 		if seq <= applied {
 			delete(d.ahead, seq)

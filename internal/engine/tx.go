@@ -1,0 +1,402 @@
+package engine
+
+import (
+	"context"
+	"strings"
+	"time"
+
+	"hasvc/internal/tenant"
+)
+
+// Tx is an interactive transaction: statements arrive one at a time
+// (pgwire's BEGIN .. COMMIT) and commit together, as one message.
+//
+// A transaction starts on a reader, in a read snapshot, and moves to the
+// writer at its first statement that writes. It may move only if no commit
+// came between the start of its snapshot and the move: then the writer's
+// state is the snapshot and everything the transaction read still holds.
+// Otherwise that statement fails with ECONFLICT (PostgreSQL's 40001), as in
+// a serializable PostgreSQL transaction. On the writer the transaction holds
+// the database's only writer: other writes on this node, and the apply of
+// other nodes' messages, wait until it ends, and TxIdleTimeout bounds how
+// long it may sit idle.
+//
+// At commit its changes go to the stream as one message; in strong mode
+// with the expected last sequence of the copy it ran on. If another node's
+// write came first, the transaction rolls back and Commit returns
+// ECONFLICT: the client runs it again.
+//
+// A Tx is used by one goroutine at a time.
+type Tx struct {
+	d        *DB
+	readOnly bool // the caller may only read
+
+	r       *conn  // the reader, while the transaction only reads
+	version uint64 // d.version before the reader's snapshot began
+
+	reqs chan txReq    // to the writer, once the transaction writes
+	done chan struct{} // closed when the writer has left the transaction
+	err  error         // why the writer ended the transaction by itself
+}
+
+type txReq struct {
+	ctx      context.Context
+	st       *Statement
+	describe string
+	commit   bool
+	rollback bool
+	reply    chan txReply
+}
+
+type txReply struct {
+	res  *Result
+	desc *Description
+	seq  uint64
+	err  error
+}
+
+// DefaultTxIdleTimeout is how long a transaction holding the writer may wait
+// for its next statement before it is rolled back.
+const DefaultTxIdleTimeout = time.Minute
+
+func (e *Engine) txIdleTimeout() time.Duration {
+	if e.TxIdleTimeout > 0 {
+		return e.TxIdleTimeout
+	}
+	return DefaultTxIdleTimeout
+}
+
+// Begin starts a transaction. With readOnly, statements that write fail
+// with EFORBIDDEN. Nothing is held until the first statement.
+func (d *DB) Begin(readOnly bool) *Tx {
+	return &Tx{d: d, readOnly: readOnly}
+}
+
+// Writing reports whether the transaction holds the writer.
+func (t *Tx) Writing() bool { return t.reqs != nil }
+
+// Exec runs one statement in the transaction.
+func (t *Tx) Exec(ctx context.Context, st Statement) (*Result, error) {
+	if t.reqs == nil {
+		res, isRead, err := t.read(ctx, st)
+		if isRead {
+			return res, err
+		}
+		if t.readOnly {
+			return nil, tenant.Errorf(tenant.EFORBIDDEN, "this token may only read; the statement writes")
+		}
+		if err := t.toWriter(ctx); err != nil {
+			return nil, err
+		}
+	}
+	rep, err := t.send(ctx, txReq{st: &st})
+	if err != nil {
+		return nil, err
+	}
+	return rep.res, rep.err
+}
+
+// Describe describes sql as it would run in the transaction now (a table
+// the transaction created is known). It does no dry run.
+func (t *Tx) Describe(ctx context.Context, sql string) (*Description, error) {
+	if t.reqs == nil {
+		return t.d.Describe(ctx, sql, false)
+	}
+	rep, err := t.send(ctx, txReq{describe: sql})
+	if err != nil {
+		return nil, err
+	}
+	return rep.desc, rep.err
+}
+
+// Commit commits the transaction and returns the stream sequence of its
+// message (0 if it wrote nothing).
+func (t *Tx) Commit(ctx context.Context) (uint64, error) {
+	if t.reqs == nil {
+		t.endRead()
+		return 0, nil
+	}
+	rep, err := t.send(context.WithoutCancel(ctx), txReq{commit: true})
+	if err != nil {
+		return 0, err
+	}
+	return rep.seq, rep.err
+}
+
+// Rollback ends the transaction, discarding its changes. It is safe to call
+// on a transaction that already ended.
+func (t *Tx) Rollback() {
+	if t.reqs == nil {
+		t.endRead()
+		return
+	}
+	t.send(context.Background(), txReq{rollback: true})
+}
+
+// read runs st on the transaction's reader if st only reads. isRead is
+// false if st writes (nothing ran).
+func (t *Tx) read(ctx context.Context, st Statement) (*Result, bool, error) {
+	if t.r == nil {
+		t.version = t.d.version.Load()
+		r, err := t.d.reader(ctx)
+		if err != nil {
+			return nil, true, err
+		}
+		if err := r.internal(func() error { return r.exec("BEGIN") }); err != nil {
+			t.d.putReader(r)
+			return nil, true, err
+		}
+		t.r = r
+	}
+	s, used, err := t.r.prepare(st.SQL, 0)
+	if err != nil {
+		return nil, true, tenant.AtStatement(t.r.sqlError(ctx, err), 0)
+	}
+	if s == nil {
+		return nil, true, tenant.Errorf(tenant.EINVALID, "empty statement")
+	}
+	ro := s.readonly() && strings.TrimSpace(st.SQL[used:]) == ""
+	t.r.release(s)
+	if !ro {
+		return nil, false, nil
+	}
+	results, err := t.r.run(ctx, []Statement{st}, nil)
+	if err != nil {
+		return nil, true, err
+	}
+	return &results[0], true, nil
+}
+
+// endRead ends the read snapshot and gives the reader back.
+func (t *Tx) endRead() {
+	if t.r == nil {
+		return
+	}
+	r := t.r
+	t.r = nil
+	r.internal(func() error { return r.exec("COMMIT") })
+	t.d.putReader(r)
+}
+
+// toWriter moves the transaction to the writer.
+func (t *Tx) toWriter(ctx context.Context) error {
+	d := t.d
+	hadRead := t.r != nil
+	t.endRead()
+	t.reqs = make(chan txReq)
+	t.done = make(chan struct{})
+	started := make(chan error, 1)
+	o := &op{ctx: context.Background(), done: make(chan struct{}), fn: func(w *conn) error {
+		t.serve(w, hadRead, started)
+		return nil
+	}}
+	select {
+	case d.ops <- o:
+	case <-d.closed:
+		t.reqs = nil
+		return tenant.Errorf(tenant.EUNAVAILABLE, "database %q is closing", d.name)
+	case <-ctx.Done():
+		t.reqs = nil
+		return ctx.Err()
+	}
+	// Queued: the writer will serve the transaction. If ctx ends first,
+	// the caller's Rollback (or the idle timeout) ends it there.
+	select {
+	case err := <-started:
+		if err != nil {
+			<-t.done
+			t.reqs = nil
+		}
+		return err
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
+
+// send hands a request to the writer and waits for its answer.
+func (t *Tx) send(ctx context.Context, req txReq) (txReply, error) {
+	req.ctx = ctx
+	req.reply = make(chan txReply, 1)
+	select {
+	case t.reqs <- req:
+	case <-t.done:
+		if req.rollback {
+			return txReply{}, nil
+		}
+		if t.err != nil {
+			return txReply{}, t.err
+		}
+		return txReply{}, tenant.Errorf(tenant.EINVALID, "the transaction has ended")
+	case <-ctx.Done():
+		return txReply{}, ctx.Err()
+	}
+	return <-req.reply, nil
+}
+
+// serve runs on the writer goroutine for as long as the transaction holds
+// the writer.
+func (t *Tx) serve(w *conn, hadRead bool, started chan<- error) {
+	d := t.d
+	defer close(t.done)
+	if s := d.stuck.Load(); s != nil {
+		started <- tenant.Errorf(tenant.EUNAVAILABLE, "database is stuck: %s", *s)
+		return
+	}
+	if hadRead && d.version.Load() != t.version {
+		started <- tenant.Errorf(tenant.ECONFLICT, "could not serialize access: the data this transaction read has changed since it began; retry the transaction")
+		return
+	}
+	if err := w.internal(func() error { return w.exec("BEGIN IMMEDIATE") }); err != nil {
+		started <- tenant.Wrap(tenant.EUNAVAILABLE, err, "cannot begin a transaction")
+		return
+	}
+	started <- nil
+	cp := w.capture
+	cp.changes, cp.err = cp.changes[:0], nil
+	idleFor := d.eng.txIdleTimeout()
+	idle := time.NewTimer(idleFor)
+	defer idle.Stop()
+	for {
+		select {
+		case req := <-t.reqs:
+			idle.Stop()
+			switch {
+			case req.st != nil:
+				mark := len(cp.changes)
+				cp.on = true
+				results, err := w.run(req.ctx, []Statement{*req.st}, cp)
+				cp.on = false
+				if err != nil {
+					cp.changes, cp.err = cp.changes[:mark], nil
+					if w.raw.autocommit() {
+						// SQLite rolled the whole transaction back (I/O
+						// error, out of memory).
+						t.forget(w)
+						t.err = tenant.Errorf(tenant.EUNAVAILABLE, "the transaction was rolled back: %v", err)
+						req.reply <- txReply{err: err}
+						return
+					}
+					req.reply <- txReply{err: err}
+				} else {
+					req.reply <- txReply{res: &results[0]}
+				}
+			case req.describe != "":
+				desc, err := w.describe(req.ctx, req.describe, false)
+				req.reply <- txReply{desc: desc, err: err}
+			case req.commit:
+				seq, err := t.commit(w)
+				req.reply <- txReply{seq: seq, err: err}
+				return
+			default:
+				t.abort(w)
+				req.reply <- txReply{}
+				return
+			}
+			idle.Reset(idleFor)
+		case <-idle.C:
+			t.abort(w)
+			t.err = tenant.Errorf(tenant.ETIMEOUT, "the transaction was idle for more than %v and was rolled back", idleFor)
+			return
+		case <-d.closed:
+			t.abort(w)
+			t.err = tenant.Errorf(tenant.EUNAVAILABLE, "database %q is closing; the transaction was rolled back", d.name)
+			return
+		}
+	}
+}
+
+// abort rolls the writer's transaction back.
+func (t *Tx) abort(w *conn) {
+	w.internal(func() error { return w.exec("ROLLBACK") })
+	t.forget(w)
+}
+
+// forget resets what the writer kept about the ended transaction.
+func (t *Tx) forget(w *conn) {
+	w.rolledBack()
+	w.ddlRan = false
+	w.capture.changes = w.capture.changes[:0]
+}
+
+// commit publishes the transaction's changes and commits them with the new
+// applied sequence, as DB.commit does for a request.
+func (t *Tx) commit(w *conn) (uint64, error) {
+	d := t.d
+	cp := w.capture
+	if len(cp.changes) == 0 {
+		err := w.internal(func() error { return w.exec("COMMIT") })
+		if err != nil {
+			t.abort(w)
+			return 0, tenant.Wrap(tenant.EINTERNAL, err, "commit failed")
+		}
+		w.ddlRan = false
+		return 0, nil
+	}
+	strong := d.cfg.Mode != tenant.ModeEventual
+	base := d.applied.Load()
+	fut, err := d.publish(cp.changes, base, strong)
+	if err != nil {
+		t.abort(w)
+		return 0, err
+	}
+	timer := time.NewTimer(d.eng.publishTimeout())
+	defer timer.Stop()
+	var seq uint64
+	select {
+	case ack := <-fut.Ok():
+		seq = ack.Sequence
+	case err := <-fut.Err():
+		t.abort(w)
+		err = publishError(err)
+		if tenant.ErrorCode(err) == tenant.ECONFLICT {
+			t.catchUp()
+			return 0, tenant.Errorf(tenant.ECONFLICT, "could not serialize access: another write was committed first; retry the transaction")
+		}
+		return 0, err
+	case <-timer.C:
+		t.abort(w)
+		t.catchUp()
+		return 0, tenant.Errorf(tenant.EUNAVAILABLE, "replication did not acknowledge the commit in time; it may or may not be committed")
+	}
+	applied, ahead := base, []uint64(nil)
+	switch {
+	case seq == base+1:
+		applied = seq
+	case strong:
+		t.abort(w)
+		t.catchUp()
+		return 0, tenant.Errorf(tenant.EINTERNAL, "stream stored the transaction at %d, expected %d", seq, base+1)
+	default:
+		ahead = []uint64{seq}
+	}
+	err = d.recordApplied(applied, ahead)
+	if err == nil {
+		err = w.internal(func() error { return w.exec("COMMIT") })
+	}
+	if err != nil {
+		// The message is in the stream: catch-up applies it here.
+		d.log.Error("commit failed", "err", err)
+		t.abort(w)
+		t.catchUp()
+		if d.applied.Load() >= seq {
+			return seq, nil
+		}
+		return 0, tenant.Errorf(tenant.EUNAVAILABLE, "the transaction is in the log at sequence %d but not yet applied on this node", seq)
+	}
+	d.version.Add(1)
+	for _, s := range ahead {
+		d.ahead[s] = true
+	}
+	w.ddlRan = false
+	cp.changes = cp.changes[:0]
+	d.setApplied(applied)
+	return seq, nil
+}
+
+// catchUp applies what the stream holds beyond this copy, after the
+// transaction lost a race or its outcome is unknown.
+func (t *Tx) catchUp() {
+	if err := t.d.catchUp(context.Background()); err != nil {
+		t.d.log.Error("catch-up after a transaction", "err", err)
+	}
+}

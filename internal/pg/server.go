@@ -1,0 +1,184 @@
+// Package pg is hasvc's PostgreSQL wire protocol (v3) server: the startup
+// message's database picks the tenant, the password carries a JWT, and
+// statements run on the SQLite engine with PostgreSQL's result types,
+// transaction states and SQLSTATEs.
+package pg
+
+import (
+	"context"
+	"crypto/rand"
+	"crypto/tls"
+	"encoding/binary"
+	"errors"
+	"log/slog"
+	"net"
+	"sync"
+	"time"
+
+	"hasvc/internal/auth"
+	"hasvc/internal/engine"
+	"hasvc/internal/tenant"
+)
+
+// Databases is what the wire server needs of the engine.
+type Databases interface {
+	// Acquire returns the open copy of a database and a release function;
+	// ENOTFOUND for an unknown database.
+	Acquire(ctx context.Context, name string) (*engine.DB, func(), error)
+	// List returns every database's configuration (for \l).
+	List(ctx context.Context) ([]tenant.Config, error)
+}
+
+// Verifier checks tokens.
+type Verifier interface {
+	// Verify returns EUNAUTHORIZED for a bad, expired or foreign token.
+	Verify(token string) (*auth.Principal, error)
+}
+
+// Server serves PostgreSQL clients.
+type Server struct {
+	DB     Databases
+	Auth   Verifier
+	Logger *slog.Logger
+	// TLS, if set, answers SSLRequest with TLS.
+	TLS *tls.Config
+	// AllowCleartext accepts passwords over unencrypted connections from
+	// any address; without it only loopback clients may send one.
+	AllowCleartext bool
+	MaxConns       int           // connections served at once (default 100)
+	IdleTimeout    time.Duration // close a connection idle outside a transaction this long (0: never)
+	MaxMessage     int           // largest message a client may send, bytes (default 16 MiB)
+	Version        string        // SQLite's version, for version()
+
+	mu       sync.Mutex
+	ln       net.Listener
+	sessions map[uint32]*session // by process id, for cancel requests
+	conns    map[net.Conn]bool
+	closed   bool
+	wg       sync.WaitGroup
+}
+
+const (
+	defaultMaxConns   = 100
+	defaultMaxMessage = 16 << 20
+	startupTimeout    = 30 * time.Second
+)
+
+// Serve accepts connections on ln until Close.
+func (s *Server) Serve(ln net.Listener) error {
+	if s.Logger == nil {
+		s.Logger = slog.Default()
+	}
+	s.mu.Lock()
+	if s.closed {
+		s.mu.Unlock()
+		return net.ErrClosed
+	}
+	s.ln = ln
+	s.sessions = map[uint32]*session{}
+	s.conns = map[net.Conn]bool{}
+	s.mu.Unlock()
+	for {
+		c, err := ln.Accept()
+		if err != nil {
+			s.mu.Lock()
+			closed := s.closed
+			s.mu.Unlock()
+			if closed || errors.Is(err, net.ErrClosed) {
+				return nil
+			}
+			var ne net.Error
+			if errors.As(err, &ne) && ne.Timeout() {
+				time.Sleep(10 * time.Millisecond)
+				continue
+			}
+			return err
+		}
+		s.mu.Lock()
+		if s.closed {
+			s.mu.Unlock()
+			c.Close()
+			return nil
+		}
+		s.conns[c] = true
+		s.wg.Add(1)
+		s.mu.Unlock()
+		go func() {
+			defer s.wg.Done()
+			s.serveConn(c)
+			s.mu.Lock()
+			delete(s.conns, c)
+			s.mu.Unlock()
+		}()
+	}
+}
+
+// Close stops accepting, closes every connection (rolling back open
+// transactions) and waits for their goroutines.
+func (s *Server) Close() error {
+	s.mu.Lock()
+	s.closed = true
+	var err error
+	if s.ln != nil {
+		err = s.ln.Close()
+	}
+	for c := range s.conns {
+		c.Close()
+	}
+	s.mu.Unlock()
+	s.wg.Wait()
+	return err
+}
+
+func (s *Server) maxConns() int {
+	if s.MaxConns > 0 {
+		return s.MaxConns
+	}
+	return defaultMaxConns
+}
+
+func (s *Server) maxMessage() int {
+	if s.MaxMessage > 0 {
+		return s.MaxMessage
+	}
+	return defaultMaxMessage
+}
+
+// register gives a session its process id and secret key; false if the
+// server is at its connection limit.
+func (s *Server) register(ss *session) bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if len(s.sessions) >= s.maxConns() {
+		return false
+	}
+	var b [8]byte
+	for {
+		rand.Read(b[:])
+		pid := binary.BigEndian.Uint32(b[:4]) & 0x7fffffff
+		if _, taken := s.sessions[pid]; pid != 0 && !taken {
+			ss.pid, ss.secret = pid, binary.BigEndian.Uint32(b[4:])
+			s.sessions[pid] = ss
+			return true
+		}
+	}
+}
+
+func (s *Server) unregister(ss *session) {
+	s.mu.Lock()
+	if s.sessions[ss.pid] == ss {
+		delete(s.sessions, ss.pid)
+	}
+	s.mu.Unlock()
+}
+
+// cancel cancels the running statement of the session with this key.
+func (s *Server) cancel(pid uint32, secret []byte) {
+	s.mu.Lock()
+	ss := s.sessions[pid]
+	s.mu.Unlock()
+	if ss == nil || len(secret) != 4 || binary.BigEndian.Uint32(secret) != ss.secret {
+		return
+	}
+	ss.cancelRunning()
+}

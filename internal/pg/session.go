@@ -1,0 +1,1044 @@
+package pg
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/jackc/pgx/v5/pgproto3"
+
+	"hasvc/internal/auth"
+	"hasvc/internal/engine"
+)
+
+// session is one client connection after startup. It runs on one
+// goroutine; only cancelFn is touched by another (a cancel request).
+type session struct {
+	srv       *Server
+	conn      net.Conn
+	be        *pgproto3.Backend
+	startup   map[string]string
+	settings  map[string]string // SET values, by lower-case name
+	db        string
+	principal *auth.Principal
+	readOnly  bool
+	pid       uint32
+	secret    uint32
+
+	mu       sync.Mutex
+	cancelFn context.CancelFunc // of the running statement
+
+	// A transaction block: inTx from BEGIN to COMMIT/ROLLBACK (or for
+	// the statements of one multi-statement Query: implicit). tx and its
+	// database are taken at the block's first statement.
+	inTx      bool
+	implicit  bool
+	txFailed  bool
+	tx        *engine.Tx
+	txRelease func()
+
+	stmts      map[string]*prepared
+	portals    map[string]*portal
+	skipToSync bool // an extended-protocol error: ignore messages until Sync
+
+	queries map[string][]*prepared // parsed simple queries by text
+	rowBuf  []byte
+	rowVals [][]byte
+}
+
+// stmtKind is what runs a statement: the session itself, the catalog
+// shim, or SQLite.
+type stmtKind int
+
+const (
+	kindSQL stmtKind = iota
+	kindBegin
+	kindCommit
+	kindRollback
+	kindSet
+	kindShow
+	kindReset
+	kindDiscard
+	kindDeallocate
+	kindListen
+	kindUnsupported
+	kindCatalog
+	kindEmpty
+)
+
+// prepared is a parsed statement: a named or unnamed prepared statement,
+// or one statement of a simple query.
+type prepared struct {
+	sql       string // as the client sent it
+	run       string // as SQLite runs it
+	kind      stmtKind
+	verb      []string // first keywords, for the command tag
+	nparams   int
+	paramOIDs []uint32
+	desc      *engine.Description
+	// fields are the result columns announced by Describe; from then on
+	// every execution sends these types.
+	fields    []column
+	described bool
+}
+
+// portal is a bound statement and, once run, its result.
+type portal struct {
+	stmt    *prepared
+	params  []any
+	formats []int16 // as Bind gave them
+	out     *outcome
+	pos     int
+}
+
+// outcome is the result of running one statement.
+type outcome struct {
+	cols   []column // nil: the statement returns no rows
+	rows   [][]any
+	tag    string
+	notice string
+}
+
+func (ss *session) status() byte {
+	switch {
+	case !ss.inTx || ss.implicit:
+		return 'I'
+	case ss.txFailed:
+		return 'E'
+	}
+	return 'T'
+}
+
+// loop reads and answers messages until the client leaves.
+func (ss *session) loop() {
+	defer ss.endTx(false)
+	for {
+		if idle := ss.srv.IdleTimeout; idle > 0 && !ss.inTx {
+			ss.conn.SetReadDeadline(time.Now().Add(idle))
+		} else {
+			ss.conn.SetReadDeadline(time.Time{})
+		}
+		msg, err := ss.be.Receive()
+		if err != nil {
+			var ne net.Error
+			if errors.As(err, &ne) && ne.Timeout() {
+				ss.fatal(fatalf(stateIdleSession, "terminating connection due to idle-session timeout"))
+				return
+			}
+			var tooBig *pgproto3.ExceededMaxBodyLenErr
+			if errors.As(err, &tooBig) {
+				ss.fatal(fatalf(stateProgramLimit, "message of %d bytes exceeds the limit of %d bytes", tooBig.ActualBodyLen, tooBig.MaxExpectedBodyLen))
+				return
+			}
+			if err != io.EOF && !errors.Is(err, net.ErrClosed) && !errors.Is(err, io.ErrUnexpectedEOF) {
+				ss.srv.Logger.Debug("pg receive", "err", err)
+			}
+			return
+		}
+		if ss.skipToSync {
+			if _, ok := msg.(*pgproto3.Sync); !ok {
+				if _, term := msg.(*pgproto3.Terminate); term {
+					return
+				}
+				continue
+			}
+		}
+		switch m := msg.(type) {
+		case *pgproto3.Query:
+			ss.simpleQuery(m.String)
+		case *pgproto3.Parse:
+			ss.extended(ss.parse(m))
+		case *pgproto3.Bind:
+			ss.extended(ss.bind(m))
+		case *pgproto3.Describe:
+			ss.extended(ss.describe(m))
+		case *pgproto3.Execute:
+			ss.extended(ss.execute(m))
+		case *pgproto3.Close:
+			if m.ObjectType == 'S' {
+				delete(ss.stmts, m.Name)
+			} else {
+				delete(ss.portals, m.Name)
+			}
+			ss.be.Send(&pgproto3.CloseComplete{})
+		case *pgproto3.Sync:
+			ss.skipToSync = false
+			delete(ss.portals, "")
+			ss.be.Send(&pgproto3.ReadyForQuery{TxStatus: ss.status()})
+			if err := ss.be.Flush(); err != nil {
+				return
+			}
+		case *pgproto3.Flush:
+			if err := ss.be.Flush(); err != nil {
+				return
+			}
+		case *pgproto3.Terminate:
+			return
+		default:
+			ss.be.Send(errorResponse(errorf(stateFeatureNotSupp, "%T messages are not supported", msg)))
+			ss.be.Send(&pgproto3.ReadyForQuery{TxStatus: ss.status()})
+			if err := ss.be.Flush(); err != nil {
+				return
+			}
+		}
+	}
+}
+
+// extended finishes an extended-protocol message: on error, the error
+// goes out and messages are skipped until Sync.
+func (ss *session) extended(err error) {
+	if err == nil {
+		return
+	}
+	ss.sendError(err)
+	ss.skipToSync = true
+}
+
+func (ss *session) sendError(err error) {
+	if ss.inTx {
+		ss.txFailed = true
+	}
+	ss.be.Send(errorResponse(err))
+}
+
+// statementContext is the context a statement runs in: a cancel request
+// or statement_timeout ends it.
+func (ss *session) statementContext() (context.Context, func()) {
+	ctx, cancel := context.WithCancel(context.Background())
+	if ms, err := strconv.Atoi(strings.TrimSuffix(ss.setting("statement_timeout"), "ms")); err == nil && ms > 0 {
+		var c2 context.CancelFunc
+		ctx, c2 = context.WithTimeout(ctx, time.Duration(ms)*time.Millisecond)
+		inner := cancel
+		cancel = func() { c2(); inner() }
+	}
+	ss.mu.Lock()
+	ss.cancelFn = cancel
+	ss.mu.Unlock()
+	return ctx, func() {
+		ss.mu.Lock()
+		ss.cancelFn = nil
+		ss.mu.Unlock()
+		cancel()
+	}
+}
+
+func (ss *session) cancelRunning() {
+	ss.mu.Lock()
+	if ss.cancelFn != nil {
+		ss.cancelFn()
+	}
+	ss.mu.Unlock()
+}
+
+// simpleQuery answers a Query message: each statement's rows and tag, one
+// ReadyForQuery at the end. Several statements outside a transaction block
+// run as one implicit transaction, as in PostgreSQL.
+func (ss *session) simpleQuery(q string) {
+	stmts, err := ss.parseSimple(q)
+	switch {
+	case err != nil:
+		ss.sendError(err)
+	case len(stmts) == 0:
+		ss.be.Send(&pgproto3.EmptyQueryResponse{})
+	default:
+		implicit := !ss.inTx && len(stmts) > 1 && !controlsTx(stmts)
+		if implicit {
+			ss.inTx, ss.implicit = true, true
+		}
+		failed := false
+		for _, p := range stmts {
+			if err := ss.runSimple(p); err != nil {
+				ss.sendError(err)
+				failed = true
+				break
+			}
+		}
+		if implicit {
+			if err := ss.endTx(!failed); err != nil && !failed {
+				ss.sendError(err)
+			}
+		}
+	}
+	ss.be.Send(&pgproto3.ReadyForQuery{TxStatus: ss.status()})
+	ss.be.Flush()
+}
+
+func controlsTx(stmts []*prepared) bool {
+	for _, p := range stmts {
+		switch p.kind {
+		case kindBegin, kindCommit, kindRollback:
+			return true
+		}
+	}
+	return false
+}
+
+func (ss *session) runSimple(p *prepared) error {
+	ctx, done := ss.statementContext()
+	out, err := ss.run(ctx, p, nil)
+	done()
+	if err != nil {
+		return err
+	}
+	if out.notice != "" {
+		ss.be.Send(&pgproto3.NoticeResponse{Severity: "WARNING", SeverityUnlocalized: "WARNING", Code: stateNoActiveTx, Message: out.notice})
+	}
+	if out.cols != nil {
+		ss.be.Send(rowDescription(out.cols, nil))
+		for _, row := range out.rows {
+			if err := ss.sendRow(row, out.cols, nil); err != nil {
+				return err
+			}
+		}
+	}
+	ss.be.Send(&pgproto3.CommandComplete{CommandTag: []byte(out.tag)})
+	return nil
+}
+
+// parseSimple splits and parses a simple query, remembering the result
+// for the next time the same text comes.
+func (ss *session) parseSimple(q string) ([]*prepared, error) {
+	if ps, ok := ss.queries[q]; ok {
+		return ps, nil
+	}
+	texts := splitStatements(q)
+	ps := make([]*prepared, 0, len(texts))
+	for _, t := range texts {
+		ps = append(ps, ss.prepare(t))
+	}
+	if ss.queries == nil || len(ss.queries) >= 256 {
+		ss.queries = map[string][]*prepared{}
+	}
+	ss.queries[q] = ps
+	return ps, nil
+}
+
+// prepare classifies one statement and rewrites it for SQLite.
+func (ss *session) prepare(sql string) *prepared {
+	sql = strings.TrimSpace(sql)
+	p := &prepared{sql: sql, run: sql}
+	kw := keywords(sql, 3)
+	p.verb = kw
+	if len(kw) == 0 {
+		p.kind = kindEmpty
+		return p
+	}
+	second := ""
+	if len(kw) > 1 {
+		second = kw[1]
+	}
+	switch kw[0] {
+	case "BEGIN", "START":
+		p.kind = kindBegin
+		return p
+	case "COMMIT", "END":
+		p.kind = kindCommit
+		return p
+	case "ROLLBACK", "ABORT":
+		p.kind = kindRollback
+		if second == "TO" {
+			p.kind = kindUnsupported
+		}
+		return p
+	case "SAVEPOINT", "RELEASE", "PREPARE", "EXECUTE", "COPY", "DECLARE", "FETCH", "MOVE", "CLOSE", "LOCK", "VACUUM", "CHECKPOINT", "GRANT", "REVOKE", "NOTIFY", "LISTEN":
+		if kw[0] == "VACUUM" || kw[0] == "CHECKPOINT" {
+			p.kind = kindDiscard // nothing to do: the engine keeps its files
+			return p
+		}
+		p.kind = kindUnsupported
+		return p
+	case "SET":
+		p.kind = kindSet
+		return p
+	case "SHOW":
+		p.kind = kindShow
+		return p
+	case "RESET":
+		p.kind = kindReset
+		return p
+	case "DISCARD":
+		p.kind = kindDiscard
+		return p
+	case "DEALLOCATE":
+		p.kind = kindDeallocate
+		return p
+	case "UNLISTEN":
+		p.kind = kindListen
+		return p
+	}
+	p.run, p.nparams = rewrite(sql, ss)
+	if isCatalogQuery(p.run) {
+		p.kind = kindCatalog
+	}
+	return p
+}
+
+// run runs one parsed statement with its parameters.
+func (ss *session) run(ctx context.Context, p *prepared, params []any) (*outcome, error) {
+	if ss.inTx && ss.txFailed && p.kind != kindCommit && p.kind != kindRollback {
+		return nil, errorf(stateInFailedTx, "current transaction is aborted, commands ignored until end of transaction block")
+	}
+	switch p.kind {
+	case kindEmpty:
+		return &outcome{tag: ""}, nil
+	case kindBegin:
+		out := &outcome{tag: "BEGIN"}
+		if ss.inTx && !ss.implicit {
+			out.notice = "there is already a transaction in progress"
+			return out, nil
+		}
+		ss.inTx, ss.implicit, ss.txFailed = true, false, false
+		return out, nil
+	case kindCommit:
+		out := &outcome{tag: "COMMIT"}
+		if !ss.inTx || ss.implicit {
+			out.notice = "there is no transaction in progress"
+			return out, nil
+		}
+		if ss.txFailed {
+			out.tag = "ROLLBACK"
+			ss.endTx(false)
+			return out, nil
+		}
+		if err := ss.endTx(true); err != nil {
+			return nil, err
+		}
+		return out, nil
+	case kindRollback:
+		out := &outcome{tag: "ROLLBACK"}
+		if !ss.inTx || ss.implicit {
+			out.notice = "there is no transaction in progress"
+			return out, nil
+		}
+		ss.endTx(false)
+		return out, nil
+	case kindSet:
+		return ss.set(p.sql)
+	case kindShow:
+		return ss.show(p.sql)
+	case kindReset:
+		return ss.reset(p.sql)
+	case kindDiscard:
+		if len(p.verb) > 1 && p.verb[0] == "DISCARD" && p.verb[1] == "ALL" {
+			clear(ss.settings)
+			clear(ss.stmts)
+			clear(ss.portals)
+		}
+		return &outcome{tag: strings.Join(p.verb[:min(2, len(p.verb))], " ")}, nil
+	case kindDeallocate:
+		return ss.deallocate(p.sql)
+	case kindListen:
+		return &outcome{tag: "UNLISTEN"}, nil
+	case kindUnsupported:
+		return nil, errorf(stateFeatureNotSupp, "%s is not supported by hasvc", strings.Join(p.verb[:min(2, len(p.verb))], " "))
+	case kindCatalog:
+		return ss.catalog(ctx, p.sql)
+	}
+	st := engine.Statement{SQL: p.run}
+	if len(params) > 0 {
+		st.Params = params
+	}
+	res, err := ss.exec(ctx, st)
+	if err != nil {
+		return nil, err
+	}
+	out := &outcome{tag: commandTag(p.verb, res)}
+	if res.HasRows() {
+		out.rows = res.Rows
+		if p.described {
+			out.cols = p.fields
+		} else {
+			out.cols = columnTypes(res.Columns, res.DeclTypes, res.Rows, p.run)
+		}
+	}
+	return out, nil
+}
+
+// exec runs a statement on SQLite: in the transaction block if there is
+// one, else alone (reads on a reader, writes committed and replicated).
+func (ss *session) exec(ctx context.Context, st engine.Statement) (*engine.Result, error) {
+	if ss.inTx {
+		if err := ss.beginTx(ctx); err != nil {
+			return nil, err
+		}
+		return ss.tx.Exec(ctx, st)
+	}
+	db, release, err := ss.srv.DB.Acquire(ctx, ss.db)
+	if err != nil {
+		return nil, err
+	}
+	defer release()
+	res, err := db.Exec(ctx, []engine.Statement{st}, engine.ExecOptions{ReadOnly: ss.readOnly})
+	if err != nil {
+		return nil, err
+	}
+	return &res.Results[0], nil
+}
+
+// describeSQL describes a statement for Parse and Describe.
+func (ss *session) describeSQL(ctx context.Context, sql string, dry bool) (*engine.Description, error) {
+	if ss.inTx && ss.tx != nil && ss.tx.Writing() {
+		return ss.tx.Describe(ctx, sql)
+	}
+	db, release, err := ss.srv.DB.Acquire(ctx, ss.db)
+	if err != nil {
+		return nil, err
+	}
+	defer release()
+	return db.Describe(ctx, sql, dry)
+}
+
+// beginTx takes the database and starts the engine's transaction at the
+// first statement of a block.
+func (ss *session) beginTx(ctx context.Context) error {
+	if ss.tx != nil {
+		return nil
+	}
+	db, release, err := ss.srv.DB.Acquire(ctx, ss.db)
+	if err != nil {
+		return err
+	}
+	ss.tx, ss.txRelease = db.Begin(ss.readOnly), release
+	return nil
+}
+
+// endTx ends the transaction block, committing if commit.
+func (ss *session) endTx(commit bool) error {
+	var err error
+	if ss.tx != nil {
+		if commit {
+			ctx, done := ss.statementContext()
+			_, err = ss.tx.Commit(ctx)
+			done()
+			if err != nil {
+				ss.tx.Rollback()
+			}
+		} else {
+			ss.tx.Rollback()
+		}
+		ss.txRelease()
+		ss.tx, ss.txRelease = nil, nil
+	}
+	ss.inTx, ss.implicit, ss.txFailed = false, false, false
+	return err
+}
+
+// commandTag is PostgreSQL's CommandComplete tag for a statement.
+func commandTag(verb []string, res *engine.Result) string {
+	n := res.RowsAffected
+	if res.HasRows() {
+		n = int64(len(res.Rows))
+	}
+	if len(verb) == 0 {
+		return ""
+	}
+	switch verb[0] {
+	case "INSERT", "REPLACE":
+		return "INSERT 0 " + strconv.FormatInt(n, 10)
+	case "UPDATE", "DELETE":
+		return verb[0] + " " + strconv.FormatInt(n, 10)
+	case "CREATE", "DROP":
+		obj := ""
+		for _, w := range verb[1:] {
+			switch w {
+			case "TABLE", "INDEX", "VIEW", "TRIGGER":
+				obj = w
+			}
+			if obj != "" {
+				break
+			}
+		}
+		if obj == "" && len(verb) > 1 {
+			obj = verb[1]
+		}
+		return verb[0] + " " + obj
+	case "ALTER":
+		return "ALTER TABLE"
+	case "SELECT", "WITH", "VALUES", "PRAGMA", "EXPLAIN", "TABLE":
+		if res.HasRows() {
+			return "SELECT " + strconv.FormatInt(n, 10)
+		}
+	}
+	if res.HasRows() {
+		return "SELECT " + strconv.FormatInt(n, 10)
+	}
+	return verb[0]
+}
+
+// rowDescription builds a RowDescription with the result formats a Bind
+// asked for (nil: text).
+func rowDescription(cols []column, formats []int16) *pgproto3.RowDescription {
+	fields := make([]pgproto3.FieldDescription, len(cols))
+	for i, c := range cols {
+		fields[i] = pgproto3.FieldDescription{
+			Name:         []byte(c.name),
+			DataTypeOID:  c.oid,
+			DataTypeSize: typeLen(c.oid),
+			TypeModifier: -1,
+			Format:       formatOf(formats, i),
+		}
+	}
+	return &pgproto3.RowDescription{Fields: fields}
+}
+
+// formatOf is the format of result column i: Bind gives none (text), one
+// for all, or one per column.
+func formatOf(formats []int16, i int) int16 {
+	switch len(formats) {
+	case 0:
+		return 0
+	case 1:
+		return formats[0]
+	}
+	if i < len(formats) {
+		return formats[i]
+	}
+	return 0
+}
+
+// sendRow sends one DataRow.
+func (ss *session) sendRow(row []any, cols []column, formats []int16) error {
+	buf := ss.rowBuf[:0]
+	// Offsets first: buf may grow while values are appended.
+	var offs [64]int
+	ends := offs[:0]
+	var err error
+	for i, v := range row {
+		if v != nil {
+			if formatOf(formats, i) == 1 {
+				buf, err = appendBinary(buf, v, cols[i].oid)
+				if err != nil {
+					return errorf(stateInvalidText, "column %q: %v", cols[i].name, err)
+				}
+			} else {
+				buf = appendText(buf, v, cols[i].oid)
+			}
+		}
+		ends = append(ends, len(buf))
+	}
+	vals := ss.rowVals[:0]
+	start := 0
+	for i, v := range row {
+		if v == nil {
+			vals = append(vals, nil)
+		} else {
+			vals = append(vals, buf[start:ends[i]])
+		}
+		start = ends[i]
+	}
+	ss.rowBuf, ss.rowVals = buf, vals
+	ss.be.Send(&pgproto3.DataRow{Values: vals})
+	return nil
+}
+
+// parse answers Parse.
+func (ss *session) parse(m *pgproto3.Parse) error {
+	if m.Name != "" {
+		if _, taken := ss.stmts[m.Name]; taken {
+			return errorf(stateDupPrepared, "prepared statement %q already exists", m.Name)
+		}
+	}
+	texts := splitStatements(m.Query)
+	if len(texts) > 1 {
+		return errorf(stateSyntax, "cannot insert multiple commands into a prepared statement")
+	}
+	text := ""
+	if len(texts) == 1 {
+		text = texts[0]
+	}
+	p := ss.prepare(text)
+	p.paramOIDs = append([]uint32(nil), m.ParameterOIDs...)
+	p.nparams = max(p.nparams, len(p.paramOIDs))
+	if p.kind == kindSQL {
+		if ss.inTx && ss.txFailed {
+			return errorf(stateInFailedTx, "current transaction is aborted, commands ignored until end of transaction block")
+		}
+		ctx, done := ss.statementContext()
+		desc, err := ss.describeSQL(ctx, p.run, false)
+		done()
+		if err != nil {
+			return err
+		}
+		p.desc = desc
+	}
+	ss.stmts[m.Name] = p
+	ss.be.Send(&pgproto3.ParseComplete{})
+	return nil
+}
+
+// bind answers Bind.
+func (ss *session) bind(m *pgproto3.Bind) error {
+	p, ok := ss.stmts[m.PreparedStatement]
+	if !ok {
+		return errorf(stateUndefinedPrepared, "prepared statement %q does not exist", m.PreparedStatement)
+	}
+	if m.DestinationPortal != "" {
+		if _, taken := ss.portals[m.DestinationPortal]; taken {
+			return errorf(stateDupCursor, "cursor %q already exists", m.DestinationPortal)
+		}
+	}
+	if len(m.Parameters) != p.nparams {
+		return errorf(stateProtocolViolation, "bind message supplies %d parameters, but prepared statement %q requires %d", len(m.Parameters), m.PreparedStatement, p.nparams)
+	}
+	var params []any
+	if len(m.Parameters) > 0 {
+		params = make([]any, len(m.Parameters))
+		for i, raw := range m.Parameters {
+			var format int16
+			switch len(m.ParameterFormatCodes) {
+			case 0:
+			case 1:
+				format = m.ParameterFormatCodes[0]
+			default:
+				if i < len(m.ParameterFormatCodes) {
+					format = m.ParameterFormatCodes[i]
+				}
+			}
+			var oid uint32
+			if i < len(p.paramOIDs) {
+				oid = p.paramOIDs[i]
+			}
+			v, err := decodeParam(raw, format, oid)
+			if err != nil {
+				return errorf(stateInvalidText, "parameter $%d: %v", i+1, err)
+			}
+			params[i] = v
+		}
+	}
+	ss.portals[m.DestinationPortal] = &portal{stmt: p, params: params, formats: append([]int16(nil), m.ResultFormatCodes...)}
+	ss.be.Send(&pgproto3.BindComplete{})
+	return nil
+}
+
+// describe answers Describe of a statement or a portal.
+func (ss *session) describe(m *pgproto3.Describe) error {
+	if m.ObjectType == 'S' {
+		p, ok := ss.stmts[m.Name]
+		if !ok {
+			return errorf(stateUndefinedPrepared, "prepared statement %q does not exist", m.Name)
+		}
+		oids := make([]uint32, p.nparams)
+		copy(oids, p.paramOIDs)
+		ss.be.Send(&pgproto3.ParameterDescription{ParameterOIDs: oids})
+		cols, err := ss.statementColumns(p)
+		if err != nil {
+			return err
+		}
+		if cols == nil {
+			ss.be.Send(&pgproto3.NoData{})
+		} else {
+			ss.be.Send(rowDescription(cols, nil))
+		}
+		return nil
+	}
+	pt, ok := ss.portals[m.Name]
+	if !ok {
+		return errorf(stateUndefinedCursor, "portal %q does not exist", m.Name)
+	}
+	cols := pt.stmt.fields
+	if !pt.stmt.described {
+		// The types come from the result: run it now; Execute sends it.
+		if err := ss.runPortal(pt); err != nil {
+			return err
+		}
+		cols = pt.out.cols
+	}
+	if cols == nil {
+		ss.be.Send(&pgproto3.NoData{})
+	} else {
+		ss.be.Send(rowDescription(cols, pt.formats))
+	}
+	return nil
+}
+
+// statementColumns decides, once, the result columns of a prepared
+// statement.
+func (ss *session) statementColumns(p *prepared) ([]column, error) {
+	if p.described {
+		return p.fields, nil
+	}
+	switch p.kind {
+	case kindSQL:
+		ctx, done := ss.statementContext()
+		desc, err := ss.describeSQL(ctx, p.run, true)
+		done()
+		if err != nil {
+			return nil, err
+		}
+		p.desc = desc
+		if len(desc.Columns) > 0 {
+			sample := [][]any{desc.Sample}
+			if desc.Sample == nil {
+				sample = nil
+			}
+			p.fields = columnTypes(desc.Columns, desc.DeclTypes, sample, p.run)
+		}
+	case kindShow:
+		out, err := ss.show(p.sql)
+		if err != nil {
+			return nil, err
+		}
+		p.fields = out.cols
+	case kindCatalog:
+		ctx, done := ss.statementContext()
+		out, err := ss.catalog(ctx, p.sql)
+		done()
+		if err != nil {
+			return nil, err
+		}
+		p.fields = out.cols
+	}
+	p.described = true
+	return p.fields, nil
+}
+
+func (ss *session) runPortal(pt *portal) error {
+	if pt.out != nil {
+		return nil
+	}
+	ctx, done := ss.statementContext()
+	out, err := ss.run(ctx, pt.stmt, pt.params)
+	done()
+	if err != nil {
+		return err
+	}
+	pt.out = out
+	return nil
+}
+
+// execute answers Execute: rows up to the limit, then PortalSuspended or
+// CommandComplete.
+func (ss *session) execute(m *pgproto3.Execute) error {
+	pt, ok := ss.portals[m.Portal]
+	if !ok {
+		return errorf(stateUndefinedCursor, "portal %q does not exist", m.Portal)
+	}
+	if pt.stmt.kind == kindEmpty {
+		ss.be.Send(&pgproto3.EmptyQueryResponse{})
+		return nil
+	}
+	if err := ss.runPortal(pt); err != nil {
+		return err
+	}
+	out := pt.out
+	if out.notice != "" && pt.pos == 0 {
+		ss.be.Send(&pgproto3.NoticeResponse{Severity: "WARNING", SeverityUnlocalized: "WARNING", Code: stateNoActiveTx, Message: out.notice})
+	}
+	if out.cols != nil {
+		end := len(out.rows)
+		if m.MaxRows > 0 && pt.pos+int(m.MaxRows) < end {
+			end = pt.pos + int(m.MaxRows)
+		}
+		for ; pt.pos < end; pt.pos++ {
+			if err := ss.sendRow(out.rows[pt.pos], out.cols, pt.formats); err != nil {
+				return err
+			}
+		}
+		if pt.pos < len(out.rows) {
+			ss.be.Send(&pgproto3.PortalSuspended{})
+			return nil
+		}
+	}
+	ss.be.Send(&pgproto3.CommandComplete{CommandTag: []byte(out.tag)})
+	return nil
+}
+
+// set answers SET name {TO|=} value.
+func (ss *session) set(sql string) (*outcome, error) {
+	name, value, err := parseSet(sql)
+	if err != nil {
+		return nil, err
+	}
+	out := &outcome{tag: "SET"}
+	if name == "" { // SET TRANSACTION ..., SET SESSION CHARACTERISTICS ...
+		return out, nil
+	}
+	if name == "client_encoding" && value != "" && !isUTF8(value) {
+		return nil, errorf(stateInvalidParamValue, "invalid value for parameter \"client_encoding\": %q: hasvc speaks UTF8 only", value)
+	}
+	if name == "transaction_isolation" || name == "default_transaction_isolation" {
+		return out, nil
+	}
+	if value == "" {
+		delete(ss.settings, name)
+	} else {
+		ss.settings[name] = value
+	}
+	for _, r := range reportedSettings {
+		if strings.EqualFold(r, name) {
+			ss.be.Send(&pgproto3.ParameterStatus{Name: r, Value: ss.setting(r)})
+		}
+	}
+	return out, nil
+}
+
+func isUTF8(v string) bool {
+	switch strings.ToUpper(strings.ReplaceAll(v, "-", "")) {
+	case "UTF8", "UNICODE":
+		return true
+	}
+	return false
+}
+
+// parseSet reads SET [SESSION|LOCAL] name {TO|=} value[, value...]; value
+// "" means DEFAULT.
+func parseSet(sql string) (name, value string, err error) {
+	var toks []token
+	for _, t := range lex(sql) {
+		if t.significant() && t.text != ";" {
+			toks = append(toks, t)
+		}
+	}
+	toks = toks[1:] // SET
+	if len(toks) > 0 && (toks[0].is("SESSION") || toks[0].is("LOCAL")) {
+		if len(toks) > 1 && toks[1].is("CHARACTERISTICS") {
+			return "", "", nil
+		}
+		toks = toks[1:]
+	}
+	if len(toks) == 0 {
+		return "", "", errorf(stateSyntax, "syntax error at end of input")
+	}
+	if toks[0].is("TRANSACTION") {
+		return "", "", nil
+	}
+	if toks[0].is("TIME") && len(toks) > 1 && toks[1].is("ZONE") {
+		name, toks = "timezone", toks[2:]
+	} else if toks[0].is("NAMES") {
+		name, toks = "client_encoding", toks[1:]
+	} else {
+		// name, possibly qualified (my.setting)
+		name = strings.ToLower(strings.Trim(toks[0].text, `"`))
+		toks = toks[1:]
+		for len(toks) > 1 && toks[0].text == "." {
+			name += "." + strings.ToLower(toks[1].text)
+			toks = toks[2:]
+		}
+		if len(toks) == 0 || !(toks[0].is("TO") || toks[0].text == "=") {
+			return "", "", errorf(stateSyntax, "syntax error in SET: expected TO or = after %q", name)
+		}
+		toks = toks[1:]
+	}
+	if len(toks) == 0 {
+		return "", "", errorf(stateSyntax, "syntax error at end of input")
+	}
+	if len(toks) == 1 && toks[0].is("DEFAULT") {
+		return name, "", nil
+	}
+	var vals []string
+	for _, t := range toks {
+		switch {
+		case t.text == ",":
+		case t.kind == tkString && t.text[0] == '\'':
+			vals = append(vals, strings.ReplaceAll(t.text[1:len(t.text)-1], "''", "'"))
+		default:
+			vals = append(vals, strings.Trim(t.text, `"`))
+		}
+	}
+	return name, strings.Join(vals, ", "), nil
+}
+
+// show answers SHOW name and SHOW ALL.
+func (ss *session) show(sql string) (*outcome, error) {
+	kw := keywords(sql, 4)
+	if len(kw) < 2 {
+		return nil, errorf(stateSyntax, "syntax error at end of input")
+	}
+	name := strings.ToLower(kw[1])
+	switch {
+	case name == "all":
+		out := &outcome{cols: []column{{"name", oidText}, {"setting", oidText}, {"description", oidText}}}
+		for _, n := range knownSettings() {
+			out.rows = append(out.rows, []any{n, ss.setting(n), ""})
+		}
+		out.tag = "SHOW"
+		return out, nil
+	case name == "time" && len(kw) > 2 && kw[2] == "ZONE":
+		name = "timezone"
+	case name == "transaction" && len(kw) > 3 && kw[2] == "ISOLATION":
+		name = "transaction_isolation"
+	}
+	v, ok := ss.lookupSetting(name)
+	if !ok {
+		return nil, errorf(stateUndefinedParam, "unrecognized configuration parameter %q", name)
+	}
+	return &outcome{cols: []column{{name, oidText}}, rows: [][]any{{v}}, tag: "SHOW"}, nil
+}
+
+func (ss *session) reset(sql string) (*outcome, error) {
+	kw := keywords(sql, 2)
+	if len(kw) < 2 {
+		return nil, errorf(stateSyntax, "syntax error at end of input")
+	}
+	if kw[1] == "ALL" {
+		clear(ss.settings)
+	} else {
+		delete(ss.settings, strings.ToLower(kw[1]))
+	}
+	return &outcome{tag: "RESET"}, nil
+}
+
+func (ss *session) deallocate(sql string) (*outcome, error) {
+	var words []string
+	for _, t := range lex(sql) {
+		if t.significant() && t.text != ";" {
+			words = append(words, strings.Trim(t.text, `"`))
+		}
+	}
+	words = words[1:]
+	if len(words) > 0 && strings.EqualFold(words[0], "PREPARE") {
+		words = words[1:]
+	}
+	if len(words) == 0 {
+		return nil, errorf(stateSyntax, "syntax error at end of input")
+	}
+	if strings.EqualFold(words[0], "ALL") {
+		clear(ss.stmts)
+		return &outcome{tag: "DEALLOCATE ALL"}, nil
+	}
+	if _, ok := ss.stmts[words[0]]; !ok {
+		return nil, errorf(stateUndefinedPrepared, "prepared statement %q does not exist", words[0])
+	}
+	delete(ss.stmts, words[0])
+	return &outcome{tag: "DEALLOCATE"}, nil
+}
+
+// builtin implements substitutions: the values of the functions clients
+// call when they connect.
+func (ss *session) builtin(name string) (string, bool) {
+	switch name {
+	case "version()":
+		return fmt.Sprintf("PostgreSQL %s (hasvc, SQLite %s)", serverVersion, ss.srv.Version), true
+	case "current_database()", "current_catalog":
+		return ss.db, true
+	case "current_schema()", "current_schema":
+		return "public", true
+	case "current_user", "session_user", "current_user()", "session_user()", "user":
+		if name == "user" {
+			return "", false // a column named "user" is common in SQLite
+		}
+		return ss.user(), true
+	case "pg_backend_pid()":
+		return strconv.FormatUint(uint64(ss.pid), 10), true
+	}
+	return "", false
+}
+
+func (ss *session) user() string {
+	if u := ss.startup["user"]; u != "" {
+		return u
+	}
+	return ss.principal.Subject
+}
+
+// setting implements substitutions for current_setting().
+func (ss *session) setting(name string) string {
+	v, _ := ss.lookupSetting(name)
+	return v
+}
