@@ -20,21 +20,26 @@ type Description struct {
 	ReadOnly bool
 }
 
-// Describe prepares sql (one statement) on a reader and describes it; with
-// dry, a read-only statement whose columns lack declared types runs to its
-// first row for a sample of their values.
-func (d *DB) Describe(ctx context.Context, sql string, dry bool) (*Description, error) {
+// DescribeOptions ask for a dry run: a read-only statement whose columns
+// lack declared types runs to its first row, with Params bound (NULL where
+// missing), for a sample of their values.
+type DescribeOptions struct {
+	DryRun bool
+	Params []any
+}
+
+// Describe prepares sql (one statement) on a reader and describes it.
+func (d *DB) Describe(ctx context.Context, sql string, opts DescribeOptions) (*Description, error) {
 	r, err := d.reader(ctx)
 	if err != nil {
 		return nil, err
 	}
 	defer d.putReader(r)
-	return r.describe(ctx, sql, dry)
+	return r.describe(ctx, sql, opts)
 }
 
-// describe prepares sql and describes it; with dry, a read-only statement
-// with columns of no declared type runs to its first row.
-func (c *conn) describe(ctx context.Context, sql string, dry bool) (*Description, error) {
+// describe prepares sql and describes it.
+func (c *conn) describe(ctx context.Context, sql string, opts DescribeOptions) (*Description, error) {
 	s, used, err := c.prepare(sql, 0)
 	if err != nil {
 		return nil, c.sqlError(ctx, err)
@@ -52,8 +57,15 @@ func (c *conn) describe(ctx context.Context, sql string, dry bool) (*Description
 		Params:    s.params,
 		ReadOnly:  s.readonly(),
 	}
-	if !dry || !desc.ReadOnly || !containsEmpty(s.decl) {
+	if !opts.DryRun || !desc.ReadOnly || !containsEmpty(s.decl) {
 		return desc, nil
+	}
+	for i, v := range opts.Params {
+		if i < len(s.params) && v != nil {
+			if err := s.bind(i+1, v); err != nil {
+				return nil, tenant.Wrap(tenant.EINVALID, err, err.Error())
+			}
+		}
 	}
 	stop := c.watch(ctx)
 	defer stop()

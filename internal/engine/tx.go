@@ -42,8 +42,9 @@ type Tx struct {
 type txReq struct {
 	ctx      context.Context
 	st       *Statement
-	describe string
-	commit   bool
+	describe     string
+	describeOpts DescribeOptions
+	commit       bool
 	rollback bool
 	reply    chan txReply
 }
@@ -97,12 +98,12 @@ func (t *Tx) Exec(ctx context.Context, st Statement) (*Result, error) {
 }
 
 // Describe describes sql as it would run in the transaction now (a table
-// the transaction created is known). It does no dry run.
-func (t *Tx) Describe(ctx context.Context, sql string) (*Description, error) {
+// the transaction created is known); dry as for DB.Describe.
+func (t *Tx) Describe(ctx context.Context, sql string, opts DescribeOptions) (*Description, error) {
 	if t.reqs == nil {
-		return t.d.Describe(ctx, sql, false)
+		return t.d.Describe(ctx, sql, opts)
 	}
-	rep, err := t.send(ctx, txReq{describe: sql})
+	rep, err := t.send(ctx, txReq{describe: sql, describeOpts: opts})
 	if err != nil {
 		return nil, err
 	}
@@ -281,7 +282,7 @@ func (t *Tx) serve(w *conn, hadRead bool, started chan<- error) {
 					req.reply <- txReply{res: &results[0]}
 				}
 			case req.describe != "":
-				desc, err := w.describe(req.ctx, req.describe, false)
+				desc, err := w.describe(req.ctx, req.describe, req.describeOpts)
 				req.reply <- txReply{desc: desc, err: err}
 			case req.commit:
 				seq, err := t.commit(w)

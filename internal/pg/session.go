@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"net"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -48,6 +49,10 @@ type session struct {
 	skipToSync bool // an extended-protocol error: ignore messages until Sync
 
 	queries map[string][]*prepared // parsed simple queries by text
+	// columns caches tables' columns for parameter types, briefly: other
+	// sessions may change the schema.
+	columns     map[string][]tableColumn
+	columnsTime time.Time
 	rowBuf  []byte
 	rowVals [][]byte
 }
@@ -99,10 +104,11 @@ type portal struct {
 
 // outcome is the result of running one statement.
 type outcome struct {
-	cols   []column // nil: the statement returns no rows
-	rows   [][]any
-	tag    string
-	notice string
+	cols       []column // nil: the statement returns no rows
+	rows       [][]any
+	tag        string
+	notice     string // a WARNING to send first
+	noticeCode string
 }
 
 func (ss *session) status() byte {
@@ -287,7 +293,7 @@ func (ss *session) runSimple(p *prepared) error {
 		return err
 	}
 	if out.notice != "" {
-		ss.be.Send(&pgproto3.NoticeResponse{Severity: "WARNING", SeverityUnlocalized: "WARNING", Code: stateNoActiveTx, Message: out.notice})
+		ss.be.Send(&pgproto3.NoticeResponse{Severity: "WARNING", SeverityUnlocalized: "WARNING", Code: out.noticeCode, Message: out.notice})
 	}
 	if out.cols != nil {
 		ss.be.Send(rowDescription(out.cols, nil))
@@ -379,6 +385,27 @@ func (ss *session) prepare(sql string) *prepared {
 	return p
 }
 
+// tableColumns returns a table's columns and declared types ("" if there
+// is no such table).
+func (ss *session) tableColumns(ctx context.Context, table string) []tableColumn {
+	if ss.columns == nil || time.Since(ss.columnsTime) > time.Second {
+		ss.columns, ss.columnsTime = map[string][]tableColumn{}, time.Now()
+	}
+	if cols, ok := ss.columns[table]; ok {
+		return cols
+	}
+	var cols []tableColumn
+	if res, err := ss.exec(ctx, engine.Statement{SQL: "PRAGMA table_info(" + quoteString(table) + ")"}); err == nil {
+		for _, r := range res.Rows {
+			name, _ := r[1].(string)
+			decl, _ := r[2].(string)
+			cols = append(cols, tableColumn{strings.ToLower(name), decl})
+		}
+	}
+	ss.columns[table] = cols
+	return cols
+}
+
 // run runs one parsed statement with its parameters.
 func (ss *session) run(ctx context.Context, p *prepared, params []any) (*outcome, error) {
 	if ss.inTx && ss.txFailed && p.kind != kindCommit && p.kind != kindRollback {
@@ -390,7 +417,7 @@ func (ss *session) run(ctx context.Context, p *prepared, params []any) (*outcome
 	case kindBegin:
 		out := &outcome{tag: "BEGIN"}
 		if ss.inTx && !ss.implicit {
-			out.notice = "there is already a transaction in progress"
+			out.notice, out.noticeCode = "there is already a transaction in progress", stateActiveTx
 			return out, nil
 		}
 		ss.inTx, ss.implicit, ss.txFailed = true, false, false
@@ -398,7 +425,7 @@ func (ss *session) run(ctx context.Context, p *prepared, params []any) (*outcome
 	case kindCommit:
 		out := &outcome{tag: "COMMIT"}
 		if !ss.inTx || ss.implicit {
-			out.notice = "there is no transaction in progress"
+			out.notice, out.noticeCode = "there is no transaction in progress", stateNoActiveTx
 			return out, nil
 		}
 		if ss.txFailed {
@@ -413,7 +440,7 @@ func (ss *session) run(ctx context.Context, p *prepared, params []any) (*outcome
 	case kindRollback:
 		out := &outcome{tag: "ROLLBACK"}
 		if !ss.inTx || ss.implicit {
-			out.notice = "there is no transaction in progress"
+			out.notice, out.noticeCode = "there is no transaction in progress", stateNoActiveTx
 			return out, nil
 		}
 		ss.endTx(false)
@@ -449,6 +476,9 @@ func (ss *session) run(ctx context.Context, p *prepared, params []any) (*outcome
 		return nil, err
 	}
 	out := &outcome{tag: commandTag(p.verb, res)}
+	if v := p.verb[0]; v == "CREATE" || v == "DROP" || v == "ALTER" {
+		ss.columns = nil
+	}
 	if res.HasRows() {
 		out.rows = res.Rows
 		if p.described {
@@ -482,16 +512,16 @@ func (ss *session) exec(ctx context.Context, st engine.Statement) (*engine.Resul
 }
 
 // describeSQL describes a statement for Parse and Describe.
-func (ss *session) describeSQL(ctx context.Context, sql string, dry bool) (*engine.Description, error) {
+func (ss *session) describeSQL(ctx context.Context, sql string, opts engine.DescribeOptions) (*engine.Description, error) {
 	if ss.inTx && ss.tx != nil && ss.tx.Writing() {
-		return ss.tx.Describe(ctx, sql)
+		return ss.tx.Describe(ctx, sql, opts)
 	}
 	db, release, err := ss.srv.DB.Acquire(ctx, ss.db)
 	if err != nil {
 		return nil, err
 	}
 	defer release()
-	return db.Describe(ctx, sql, dry)
+	return db.Describe(ctx, sql, opts)
 }
 
 // beginTx takes the database and starts the engine's transaction at the
@@ -660,12 +690,20 @@ func (ss *session) parse(m *pgproto3.Parse) error {
 			return errorf(stateInFailedTx, "current transaction is aborted, commands ignored until end of transaction block")
 		}
 		ctx, done := ss.statementContext()
-		desc, err := ss.describeSQL(ctx, p.run, false)
+		desc, err := ss.describeSQL(ctx, p.run, engine.DescribeOptions{})
 		done()
 		if err != nil {
 			return err
 		}
 		p.desc = desc
+		for len(p.paramOIDs) < p.nparams {
+			p.paramOIDs = append(p.paramOIDs, 0)
+		}
+		if slices.Contains(p.paramOIDs, 0) {
+			ctx, done := ss.statementContext()
+			p.paramOIDs = inferParams(p.sql, p.paramOIDs, func(table string) []tableColumn { return ss.tableColumns(ctx, table) })
+			done()
+		}
 	}
 	ss.stmts[m.Name] = p
 	ss.be.Send(&pgproto3.ParseComplete{})
@@ -766,7 +804,7 @@ func (ss *session) statementColumns(p *prepared) ([]column, error) {
 	switch p.kind {
 	case kindSQL:
 		ctx, done := ss.statementContext()
-		desc, err := ss.describeSQL(ctx, p.run, true)
+		desc, err := ss.describeSQL(ctx, p.run, engine.DescribeOptions{DryRun: true, Params: sampleParams(p.paramOIDs)})
 		done()
 		if err != nil {
 			return nil, err
@@ -796,6 +834,25 @@ func (ss *session) statementColumns(p *prepared) ([]column, error) {
 	}
 	p.described = true
 	return p.fields, nil
+}
+
+// sampleParams are the values a dry run binds: one of each parameter's
+// type, so that expressions over parameters show their types.
+func sampleParams(oids []uint32) []any {
+	params := make([]any, len(oids))
+	for i, oid := range oids {
+		switch oid {
+		case oidInt2, oidInt4, oidInt8, oidOID, oidBool:
+			params[i] = int64(1)
+		case oidFloat4, oidFloat8, oidNumeric:
+			params[i] = 1.5
+		case oidText, oidVarchar, oidBPChar, oidName:
+			params[i] = "a"
+		case oidBytea:
+			params[i] = []byte{1}
+		}
+	}
+	return params
 }
 
 func (ss *session) runPortal(pt *portal) error {
@@ -828,24 +885,32 @@ func (ss *session) execute(m *pgproto3.Execute) error {
 	}
 	out := pt.out
 	if out.notice != "" && pt.pos == 0 {
-		ss.be.Send(&pgproto3.NoticeResponse{Severity: "WARNING", SeverityUnlocalized: "WARNING", Code: stateNoActiveTx, Message: out.notice})
+		ss.be.Send(&pgproto3.NoticeResponse{Severity: "WARNING", SeverityUnlocalized: "WARNING", Code: out.noticeCode, Message: out.notice})
 	}
+	tag := out.tag
 	if out.cols != nil {
-		end := len(out.rows)
-		if m.MaxRows > 0 && pt.pos+int(m.MaxRows) < end {
-			end = pt.pos + int(m.MaxRows)
+		// As in PostgreSQL: an Execute that sends as many rows as its
+		// limit suspends the portal (even if none are left), and the
+		// tag counts the rows of the Execute that completes it.
+		start, end := pt.pos, len(out.rows)
+		limited := m.MaxRows > 0 && start+int(m.MaxRows) <= end
+		if limited {
+			end = start + int(m.MaxRows)
 		}
 		for ; pt.pos < end; pt.pos++ {
 			if err := ss.sendRow(out.rows[pt.pos], out.cols, pt.formats); err != nil {
 				return err
 			}
 		}
-		if pt.pos < len(out.rows) {
+		if limited {
 			ss.be.Send(&pgproto3.PortalSuspended{})
 			return nil
 		}
+		if start > 0 {
+			tag = "SELECT " + strconv.Itoa(end-start)
+		}
 	}
-	ss.be.Send(&pgproto3.CommandComplete{CommandTag: []byte(out.tag)})
+	ss.be.Send(&pgproto3.CommandComplete{CommandTag: []byte(tag)})
 	return nil
 }
 

@@ -103,7 +103,7 @@ func columnTypes(names, decl []string, rows [][]any, sql string) []column {
 		if cols[i].oid != 0 {
 			continue
 		}
-		cols[i].oid = oidText
+		cols[i].oid = expressionOID(n)
 		for _, r := range rows {
 			if r[i] != nil {
 				cols[i].oid = valueOID(r[i])
@@ -112,6 +112,19 @@ func columnTypes(names, decl []string, rows [][]any, sql string) []column {
 		}
 	}
 	return cols
+}
+
+// expressionOID is the type of an expression column before any value says
+// otherwise: counts and lengths are integers, averages floats.
+func expressionOID(sqliteName string) uint32 {
+	name := strings.ToLower(sqliteName)
+	switch {
+	case strings.HasPrefix(name, "count("), strings.HasPrefix(name, "length("), strings.HasPrefix(name, "changes("):
+		return oidInt8
+	case strings.HasPrefix(name, "avg("), strings.HasPrefix(name, "total("):
+		return oidFloat8
+	}
+	return oidText
 }
 
 // appendText appends v in PostgreSQL's text format for type oid. Values
