@@ -40,13 +40,13 @@ type Tx struct {
 }
 
 type txReq struct {
-	ctx      context.Context
-	st       *Statement
+	ctx          context.Context
+	st           *Statement
 	describe     string
 	describeOpts DescribeOptions
 	commit       bool
-	rollback bool
-	reply    chan txReply
+	rollback     bool
+	reply        chan txReply
 }
 
 type txReply struct {

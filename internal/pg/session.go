@@ -53,8 +53,8 @@ type session struct {
 	// sessions may change the schema.
 	columns     map[string][]tableColumn
 	columnsTime time.Time
-	rowBuf  []byte
-	rowVals [][]byte
+	rowBuf      []byte
+	rowVals     [][]byte
 }
 
 // stmtKind is what runs a statement: the session itself, the catalog
