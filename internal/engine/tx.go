@@ -137,31 +137,48 @@ func (t *Tx) Rollback() {
 // read runs st on the transaction's reader if st only reads. isRead is
 // false if st writes (nothing ran).
 func (t *Tx) read(ctx context.Context, st Statement) (*Result, bool, error) {
-	if t.r == nil {
-		t.version = t.d.version.Load()
-		r, err := t.d.reader(ctx)
-		if err != nil {
+	r := t.r
+	if r == nil {
+		var err error
+		if r, err = t.d.reader(ctx); err != nil {
 			return nil, true, err
 		}
+	}
+	s, used, err := r.prepare(st.SQL, 0)
+	if err == nil && s == nil {
+		err = tenant.Errorf(tenant.EINVALID, "empty statement")
+	}
+	ro := false
+	if s != nil {
+		ro = s.readonly() && strings.TrimSpace(st.SQL[used:]) == ""
+		r.release(s)
+	}
+	if t.r == nil && (err != nil || !ro) {
+		// Nothing was read: the transaction has no snapshot yet.
+		t.d.putReader(r)
+		if err != nil {
+			return nil, true, tenant.AtStatement(r.sqlError(ctx, err), 0)
+		}
+		return nil, false, nil
+	}
+	if err != nil {
+		return nil, true, tenant.AtStatement(r.sqlError(ctx, err), 0)
+	}
+	if !ro {
+		return nil, false, nil
+	}
+	if t.r == nil {
+		// The snapshot begins at the first read after BEGIN: the version
+		// is taken before it, so a commit in between makes the check at
+		// the move to the writer fail safe.
+		t.version = t.d.version.Load()
 		if err := r.internal(func() error { return r.exec("BEGIN") }); err != nil {
 			t.d.putReader(r)
 			return nil, true, err
 		}
 		t.r = r
 	}
-	s, used, err := t.r.prepare(st.SQL, 0)
-	if err != nil {
-		return nil, true, tenant.AtStatement(t.r.sqlError(ctx, err), 0)
-	}
-	if s == nil {
-		return nil, true, tenant.Errorf(tenant.EINVALID, "empty statement")
-	}
-	ro := s.readonly() && strings.TrimSpace(st.SQL[used:]) == ""
-	t.r.release(s)
-	if !ro {
-		return nil, false, nil
-	}
-	results, err := t.r.run(ctx, []Statement{st}, nil)
+	results, err := r.run(ctx, []Statement{st}, nil)
 	if err != nil {
 		return nil, true, err
 	}

@@ -74,6 +74,8 @@ func (ss *session) catalog(ctx context.Context, sql string) (*outcome, error) {
 		return ss.relationIndexes(ctx, sql)
 	case has("pg_get_viewdef("):
 		return ss.viewDefinition(ctx, sql)
+	case has("AS TABLE_CAT", "AS TABLE_TYPE", "FROM pg_catalog.pg_namespace n, pg_catalog.pg_class c"):
+		return ss.jdbcTables(ctx, sql)
 	case has("FROM pg_catalog.pg_database d"):
 		return ss.listDatabases(ctx)
 	case has("FROM pg_catalog.pg_namespace n", `AS "Name"`):
@@ -411,6 +413,71 @@ func (ss *session) viewDefinition(ctx context.Context, sql string) (*outcome, er
 		rows = [][]any{{def}}
 	}
 	return textResult([]string{"pg_get_viewdef"}, rows), nil
+}
+
+var (
+	jdbcRelname = regexp.MustCompile(`c\.relname LIKE '((?:[^']|'')*)'`)
+	jdbcNspname = regexp.MustCompile(`n\.nspname LIKE '((?:[^']|'')*)'`)
+	jdbcRelkind = regexp.MustCompile(`c\.relkind = '(\w)' AND n\.nspname !~ '\^pg_'`)
+)
+
+// likeMatcher turns a LIKE pattern into a matcher (no pattern: all).
+func likeMatcher(sql string, re *regexp.Regexp) func(string) bool {
+	m := re.FindStringSubmatch(sql)
+	if m == nil {
+		return func(string) bool { return true }
+	}
+	var b strings.Builder
+	b.WriteString("^")
+	pat := strings.ReplaceAll(m[1], "''", "'")
+	for i := 0; i < len(pat); i++ {
+		switch c := pat[i]; c {
+		case '%':
+			b.WriteString(".*")
+		case '_':
+			b.WriteString(".")
+		case '\\':
+			if i+1 < len(pat) {
+				i++
+				b.WriteString(regexp.QuoteMeta(pat[i : i+1]))
+			}
+		default:
+			b.WriteString(regexp.QuoteMeta(string(c)))
+		}
+	}
+	b.WriteString("$")
+	re2 := regexp.MustCompile(b.String())
+	return re2.MatchString
+}
+
+// jdbcTables answers pgjdbc's DatabaseMetaData.getTables.
+func (ss *session) jdbcTables(ctx context.Context, sql string) (*outcome, error) {
+	names := []string{"table_cat", "table_schem", "table_name", "table_type", "remarks",
+		"type_cat", "type_schem", "type_name", "self_referencing_col_name", "ref_generation"}
+	want := map[string]string{}
+	for _, m := range jdbcRelkind.FindAllStringSubmatch(sql, -1) {
+		want[kindName[m[1]]] = strings.ToUpper(kindName[m[1]])
+	}
+	match := likeMatcher(sql, jdbcRelname)
+	if !likeMatcher(sql, jdbcNspname)("public") {
+		return textResult(names, nil), nil
+	}
+	objs, err := ss.schemaObjects(ctx)
+	if err != nil {
+		return nil, err
+	}
+	var rows [][]any
+	for _, o := range objs {
+		if typ, ok := want[o.kind]; ok && match(o.name) {
+			rows = append(rows, []any{nil, "public", o.name, typ, nil, "", "", "", "", ""})
+		}
+	}
+	for i := 1; i < len(rows); i++ { // ORDER BY TABLE_TYPE, TABLE_SCHEM, TABLE_NAME
+		for j := i; j > 0 && fmt.Sprint(rows[j][3], rows[j][2]) < fmt.Sprint(rows[j-1][3], rows[j-1][2]); j-- {
+			rows[j], rows[j-1] = rows[j-1], rows[j]
+		}
+	}
+	return textResult(names, rows), nil
 }
 
 // listDatabases answers \l with the databases the token may use.

@@ -1,6 +1,7 @@
 package pg
 
 import (
+	"encoding/hex"
 	"strconv"
 	"strings"
 )
@@ -381,7 +382,12 @@ func rewrite(sql string, sub substitutions) (string, int) {
 				break
 			}
 			operand := strings.Join(out[start:], "")
-			out = append(out[:start], "CAST("+operand+" AS "+typ+")")
+			if lit, ok := byteaLiteral(operand, typ); ok {
+				// 'x'::bytea reads the text as bytea input ('\x...').
+				out = append(out[:start], lit)
+			} else {
+				out = append(out[:start], "CAST("+operand+" AS "+typ+")")
+			}
 			// Indexes past start changed: forget the parentheses there.
 			for k := range opens {
 				if k >= start {
@@ -518,6 +524,22 @@ func sqliteType(pg string) string {
 		return "BLOB"
 	}
 	return "TEXT"
+}
+
+// byteaLiteral turns a string literal cast to bytea into a blob literal.
+func byteaLiteral(operand, typ string) (string, bool) {
+	if typ != "BLOB" || len(operand) < 2 || operand[0] != '\'' || operand[len(operand)-1] != '\'' {
+		return "", false
+	}
+	toks := lex(operand)
+	if len(toks) != 1 || toks[0].kind != tkString {
+		return "", false
+	}
+	b, err := decodeByteaText(strings.ReplaceAll(operand[1:len(operand)-1], "''", "'"))
+	if err != nil {
+		return "", false
+	}
+	return "X'" + hex.EncodeToString(b) + "'", true
 }
 
 // quoteString returns s as an SQL string literal.

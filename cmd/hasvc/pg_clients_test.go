@@ -1,0 +1,192 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"net"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"strings"
+	"testing"
+	"time"
+)
+
+// The client tests run real PostgreSQL clients against a node: psql,
+// pgbench, psycopg2, psycopg 3, node-postgres and pgjdbc. .ci/run installs
+// them and sets HASVC_REQUIRE_CLIENTS=1, which turns a missing client into
+// a failure; elsewhere a missing client skips its test.
+
+const clientsDir = "testdata/clients"
+
+// needTool returns the path of a client program, or skips (or fails, when
+// clients are required) if it is not installed.
+func needTool(t *testing.T, name string) string {
+	t.Helper()
+	path, err := exec.LookPath(name)
+	if err != nil {
+		missingClient(t, name)
+	}
+	return path
+}
+
+func needFile(t *testing.T, path string) {
+	t.Helper()
+	if _, err := os.Stat(path); err != nil {
+		missingClient(t, path)
+	}
+}
+
+func missingClient(t *testing.T, what string) {
+	t.Helper()
+	if os.Getenv("HASVC_REQUIRE_CLIENTS") == "1" {
+		t.Fatalf("%s is not installed (.ci/run installs it)", what)
+	}
+	t.Skipf("%s is not installed", what)
+}
+
+// clientEnv is the environment that points libpq-style clients at db.
+func (n *node) clientEnv(db string) []string {
+	host, port, _ := net.SplitHostPort(n.m.PGAddr())
+	return append(os.Environ(), "PGHOST="+host, "PGPORT="+port, "PGDATABASE="+db,
+		"PGUSER=tester", "PGPASSWORD="+n.admin, "PGSSLMODE=disable", "PGCONNECT_TIMEOUT=10")
+}
+
+// runClient runs a client program and returns its combined output.
+func (n *node) runClient(db string, name string, args ...string) (string, error) {
+	n.t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, name, args...)
+	cmd.Env = n.clientEnv(db)
+	out, err := cmd.CombinedOutput()
+	return string(out), err
+}
+
+func TestPGClientPsql(t *testing.T) {
+	psql := needTool(t, "psql")
+	n := startNode(t, t.TempDir(), nil)
+	n.createDB("shop")
+	out, err := n.runClient("shop", psql, "-X", "-v", "ON_ERROR_STOP=1", "-f", filepath.Join(clientsDir, "psql_check.sql"))
+	if err != nil {
+		t.Fatalf("psql -f: %v\n%s", err, out)
+	}
+	for _, want := range []string{
+		// the rows, with the transaction committed and the other rolled back
+		"  1 | apple |     1\n  2 | pear  |  0.75\n  3 | plum  |  1.25\n(3 rows)",
+		" n | total \n---+-------\n 3 |     3\n(1 row)",
+		// \dt
+		"List of relations\n Schema | Name  | Type  | Owner  \n--------+-------+-------+--------\n public | items | table | tester\n(1 row)",
+		// \d items
+		`Table "public.items"`,
+		" id     | integer |           | not null | ",
+		" name   | text    |           | not null | ",
+		" price  | real    |           |          | ",
+		`"items_pkey" PRIMARY KEY, btree (id)`,
+		`"items_price" btree (price)`,
+		`"items_tag_key" UNIQUE CONSTRAINT, btree (tag)`,
+		// \l and \dn
+		" shop | tester | UTF8",
+		" public | tester",
+	} {
+		if !strings.Contains(out, want) {
+			t.Errorf("psql output lacks %q\n%s", want, out)
+		}
+	}
+	// ON_ERROR_STOP stops at the first error with exit status 3 and the
+	// error's text.
+	out, err = n.runClient("shop", psql, "-X", "-v", "ON_ERROR_STOP=1", "-c", "INSERT INTO items (id, name) VALUES (1, 'dup')", "-c", "SELECT 1")
+	if ee, ok := err.(*exec.ExitError); !ok || ee.ExitCode() != 3 && ee.ExitCode() != 1 {
+		t.Fatalf("duplicate insert: %v\n%s", err, out)
+	}
+	if !strings.Contains(out, "UNIQUE constraint failed") {
+		t.Errorf("psql error output: %s", out)
+	}
+	// A NULL prints empty, not "<nil>"; a transaction across -c commands.
+	out, err = n.runClient("shop", psql, "-X", "-A", "-t", "-c", "SELECT 'x' || coalesce(NULL, '') || 'y', NULL IS NULL, typeof(NULL)")
+	if err != nil || strings.TrimSpace(out) != "xy|1|null" {
+		t.Errorf("NULL handling: %q %v", out, err)
+	}
+}
+
+func TestPGClientPgbench(t *testing.T) {
+	psql := needTool(t, "psql")
+	pgbench := needTool(t, "pgbench")
+	n := startNode(t, t.TempDir(), nil)
+	n.createDB("bench")
+	setup := `CREATE TABLE bench_accounts (aid INTEGER PRIMARY KEY, abalance INTEGER NOT NULL);
+CREATE TABLE bench_history (id INTEGER PRIMARY KEY AUTOINCREMENT, aid INTEGER, delta INTEGER);
+INSERT INTO bench_accounts WITH RECURSIVE s(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM s WHERE i < 1000) SELECT i, 0 FROM s;`
+	if out, err := n.runClient("bench", psql, "-X", "-v", "ON_ERROR_STOP=1", "-c", setup); err != nil {
+		t.Fatalf("setup: %v\n%s", err, out)
+	}
+	processed := regexp.MustCompile(`number of transactions actually processed: (\d+)`)
+	failed := regexp.MustCompile(`number of failed transactions: (\d+)`)
+	writes := 0
+	for _, mode := range []string{"simple", "extended", "prepared"} {
+		for _, script := range []string{"pgbench_select.sql", "pgbench_write.sql"} {
+			out, err := n.runClient("bench", pgbench, "-n", "-c", "4", "-j", "2", "-t", "100", "-M", mode, "--max-tries=20",
+				"-f", filepath.Join(clientsDir, script))
+			if err != nil {
+				t.Fatalf("pgbench %s %s: %v\n%s", mode, script, err, out)
+			}
+			p, f := processed.FindStringSubmatch(out), failed.FindStringSubmatch(out)
+			if p == nil || p[1] != "400" || f == nil || f[1] != "0" {
+				t.Fatalf("pgbench %s %s:\n%s", mode, script, out)
+			}
+			if script == "pgbench_write.sql" {
+				writes += 400
+			}
+		}
+	}
+	// Every committed transaction did both of its writes, once.
+	out, err := n.runClient("bench", psql, "-X", "-A", "-t", "-c", "SELECT (SELECT sum(abalance) FROM bench_accounts) || ' ' || (SELECT count(*) FROM bench_history)")
+	if err != nil || strings.TrimSpace(out) != fmt.Sprintf("%d %d", writes, writes) {
+		t.Fatalf("after %d write transactions: %q %v", writes, out, err)
+	}
+}
+
+func TestPGClientPsycopg(t *testing.T) {
+	// Debian's psycopg packages belong to the system Python.
+	python := "/usr/bin/python3"
+	needFile(t, python)
+	n := startNode(t, t.TempDir(), nil)
+	for _, v := range []string{"2", "3"} {
+		t.Run("psycopg"+v, func(t *testing.T) {
+			mod := map[string]string{"2": "psycopg2", "3": "psycopg"}[v]
+			if out, err := exec.Command(python, "-c", "import "+mod).CombinedOutput(); err != nil {
+				missingClient(t, "python module "+mod+": "+string(out))
+			}
+			db := "py" + v
+			n.createDB(db)
+			out, err := n.runClient(db, python, filepath.Join(clientsDir, "psycopg_check.py"), v)
+			if err != nil || !strings.Contains(out, "ok") {
+				t.Fatalf("%v\n%s", err, out)
+			}
+		})
+	}
+}
+
+func TestPGClientNode(t *testing.T) {
+	node := needTool(t, "node")
+	needFile(t, filepath.Join(clientsDir, "node", "node_modules", "pg"))
+	n := startNode(t, t.TempDir(), nil)
+	n.createDB("nodejs")
+	out, err := n.runClient("nodejs", node, filepath.Join(clientsDir, "node", "check.js"))
+	if err != nil || !strings.Contains(out, "node-postgres ok") {
+		t.Fatalf("%v\n%s", err, out)
+	}
+}
+
+func TestPGClientJDBC(t *testing.T) {
+	java := needTool(t, "java")
+	jar := "/usr/share/java/postgresql.jar"
+	needFile(t, jar)
+	n := startNode(t, t.TempDir(), nil)
+	n.createDB("jdbc")
+	out, err := n.runClient("jdbc", java, "-cp", jar, filepath.Join(clientsDir, "PgjdbcCheck.java"))
+	if err != nil || !strings.Contains(out, "pgjdbc ok") {
+		t.Fatalf("%v\n%s", err, out)
+	}
+}
