@@ -17,7 +17,7 @@ urls=()
 for i in 1 2 3; do
 	peers=()
 	for j in 1 2 3; do [[ $j != "$i" ]] && peers+=("127.0.0.1:$((base + 20 + j))"); done
-	./bin/hasvc --name "node$i" --host 127.0.0.1 --port "$((base + i))" --nats-port "$((base + 10 + i))" \
+	./bin/hasvc --name "node$i" --host 127.0.0.1 --port "$((base + i))" --nats-port "$((base + 10 + i))" --pg-port 0 \
 		--cluster-port "$((base + 20 + i))" --join "$(IFS=,; echo "${peers[*]}")" \
 		--data-dir "$dir/data$i" --fsync "$FSYNC" --log-level error >"$dir/node$i.log" 2>&1 &
 	urls+=("http://127.0.0.1:$((base + i))")

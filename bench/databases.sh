@@ -10,7 +10,7 @@ HTTP_PORT=${HTTP_PORT:-18481}
 NATS_PORT=${NATS_PORT:-18423}
 for n in "${@:-1000}"; do
 	dir=$(mktemp -d)
-	./bin/hasvc --name bench --host 127.0.0.1 --port "$HTTP_PORT" --nats-port "$NATS_PORT" \
+	./bin/hasvc --name bench --host 127.0.0.1 --port "$HTTP_PORT" --nats-port "$NATS_PORT" --pg-port 0 \
 		--data-dir "$dir/data" --log-level warn >"$dir/node.log" 2>&1 &
 	pid=$!
 	for _ in $(seq 100); do

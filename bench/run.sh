@@ -17,7 +17,7 @@ BARE_PORT=${BARE_PORT:-18490}
 dir=$(mktemp -d)
 trap 'kill $(jobs -p) 2>/dev/null || true; wait 2>/dev/null || true; rm -rf "$dir"' EXIT
 
-./bin/hasvc --name bench --host 127.0.0.1 --port "$HTTP_PORT" --nats-port "$NATS_PORT" \
+./bin/hasvc --name bench --host 127.0.0.1 --port "$HTTP_PORT" --nats-port "$NATS_PORT" --pg-port 0 \
 	--data-dir "$dir/data" --fsync "$FSYNC" --log-level warn >"$dir/node.log" 2>&1 &
 ./bin/load -serve-bare "127.0.0.1:$BARE_PORT" &
 for _ in $(seq 100); do
