@@ -195,6 +195,29 @@ func (d *DB) read(ctx context.Context, stmts []Statement) (*ExecResult, bool, er
 		return nil, true, err
 	}
 	defer d.putReader(r)
+	if len(stmts) == 1 {
+		// One statement: the statement prepared to see whether it only
+		// reads is the one that runs.
+		s, used, err := r.prepare(stmts[0].SQL, 0)
+		if err != nil {
+			return nil, false, tenant.AtStatement(r.sqlError(ctx, err), 0)
+		}
+		if s != nil && used == len(stmts[0].SQL) && s.readonly() {
+			stop := r.watch(ctx)
+			results := make([]Result, 1)
+			size := 0
+			err := r.step(ctx, s, stmts[0].Params, &results[0], nil, &size)
+			r.release(s)
+			stop()
+			if err != nil {
+				return nil, true, tenant.AtStatement(err, 0)
+			}
+			return &ExecResult{Results: results}, true, nil
+		}
+		if s != nil {
+			r.release(s)
+		}
+	}
 	for i := range stmts {
 		s, used, err := r.prepare(stmts[i].SQL, 0)
 		if err != nil {

@@ -33,7 +33,10 @@ type session struct {
 	secret    uint32
 
 	mu       sync.Mutex
-	cancelFn context.CancelFunc // of the running statement
+	ctx      context.Context // statements' context, until cancelled
+	cancelFn context.CancelFunc
+	running  bool          // a statement is running: a cancel request ends it
+	timeout  time.Duration // statement_timeout
 
 	// A transaction block: inTx from BEGIN to COMMIT/ROLLBACK (or for
 	// the statements of one multi-statement Query: implicit). tx and its
@@ -91,6 +94,13 @@ type prepared struct {
 	// every execution sends these types.
 	fields    []column
 	described bool
+	// declCols are the columns of the last run when declared types alone
+	// decided them (decl and names as that run gave them).
+	declCols    []column
+	decl, names []string
+	// textDesc is the RowDescription of cols in text format, kept.
+	textDesc *pgproto3.RowDescription
+	descOf   []column
 }
 
 // portal is a bound statement and, once run, its result.
@@ -124,11 +134,18 @@ func (ss *session) status() byte {
 // loop reads and answers messages until the client leaves.
 func (ss *session) loop() {
 	defer ss.endTx(false)
+	var deadlineSet time.Time // when the idle deadline was last pushed back
 	for {
+		// The idle deadline moves forward at most every sixteenth of the
+		// timeout: setting it costs a timer update per message.
 		if idle := ss.srv.IdleTimeout; idle > 0 && !ss.inTx {
-			ss.conn.SetReadDeadline(time.Now().Add(idle))
-		} else {
+			if now := time.Now(); now.Sub(deadlineSet) > idle/16 {
+				ss.conn.SetReadDeadline(now.Add(idle))
+				deadlineSet = now
+			}
+		} else if !deadlineSet.IsZero() {
 			ss.conn.SetReadDeadline(time.Time{})
+			deadlineSet = time.Time{}
 		}
 		msg, err := ss.be.Receive()
 		if err != nil {
@@ -214,29 +231,33 @@ func (ss *session) sendError(err error) {
 }
 
 // statementContext is the context a statement runs in: a cancel request
-// or statement_timeout ends it.
+// or statement_timeout ends it. Statements share one cancellable context
+// until a cancel request uses it up.
 func (ss *session) statementContext() (context.Context, func()) {
-	ctx, cancel := context.WithCancel(context.Background())
-	if ms, err := strconv.Atoi(strings.TrimSuffix(ss.setting("statement_timeout"), "ms")); err == nil && ms > 0 {
-		var c2 context.CancelFunc
-		ctx, c2 = context.WithTimeout(ctx, time.Duration(ms)*time.Millisecond)
-		inner := cancel
-		cancel = func() { c2(); inner() }
-	}
 	ss.mu.Lock()
-	ss.cancelFn = cancel
-	ss.mu.Unlock()
-	return ctx, func() {
-		ss.mu.Lock()
-		ss.cancelFn = nil
-		ss.mu.Unlock()
-		cancel()
+	if ss.ctx == nil || ss.ctx.Err() != nil {
+		ss.ctx, ss.cancelFn = context.WithCancel(context.Background())
 	}
+	ctx := ss.ctx
+	ss.running = true
+	ss.mu.Unlock()
+	done := func() {
+		ss.mu.Lock()
+		ss.running = false
+		ss.mu.Unlock()
+	}
+	if ss.timeout > 0 {
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithTimeout(ctx, ss.timeout)
+		return ctx, func() { cancel(); done() }
+	}
+	return ctx, done
 }
 
+// cancelRunning cancels the running statement, if there is one.
 func (ss *session) cancelRunning() {
 	ss.mu.Lock()
-	if ss.cancelFn != nil {
+	if ss.running && ss.cancelFn != nil {
 		ss.cancelFn()
 	}
 	ss.mu.Unlock()
@@ -454,6 +475,7 @@ func (ss *session) run(ctx context.Context, p *prepared, params []any) (*outcome
 	case kindDiscard:
 		if len(p.verb) > 1 && p.verb[0] == "DISCARD" && p.verb[1] == "ALL" {
 			clear(ss.settings)
+			ss.timeout, _ = parseTimeout(ss.setting("statement_timeout"))
 			clear(ss.stmts)
 			clear(ss.portals)
 		}
@@ -481,10 +503,17 @@ func (ss *session) run(ctx context.Context, p *prepared, params []any) (*outcome
 	}
 	if res.HasRows() {
 		out.rows = res.Rows
-		if p.described {
+		switch {
+		case p.described:
 			out.cols = p.fields
-		} else {
+		case p.declCols != nil && slices.Equal(p.decl, res.DeclTypes) && slices.Equal(p.names, res.Columns):
+			out.cols = p.declCols
+		default:
 			out.cols = columnTypes(res.Columns, res.DeclTypes, res.Rows, p.run)
+			if !slices.Contains(res.DeclTypes, "") {
+				// Declared types alone decide: the same every time.
+				p.declCols, p.decl, p.names = out.cols, res.DeclTypes, res.Columns
+			}
 		}
 	}
 	return out, nil
@@ -787,9 +816,16 @@ func (ss *session) describe(m *pgproto3.Describe) error {
 		}
 		cols = pt.out.cols
 	}
-	if cols == nil {
+	switch {
+	case cols == nil:
 		ss.be.Send(&pgproto3.NoData{})
-	} else {
+	case len(pt.formats) == 0:
+		p := pt.stmt
+		if p.textDesc == nil || len(cols) == 0 || len(p.descOf) != len(cols) || &p.descOf[0] != &cols[0] {
+			p.textDesc, p.descOf = rowDescription(cols, nil), cols
+		}
+		ss.be.Send(p.textDesc)
+	default:
 		ss.be.Send(rowDescription(cols, pt.formats))
 	}
 	return nil
@@ -930,6 +966,13 @@ func (ss *session) set(sql string) (*outcome, error) {
 	if name == "transaction_isolation" || name == "default_transaction_isolation" {
 		return out, nil
 	}
+	if name == "statement_timeout" {
+		d, err := parseTimeout(value)
+		if err != nil {
+			return nil, err
+		}
+		ss.timeout = d
+	}
 	if value == "" {
 		delete(ss.settings, name)
 	} else {
@@ -941,6 +984,30 @@ func (ss *session) set(sql string) (*outcome, error) {
 		}
 	}
 	return out, nil
+}
+
+// parseTimeout reads statement_timeout: milliseconds, or a number with a
+// unit (ms, s, min); "" and 0 mean none.
+func parseTimeout(v string) (time.Duration, error) {
+	v = strings.TrimSpace(v)
+	if v == "" {
+		return 0, nil
+	}
+	unit := time.Millisecond
+	for _, u := range []struct {
+		suffix string
+		d      time.Duration
+	}{{"ms", time.Millisecond}, {"min", time.Minute}, {"s", time.Second}, {"h", time.Hour}} {
+		if strings.HasSuffix(v, u.suffix) {
+			v, unit = strings.TrimSpace(strings.TrimSuffix(v, u.suffix)), u.d
+			break
+		}
+	}
+	n, err := strconv.ParseInt(v, 10, 64)
+	if err != nil || n < 0 {
+		return 0, errorf(stateInvalidParamValue, "invalid value for parameter \"statement_timeout\": %q", v)
+	}
+	return time.Duration(n) * unit, nil
 }
 
 func isUTF8(v string) bool {
@@ -1046,6 +1113,7 @@ func (ss *session) reset(sql string) (*outcome, error) {
 	} else {
 		delete(ss.settings, strings.ToLower(kw[1]))
 	}
+	ss.timeout, _ = parseTimeout(ss.setting("statement_timeout"))
 	return &outcome{tag: "RESET"}, nil
 }
 

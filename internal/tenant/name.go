@@ -1,17 +1,27 @@
 package tenant
 
-import "regexp"
-
-var nameRE = regexp.MustCompile(`^[a-z][a-z0-9_-]{0,62}$`)
-
 // ValidateName reports whether name is a valid database name:
 // a lower-case letter, then up to 62 lower-case letters, digits, '_' or '-'.
 // Every entry point calls it before any file, stream or bucket is touched.
 func ValidateName(name string) error {
-	if !nameRE.MatchString(name) {
+	if !validName(name) {
 		return Errorf(EINVALID, "invalid database name %q: want a lower-case letter followed by up to 62 of [a-z0-9_-]", name)
 	}
 	return nil
+}
+
+// validName is ^[a-z][a-z0-9_-]{0,62}$, by hand: every request checks it.
+func validName(name string) bool {
+	if len(name) == 0 || len(name) > 63 || name[0] < 'a' || name[0] > 'z' {
+		return false
+	}
+	for i := 1; i < len(name); i++ {
+		c := name[i]
+		if !(c >= 'a' && c <= 'z' || c >= '0' && c <= '9' || c == '_' || c == '-') {
+			return false
+		}
+	}
+	return true
 }
 
 // The JetStream names of a database, derived from its name by one function
