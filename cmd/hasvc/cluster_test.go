@@ -15,6 +15,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/jackc/pgx/v5"
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 )
@@ -490,4 +491,78 @@ func findInStream(t *testing.T, n *node, stream, s string) string {
 		}
 	}
 	return strings.Join(out, "\n")
+}
+
+// TestClusterPGTransactions runs bank transfers as pgwire transactions on
+// every node of a strong-mode cluster at once. A transaction that loses a
+// race gets 40001 and is run again; the total never changes and every
+// copy ends identical.
+func TestClusterPGTransactions(t *testing.T) {
+	nodes := startCluster(t, 3, nil)
+	nodes[0].ok("POST", "/databases", `{"name":"pgbank"}`)
+	ctx := context.Background()
+	first := nodes[0].pgConnect("pgbank", nodes[0].admin)
+	if _, err := first.Exec(ctx, "CREATE TABLE acct (id INTEGER PRIMARY KEY, bal INTEGER NOT NULL CHECK (bal >= 0))"); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := first.Exec(ctx, "INSERT INTO acct WITH RECURSIVE s(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM s WHERE i < 10) SELECT i, 100 FROM s"); err != nil {
+		t.Fatal(err)
+	}
+	waitConverged(t, nodes, "pgbank")
+	var wg sync.WaitGroup
+	var mu sync.Mutex
+	committed, conflicts := 0, 0
+	for i, n := range nodes {
+		c := n.pgConnect("pgbank", n.admin)
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for k := range 25 {
+				from, to := int64((i+k)%10+1), int64((i+3*k+1)%10+1)
+				if from == to {
+					to = from%10 + 1
+				}
+				for try := 0; ; try++ {
+					err := pgx.BeginFunc(ctx, c, func(tx pgx.Tx) error {
+						var bal int64
+						if err := tx.QueryRow(ctx, "SELECT bal FROM acct WHERE id = $1", from).Scan(&bal); err != nil {
+							return err
+						}
+						amount := min(bal, int64(7))
+						if _, err := tx.Exec(ctx, "UPDATE acct SET bal = bal - $1 WHERE id = $2", amount, from); err != nil {
+							return err
+						}
+						_, err := tx.Exec(ctx, "UPDATE acct SET bal = bal + $1 WHERE id = $2", amount, to)
+						return err
+					})
+					mu.Lock()
+					if err == nil {
+						committed++
+					} else if sqlstate(err) == "40001" {
+						conflicts++
+					}
+					mu.Unlock()
+					if err == nil {
+						break
+					}
+					if sqlstate(err) != "40001" || try > 200 {
+						t.Errorf("node %d transfer: %v", i+1, err)
+						return
+					}
+					time.Sleep(time.Duration(try%5) * time.Millisecond)
+				}
+			}
+		}()
+	}
+	wg.Wait()
+	waitConverged(t, nodes, "pgbank")
+	for _, n := range nodes {
+		if got := n.query("pgbank", "SELECT sum(bal), min(bal) >= 0 FROM acct"); !strings.Contains(got, "[[1000,1]]") {
+			t.Fatalf("%s: %s", n.url, got)
+		}
+	}
+	t.Logf("%d transfers committed, %d conflicts retried", committed, conflicts)
+	if committed != 75 {
+		t.Fatalf("%d of 75 transfers committed", committed)
+	}
 }

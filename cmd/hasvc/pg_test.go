@@ -736,3 +736,50 @@ func selfSigned(t *testing.T, dir string) (certFile, keyFile string) {
 	}
 	return certFile, keyFile
 }
+
+// TestPGTimeouts: a connection idle past --pg-idle-timeout is closed with
+// 57P05, and a writing transaction idle past --tx-idle-timeout is rolled
+// back, freeing the writer for others.
+func TestPGTimeouts(t *testing.T) {
+	n := startNode(t, t.TempDir(), func(c *Config) {
+		c.PGIdleTimeout = 400 * time.Millisecond
+		c.TxIdleTimeout = 300 * time.Millisecond
+	})
+	n.createDB("idle")
+	ctx := context.Background()
+	a := n.pgConnect("idle", n.admin)
+	if _, err := a.Exec(ctx, "CREATE TABLE t (id INTEGER PRIMARY KEY)"); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := a.Exec(ctx, "BEGIN"); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := a.Exec(ctx, "INSERT INTO t VALUES (1)"); err != nil {
+		t.Fatal(err)
+	}
+	// Inside a transaction the connection is not idle-closed, but the
+	// writer is taken back after the transaction idle timeout.
+	time.Sleep(time.Second)
+	b := n.pgConnect("idle", n.admin)
+	if _, err := b.Exec(ctx, "INSERT INTO t VALUES (2)"); err != nil {
+		t.Fatalf("write while another transaction idles: %v", err)
+	}
+	_, err := a.Exec(ctx, "INSERT INTO t VALUES (3)")
+	wantState(t, err, "57014")
+	if _, err := a.Exec(ctx, "ROLLBACK"); err != nil {
+		t.Fatal(err)
+	}
+	var ids int
+	if err := a.QueryRow(ctx, "SELECT count(*) FROM t").Scan(&ids); err != nil || ids != 1 {
+		t.Fatalf("rows %d %v", ids, err)
+	}
+	// Outside a transaction, idleness ends the connection.
+	time.Sleep(time.Second)
+	_, err = a.Exec(ctx, "SELECT 1")
+	if err == nil {
+		t.Fatal("idle connection still open")
+	}
+	if code := sqlstate(err); code != "57P05" && !a.IsClosed() {
+		t.Fatalf("idle connection: %v", err)
+	}
+}
