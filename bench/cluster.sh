@@ -5,9 +5,11 @@
 # replication lag at a steady 1,000 writes/s.
 #
 #   make build && go build -o bin/load ./bench/load && ./bench/cluster.sh
+#   ROUNDS=3 DURATION=8s ./bench/cluster.sh   # report the median round
 set -euo pipefail
 cd "$(dirname "$0")/.."
 DURATION=${DURATION:-10s}
+ROUNDS=${ROUNDS:-1}
 FSYNC=${FSYNC:-2m}
 base=${BASE_PORT:-18500}
 dir=$(mktemp -d)
@@ -31,13 +33,16 @@ done
 token=$(./bin/hasvc token --db '*' --perm admin --ttl 1h)
 all=$(IFS=,; echo "${urls[*]}")
 echo "# $(date -u +%F) $(nproc) cores, 3 nodes on this machine, strong mode, fsync=$FSYNC, ${DURATION} per scenario"
-./bin/load -url "${urls[0]}" -token "$token" -db one -scenario insert -c 16 -d "$DURATION"
-./bin/load -url "$all" -token "$token" -db spread -scenario insert -c 16 -d "$DURATION"
-./bin/load -url "$all" -token "$token" -db spread-eventual -mode eventual -scenario insert -c 16 -d "$DURATION"
-# Open the database on every node first: a node keeps (and follows) a copy
-# of a database once it has been used there.
-curl -fs -X POST "${urls[0]}/databases" -H "Authorization: Bearer $token" -d '{"name":"lag"}' >/dev/null
-for u in "${urls[@]}"; do
-	curl -fs -X POST "$u/db/lag" -H "Authorization: Bearer $token" -d '{"sql":"SELECT 1"}' >/dev/null
+for r in $(seq "$ROUNDS"); do
+	echo "## round $r"
+	./bin/load -url "${urls[0]}" -token "$token" -db "one$r" -scenario insert -c 16 -d "$DURATION"
+	./bin/load -url "$all" -token "$token" -db "spread$r" -scenario insert -c 16 -d "$DURATION"
+	./bin/load -url "$all" -token "$token" -db "spread-eventual$r" -mode eventual -scenario insert -c 16 -d "$DURATION"
+	# Open the database on every node first: a node keeps (and follows) a
+	# copy of a database once it has been used there.
+	curl -fs -X POST "${urls[0]}/databases" -H "Authorization: Bearer $token" -d "{\"name\":\"lag$r\"}" >/dev/null
+	for u in "${urls[@]}"; do
+		curl -fs -X POST "$u/db/lag$r" -H "Authorization: Bearer $token" -d '{"sql":"SELECT 1"}' >/dev/null
+	done
+	./bin/load -url "${urls[0]}" -token "$token" -db "lag$r" -scenario lag -rate 1000 -d "$DURATION"
 done
-./bin/load -url "${urls[0]}" -token "$token" -db lag -scenario lag -rate 1000 -d "$DURATION"

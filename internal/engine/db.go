@@ -2,16 +2,20 @@ package engine
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"log/slog"
 	"math/rand/v2"
 	"slices"
+	"strconv"
 	"sync"
 	"sync/atomic"
 	"time"
 
+	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
+	"github.com/nats-io/nuid"
 
 	"hasvc/internal/tenant"
 )
@@ -59,6 +63,10 @@ type DB struct {
 	// but not their schema changes, which already ran. Writer only.
 	ahead map[uint64]bool
 
+	// atomic: the stream takes atomic batches, so a strong-mode group is
+	// published in one round trip.
+	atomic bool
+
 	// version counts the writer's commits (requests, applied messages,
 	// transactions). A transaction that read on a reader may go on writing
 	// on the writer only if no commit came between.
@@ -90,6 +98,7 @@ type op struct {
 	err error
 
 	fut       jetstream.PubAckFuture
+	data      []byte // the message, while it waits for its group's atomic batch
 	expect    uint64 // sequence the message must get
 	acked     bool
 	savepoint string
@@ -382,7 +391,7 @@ func (d *DB) failPending() {
 func (d *DB) commit(batch []*op) (retry []*op) {
 	w := d.writer
 	for _, o := range batch {
-		o.err, o.fut, o.acked, o.res = nil, nil, false, ExecResult{}
+		o.err, o.fut, o.data, o.acked, o.res = nil, nil, nil, false, ExecResult{}
 	}
 	if s := d.stuck.Load(); s != nil {
 		for _, o := range batch {
@@ -397,6 +406,7 @@ func (d *DB) commit(batch []*op) (retry []*op) {
 		return nil
 	}
 	strong := d.cfg.Mode != tenant.ModeEventual
+	batched := strong && d.atomic && len(batch) > 1
 	base := d.applied.Load()
 	next := base
 	var published []*op
@@ -451,15 +461,16 @@ func (d *DB) commit(batch []*op) (retry []*op) {
 			aborted = w.raw.autocommit()
 			continue
 		}
-		err := d.runWrite(o, next, strong)
-		if err == nil && o.fut != nil {
+		err := d.runWrite(o, next, strong, batched)
+		if err == nil && (o.fut != nil || o.data != nil) {
 			next++
 			o.expect = next
 			published = append(published, o)
-			if strong {
-				// Strong mode waits for each acknowledgement before the
-				// next request runs: a request must never run on top of
-				// a write the stream may refuse.
+			if strong && !batched {
+				// Without atomic batches, strong mode waits for each
+				// acknowledgement before the next request runs: a
+				// request must never run on top of a write the stream
+				// may refuse.
 				await(len(published)-1, o)
 			}
 		}
@@ -478,6 +489,28 @@ func (d *DB) commit(batch []*op) (retry []*op) {
 		}
 	}
 	needCatchUp = needCatchUp || aborted
+	if batched && len(published) > 0 && aborted {
+		// SQLite rolled the group back: publish none of it.
+		for _, o := range published {
+			o.err = tenant.Errorf(tenant.EUNAVAILABLE, "transaction aborted by an earlier request; retry")
+		}
+		firstFailed = 0
+	} else if batched && len(published) > 0 {
+		// The group's messages go to the stream as one atomic batch: all
+		// stored, right after base, or none. Requests ran on top of each
+		// other's unacknowledged writes, which is safe only because of
+		// that all-or-nothing.
+		d.publishGroup(published, base, deadline)
+		for j, o := range published {
+			if !o.acked {
+				firstFailed = j
+				if tenant.ErrorCode(o.err) != tenant.ECONFLICT {
+					needCatchUp = true
+				}
+				break
+			}
+		}
+	}
 	if !strong {
 		// Eventual mode pipelines: wait for JetStream in publication
 		// order.
@@ -565,7 +598,7 @@ func (d *DB) commit(batch []*op) (retry []*op) {
 // a message computed on top of one the stream then refused could match
 // the expected sequence by coincidence (another node's message taking the
 // refused one's place) and overwrite that node's write.
-func (d *DB) runWrite(o *op, last uint64, strong bool) error {
+func (d *DB) runWrite(o *op, last uint64, strong, batched bool) error {
 	w := d.writer
 	cp := w.capture
 	cp.changes, cp.err = cp.changes[:0], nil
@@ -579,9 +612,94 @@ func (d *DB) runWrite(o *op, last uint64, strong bool) error {
 	if len(cp.changes) == 0 {
 		return nil
 	}
+	if batched {
+		o.data, err = d.message(cp.changes)
+		return err
+	}
 	o.fut, err = d.publish(cp.changes, last, strong)
 	return err
 }
+
+// message encodes a transaction's changes as its stream message.
+func (d *DB) message(changes []Change) ([]byte, error) {
+	msg := Message{Node: d.eng.Node, Changes: changes, Timestamp: d.eng.now().UnixNano()}
+	data := msg.AppendJSON(make([]byte, 0, 512))
+	if max := d.eng.maxMessage(); len(data) > max {
+		return nil, tenant.Errorf(tenant.ETOOLARGE, "the transaction's changes take %d bytes, over the %d-byte message limit", len(data), max)
+	}
+	return data, nil
+}
+
+// publishGroup publishes the messages of a group's requests as one
+// JetStream atomic batch that JetStream stores only if the stream still
+// ends at sequence last, and marks each request acknowledged (with its
+// sequence) or failed.
+func (d *DB) publishGroup(ops []*op, last uint64, deadline context.Context) {
+	fail := func(err error) {
+		for _, o := range ops {
+			o.err = err
+		}
+	}
+	id := nuid.Next()
+	subject := tenant.Subject(d.name)
+	var reply *nats.Msg
+	for i, o := range ops {
+		m := nats.NewMsg(subject)
+		m.Data = o.data
+		m.Header.Set(batchIDHeader, id)
+		m.Header.Set(batchSeqHeader, strconv.Itoa(i+1))
+		if i == 0 {
+			m.Header.Set(jetstream.ExpectedLastSeqHeader, strconv.FormatUint(last, 10))
+		}
+		if i < len(ops)-1 {
+			if err := d.eng.NC.PublishMsg(m); err != nil {
+				fail(publishError(err))
+				return
+			}
+			continue
+		}
+		m.Header.Set(batchCommitHeader, "1")
+		var err error
+		reply, err = d.eng.NC.RequestMsgWithContext(deadline, m)
+		if err != nil {
+			if deadline.Err() != nil || errors.Is(err, nats.ErrTimeout) {
+				fail(tenant.Errorf(tenant.EUNAVAILABLE, "replication did not acknowledge the write in time; it may or may not be committed"))
+			} else {
+				fail(publishError(err))
+			}
+			return
+		}
+	}
+	var ack struct {
+		Error *jetstream.APIError `json:"error"`
+		Seq   uint64              `json:"seq"`
+		Count int                 `json:"count"`
+	}
+	if err := json.Unmarshal(reply.Data, &ack); err != nil {
+		fail(tenant.Wrap(tenant.EUNAVAILABLE, err, "unreadable acknowledgement: "+err.Error()))
+		return
+	}
+	if ack.Error != nil {
+		fail(publishError(ack.Error))
+		return
+	}
+	if ack.Count != len(ops) || ack.Seq != last+uint64(len(ops)) {
+		fail(tenant.Errorf(tenant.EINTERNAL, "stream stored the group of %d at %d (%d messages), expected it after %d", len(ops), ack.Seq, ack.Count, last))
+		return
+	}
+	for j, o := range ops {
+		o.acked = true
+		o.res.Seq = last + uint64(j) + 1
+		o.data = nil
+	}
+}
+
+// Headers of JetStream atomic batch publishing.
+const (
+	batchIDHeader     = "Nats-Batch-Id"
+	batchSeqHeader    = "Nats-Batch-Sequence"
+	batchCommitHeader = "Nats-Batch-Commit"
+)
 
 // publish sends the message of one transaction's changes. In strong mode
 // JetStream stores it only if the stream still ends at sequence last.
