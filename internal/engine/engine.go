@@ -416,6 +416,14 @@ func (e *Engine) openDB(ctx context.Context, name string) (*DB, error) {
 	d.wg.Add(2)
 	go d.loop()
 	go d.follow()
+	if !e.Memory {
+		if err := w.internal(func() error { return w.exec("PRAGMA wal_autocheckpoint = 0") }); err != nil {
+			d.log.Warn("checkpoints stay on the writer", "err", err)
+		} else {
+			d.wg.Add(1)
+			go d.checkpointer()
+		}
+	}
 	return d, nil
 }
 
