@@ -22,6 +22,9 @@ import (
 
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
 
 	"hasvc/internal/api"
 	"hasvc/internal/auth"
@@ -171,17 +174,35 @@ func (m *Main) Run(ctx context.Context) error {
 		}
 	}
 
-	srv := &api.Server{DB: m.engine, Auth: keys, Logger: m.Logger, MaxBodyBytes: c.MaxRequestBytes}
-	m.http = &http.Server{Handler: srv.Handler(), ReadHeaderTimeout: 10 * time.Second, IdleTimeout: 2 * time.Minute}
-	m.served = make(chan error, 1)
-	go func() { m.served <- m.http.Serve(m.ln) }()
 	if c.PGPort != 0 {
 		if err := m.servePG(keys); err != nil {
 			return err
 		}
 	}
+	srv := &api.Server{DB: m.engine, Auth: keys, Logger: m.Logger, MaxBodyBytes: c.MaxRequestBytes, Metrics: m.metrics()}
+	m.http = &http.Server{Handler: srv.Handler(), ReadHeaderTimeout: 10 * time.Second, IdleTimeout: 2 * time.Minute}
+	m.served = make(chan error, 1)
+	go func() { m.served <- m.http.Serve(m.ln) }()
 	m.Logger.Info("serving", "http", m.ln.Addr().String(), "pg", m.PGAddr(), "nats", m.NATSURL())
 	return nil
+}
+
+// metrics returns the /metrics handler: the engine's per-database and
+// node-wide metrics, PostgreSQL sessions, and the Go runtime's and the
+// process's own.
+func (m *Main) metrics() http.Handler {
+	reg := prometheus.NewRegistry()
+	reg.MustRegister(m.engine, collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	reg.MustRegister(prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+		Name: "hasvc_pg_connections",
+		Help: "PostgreSQL client sessions open on this node.",
+	}, func() float64 {
+		if pg := m.pg; pg != nil {
+			return float64(pg.Connections())
+		}
+		return 0
+	}))
+	return promhttp.HandlerFor(reg, promhttp.HandlerOpts{})
 }
 
 // servePG starts the PostgreSQL wire protocol server.

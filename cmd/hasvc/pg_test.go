@@ -783,3 +783,32 @@ func TestPGTimeouts(t *testing.T) {
 		t.Fatalf("idle connection: %v", err)
 	}
 }
+
+// TestMetrics reads /metrics without a token: per-database applied
+// sequence and stuck flag, write totals, PostgreSQL sessions.
+func TestMetrics(t *testing.T) {
+	n := startNode(t, t.TempDir(), nil)
+	n.createDB("m")
+	n.ok("POST", "/db/m", `[{"sql":"CREATE TABLE t (x)"},{"sql":"INSERT INTO t VALUES (1)"}]`)
+	c := n.pgConnect("m", n.admin)
+	if _, err := c.Exec(context.Background(), "INSERT INTO t VALUES (2)"); err != nil {
+		t.Fatal(err)
+	}
+	status, body := n.do("GET", "/metrics", "", "")
+	if status != 200 {
+		t.Fatalf("GET /metrics: %d %s", status, body)
+	}
+	for _, want := range []string{
+		`hasvc_database_applied_sequence{database="m"} 2`,
+		`hasvc_database_stuck{database="m"} 0`,
+		"hasvc_writes_total 2",
+		"hasvc_write_conflicts_total 0",
+		"hasvc_pg_connections 1",
+		"hasvc_databases_open 1",
+		"go_goroutines",
+	} {
+		if !strings.Contains(body, want) {
+			t.Errorf("/metrics lacks %q", want)
+		}
+	}
+}

@@ -50,6 +50,9 @@ type Server struct {
 	Auth         Verifier
 	Logger       *slog.Logger
 	MaxBodyBytes int64 // request body limit
+	// Metrics serves GET /metrics (Prometheus text format) without a
+	// token, if set.
+	Metrics http.Handler
 
 	echo *echo.Echo
 }
@@ -72,6 +75,9 @@ func (s *Server) Handler() http.Handler {
 	e.JSONSerializer = jsonSerializer{}
 
 	e.GET("/healthz", s.health)
+	if s.Metrics != nil {
+		e.GET("/metrics", echo.WrapHandler(s.Metrics))
+	}
 
 	a := e.Group("", s.authenticate)
 	a.POST("/databases", s.createDatabase)

@@ -581,9 +581,11 @@ func (d *DB) commit(batch []*op) (retry []*op) {
 		switch {
 		case o.acked && (o.res.Seq <= now || (committed && d.ahead[o.res.Seq])):
 			o.err = nil
+			d.eng.counters.writes.Add(1)
 		case o.acked:
 			o.err = tenant.Errorf(tenant.EUNAVAILABLE, "write is in the log at sequence %d but not yet applied on this node", o.res.Seq)
 		case strong && tenant.ErrorCode(o.err) == tenant.ECONFLICT:
+			d.eng.counters.conflicts.Add(1)
 			retry = append(retry, o)
 		}
 	}

@@ -43,6 +43,8 @@ type Engine struct {
 	PublishTimeout time.Duration // how long a write waits for JetStream
 	TxIdleTimeout  time.Duration // how long an interactive transaction may hold the writer idle (default DefaultTxIdleTimeout)
 
+	counters counters
+
 	mu  sync.Mutex
 	dbs map[string]*entry
 

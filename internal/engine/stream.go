@@ -186,6 +186,7 @@ func (d *DB) applyMessages(msgs []seqMessage) error {
 	for _, m := range msgs {
 		if m.msg.Node != d.eng.Node && m.msg.Timestamp > 0 {
 			d.lag.add(time.Duration(now - m.msg.Timestamp))
+			d.eng.counters.applied.Add(1)
 		}
 	}
 	return nil
@@ -197,6 +198,7 @@ func (d *DB) applyMessages(msgs []seqMessage) error {
 func (d *DB) markStuck(seq uint64, err error) error {
 	reason := fmt.Sprintf("cannot apply message %d: %v", seq, err)
 	d.stuck.Store(&reason)
+	d.eng.counters.stuck.Add(1)
 	d.log.Error("database stuck", "seq", seq, "err", err)
 	return errors.New(reason)
 }

@@ -367,6 +367,7 @@ func (t *Tx) commit(w *conn) (uint64, error) {
 		t.abort(w)
 		err = publishError(err)
 		if tenant.ErrorCode(err) == tenant.ECONFLICT {
+			d.eng.counters.conflicts.Add(1)
 			t.catchUp()
 			return 0, tenant.Errorf(tenant.ECONFLICT, "could not serialize access: another write was committed first; retry the transaction")
 		}
@@ -402,6 +403,7 @@ func (t *Tx) commit(w *conn) (uint64, error) {
 		return 0, tenant.Errorf(tenant.EUNAVAILABLE, "the transaction is in the log at sequence %d but not yet applied on this node", seq)
 	}
 	d.version.Add(1)
+	d.eng.counters.writes.Add(1)
 	for _, s := range ahead {
 		d.ahead[s] = true
 	}

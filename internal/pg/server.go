@@ -144,6 +144,13 @@ func (s *Server) maxMessage() int {
 	return defaultMaxMessage
 }
 
+// Connections returns the number of client sessions open now.
+func (s *Server) Connections() int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return len(s.sessions)
+}
+
 // register gives a session its process id and secret key; false if the
 // server is at its connection limit.
 func (s *Server) register(ss *session) bool {
