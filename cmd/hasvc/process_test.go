@@ -176,11 +176,15 @@ func TestKillNineKeepsAcknowledgedWrites(t *testing.T) {
 // with SIGKILL while clients write through every node, restarts it, and
 // checks that every acknowledged write is on every node and the copies
 // are identical.
-func TestClusterKillNineRejoins(t *testing.T) {
-	if testing.Short() {
-		t.Skip("starts processes")
-	}
-	const n = 3
+// procCluster is a cluster of hasvc processes on this machine.
+type procCluster struct {
+	procs []*proc
+	start func(i int) *proc // starts node i (again), on its ports and data
+}
+
+// startProcCluster starts n nodes as processes, with extra flags each.
+func startProcCluster(t *testing.T, n int, extra ...string) *procCluster {
+	t.Helper()
 	type spec struct {
 		dir                 string
 		http, nats, cluster int
@@ -196,19 +200,32 @@ func TestClusterKillNineRejoins(t *testing.T) {
 				peers = append(peers, fmt.Sprintf("127.0.0.1:%d", s.cluster))
 			}
 		}
-		return []string{"--name", fmt.Sprintf("k%d", i+1), "--cluster-port", fmt.Sprint(specs[i].cluster),
-			"--join", strings.Join(peers, ","), "--jwt-secret", testJWTSecret, "--nats-pass", testNATSPass}
+		return append([]string{"--name", fmt.Sprintf("k%d", i+1), "--cluster-port", fmt.Sprint(specs[i].cluster),
+			"--join", strings.Join(peers, ","), "--jwt-secret", testJWTSecret, "--nats-pass", testNATSPass}, extra...)
 	}
-	procs := make([]*proc, n)
+	c := &procCluster{procs: make([]*proc, n)}
+	c.start = func(i int) *proc {
+		return startProc(t, specs[i].dir, specs[i].http, specs[i].nats, args(i)...)
+	}
 	var wg sync.WaitGroup
-	for i := range procs {
+	for i := range c.procs {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			procs[i] = startProc(t, specs[i].dir, specs[i].http, specs[i].nats, args(i)...)
+			c.procs[i] = c.start(i)
 		}()
 	}
 	wg.Wait()
+	return c
+}
+
+func TestClusterKillNineRejoins(t *testing.T) {
+	if testing.Short() {
+		t.Skip("starts processes")
+	}
+	const n = 3
+	cluster := startProcCluster(t, n)
+	procs := cluster.procs
 	token := clusterToken(t, "*", "admin")
 	if status, body, err := procs[0].post(token, "/databases", `{"name":"kill"}`); err != nil || status != 201 {
 		t.Fatalf("create: %d %s %v", status, body, err)
@@ -250,7 +267,7 @@ func TestClusterKillNineRejoins(t *testing.T) {
 	victim.cmd.Wait()
 	killedAt := count.Load()
 	time.Sleep(time.Second)
-	procs[2] = startProc(t, specs[2].dir, specs[2].http, specs[2].nats, args(2)...)
+	procs[2] = cluster.start(2)
 	for count.Load() < killedAt+300 && ctx.Err() == nil {
 		time.Sleep(10 * time.Millisecond)
 	}
@@ -299,4 +316,81 @@ func missing(acked *sync.Map, present func(string) bool) []string {
 		return true
 	})
 	return out
+}
+
+// TestClusterMinorityRefusesWrites freezes two of three nodes (SIGSTOP: to
+// the third they are unreachable, as in a partition). The node left alone
+// holds no majority of the stream's replicas: it refuses writes with 503
+// EUNAVAILABLE and acknowledges none, and keeps serving reads. When the
+// others come back, writes go through again and every copy converges.
+func TestClusterMinorityRefusesWrites(t *testing.T) {
+	if testing.Short() {
+		t.Skip("starts processes")
+	}
+	cluster := startProcCluster(t, 3, "--publish-timeout", "2s")
+	procs := cluster.procs
+	token := clusterToken(t, "*", "admin")
+	if status, body, err := procs[0].post(token, "/databases", `{"name":"part"}`); err != nil || status != 201 {
+		t.Fatalf("create: %d %s %v", status, body, err)
+	}
+	if status, body, _ := procs[0].post(token, "/db/part", `[{"sql":"CREATE TABLE t (x INTEGER)"},{"sql":"INSERT INTO t VALUES (1)"}]`); status != 200 {
+		t.Fatalf("write: %d %s", status, body)
+	}
+	for _, p := range procs[1:] {
+		if err := p.cmd.Process.Signal(syscall.SIGSTOP); err != nil {
+			t.Fatal(err)
+		}
+	}
+	resumed := false
+	resume := func() {
+		if !resumed {
+			resumed = true
+			for _, p := range procs[1:] {
+				p.cmd.Process.Signal(syscall.SIGCONT)
+			}
+		}
+	}
+	defer resume()
+	status, body, err := procs[0].post(token, "/db/part", `{"sql":"INSERT INTO t VALUES (2)"}`)
+	if err != nil || status != 503 || !strings.Contains(body, "EUNAVAILABLE") {
+		t.Fatalf("write in the minority: %d %s %v", status, body, err)
+	}
+	status, body, _ = procs[0].post(token, "/db/part", `{"sql":"SELECT count(*) FROM t WHERE x = 1"}`)
+	if status != 200 || !strings.Contains(body, "[[1]]") {
+		t.Fatalf("read in the minority: %d %s", status, body)
+	}
+	resume()
+	deadline := time.Now().Add(60 * time.Second)
+	for {
+		status, body, _ = procs[0].post(token, "/db/part", `{"sql":"INSERT INTO t VALUES (3)"}`)
+		if status == 200 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("no write after the partition healed: %d %s", status, body)
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
+	var seq struct {
+		Sequence uint64 `json:"sequence"`
+	}
+	json.Unmarshal([]byte(body), &seq)
+	// Every copy converges: the refused write is there on every node or on
+	// none (its fate was unknown to the client, which got a 503).
+	var first string
+	for i, p := range procs {
+		status, got, err := p.post(token, fmt.Sprintf("/db/part?min_seq=%d&timeout=30s", seq.Sequence), `{"sql":"SELECT x FROM t ORDER BY rowid"}`)
+		if err != nil || status != 200 {
+			t.Fatalf("node %d: %d %s %v", i+1, status, got, err)
+		}
+		if i == 0 {
+			first = got
+		} else if got != first {
+			t.Fatalf("node %d has %s, node 1 %s", i+1, got, first)
+		}
+	}
+	if !strings.Contains(first, "[1]") || !strings.Contains(first, "[3]") {
+		t.Fatalf("rows %s", first)
+	}
+	t.Logf("rows after the partition: %s", first)
 }
