@@ -151,6 +151,28 @@ func (ss *session) listRelations(ctx context.Context, sql string) (*outcome, err
 			kinds[strings.Trim(strings.TrimSpace(k), "'")] = true
 		}
 	}
+	rels, err := ss.relations(ctx, sql)
+	if err != nil {
+		return nil, err
+	}
+	var rows [][]any
+	for _, o := range rels {
+		if !kinds[relkindOfKind[o.kind]] {
+			continue
+		}
+		row := []any{"public", o.name, o.kind, ss.user()}
+		if strings.Contains(sql, `as "Table"`) {
+			row = append(row, o.table)
+		}
+		rows = append(rows, row)
+	}
+	sortRows(rows)
+	return textResult(selectColumns(sql), rows), nil
+}
+
+// relations returns the tables, views and indexes whose names match the
+// name and schema patterns psql put in sql (all of them if there are none).
+func (ss *session) relations(ctx context.Context, sql string) ([]schemaObject, error) {
 	match, err := nameFilter(sql, relnameRegex)
 	if err != nil {
 		return nil, err
@@ -159,26 +181,20 @@ func (ss *session) listRelations(ctx context.Context, sql string) (*outcome, err
 	if err != nil {
 		return nil, err
 	}
+	if !schemaOK("public") {
+		return nil, nil
+	}
 	objs, err := ss.schemaObjects(ctx)
 	if err != nil {
 		return nil, err
 	}
-	var rows [][]any
-	if schemaOK("public") {
-		for _, o := range objs {
-			rk := relkindOfKind[o.kind]
-			if rk == "" || !kinds[rk] || !match(o.name) {
-				continue
-			}
-			row := []any{"public", o.name, o.kind, ss.user()}
-			if strings.Contains(sql, `as "Table"`) {
-				row = append(row, o.table)
-			}
-			rows = append(rows, row)
+	var out []schemaObject
+	for _, o := range objs {
+		if relkindOfKind[o.kind] != "" && match(o.name) {
+			out = append(out, o)
 		}
 	}
-	sortRows(rows)
-	return textResult(selectColumns(sql), rows), nil
+	return out, nil
 }
 
 func sortRows(rows [][]any) {
@@ -192,25 +208,13 @@ func sortRows(rows [][]any) {
 
 // findRelations answers \d <pattern>'s first query: oid, schema, name.
 func (ss *session) findRelations(ctx context.Context, sql string) (*outcome, error) {
-	match, err := nameFilter(sql, relnameRegex)
-	if err != nil {
-		return nil, err
-	}
-	schemaOK, err := nameFilter(sql, nspnameRegex)
-	if err != nil {
-		return nil, err
-	}
-	objs, err := ss.schemaObjects(ctx)
+	rels, err := ss.relations(ctx, sql)
 	if err != nil {
 		return nil, err
 	}
 	var rows [][]any
-	if schemaOK("public") {
-		for _, o := range objs {
-			if relkindOfKind[o.kind] != "" && match(o.name) {
-				rows = append(rows, []any{strconv.FormatInt(o.oid, 10), "public", o.name})
-			}
-		}
+	for _, o := range rels {
+		rows = append(rows, []any{strconv.FormatInt(o.oid, 10), "public", o.name})
 	}
 	sortRows(rows)
 	out := textResult([]string{"oid", "nspname", "relname"}, rows)
