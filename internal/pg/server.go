@@ -23,9 +23,11 @@ import (
 // Databases is what the wire server needs of the engine.
 type Databases interface {
 	// Acquire returns the open copy of a database and a release function;
-	// ENOTFOUND for an unknown database.
+	// ENOTFOUND for an unknown database, EUNAVAILABLE when it cannot be
+	// opened.
 	Acquire(ctx context.Context, name string) (*engine.DB, func(), error)
-	// List returns every database's configuration (for \l).
+	// List returns every database's configuration (for \l);
+	// EUNAVAILABLE when the registry is.
 	List(ctx context.Context) ([]tenant.Config, error)
 }
 

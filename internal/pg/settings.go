@@ -1,9 +1,13 @@
 package pg
 
 import (
+	"fmt"
 	"slices"
 	"strconv"
 	"strings"
+	"time"
+
+	"github.com/jackc/pgx/v5/pgproto3"
 )
 
 // serverVersion is the PostgreSQL version hasvc reports: clients pick
@@ -96,4 +100,205 @@ func (ss *session) lookupSetting(name string) (string, bool) {
 	}
 	v, ok := defaultSettings[key]
 	return v, ok
+}
+
+// set answers SET name {TO|=} value.
+func (ss *session) set(sql string) (*outcome, error) {
+	name, value, err := parseSet(sql)
+	if err != nil {
+		return nil, err
+	}
+	out := &outcome{tag: "SET"}
+	if name == "" { // SET TRANSACTION ..., SET SESSION CHARACTERISTICS ...
+		return out, nil
+	}
+	if name == "client_encoding" && value != "" && !isUTF8(value) {
+		return nil, errorf(stateInvalidParamValue, "invalid value for parameter \"client_encoding\": %q: hasvc speaks UTF8 only", value)
+	}
+	if name == "transaction_isolation" || name == "default_transaction_isolation" {
+		return out, nil
+	}
+	if name == "statement_timeout" {
+		d, err := parseTimeout(value)
+		if err != nil {
+			return nil, err
+		}
+		ss.timeout = d
+	}
+	if value == "" {
+		delete(ss.settings, name)
+	} else {
+		ss.settings[name] = value
+	}
+	for _, r := range reportedSettings {
+		if strings.EqualFold(r, name) {
+			ss.be.Send(&pgproto3.ParameterStatus{Name: r, Value: ss.setting(r)})
+		}
+	}
+	return out, nil
+}
+
+// parseTimeout reads statement_timeout: milliseconds, or a number with a
+// unit (ms, s, min); "" and 0 mean none.
+func parseTimeout(v string) (time.Duration, error) {
+	v = strings.TrimSpace(v)
+	if v == "" {
+		return 0, nil
+	}
+	unit := time.Millisecond
+	for _, u := range []struct {
+		suffix string
+		d      time.Duration
+	}{{"ms", time.Millisecond}, {"min", time.Minute}, {"s", time.Second}, {"h", time.Hour}} {
+		if strings.HasSuffix(v, u.suffix) {
+			v, unit = strings.TrimSpace(strings.TrimSuffix(v, u.suffix)), u.d
+			break
+		}
+	}
+	n, err := strconv.ParseInt(v, 10, 64)
+	if err != nil || n < 0 {
+		return 0, errorf(stateInvalidParamValue, "invalid value for parameter \"statement_timeout\": %q", v)
+	}
+	return time.Duration(n) * unit, nil
+}
+
+func isUTF8(v string) bool {
+	switch strings.ToUpper(strings.ReplaceAll(v, "-", "")) {
+	case "UTF8", "UNICODE":
+		return true
+	}
+	return false
+}
+
+// parseSet reads SET [SESSION|LOCAL] name {TO|=} value[, value...]; value
+// "" means DEFAULT.
+func parseSet(sql string) (name, value string, err error) {
+	var toks []token
+	for _, t := range lex(sql) {
+		if t.significant() && t.text != ";" {
+			toks = append(toks, t)
+		}
+	}
+	toks = toks[1:] // SET
+	if len(toks) > 0 && (toks[0].is("SESSION") || toks[0].is("LOCAL")) {
+		if len(toks) > 1 && toks[1].is("CHARACTERISTICS") {
+			return "", "", nil
+		}
+		toks = toks[1:]
+	}
+	if len(toks) == 0 {
+		return "", "", errorf(stateSyntax, "syntax error at end of input")
+	}
+	if toks[0].is("TRANSACTION") {
+		return "", "", nil
+	}
+	if toks[0].is("TIME") && len(toks) > 1 && toks[1].is("ZONE") {
+		name, toks = "timezone", toks[2:]
+	} else if toks[0].is("NAMES") {
+		name, toks = "client_encoding", toks[1:]
+	} else {
+		// name, possibly qualified (my.setting)
+		name = strings.ToLower(strings.Trim(toks[0].text, `"`))
+		toks = toks[1:]
+		for len(toks) > 1 && toks[0].text == "." {
+			name += "." + strings.ToLower(toks[1].text)
+			toks = toks[2:]
+		}
+		if len(toks) == 0 || !(toks[0].is("TO") || toks[0].text == "=") {
+			return "", "", errorf(stateSyntax, "syntax error in SET: expected TO or = after %q", name)
+		}
+		toks = toks[1:]
+	}
+	if len(toks) == 0 {
+		return "", "", errorf(stateSyntax, "syntax error at end of input")
+	}
+	if len(toks) == 1 && toks[0].is("DEFAULT") {
+		return name, "", nil
+	}
+	var vals []string
+	for _, t := range toks {
+		switch {
+		case t.text == ",":
+		case t.kind == tkString && t.text[0] == '\'':
+			vals = append(vals, strings.ReplaceAll(t.text[1:len(t.text)-1], "''", "'"))
+		default:
+			vals = append(vals, strings.Trim(t.text, `"`))
+		}
+	}
+	return name, strings.Join(vals, ", "), nil
+}
+
+// show answers SHOW name and SHOW ALL.
+func (ss *session) show(sql string) (*outcome, error) {
+	kw := keywords(sql, 4)
+	if len(kw) < 2 {
+		return nil, errorf(stateSyntax, "syntax error at end of input")
+	}
+	name := strings.ToLower(kw[1])
+	switch {
+	case name == "all":
+		out := &outcome{cols: []column{{"name", oidText}, {"setting", oidText}, {"description", oidText}}}
+		for _, n := range knownSettings() {
+			out.rows = append(out.rows, []any{n, ss.setting(n), ""})
+		}
+		out.tag = "SHOW"
+		return out, nil
+	case name == "time" && len(kw) > 2 && kw[2] == "ZONE":
+		name = "timezone"
+	case name == "transaction" && len(kw) > 3 && kw[2] == "ISOLATION":
+		name = "transaction_isolation"
+	}
+	v, ok := ss.lookupSetting(name)
+	if !ok {
+		return nil, errorf(stateUndefinedParam, "unrecognized configuration parameter %q", name)
+	}
+	return &outcome{cols: []column{{name, oidText}}, rows: [][]any{{v}}, tag: "SHOW"}, nil
+}
+
+func (ss *session) reset(sql string) (*outcome, error) {
+	kw := keywords(sql, 2)
+	if len(kw) < 2 {
+		return nil, errorf(stateSyntax, "syntax error at end of input")
+	}
+	if kw[1] == "ALL" {
+		clear(ss.settings)
+	} else {
+		delete(ss.settings, strings.ToLower(kw[1]))
+	}
+	ss.timeout, _ = parseTimeout(ss.setting("statement_timeout"))
+	return &outcome{tag: "RESET"}, nil
+}
+
+// builtin implements substitutions: the values of the functions clients
+// call when they connect.
+func (ss *session) builtin(name string) (string, bool) {
+	switch name {
+	case "version()":
+		return fmt.Sprintf("PostgreSQL %s (hasvc, SQLite %s)", serverVersion, ss.srv.Version), true
+	case "current_database()", "current_catalog":
+		return ss.db, true
+	case "current_schema()", "current_schema":
+		return "public", true
+	case "current_user", "session_user", "current_user()", "session_user()", "user":
+		if name == "user" {
+			return "", false // a column named "user" is common in SQLite
+		}
+		return ss.user(), true
+	case "pg_backend_pid()":
+		return strconv.FormatUint(uint64(ss.pid), 10), true
+	}
+	return "", false
+}
+
+func (ss *session) user() string {
+	if u := ss.startup["user"]; u != "" {
+		return u
+	}
+	return ss.principal.Subject
+}
+
+// setting implements substitutions for current_setting().
+func (ss *session) setting(name string) string {
+	v, _ := ss.lookupSetting(name)
+	return v
 }
