@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"io"
 	"net"
+	"runtime/debug"
 	"strings"
 	"time"
 
@@ -28,6 +29,14 @@ const (
 // serveConn runs one client connection from its first byte to its end.
 func (s *Server) serveConn(c net.Conn) {
 	defer c.Close()
+	defer func() {
+		// A bug in one session ends that connection, not the node (its
+		// transaction, if any, was rolled back by the session's own
+		// deferred cleanup).
+		if r := recover(); r != nil {
+			s.Logger.Error("pg session panicked", "remote", c.RemoteAddr(), "panic", r, "stack", string(debug.Stack()))
+		}
+	}()
 	c.SetDeadline(time.Now().Add(startupTimeout))
 	conn, params, err := s.negotiate(c)
 	if err != nil || params == nil {
