@@ -28,6 +28,7 @@ import (
 	"github.com/jackc/pgx/v5/pgproto3"
 	"github.com/jackc/pgx/v5/pgxpool"
 	_ "github.com/lib/pq"
+	"github.com/nats-io/nats.go/jetstream"
 
 	"hasvc/internal/auth"
 )
@@ -299,7 +300,7 @@ func TestPGErrors(t *testing.T) {
 		"CREATE TABLE p (x)":                "42P07",
 		"ATTACH DATABASE 'x' AS x":          "42501",
 		"SELECT * FROM _hasvc_state":        "42501",
-		"SAVEPOINT s":                       "0A000",
+		"SAVEPOINT s":                       "25P01", // outside a transaction block
 		"SHOW no_such_setting":              "42704",
 		"SET client_encoding = 'LATIN1'":    "22023",
 	} {
@@ -811,4 +812,70 @@ func TestMetrics(t *testing.T) {
 			t.Errorf("/metrics lacks %q", want)
 		}
 	}
+}
+
+// TestPGSavepoints: ROLLBACK TO undoes the changes since a savepoint, in
+// the copy and in the replicated message, and ends a block's failed state;
+// RELEASE keeps them.
+func TestPGSavepoints(t *testing.T) {
+	n := startNode(t, t.TempDir(), nil)
+	n.createDB("sp")
+	ctx := context.Background()
+	c := n.pgConnect("sp", n.admin)
+	run := func(sql string) error {
+		_, err := c.Exec(ctx, sql)
+		return err
+	}
+	for _, sql := range []string{
+		"CREATE TABLE t (id INTEGER PRIMARY KEY)",
+		"BEGIN",
+		"SAVEPOINT before_reads", // set while the transaction only reads
+		"SELECT count(*) FROM t",
+		"INSERT INTO t VALUES (1)",
+		"SAVEPOINT a",
+		"INSERT INTO t VALUES (2)",
+		"ROLLBACK TO SAVEPOINT a",
+	} {
+		if err := run(sql); err != nil {
+			t.Fatalf("%s: %v", sql, err)
+		}
+	}
+	wantState(t, run("INSERT INTO t VALUES (1)"), "23505")
+	if s := c.PgConn().TxStatus(); s != 'E' {
+		t.Fatalf("status after an error %c", s)
+	}
+	if err := run("ROLLBACK TO a"); err != nil {
+		t.Fatal(err)
+	}
+	if s := c.PgConn().TxStatus(); s != 'T' {
+		t.Fatalf("status after ROLLBACK TO %c", s)
+	}
+	for _, sql := range []string{"SAVEPOINT b", "INSERT INTO t VALUES (3)", "RELEASE SAVEPOINT b", "SAVEPOINT c", "INSERT INTO t VALUES (4)", "ROLLBACK TO c", "COMMIT"} {
+		if err := run(sql); err != nil {
+			t.Fatalf("%s: %v", sql, err)
+		}
+	}
+	if got := n.ok("POST", "/db/sp", `{"sql":"SELECT id FROM t ORDER BY id"}`); !strings.Contains(got, `"rows":[[1],[3]]`) {
+		t.Fatalf("rows %s", got)
+	}
+	// The stream's message of the transaction holds exactly rows 1 and 3.
+	js, err := jetstream.New(natsConn(t, n))
+	if err != nil {
+		t.Fatal(err)
+	}
+	stream, err := js.Stream(ctx, "HASVC_sp")
+	if err != nil {
+		t.Fatal(err)
+	}
+	last, err := stream.GetLastMsgForSubject(ctx, "hasvc.db.sp")
+	if err != nil {
+		t.Fatal(err)
+	}
+	msg := string(last.Data)
+	if !strings.Contains(msg, `"new_values":[1]`) || !strings.Contains(msg, `"new_values":[3]`) ||
+		strings.Contains(msg, `"new_values":[2]`) || strings.Contains(msg, `"new_values":[4]`) {
+		t.Fatalf("message %s", msg)
+	}
+	wantState(t, run("BEGIN; ROLLBACK TO nope"), "3B001")
+	run("ROLLBACK")
 }

@@ -34,6 +34,8 @@ type Tx struct {
 	r       *conn  // the reader, while the transaction only reads
 	version uint64 // d.version before the reader's snapshot began
 
+	readSavepoints []string // savepoints set while the transaction only read
+
 	reqs chan txReq    // to the writer, once the transaction writes
 	done chan struct{} // closed when the writer has left the transaction
 	err  error         // why the writer ended the transaction by itself
@@ -42,6 +44,8 @@ type Tx struct {
 type txReq struct {
 	ctx          context.Context
 	st           *Statement
+	savepoint    savepointOp
+	name         string
 	describe     string
 	describeOpts DescribeOptions
 	commit       bool
@@ -54,6 +58,78 @@ type txReply struct {
 	desc *Description
 	seq  uint64
 	err  error
+}
+
+// savepointOp is what a request does to a savepoint.
+type savepointOp int
+
+const (
+	noSavepoint savepointOp = iota
+	spCreate
+	spRelease
+	spRollbackTo
+)
+
+// Savepoint sets a savepoint: RollbackTo it undoes the transaction's
+// changes made since, in SQLite and in the message the transaction will
+// publish.
+func (t *Tx) Savepoint(ctx context.Context, name string) error {
+	return t.savepointReq(ctx, spCreate, name)
+}
+
+// Release forgets a savepoint and the ones set after it, keeping their
+// changes. ENOTFOUND if there is no such savepoint.
+func (t *Tx) Release(ctx context.Context, name string) error {
+	return t.savepointReq(ctx, spRelease, name)
+}
+
+// RollbackTo undoes the changes made since a savepoint, which stays set.
+// ENOTFOUND if there is no such savepoint.
+func (t *Tx) RollbackTo(ctx context.Context, name string) error {
+	return t.savepointReq(ctx, spRollbackTo, name)
+}
+
+func (t *Tx) savepointReq(ctx context.Context, op savepointOp, name string) error {
+	if t.reqs == nil {
+		// The transaction has only read: a savepoint holds no changes yet,
+		// so it is a name until the transaction moves to the writer.
+		i := len(t.readSavepoints) - 1
+		for i >= 0 && t.readSavepoints[i] != name {
+			i--
+		}
+		switch {
+		case op == spCreate:
+			t.readSavepoints = append(t.readSavepoints, name)
+		case i < 0:
+			return tenant.Errorf(tenant.ENOTFOUND, "savepoint %q does not exist", name)
+		case op == spRelease:
+			t.readSavepoints = t.readSavepoints[:i]
+		default:
+			t.readSavepoints = t.readSavepoints[:i+1]
+		}
+		return nil
+	}
+	rep, err := t.send(ctx, txReq{savepoint: op, name: name})
+	if err != nil {
+		return err
+	}
+	return rep.err
+}
+
+// setReadSavepoints sets, at the move to the writer, the savepoints the
+// transaction set while it only read.
+func (t *Tx) setReadSavepoints(ctx context.Context) error {
+	for _, name := range t.readSavepoints {
+		rep, err := t.send(ctx, txReq{savepoint: spCreate, name: name})
+		if err == nil {
+			err = rep.err
+		}
+		if err != nil {
+			return err
+		}
+	}
+	t.readSavepoints = nil
+	return nil
 }
 
 // DefaultTxIdleTimeout is how long a transaction holding the writer may wait
@@ -87,6 +163,9 @@ func (t *Tx) Exec(ctx context.Context, st Statement) (*Result, error) {
 			return nil, tenant.Errorf(tenant.EFORBIDDEN, "this token may only read; the statement writes")
 		}
 		if err := t.toWriter(ctx); err != nil {
+			return nil, err
+		}
+		if err := t.setReadSavepoints(ctx); err != nil {
 			return nil, err
 		}
 	}
@@ -271,6 +350,7 @@ func (t *Tx) serve(w *conn, hadRead bool, started chan<- error) {
 	started <- nil
 	cp := w.capture
 	cp.changes, cp.err = cp.changes[:0], nil
+	var marks []savepointMark
 	idleFor := d.eng.txIdleTimeout()
 	idle := time.NewTimer(idleFor)
 	defer idle.Stop()
@@ -298,6 +378,8 @@ func (t *Tx) serve(w *conn, hadRead bool, started chan<- error) {
 				} else {
 					req.reply <- txReply{res: &results[0]}
 				}
+			case req.savepoint != noSavepoint:
+				req.reply <- txReply{err: t.savepoint(w, &marks, req.savepoint, req.name)}
 			case req.describe != "":
 				desc, err := w.describe(req.ctx, req.describe, req.describeOpts)
 				req.reply <- txReply{desc: desc, err: err}
@@ -321,6 +403,48 @@ func (t *Tx) serve(w *conn, hadRead bool, started chan<- error) {
 			return
 		}
 	}
+}
+
+// savepointMark is a savepoint of the writer's transaction and how many
+// captured changes came before it.
+type savepointMark struct {
+	name    string
+	changes int
+}
+
+// savepoint runs a savepoint request on the writer.
+func (t *Tx) savepoint(w *conn, marks *[]savepointMark, op savepointOp, name string) error {
+	cp := w.capture
+	sql := quoteIdent(name)
+	if op == spCreate {
+		if err := w.internal(func() error { return w.exec("SAVEPOINT " + sql) }); err != nil {
+			return tenant.Wrap(tenant.EINTERNAL, err, "savepoint failed")
+		}
+		*marks = append(*marks, savepointMark{name, len(cp.changes)})
+		return nil
+	}
+	i := len(*marks) - 1
+	for i >= 0 && (*marks)[i].name != name {
+		i--
+	}
+	if i < 0 {
+		return tenant.Errorf(tenant.ENOTFOUND, "savepoint %q does not exist", name)
+	}
+	if op == spRelease {
+		if err := w.internal(func() error { return w.exec("RELEASE " + sql) }); err != nil {
+			return tenant.Wrap(tenant.EINTERNAL, err, "release failed")
+		}
+		*marks = (*marks)[:i]
+		return nil
+	}
+	if err := w.internal(func() error { return w.exec("ROLLBACK TO " + sql) }); err != nil {
+		return tenant.Wrap(tenant.EINTERNAL, err, "rollback to savepoint failed")
+	}
+	// The changes since the savepoint leave the message too.
+	cp.changes = cp.changes[:(*marks)[i].changes]
+	*marks = (*marks)[:i+1]
+	w.rolledBack()
+	return nil
 }
 
 // abort rolls the writer's transaction back.

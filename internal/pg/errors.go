@@ -55,6 +55,7 @@ const (
 	stateIdleInTx           = "25P03"
 	stateActiveTx           = "25001"
 	stateNoActiveTx         = "25P01"
+	stateInvalidSavepoint   = "3B001"
 	stateInvalidPassword    = "28P01"
 	stateInvalidAuthSpec    = "28000"
 	stateUnknownDatabase    = "3D000"

@@ -15,6 +15,7 @@ import (
 
 	"hasvc/internal/auth"
 	"hasvc/internal/engine"
+	"hasvc/internal/tenant"
 )
 
 // session is one client connection after startup. It runs on one
@@ -74,6 +75,9 @@ const (
 	kindDiscard
 	kindDeallocate
 	kindListen
+	kindSavepoint
+	kindRelease
+	kindRollbackTo
 	kindUnsupported
 	kindCatalog
 	kindEmpty
@@ -368,11 +372,17 @@ func (ss *session) prepare(sql string) *prepared {
 		return p
 	case "ROLLBACK", "ABORT":
 		p.kind = kindRollback
-		if second == "TO" {
-			p.kind = kindUnsupported
+		if second == "TO" || len(kw) > 2 && kw[2] == "TO" { // ROLLBACK [WORK] TO [SAVEPOINT] name
+			p.kind = kindRollbackTo
 		}
 		return p
-	case "SAVEPOINT", "RELEASE", "PREPARE", "EXECUTE", "COPY", "DECLARE", "FETCH", "MOVE", "CLOSE", "LOCK", "VACUUM", "CHECKPOINT", "GRANT", "REVOKE", "NOTIFY", "LISTEN":
+	case "SAVEPOINT":
+		p.kind = kindSavepoint
+		return p
+	case "RELEASE":
+		p.kind = kindRelease
+		return p
+	case "PREPARE", "EXECUTE", "COPY", "DECLARE", "FETCH", "MOVE", "CLOSE", "LOCK", "VACUUM", "CHECKPOINT", "GRANT", "REVOKE", "NOTIFY", "LISTEN":
 		if kw[0] == "VACUUM" || kw[0] == "CHECKPOINT" {
 			p.kind = kindDiscard // nothing to do: the engine keeps its files
 			return p
@@ -428,7 +438,7 @@ func (ss *session) tableColumns(ctx context.Context, table string) []tableColumn
 
 // run runs one parsed statement with its parameters.
 func (ss *session) run(ctx context.Context, p *prepared, params []any) (*outcome, error) {
-	if ss.inTx && ss.txFailed && p.kind != kindCommit && p.kind != kindRollback {
+	if ss.inTx && ss.txFailed && p.kind != kindCommit && p.kind != kindRollback && p.kind != kindRollbackTo {
 		return nil, errorf(stateInFailedTx, "current transaction is aborted, commands ignored until end of transaction block")
 	}
 	switch p.kind {
@@ -465,6 +475,8 @@ func (ss *session) run(ctx context.Context, p *prepared, params []any) (*outcome
 		}
 		ss.endTx(false)
 		return out, nil
+	case kindSavepoint, kindRelease, kindRollbackTo:
+		return ss.savepoint(ctx, p)
 	case kindSet:
 		return ss.set(p.sql)
 	case kindShow:
@@ -516,6 +528,49 @@ func (ss *session) run(ctx context.Context, p *prepared, params []any) (*outcome
 		}
 	}
 	return out, nil
+}
+
+// savepoint answers SAVEPOINT, RELEASE [SAVEPOINT] and ROLLBACK TO
+// [SAVEPOINT]. ROLLBACK TO also ends the failed state of a block, as in
+// PostgreSQL (psql's ON_ERROR_ROLLBACK and ORMs' nested transactions rely
+// on it).
+func (ss *session) savepoint(ctx context.Context, p *prepared) (*outcome, error) {
+	verb := p.verb[0]
+	if p.kind == kindRollbackTo {
+		verb = "ROLLBACK TO SAVEPOINT"
+	}
+	if !ss.inTx || ss.implicit {
+		return nil, errorf(stateNoActiveTx, "%s can only be used in transaction blocks", verb)
+	}
+	var name string
+	for _, t := range lex(p.sql) {
+		if t.significant() && t.text != ";" {
+			name = identName(t.text)
+		}
+	}
+	if err := ss.beginTx(ctx); err != nil {
+		return nil, err
+	}
+	var err error
+	tag := verb
+	switch p.kind {
+	case kindSavepoint:
+		err = ss.tx.Savepoint(ctx, name)
+	case kindRelease:
+		err = ss.tx.Release(ctx, name)
+	default:
+		tag = "ROLLBACK"
+		if err = ss.tx.RollbackTo(ctx, name); err == nil {
+			ss.txFailed = false
+		}
+	}
+	if tenant.ErrorCode(err) == tenant.ENOTFOUND {
+		return nil, errorf(stateInvalidSavepoint, "savepoint %q does not exist", name)
+	}
+	if err != nil {
+		return nil, err
+	}
+	return &outcome{tag: tag}, nil
 }
 
 // exec runs a statement on SQLite: in the transaction block if there is
