@@ -326,9 +326,17 @@ func TestPGErrors(t *testing.T) {
 	}
 	wantState(t, connErr("nosuchdb", n.admin), "3D000")
 	wantState(t, connErr("e", "not-a-token"), "28P01")
-	expired := n.token(auth.PermRead, time.Second, "e")
+	// An expired token opens no session, and a session ends when its
+	// token expires.
+	expired := n.token(auth.PermRead, 2*time.Second, "e")
+	short := n.pgConnect("e", expired)
+	if err := short.QueryRow(ctx, "SELECT 1").Scan(&one); err != nil {
+		t.Fatal(err)
+	}
 	time.Sleep(2100 * time.Millisecond)
 	wantState(t, connErr("e", expired), "28P01")
+	err := short.QueryRow(ctx, "SELECT 1").Scan(&one)
+	wantState(t, err, "28P01")
 	wantState(t, connErr("e", n.token(auth.PermRead, time.Hour, "other")), "28P01")
 
 	r := n.pgConnect("e", n.token(auth.PermRead, time.Hour, "e"))
@@ -336,7 +344,7 @@ func TestPGErrors(t *testing.T) {
 	if err := r.QueryRow(ctx, "SELECT count(*) FROM p").Scan(&cnt); err != nil || cnt != 1 {
 		t.Fatalf("read token reads: %d %v", cnt, err)
 	}
-	_, err := r.Exec(ctx, "INSERT INTO p VALUES (5, 'e', 1)")
+	_, err = r.Exec(ctx, "INSERT INTO p VALUES (5, 'e', 1)")
 	wantState(t, err, "42501")
 	_, err = r.Exec(ctx, "BEGIN")
 	if err != nil {
