@@ -10,6 +10,7 @@ import (
 	"crypto/x509/pkix"
 	"database/sql"
 	"encoding/binary"
+	"encoding/json"
 	"encoding/pem"
 	"errors"
 	"fmt"
@@ -886,4 +887,58 @@ func TestPGSavepoints(t *testing.T) {
 	}
 	wantState(t, run("BEGIN; ROLLBACK TO nope"), "3B001")
 	run("ROLLBACK")
+}
+
+// TestPGPipelineIsOneTransaction: the Executes a client sends before Sync
+// (a pgx batch) commit together, as one message, or not at all.
+func TestPGPipelineIsOneTransaction(t *testing.T) {
+	n := startNode(t, t.TempDir(), nil)
+	n.createDB("pipe")
+	ctx := context.Background()
+	c := n.pgConnect("pipe", n.admin)
+	if _, err := c.Exec(ctx, "CREATE TABLE u (id INTEGER PRIMARY KEY)"); err != nil {
+		t.Fatal(err)
+	}
+	streamSeq := func() uint64 {
+		var info struct {
+			StreamSeq uint64 `json:"stream_seq"`
+		}
+		if err := json.Unmarshal([]byte(n.ok("GET", "/databases/pipe", "")), &info); err != nil {
+			t.Fatal(err)
+		}
+		return info.StreamSeq
+	}
+	before := streamSeq()
+
+	b := &pgx.Batch{}
+	b.Queue("INSERT INTO u VALUES ($1)", 1)
+	b.Queue("INSERT INTO u VALUES ($1)", 2)
+	b.Queue("INSERT INTO u VALUES ($1)", 1) // fails: the whole batch rolls back
+	err := c.SendBatch(ctx, b).Close()
+	wantState(t, err, "23505")
+
+	b = &pgx.Batch{}
+	b.Queue("INSERT INTO u VALUES ($1)", 10)
+	var seen int64
+	b.Queue("SELECT count(*) FROM u").QueryRow(func(r pgx.Row) error { return r.Scan(&seen) })
+	b.Queue("INSERT INTO u VALUES ($1) RETURNING id", 11)
+	if err := c.SendBatch(ctx, b).Close(); err != nil {
+		t.Fatal(err)
+	}
+	if seen != 1 {
+		t.Fatalf("the batch's read saw %d rows, want its own insert", seen)
+	}
+	var ids []int64
+	rows, _ := c.Query(ctx, "SELECT id FROM u ORDER BY id")
+	for rows.Next() {
+		var id int64
+		rows.Scan(&id)
+		ids = append(ids, id)
+	}
+	if fmt.Sprint(ids) != "[10 11]" {
+		t.Fatalf("rows %v", ids)
+	}
+	if after := streamSeq(); after != before+1 {
+		t.Fatalf("stream went from %d to %d: want one message for the batch", before, after)
+	}
 }

@@ -118,7 +118,7 @@ func (ss *session) parse(m *pgproto3.Parse) error {
 		}
 	}
 	ss.stmts[m.Name] = p
-	ss.be.Send(&pgproto3.ParseComplete{})
+	ss.send(&pgproto3.ParseComplete{})
 	return nil
 }
 
@@ -162,7 +162,7 @@ func (ss *session) bind(m *pgproto3.Bind) error {
 		}
 	}
 	ss.portals[m.DestinationPortal] = &portal{stmt: p, params: params, formats: append([]int16(nil), m.ResultFormatCodes...)}
-	ss.be.Send(&pgproto3.BindComplete{})
+	ss.send(&pgproto3.BindComplete{})
 	return nil
 }
 
@@ -175,15 +175,15 @@ func (ss *session) describe(m *pgproto3.Describe) error {
 		}
 		oids := make([]uint32, p.nparams)
 		copy(oids, p.paramOIDs)
-		ss.be.Send(&pgproto3.ParameterDescription{ParameterOIDs: oids})
+		ss.send(&pgproto3.ParameterDescription{ParameterOIDs: oids})
 		cols, err := ss.statementColumns(p)
 		if err != nil {
 			return err
 		}
 		if cols == nil {
-			ss.be.Send(&pgproto3.NoData{})
+			ss.send(&pgproto3.NoData{})
 		} else {
-			ss.be.Send(rowDescription(cols, nil))
+			ss.send(rowDescription(cols, nil))
 		}
 		return nil
 	}
@@ -192,7 +192,16 @@ func (ss *session) describe(m *pgproto3.Describe) error {
 		return errorf(stateUndefinedCursor, "portal %q does not exist", m.Name)
 	}
 	cols := pt.stmt.fields
-	if !pt.stmt.described {
+	switch {
+	case pt.stmt.described:
+	case ss.deferrable(pt.stmt):
+		// Its Execute will wait for Sync: the types come from the
+		// statement, not from a run.
+		var err error
+		if cols, err = ss.statementColumns(pt.stmt); err != nil {
+			return err
+		}
+	default:
 		// The types come from the result: run it now; Execute sends it.
 		if err := ss.runPortal(pt); err != nil {
 			return err
@@ -201,15 +210,15 @@ func (ss *session) describe(m *pgproto3.Describe) error {
 	}
 	switch {
 	case cols == nil:
-		ss.be.Send(&pgproto3.NoData{})
+		ss.send(&pgproto3.NoData{})
 	case len(pt.formats) == 0:
 		p := pt.stmt
 		if p.textDesc == nil || len(cols) == 0 || len(p.descOf) != len(cols) || &p.descOf[0] != &cols[0] {
 			p.textDesc, p.descOf = rowDescription(cols, nil), cols
 		}
-		ss.be.Send(p.textDesc)
+		ss.send(p.textDesc)
 	default:
-		ss.be.Send(rowDescription(cols, pt.formats))
+		ss.send(rowDescription(cols, pt.formats))
 	}
 	return nil
 }
@@ -296,12 +305,29 @@ func (ss *session) execute(m *pgproto3.Execute) error {
 		return errorf(stateUndefinedCursor, "portal %q does not exist", m.Portal)
 	}
 	if pt.stmt.kind == kindEmpty {
-		ss.be.Send(&pgproto3.EmptyQueryResponse{})
+		ss.send(&pgproto3.EmptyQueryResponse{})
 		return nil
+	}
+	if m.MaxRows == 0 && pt.out == nil && ss.deferrable(pt.stmt) {
+		ss.deferExecute(pt)
+		return nil
+	}
+	if ss.pipe != nil {
+		// What cannot wait for Sync runs after what waits.
+		if ss.runPipeline(); ss.skipToSync {
+			return nil
+		}
 	}
 	if err := ss.runPortal(pt); err != nil {
 		return err
 	}
+	ss.sendOutcome(pt, m.MaxRows)
+	return nil
+}
+
+// sendOutcome sends a portal's rows, up to maxRows (0: all), and then
+// PortalSuspended or CommandComplete.
+func (ss *session) sendOutcome(pt *portal, maxRows uint32) {
 	out := pt.out
 	if out.notice != "" && pt.pos == 0 {
 		ss.be.Send(&pgproto3.NoticeResponse{Severity: "WARNING", SeverityUnlocalized: "WARNING", Code: out.noticeCode, Message: out.notice})
@@ -312,25 +338,26 @@ func (ss *session) execute(m *pgproto3.Execute) error {
 		// limit suspends the portal (even if none are left), and the
 		// tag counts the rows of the Execute that completes it.
 		start, end := pt.pos, len(out.rows)
-		limited := m.MaxRows > 0 && start+int(m.MaxRows) <= end
+		limited := maxRows > 0 && start+int(maxRows) <= end
 		if limited {
-			end = start + int(m.MaxRows)
+			end = start + int(maxRows)
 		}
 		for ; pt.pos < end; pt.pos++ {
 			if err := ss.sendRow(out.rows[pt.pos], out.cols, pt.formats); err != nil {
-				return err
+				ss.sendError(err)
+				ss.skipToSync = true
+				return
 			}
 		}
 		if limited {
 			ss.be.Send(&pgproto3.PortalSuspended{})
-			return nil
+			return
 		}
 		if start > 0 {
 			tag = "SELECT " + strconv.Itoa(end-start)
 		}
 	}
 	ss.be.Send(&pgproto3.CommandComplete{CommandTag: []byte(tag)})
-	return nil
 }
 
 func (ss *session) deallocate(sql string) (*outcome, error) {

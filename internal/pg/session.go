@@ -51,6 +51,10 @@ type session struct {
 	portals    map[string]*portal
 	skipToSync bool // an extended-protocol error: ignore messages until Sync
 
+	// pipe holds the Executes waiting for Sync, outside a transaction
+	// block: they run then as one implicit transaction.
+	pipe *pipeline
+
 	queries map[string][]*prepared // parsed simple queries by text
 	// columns caches tables' columns for parameter types, briefly: other
 	// sessions may change the schema.
@@ -183,6 +187,9 @@ func (ss *session) loop() {
 		}
 		switch m := msg.(type) {
 		case *pgproto3.Query:
+			if ss.pipe != nil {
+				ss.runPipeline()
+			}
 			ss.simpleQuery(m.String)
 		case *pgproto3.Parse:
 			ss.extended(ss.parse(m))
@@ -198,8 +205,11 @@ func (ss *session) loop() {
 			} else {
 				delete(ss.portals, m.Name)
 			}
-			ss.be.Send(&pgproto3.CloseComplete{})
+			ss.send(&pgproto3.CloseComplete{})
 		case *pgproto3.Sync:
+			if ss.pipe != nil {
+				ss.runPipeline()
+			}
 			ss.skipToSync = false
 			delete(ss.portals, "")
 			ss.be.Send(&pgproto3.ReadyForQuery{TxStatus: ss.status()})
@@ -207,6 +217,9 @@ func (ss *session) loop() {
 				return
 			}
 		case *pgproto3.Flush:
+			if ss.pipe != nil {
+				ss.runPipeline()
+			}
 			if err := ss.be.Flush(); err != nil {
 				return
 			}
@@ -236,7 +249,22 @@ func (ss *session) sendError(err error) {
 	if ss.inTx {
 		ss.txFailed = true
 	}
-	ss.be.Send(errorResponse(err))
+	if ss.pipe != nil {
+		// The pipeline's implicit transaction is aborted: none of its
+		// statements run.
+		ss.pipe.failed = true
+	}
+	ss.send(errorResponse(err))
+}
+
+// send sends a message, or queues it behind the results of Executes
+// waiting for Sync.
+func (ss *session) send(msg pgproto3.BackendMessage) {
+	if ss.pipe != nil {
+		ss.pipe.steps = append(ss.pipe.steps, pipeStep{msg: msg})
+		return
+	}
+	ss.be.Send(msg)
 }
 
 // statementContext is the context a statement runs in: a cancel request
@@ -514,6 +542,12 @@ func (ss *session) run(ctx context.Context, p *prepared, params []any) (*outcome
 	if err != nil {
 		return nil, err
 	}
+	return ss.outcome(p, res), nil
+}
+
+// outcome is what a statement's result sends: its rows with the types
+// the statement decides, and its command tag.
+func (ss *session) outcome(p *prepared, res *engine.Result) *outcome {
 	out := &outcome{tag: commandTag(p.verb, res)}
 	if v := p.verb[0]; v == "CREATE" || v == "DROP" || v == "ALTER" {
 		ss.columns = nil
@@ -533,7 +567,7 @@ func (ss *session) run(ctx context.Context, p *prepared, params []any) (*outcome
 			}
 		}
 	}
-	return out, nil
+	return out
 }
 
 // savepoint answers SAVEPOINT, RELEASE [SAVEPOINT] and ROLLBACK TO
