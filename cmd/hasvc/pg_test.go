@@ -363,16 +363,30 @@ func TestPGCancel(t *testing.T) {
 	ctx := context.Background()
 	c := n.pgConnect("c", n.admin)
 	forever := "WITH RECURSIVE r(x) AS (SELECT 1 UNION ALL SELECT x + 1 FROM r) SELECT count(*) FROM r"
+	returned, stopped := make(chan struct{}), make(chan struct{})
 	go func() {
-		time.Sleep(300 * time.Millisecond)
-		cctx, cancel := context.WithTimeout(ctx, 5*time.Second)
-		defer cancel()
-		if err := c.PgConn().CancelRequest(cctx); err != nil {
-			t.Error(err)
+		defer close(stopped)
+		// A cancel request that arrives before the statement runs is
+		// ignored, as in PostgreSQL: send one every 300 ms until it ends.
+		for range 30 {
+			select {
+			case <-returned:
+				return
+			case <-time.After(300 * time.Millisecond):
+			}
+			cctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+			err := c.PgConn().CancelRequest(cctx)
+			cancel()
+			if err != nil {
+				t.Error(err)
+				return
+			}
 		}
 	}()
 	start := time.Now()
 	_, err := c.Exec(ctx, forever)
+	close(returned)
+	<-stopped // no cancel request is still on its way
 	wantState(t, err, "57014")
 	if d := time.Since(start); d > 5*time.Second {
 		t.Fatalf("cancel took %v", d)
