@@ -956,3 +956,56 @@ func TestPGPipelineIsOneTransaction(t *testing.T) {
 		t.Fatalf("stream went from %d to %d: want one message for the batch", before, after)
 	}
 }
+
+// TestPGManyOpenTransactions: more sessions than a database has readers
+// sit in transactions that have read (as drivers that never autocommit
+// leave them); reads from other sessions still run, and each of those
+// transactions can still prepare and run statements.
+func TestPGManyOpenTransactions(t *testing.T) {
+	n := startNode(t, t.TempDir(), nil)
+	n.createDB("open")
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	setup := n.pgConnect("open", n.admin)
+	if _, err := setup.Exec(ctx, "CREATE TABLE t (id INTEGER PRIMARY KEY, v TEXT)"); err != nil {
+		t.Fatal(err)
+	}
+	var txs []*pgx.Conn
+	for range 10 {
+		c := n.pgConnect("open", n.admin)
+		if _, err := c.Exec(ctx, "BEGIN"); err != nil {
+			t.Fatal(err)
+		}
+		var cnt int
+		if err := c.QueryRow(ctx, "SELECT count(*) FROM t").Scan(&cnt); err != nil {
+			t.Fatal(err)
+		}
+		txs = append(txs, c)
+	}
+	// Ten snapshots are open; an autocommit read still runs.
+	var cnt int
+	if err := setup.QueryRow(ctx, "SELECT count(*) FROM t WHERE id > $1", 0).Scan(&cnt); err != nil {
+		t.Fatalf("read while transactions are open: %v", err)
+	}
+	// Each transaction prepares a new statement (parameter types, Describe)
+	// and writes; the first commits, the others read data that has changed
+	// since and get 40001.
+	committed := 0
+	for i, c := range txs {
+		_, err := c.Exec(ctx, "INSERT INTO t (id, v) VALUES ($1, $2)", i, "x")
+		if err == nil {
+			_, err = c.Exec(ctx, "COMMIT")
+		}
+		switch {
+		case err == nil:
+			committed++
+		case sqlstate(err) == "40001":
+			c.Exec(ctx, "ROLLBACK")
+		default:
+			t.Fatalf("transaction %d: %v", i, err)
+		}
+	}
+	if committed != 1 {
+		t.Fatalf("%d transactions committed, want 1", committed)
+	}
+}

@@ -288,6 +288,47 @@ func (d *DB) reader(ctx context.Context) (*conn, error) {
 	return r, nil
 }
 
+// txReader returns a reader for a transaction's snapshot: an idle one, or
+// a new connection. It does not count against the readers that serve
+// single reads (readerSem): a client may keep a transaction open for as
+// long as it likes (PostgreSQL drivers that never autocommit do), and
+// those must not starve everyone else's reads.
+func (d *DB) txReader() (*conn, error) {
+	d.readerMu.Lock()
+	if n := len(d.readers); n > 0 {
+		r := d.readers[n-1]
+		d.readers = d.readers[:n-1]
+		d.readerMu.Unlock()
+		return r, nil
+	}
+	d.readerMu.Unlock()
+	r, err := openConn(d.eng.dsn(d.name), true)
+	if err != nil {
+		return nil, err
+	}
+	r.tenant = true
+	return r, nil
+}
+
+// putTxReader gives back a transaction's reader: kept idle while the pool
+// has room, closed otherwise.
+func (d *DB) putTxReader(r *conn) {
+	d.readerMu.Lock()
+	keep := len(d.readers) < cap(d.readerSem)
+	select {
+	case <-d.closed:
+		keep = false
+	default:
+	}
+	if keep {
+		d.readers = append(d.readers, r)
+	}
+	d.readerMu.Unlock()
+	if !keep {
+		r.close()
+	}
+}
+
 func (d *DB) putReader(r *conn) {
 	d.readerMu.Lock()
 	d.readers = append(d.readers, r)

@@ -180,6 +180,11 @@ func (t *Tx) Exec(ctx context.Context, st Statement) (*Result, error) {
 // the transaction created is known); dry as for DB.Describe.
 func (t *Tx) Describe(ctx context.Context, sql string, opts DescribeOptions) (*Description, error) {
 	if t.reqs == nil {
+		if t.r != nil {
+			// Its own reader: waiting for another while holding one could
+			// wait for ever.
+			return t.r.describe(ctx, sql, opts)
+		}
 		return t.d.Describe(ctx, sql, opts)
 	}
 	rep, err := t.send(ctx, txReq{describe: sql, describeOpts: opts})
@@ -219,26 +224,18 @@ func (t *Tx) read(ctx context.Context, st Statement) (*Result, bool, error) {
 	r := t.r
 	if r == nil {
 		var err error
-		if r, err = t.d.reader(ctx); err != nil {
+		if r, err = t.d.txReader(); err != nil {
 			return nil, true, err
 		}
 	}
-	s, used, err := r.prepare(st.SQL, 0)
-	if err == nil && s == nil {
-		err = tenant.Errorf(tenant.EINVALID, "empty statement")
-	}
-	ro := false
-	if s != nil {
-		ro = s.readonly() && strings.TrimSpace(st.SQL[used:]) == ""
-		r.release(s)
-	}
+	ro, err := readOnly(r, st.SQL)
 	if t.r == nil && (err != nil || !ro) {
 		// Nothing was read: the transaction has no snapshot yet.
-		t.d.putReader(r)
 		if err != nil {
-			return nil, true, tenant.AtStatement(r.sqlError(ctx, err), 0)
+			err = tenant.AtStatement(r.sqlError(ctx, err), 0)
 		}
-		return nil, false, nil
+		t.d.putTxReader(r)
+		return nil, err != nil, err
 	}
 	if err != nil {
 		return nil, true, tenant.AtStatement(r.sqlError(ctx, err), 0)
@@ -252,7 +249,7 @@ func (t *Tx) read(ctx context.Context, st Statement) (*Result, bool, error) {
 		// the move to the writer fail safe.
 		t.version = t.d.version.Load()
 		if err := r.internal(func() error { return r.exec("BEGIN") }); err != nil {
-			t.d.putReader(r)
+			t.d.putTxReader(r)
 			return nil, true, err
 		}
 		t.r = r
@@ -264,6 +261,45 @@ func (t *Tx) read(ctx context.Context, st Statement) (*Result, bool, error) {
 	return &results[0], true, nil
 }
 
+// readOnly reports whether sql is one statement that only reads.
+func readOnly(c *conn, sql string) (bool, error) {
+	s, used, err := c.prepare(sql, 0)
+	if err != nil {
+		return false, err
+	}
+	if s == nil {
+		return false, tenant.Errorf(tenant.EINVALID, "empty statement")
+	}
+	defer c.release(s)
+	return s.readonly() && strings.TrimSpace(sql[used:]) == "", nil
+}
+
+// Inspect runs a read-only statement (hasvc's look at the schema: table
+// columns, indexes) as the transaction sees the database now, without
+// starting its snapshot: on the writer once the transaction writes, on
+// its snapshot's reader if it has one, else alone on a reader.
+func (t *Tx) Inspect(ctx context.Context, st Statement) (*Result, error) {
+	switch {
+	case t.reqs != nil:
+		rep, err := t.send(ctx, txReq{st: &st})
+		if err != nil {
+			return nil, err
+		}
+		return rep.res, rep.err
+	case t.r != nil:
+		results, err := t.r.run(ctx, []Statement{st}, nil)
+		if err != nil {
+			return nil, err
+		}
+		return &results[0], nil
+	}
+	res, err := t.d.Exec(ctx, []Statement{st}, ExecOptions{ReadOnly: true})
+	if err != nil {
+		return nil, err
+	}
+	return &res.Results[0], nil
+}
+
 // endRead ends the read snapshot and gives the reader back.
 func (t *Tx) endRead() {
 	if t.r == nil {
@@ -272,7 +308,7 @@ func (t *Tx) endRead() {
 	r := t.r
 	t.r = nil
 	r.internal(func() error { return r.exec("COMMIT") })
-	t.d.putReader(r)
+	t.d.putTxReader(r)
 }
 
 // toWriter moves the transaction to the writer.

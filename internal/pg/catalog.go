@@ -6,8 +6,6 @@ import (
 	"regexp"
 	"strconv"
 	"strings"
-
-	"hasvc/internal/engine"
 )
 
 // This file is the pg_catalog shim: the catalog queries that psql's \dt,
@@ -103,8 +101,8 @@ type schemaObject struct {
 }
 
 func (ss *session) schemaObjects(ctx context.Context) ([]schemaObject, error) {
-	res, err := ss.exec(ctx, engine.Statement{SQL: `SELECT rowid, type, name, tbl_name, coalesce(sql, '') FROM sqlite_schema
-		WHERE name NOT LIKE 'sqlite\_%' ESCAPE '\' AND name NOT LIKE '\_hasvc%' ESCAPE '\' ORDER BY rowid`})
+	res, err := ss.inspect(ctx, `SELECT rowid, type, name, tbl_name, coalesce(sql, '') FROM sqlite_schema
+		WHERE name NOT LIKE 'sqlite\_%' ESCAPE '\' AND name NOT LIKE '\_hasvc%' ESCAPE '\' ORDER BY rowid`)
 	if err != nil {
 		return nil, err
 	}
@@ -274,7 +272,7 @@ func (ss *session) relationColumns(ctx context.Context, sql string) (*outcome, e
 	if err != nil || o == nil {
 		return textResult(names, nil), err
 	}
-	res, err := ss.exec(ctx, engine.Statement{SQL: "PRAGMA table_info(" + quoteString(o.name) + ")"})
+	res, err := ss.inspect(ctx, "PRAGMA table_info("+quoteString(o.name)+")")
 	if err != nil {
 		return nil, err
 	}
@@ -311,7 +309,7 @@ func (ss *session) indexes(ctx context.Context, o *schemaObject) ([]index, error
 	if o.kind != "table" {
 		return nil, nil
 	}
-	info, err := ss.exec(ctx, engine.Statement{SQL: "PRAGMA table_info(" + quoteString(o.name) + ")"})
+	info, err := ss.inspect(ctx, "PRAGMA table_info("+quoteString(o.name)+")")
 	if err != nil {
 		return nil, err
 	}
@@ -328,7 +326,7 @@ func (ss *session) indexes(ctx context.Context, o *schemaObject) ([]index, error
 			break
 		}
 	}
-	list, err := ss.exec(ctx, engine.Statement{SQL: "PRAGMA index_list(" + quoteString(o.name) + ")"})
+	list, err := ss.inspect(ctx, "PRAGMA index_list("+quoteString(o.name)+")")
 	if err != nil {
 		return nil, err
 	}
@@ -343,7 +341,7 @@ func (ss *session) indexes(ctx context.Context, o *schemaObject) ([]index, error
 		}
 		ix := index{name: fmt.Sprint(r[1])}
 		ix.unique = fmt.Sprint(r[2]) == "1"
-		ii, err := ss.exec(ctx, engine.Statement{SQL: "PRAGMA index_info(" + quoteString(ix.name) + ")"})
+		ii, err := ss.inspect(ctx, "PRAGMA index_info("+quoteString(ix.name)+")")
 		if err != nil {
 			return nil, err
 		}

@@ -459,7 +459,7 @@ func (ss *session) tableColumns(ctx context.Context, table string) []tableColumn
 		return cols
 	}
 	var cols []tableColumn
-	if res, err := ss.exec(ctx, engine.Statement{SQL: "PRAGMA table_info(" + quoteString(table) + ")"}); err == nil {
+	if res, err := ss.inspect(ctx, "PRAGMA table_info("+quoteString(table)+")"); err == nil {
 		for _, r := range res.Rows {
 			name, _ := r[1].(string)
 			decl, _ := r[2].(string)
@@ -636,7 +636,7 @@ func (ss *session) exec(ctx context.Context, st engine.Statement) (*engine.Resul
 
 // describeSQL describes a statement for Parse and Describe.
 func (ss *session) describeSQL(ctx context.Context, sql string, opts engine.DescribeOptions) (*engine.Description, error) {
-	if ss.inTx && ss.tx != nil && ss.tx.Writing() {
+	if ss.inTx && ss.tx != nil {
 		return ss.tx.Describe(ctx, sql, opts)
 	}
 	db, release, err := ss.srv.DB.Acquire(ctx, ss.db)
@@ -645,6 +645,25 @@ func (ss *session) describeSQL(ctx context.Context, sql string, opts engine.Desc
 	}
 	defer release()
 	return db.Describe(ctx, sql, opts)
+}
+
+// inspect runs one of hasvc's own read-only looks at the schema (for
+// parameter types and the catalog) as the session sees the database, but
+// without starting a transaction block's snapshot.
+func (ss *session) inspect(ctx context.Context, sql string) (*engine.Result, error) {
+	if ss.inTx && ss.tx != nil {
+		return ss.tx.Inspect(ctx, engine.Statement{SQL: sql})
+	}
+	db, release, err := ss.srv.DB.Acquire(ctx, ss.db)
+	if err != nil {
+		return nil, err
+	}
+	defer release()
+	res, err := db.Exec(ctx, []engine.Statement{{SQL: sql}}, engine.ExecOptions{ReadOnly: true})
+	if err != nil {
+		return nil, err
+	}
+	return &res.Results[0], nil
 }
 
 // beginTx takes the database and starts the engine's transaction at the
