@@ -7,7 +7,7 @@ GO      ?= go
 ARGS    ?=
 BIN     := bin/hasvc
 
-.PHONY: build run test test-short bench bench-engine clean
+.PHONY: build run test bench bench-engine clean
 
 build:
 	$(GO) build -tags $(TAGS) -o $(BIN) ./cmd/hasvc
@@ -21,9 +21,6 @@ run: build
 test:
 	$(GO) vet -tags $(TAGS) ./...
 	$(GO) test -race -tags $(TAGS) -count=1 ./...
-
-test-short:
-	$(GO) test -tags $(TAGS) -short ./...
 
 # The HTTP benchmarks of BENCHMARKS.md, side by side in one run.
 bench: build

@@ -407,9 +407,6 @@ func TestClusterLifecycleAndReadYourWrites(t *testing.T) {
 // two-node quorum of a three-node cluster, then starts the third node,
 // which catches up.
 func TestClusterLateJoiner(t *testing.T) {
-	if testing.Short() {
-		t.Skip("10,000 writes")
-	}
 	nodes := startClusterLate(t)
 	nodes[0].createDB("late")
 	nodes[0].ok("POST", "/db/late", `{"sql": "CREATE TABLE t (id INTEGER PRIMARY KEY, v TEXT)"}`)

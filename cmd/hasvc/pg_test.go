@@ -261,12 +261,10 @@ func TestPGTransactions(t *testing.T) {
 	if _, err := b.Exec(wctx, "INSERT INTO acct VALUES (5, 1)"); err != nil {
 		t.Fatalf("write after a disconnected transaction: %v", err)
 	}
-	var ids []int64
 	rows, _ := b.Query(ctx, "SELECT id FROM acct ORDER BY id")
-	for rows.Next() {
-		var id int64
-		rows.Scan(&id)
-		ids = append(ids, id)
+	ids, err := pgx.CollectRows(rows, pgx.RowTo[int64])
+	if err != nil {
+		t.Fatal(err)
 	}
 	if fmt.Sprint(ids) != "[1 2 5]" {
 		t.Fatalf("ids %v", ids)
@@ -942,12 +940,10 @@ func TestPGPipelineIsOneTransaction(t *testing.T) {
 	if seen != 1 {
 		t.Fatalf("the batch's read saw %d rows, want its own insert", seen)
 	}
-	var ids []int64
 	rows, _ := c.Query(ctx, "SELECT id FROM u ORDER BY id")
-	for rows.Next() {
-		var id int64
-		rows.Scan(&id)
-		ids = append(ids, id)
+	ids, err := pgx.CollectRows(rows, pgx.RowTo[int64])
+	if err != nil {
+		t.Fatal(err)
 	}
 	if fmt.Sprint(ids) != "[10 11]" {
 		t.Fatalf("rows %v", ids)

@@ -82,9 +82,6 @@ func (p *proc) post(token, path, body string) (int, string, error) {
 // clients insert, restarts it, and checks that every insert that was
 // acknowledged is there.
 func TestKillNineKeepsAcknowledgedWrites(t *testing.T) {
-	if testing.Short() {
-		t.Skip("starts processes")
-	}
 	dir := t.TempDir()
 	httpPort, natsPort := freePort(t), freePort(t)
 	p := startProc(t, dir, httpPort, natsPort)
@@ -220,9 +217,6 @@ func startProcCluster(t *testing.T, n int, extra ...string) *procCluster {
 }
 
 func TestClusterKillNineRejoins(t *testing.T) {
-	if testing.Short() {
-		t.Skip("starts processes")
-	}
 	const n = 3
 	cluster := startProcCluster(t, n)
 	procs := cluster.procs
@@ -324,9 +318,6 @@ func missing(acked *sync.Map, present func(string) bool) []string {
 // EUNAVAILABLE and acknowledges none, and keeps serving reads. When the
 // others come back, writes go through again and every copy converges.
 func TestClusterMinorityRefusesWrites(t *testing.T) {
-	if testing.Short() {
-		t.Skip("starts processes")
-	}
 	cluster := startProcCluster(t, 3, "--publish-timeout", "2s")
 	procs := cluster.procs
 	token := clusterToken(t, "*", "admin")

@@ -42,7 +42,6 @@ type DB struct {
 
 	readerMu  sync.Mutex
 	readers   []*conn // idle readers
-	nreaders  int     // open readers
 	readerSem chan struct{}
 
 	// writes remembers SQL texts that are not read-only, so requests
@@ -259,6 +258,8 @@ func (d *DB) read(ctx context.Context, stmts []Statement) (*ExecResult, bool, er
 	return &ExecResult{Results: results}, true, nil
 }
 
+// reader returns a reader for a single read, waiting while readerSem's
+// readers are all busy.
 func (d *DB) reader(ctx context.Context) (*conn, error) {
 	select {
 	case d.readerSem <- struct{}{}:
@@ -267,29 +268,15 @@ func (d *DB) reader(ctx context.Context) (*conn, error) {
 	case <-d.closed:
 		return nil, tenant.Errorf(tenant.EUNAVAILABLE, "database %q is closing", d.name)
 	}
-	d.readerMu.Lock()
-	if n := len(d.readers); n > 0 {
-		r := d.readers[n-1]
-		d.readers = d.readers[:n-1]
-		d.readerMu.Unlock()
-		return r, nil
-	}
-	d.nreaders++
-	d.readerMu.Unlock()
-	r, err := openConn(d.eng.dsn(d.name), true)
+	r, err := d.txReader()
 	if err != nil {
-		d.readerMu.Lock()
-		d.nreaders--
-		d.readerMu.Unlock()
 		<-d.readerSem
-		return nil, err
 	}
-	r.tenant = true
-	return r, nil
+	return r, err
 }
 
-// txReader returns a reader for a transaction's snapshot: an idle one, or
-// a new connection. It does not count against the readers that serve
+// txReader returns an idle reader, or a new one. Used alone, for a
+// transaction's snapshot, it does not count against the readers that serve
 // single reads (readerSem): a client may keep a transaction open for as
 // long as it likes (PostgreSQL drivers that never autocommit do), and
 // those must not starve everyone else's reads.
@@ -426,9 +413,10 @@ func (d *DB) failPending() {
 // before it and is acknowledged before the next request runs; in eventual
 // mode publishes are pipelined and awaited together. It rolls back to the
 // first request JetStream did not acknowledge, records the new applied
-// sequence and commits. Every acknowledged request is answered with success only once
-// its changes are committed here. It returns the requests to run again:
-// in strong mode, those that lost to another node's write.
+// sequence and commits. Every acknowledged request is answered with
+// success only once its changes are committed here. It returns the
+// requests to run again: in strong mode, those that lost to another node's
+// write.
 func (d *DB) commit(batch []*op) (retry []*op) {
 	w := d.writer
 	for _, o := range batch {
@@ -580,28 +568,19 @@ func (d *DB) commit(batch []*op) (retry []*op) {
 	}
 	committed := false
 	if !w.raw.autocommit() {
-		err := w.internal(func() error {
-			if firstFailed >= 0 {
-				if err := w.exec("ROLLBACK TO " + published[firstFailed].savepoint); err != nil {
-					return err
-				}
-			}
-			if err := d.recordApplied(applied, ahead); err != nil {
-				return err
-			}
-			return w.exec("COMMIT")
-		})
+		var err error
+		if firstFailed >= 0 {
+			err = w.internal(func() error { return w.exec("ROLLBACK TO " + published[firstFailed].savepoint) })
+		}
+		if err == nil {
+			err = d.commitApplied(applied, ahead)
+		}
 		if err != nil {
 			d.log.Error("commit failed", "err", err)
 			w.internal(func() error { return w.exec("ROLLBACK") })
 			needCatchUp = true
 		} else {
 			committed = true
-			d.version.Add(1)
-			for _, seq := range ahead {
-				d.ahead[seq] = true
-			}
-			d.setApplied(applied)
 		}
 	}
 	needCatchUp = needCatchUp || firstFailed >= 0
@@ -747,10 +726,9 @@ const (
 // publish sends the message of one transaction's changes. In strong mode
 // JetStream stores it only if the stream still ends at sequence last.
 func (d *DB) publish(changes []Change, last uint64, strong bool) (jetstream.PubAckFuture, error) {
-	msg := Message{Node: d.eng.Node, Changes: changes, Timestamp: d.eng.now().UnixNano()}
-	data := msg.AppendJSON(make([]byte, 0, 512))
-	if max := d.eng.maxMessage(); len(data) > max {
-		return nil, tenant.Errorf(tenant.ETOOLARGE, "the transaction's changes take %d bytes, over the %d-byte message limit", len(data), max)
+	data, err := d.message(changes)
+	if err != nil {
+		return nil, err
 	}
 	var opts []jetstream.PublishOpt
 	if strong {
@@ -763,18 +741,32 @@ func (d *DB) publish(changes []Change, last uint64, strong bool) (jetstream.PubA
 	return fut, nil
 }
 
-// recordApplied stores, in the writer's open transaction, the new applied
-// sequence and this node's own sequences committed ahead of it.
-func (d *DB) recordApplied(applied uint64, ahead []uint64) error {
+// commitApplied stores, in the writer's open transaction, the new applied
+// sequence and this node's own sequences committed ahead of it, commits,
+// and then brings the in-memory state along. On error the transaction is
+// still open: the caller rolls it back.
+func (d *DB) commitApplied(applied uint64, ahead []uint64) error {
 	w := d.writer
-	return w.internal(func() error {
+	err := w.internal(func() error {
 		for _, seq := range ahead {
 			if err := w.exec("INSERT OR IGNORE INTO _hasvc_ahead (seq) VALUES (?)", int64(seq)); err != nil {
 				return err
 			}
 		}
-		return w.exec("UPDATE _hasvc_state SET applied_seq = ?", int64(applied))
+		if err := w.exec("UPDATE _hasvc_state SET applied_seq = ?", int64(applied)); err != nil {
+			return err
+		}
+		return w.exec("COMMIT")
 	})
+	if err != nil {
+		return err
+	}
+	d.version.Add(1)
+	for _, seq := range ahead {
+		d.ahead[seq] = true
+	}
+	d.setApplied(applied)
+	return nil
 }
 
 // publishError maps a failed publish to a tenant error.

@@ -2,6 +2,7 @@ package engine
 
 import (
 	"context"
+	"slices"
 	"strings"
 
 	"hasvc/internal/tenant"
@@ -13,8 +14,8 @@ type Description struct {
 	Columns   []string
 	DeclTypes []string // declared type of each column, "" for expressions
 	// Sample holds, for columns without a declared type, the value of a
-	// first row from a dry run of a read-only statement with every
-	// parameter NULL; nil where there is none.
+	// first row from a dry run of a read-only statement (see
+	// DescribeOptions); nil where there is none.
 	Sample   []any
 	Params   []string // SQLite's parameter names ("?1", ":name", "" for '?')
 	ReadOnly bool
@@ -57,7 +58,7 @@ func (c *conn) describe(ctx context.Context, sql string, opts DescribeOptions) (
 		Params:    s.params,
 		ReadOnly:  s.readonly(),
 	}
-	if !opts.DryRun || !desc.ReadOnly || !containsEmpty(s.decl) {
+	if !opts.DryRun || !desc.ReadOnly || !slices.Contains(s.decl, "") {
 		return desc, nil
 	}
 	for i, v := range opts.Params {
@@ -82,13 +83,4 @@ func (c *conn) describe(ctx context.Context, sql string, opts DescribeOptions) (
 		}
 	}
 	return desc, nil
-}
-
-func containsEmpty(ss []string) bool {
-	for _, s := range ss {
-		if s == "" {
-			return true
-		}
-	}
-	return false
 }

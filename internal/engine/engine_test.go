@@ -59,6 +59,20 @@ func (n *testNode) close() {
 	n.eng = nil
 }
 
+// createDB creates database name and opens it.
+func (n *testNode) createDB(t *testing.T, name string) (*DB, func()) {
+	t.Helper()
+	ctx := context.Background()
+	if _, err := n.eng.Create(ctx, tenant.Config{Name: name}); err != nil {
+		t.Fatal(err)
+	}
+	db, release, err := n.eng.Acquire(ctx, name)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return db, release
+}
+
 func mustExec(t *testing.T, db *DB, sql string, params any) *ExecResult {
 	t.Helper()
 	res, err := db.Exec(context.Background(), []Statement{{SQL: sql, Params: params}}, ExecOptions{})
@@ -72,13 +86,7 @@ func TestWriteCaptureAndRestart(t *testing.T) {
 	dir := t.TempDir()
 	n := newTestNode(t, dir)
 	ctx := context.Background()
-	if _, err := n.eng.Create(ctx, tenant.Config{Name: "app"}); err != nil {
-		t.Fatal(err)
-	}
-	db, release, err := n.eng.Acquire(ctx, "app")
-	if err != nil {
-		t.Fatal(err)
-	}
+	db, release := n.createDB(t, "app")
 	mustExec(t, db, "CREATE TABLE t (id INTEGER PRIMARY KEY, v ANY)", nil)
 	res := mustExec(t, db, "INSERT INTO t (v) VALUES (?), (?), (?), (?), (?)", []any{int64(-9223372036854775808), 0.1, "héllo", []byte{0, 1, 2}, nil})
 	if got, want := res.Seq, uint64(2); got != want {
@@ -95,7 +103,7 @@ func TestWriteCaptureAndRestart(t *testing.T) {
 	// Reopen on the same data directory: the copy holds everything and
 	// nothing is applied twice.
 	n2 := newTestNode(t, dir)
-	db, release, err = n2.eng.Acquire(ctx, "app")
+	db, release, err := n2.eng.Acquire(ctx, "app")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -118,13 +126,7 @@ func TestCatchUpFromStream(t *testing.T) {
 	dir := t.TempDir()
 	n := newTestNode(t, dir)
 	ctx := context.Background()
-	if _, err := n.eng.Create(ctx, tenant.Config{Name: "app"}); err != nil {
-		t.Fatal(err)
-	}
-	db, release, err := n.eng.Acquire(ctx, "app")
-	if err != nil {
-		t.Fatal(err)
-	}
+	db, release := n.createDB(t, "app")
 	mustExec(t, db, "CREATE TABLE t (k TEXT PRIMARY KEY, v INTEGER) WITHOUT ROWID", nil)
 	mustExec(t, db, "CREATE TABLE log (id INTEGER PRIMARY KEY AUTOINCREMENT, msg TEXT)", nil)
 	mustExec(t, db, "CREATE TRIGGER tl AFTER INSERT ON t BEGIN INSERT INTO log (msg) VALUES ('ins ' || new.k); END", nil)
@@ -143,7 +145,7 @@ func TestCatchUpFromStream(t *testing.T) {
 		_ = os.Remove(filepath.Join(dir, "db", "app.db"+s))
 	}
 	n2 := newTestNode(t, dir)
-	db, release, err = n2.eng.Acquire(ctx, "app")
+	db, release, err := n2.eng.Acquire(ctx, "app")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -186,13 +188,7 @@ func TestMessageJSON(t *testing.T) {
 func TestApplyTwiceChangesNothing(t *testing.T) {
 	n := newTestNode(t, t.TempDir())
 	ctx := context.Background()
-	if _, err := n.eng.Create(ctx, tenant.Config{Name: "app"}); err != nil {
-		t.Fatal(err)
-	}
-	db, release, err := n.eng.Acquire(ctx, "app")
-	if err != nil {
-		t.Fatal(err)
-	}
+	db, release := n.createDB(t, "app")
 	defer release()
 	mustExec(t, db, "CREATE TABLE t (id INTEGER PRIMARY KEY, v TEXT, b BLOB)", nil)
 	mustExec(t, db, "CREATE TABLE k (a TEXT, b INTEGER, v REAL, PRIMARY KEY (a, b)) WITHOUT ROWID", nil)
@@ -228,7 +224,7 @@ func TestApplyTwiceChangesNothing(t *testing.T) {
 		t.Fatalf("redelivery changed the copy:\n%s\n%s", got, before)
 	}
 	// The row changes of the last messages, written again in order.
-	err = db.do(ctx, func(w *conn) error {
+	err := db.do(ctx, func(w *conn) error {
 		if err := w.applyMode(true); err != nil {
 			return err
 		}

@@ -31,9 +31,7 @@ func (d *DB) catchUp(ctx context.Context) error {
 		return nil
 	}
 	if info.State.FirstSeq > applied+1 {
-		reason := fmt.Sprintf("stream starts at %d but this copy has applied only %d", info.State.FirstSeq, applied)
-		d.stuck.Store(&reason)
-		return errors.New(reason)
+		return d.setStuck(fmt.Sprintf("stream starts at %d but this copy has applied only %d", info.State.FirstSeq, applied))
 	}
 	if last-applied <= directGetMax {
 		return d.catchUpDirect(ctx, applied, last)
@@ -196,10 +194,15 @@ func (d *DB) applyMessages(msgs []seqMessage) error {
 // refuses writes until an operator fixes it, rather than skip a message
 // silently.
 func (d *DB) markStuck(seq uint64, err error) error {
-	reason := fmt.Sprintf("cannot apply message %d: %v", seq, err)
+	return d.setStuck(fmt.Sprintf("cannot apply message %d: %v", seq, err))
+}
+
+// setStuck records why the database cannot apply its stream: status, log
+// and metric report it.
+func (d *DB) setStuck(reason string) error {
 	d.stuck.Store(&reason)
 	d.eng.counters.stuck.Add(1)
-	d.log.Error("database stuck", "seq", seq, "err", err)
+	d.log.Error("database stuck", "reason", reason)
 	return errors.New(reason)
 }
 

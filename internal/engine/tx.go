@@ -548,11 +548,7 @@ func (t *Tx) commit(w *conn) (uint64, error) {
 	default:
 		ahead = []uint64{seq}
 	}
-	err = d.recordApplied(applied, ahead)
-	if err == nil {
-		err = w.internal(func() error { return w.exec("COMMIT") })
-	}
-	if err != nil {
+	if err := d.commitApplied(applied, ahead); err != nil {
 		// The message is in the stream: catch-up applies it here.
 		d.log.Error("commit failed", "err", err)
 		t.abort(w)
@@ -562,14 +558,9 @@ func (t *Tx) commit(w *conn) (uint64, error) {
 		}
 		return 0, tenant.Errorf(tenant.EUNAVAILABLE, "the transaction is in the log at sequence %d but not yet applied on this node", seq)
 	}
-	d.version.Add(1)
 	d.eng.counters.writes.Add(1)
-	for _, s := range ahead {
-		d.ahead[s] = true
-	}
 	w.ddlRan = false
 	cp.changes = cp.changes[:0]
-	d.setApplied(applied)
 	return seq, nil
 }
 

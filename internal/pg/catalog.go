@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"regexp"
+	"slices"
 	"strconv"
 	"strings"
 )
@@ -164,7 +165,7 @@ func (ss *session) listRelations(ctx context.Context, sql string) (*outcome, err
 		}
 		rows = append(rows, row)
 	}
-	sortRows(rows)
+	sortRows(rows, 1) // psql's ORDER BY 1, 2: the schema is always public
 	return textResult(selectColumns(sql), rows), nil
 }
 
@@ -195,13 +196,16 @@ func (ss *session) relations(ctx context.Context, sql string) ([]schemaObject, e
 	return out, nil
 }
 
-func sortRows(rows [][]any) {
-	// psql asks for ORDER BY 1,2: the schema is always public.
-	for i := 1; i < len(rows); i++ {
-		for j := i; j > 0 && rows[j][1].(string) < rows[j-1][1].(string); j-- {
-			rows[j], rows[j-1] = rows[j-1], rows[j]
+// sortRows orders rows by their text columns cols, in turn.
+func sortRows(rows [][]any, cols ...int) {
+	slices.SortStableFunc(rows, func(a, b []any) int {
+		for _, c := range cols {
+			if n := strings.Compare(fmt.Sprint(a[c]), fmt.Sprint(b[c])); n != 0 {
+				return n
+			}
 		}
-	}
+		return 0
+	})
 }
 
 // findRelations answers \d <pattern>'s first query: oid, schema, name.
@@ -214,7 +218,7 @@ func (ss *session) findRelations(ctx context.Context, sql string) (*outcome, err
 	for _, o := range rels {
 		rows = append(rows, []any{strconv.FormatInt(o.oid, 10), "public", o.name})
 	}
-	sortRows(rows)
+	sortRows(rows, 1) // psql's ORDER BY 1, 2: the schema is always public
 	out := textResult([]string{"oid", "nspname", "relname"}, rows)
 	out.cols[0].oid = oidOID
 	return out, nil
@@ -474,11 +478,7 @@ func (ss *session) jdbcTables(ctx context.Context, sql string) (*outcome, error)
 			rows = append(rows, []any{nil, "public", o.name, typ, nil, "", "", "", "", ""})
 		}
 	}
-	for i := 1; i < len(rows); i++ { // ORDER BY TABLE_TYPE, TABLE_SCHEM, TABLE_NAME
-		for j := i; j > 0 && fmt.Sprint(rows[j][3], rows[j][2]) < fmt.Sprint(rows[j-1][3], rows[j-1][2]); j-- {
-			rows[j], rows[j-1] = rows[j-1], rows[j]
-		}
-	}
+	sortRows(rows, 3, 2) // ORDER BY TABLE_TYPE, TABLE_SCHEM (public), TABLE_NAME
 	return textResult(names, rows), nil
 }
 

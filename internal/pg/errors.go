@@ -52,7 +52,6 @@ const (
 	stateTooManyConnections = "53300"
 	stateProgramLimit       = "54000"
 	stateInFailedTx         = "25P02"
-	stateIdleInTx           = "25P03"
 	stateActiveTx           = "25001"
 	stateNoActiveTx         = "25P01"
 	stateInvalidSavepoint   = "3B001"

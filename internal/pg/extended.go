@@ -29,8 +29,8 @@ func rowDescription(cols []column, formats []int16) *pgproto3.RowDescription {
 	return &pgproto3.RowDescription{Fields: fields}
 }
 
-// formatOf is the format of result column i: Bind gives none (text), one
-// for all, or one per column.
+// formatOf is the format of parameter or result column i: Bind gives none
+// (text), one for all, or one per column.
 func formatOf(formats []int16, i int) int16 {
 	switch len(formats) {
 	case 0:
@@ -103,8 +103,8 @@ func (ss *session) parse(m *pgproto3.Parse) error {
 		}
 		ctx, done := ss.statementContext()
 		desc, err := ss.describeSQL(ctx, p.run, engine.DescribeOptions{})
-		done()
 		if err != nil {
+			done()
 			return err
 		}
 		p.desc = desc
@@ -112,10 +112,9 @@ func (ss *session) parse(m *pgproto3.Parse) error {
 			p.paramOIDs = append(p.paramOIDs, 0)
 		}
 		if slices.Contains(p.paramOIDs, 0) {
-			ctx, done := ss.statementContext()
 			p.paramOIDs = inferParams(p.sql, p.paramOIDs, func(table string) []tableColumn { return ss.tableColumns(ctx, table) })
-			done()
 		}
+		done()
 	}
 	ss.stmts[m.Name] = p
 	ss.send(&pgproto3.ParseComplete{})
@@ -140,21 +139,11 @@ func (ss *session) bind(m *pgproto3.Bind) error {
 	if len(m.Parameters) > 0 {
 		params = make([]any, len(m.Parameters))
 		for i, raw := range m.Parameters {
-			var format int16
-			switch len(m.ParameterFormatCodes) {
-			case 0:
-			case 1:
-				format = m.ParameterFormatCodes[0]
-			default:
-				if i < len(m.ParameterFormatCodes) {
-					format = m.ParameterFormatCodes[i]
-				}
-			}
 			var oid uint32
 			if i < len(p.paramOIDs) {
 				oid = p.paramOIDs[i]
 			}
-			v, err := decodeParam(raw, format, oid)
+			v, err := decodeParam(raw, formatOf(m.ParameterFormatCodes, i), oid)
 			if err != nil {
 				return errorf(stateInvalidText, "parameter $%d: %v", i+1, err)
 			}
@@ -321,13 +310,12 @@ func (ss *session) execute(m *pgproto3.Execute) error {
 	if err := ss.runPortal(pt); err != nil {
 		return err
 	}
-	ss.sendOutcome(pt, m.MaxRows)
-	return nil
+	return ss.sendOutcome(pt, m.MaxRows)
 }
 
-// sendOutcome sends a portal's rows, up to maxRows (0: all), and then
-// PortalSuspended or CommandComplete.
-func (ss *session) sendOutcome(pt *portal, maxRows uint32) {
+// sendOutcome sends a portal's notice and rows, up to maxRows (0: all),
+// and then PortalSuspended or CommandComplete.
+func (ss *session) sendOutcome(pt *portal, maxRows uint32) error {
 	out := pt.out
 	if out.notice != "" && pt.pos == 0 {
 		ss.be.Send(&pgproto3.NoticeResponse{Severity: "WARNING", SeverityUnlocalized: "WARNING", Code: out.noticeCode, Message: out.notice})
@@ -344,43 +332,38 @@ func (ss *session) sendOutcome(pt *portal, maxRows uint32) {
 		}
 		for ; pt.pos < end; pt.pos++ {
 			if err := ss.sendRow(out.rows[pt.pos], out.cols, pt.formats); err != nil {
-				ss.sendError(err)
-				ss.skipToSync = true
-				return
+				return err
 			}
 		}
 		if limited {
 			ss.be.Send(&pgproto3.PortalSuspended{})
-			return
+			return nil
 		}
 		if start > 0 {
 			tag = "SELECT " + strconv.Itoa(end-start)
 		}
 	}
 	ss.be.Send(&pgproto3.CommandComplete{CommandTag: []byte(tag)})
+	return nil
 }
 
+// deallocate answers DEALLOCATE [PREPARE] name | ALL.
 func (ss *session) deallocate(sql string) (*outcome, error) {
-	var words []string
-	for _, t := range lex(sql) {
-		if t.significant() && t.text != ";" {
-			words = append(words, strings.Trim(t.text, `"`))
-		}
+	ws := words(sql)[1:]
+	if len(ws) > 0 && ws[0].is("PREPARE") {
+		ws = ws[1:]
 	}
-	words = words[1:]
-	if len(words) > 0 && strings.EqualFold(words[0], "PREPARE") {
-		words = words[1:]
-	}
-	if len(words) == 0 {
+	if len(ws) == 0 {
 		return nil, errorf(stateSyntax, "syntax error at end of input")
 	}
-	if strings.EqualFold(words[0], "ALL") {
+	if ws[0].is("ALL") {
 		clear(ss.stmts)
 		return &outcome{tag: "DEALLOCATE ALL"}, nil
 	}
-	if _, ok := ss.stmts[words[0]]; !ok {
-		return nil, errorf(stateUndefinedPrepared, "prepared statement %q does not exist", words[0])
+	name := strings.Trim(ws[0].text, `"`)
+	if _, ok := ss.stmts[name]; !ok {
+		return nil, errorf(stateUndefinedPrepared, "prepared statement %q does not exist", name)
 	}
-	delete(ss.stmts, words[0])
+	delete(ss.stmts, name)
 	return &outcome{tag: "DEALLOCATE"}, nil
 }

@@ -1,6 +1,9 @@
 package pg
 
-import "strings"
+import (
+	"strconv"
+	"strings"
+)
 
 // inferParams guesses the types of a statement's $n parameters the client
 // left unspecified (0), from where they stand: a VALUES slot of an INSERT
@@ -9,12 +12,7 @@ import "strings"
 // table's columns in order, with their declared types. Parameters it cannot
 // place stay 0 (unknown), as PostgreSQL allows.
 func inferParams(sql string, oids []uint32, columns func(table string) []tableColumn) []uint32 {
-	var toks []token
-	for _, t := range lex(sql) {
-		if t.significant() {
-			toks = append(toks, t)
-		}
-	}
+	toks := words(sql)
 	var tables []string
 	for i := 0; i+1 < len(toks); i++ {
 		if toks[i].is("INTO") || toks[i].is("UPDATE") || toks[i].is("FROM") || toks[i].is("JOIN") {
@@ -43,11 +41,8 @@ func inferParams(sql string, oids []uint32, columns func(table string) []tableCo
 		if tok.kind != tkParam {
 			return
 		}
-		n := 0
-		for _, c := range tok.text[1:] {
-			n = n*10 + int(c-'0')
-		}
-		if n < 1 || n > len(oids) || oids[n-1] != 0 {
+		n, err := strconv.Atoi(tok.text[1:])
+		if err != nil || n < 1 || n > len(oids) || oids[n-1] != 0 {
 			return
 		}
 		if oid := paramOID(decl); oid != 0 {

@@ -82,7 +82,11 @@ func (ss *session) runPipeline() {
 			return
 		default:
 			step.pt.out = ss.outcome(step.pt.stmt, &res.Results[step.n])
-			ss.sendOutcome(step.pt, 0)
+			if err := ss.sendOutcome(step.pt, 0); err != nil {
+				ss.be.Send(errorResponse(err))
+				ss.skipToSync = true
+				return
+			}
 		}
 	}
 }

@@ -304,10 +304,8 @@ func (ss *session) cancelRunning() {
 // ReadyForQuery at the end. Several statements outside a transaction block
 // run as one implicit transaction, as in PostgreSQL.
 func (ss *session) simpleQuery(q string) {
-	stmts, err := ss.parseSimple(q)
+	stmts := ss.parseSimple(q)
 	switch {
-	case err != nil:
-		ss.sendError(err)
 	case len(stmts) == 0:
 		ss.be.Send(&pgproto3.EmptyQueryResponse{})
 	default:
@@ -350,26 +348,17 @@ func (ss *session) runSimple(p *prepared) error {
 	if err != nil {
 		return err
 	}
-	if out.notice != "" {
-		ss.be.Send(&pgproto3.NoticeResponse{Severity: "WARNING", SeverityUnlocalized: "WARNING", Code: out.noticeCode, Message: out.notice})
-	}
 	if out.cols != nil {
 		ss.be.Send(rowDescription(out.cols, nil))
-		for _, row := range out.rows {
-			if err := ss.sendRow(row, out.cols, nil); err != nil {
-				return err
-			}
-		}
 	}
-	ss.be.Send(&pgproto3.CommandComplete{CommandTag: []byte(out.tag)})
-	return nil
+	return ss.sendOutcome(&portal{out: out}, 0)
 }
 
 // parseSimple splits and parses a simple query, remembering the result
 // for the next time the same text comes.
-func (ss *session) parseSimple(q string) ([]*prepared, error) {
+func (ss *session) parseSimple(q string) []*prepared {
 	if ps, ok := ss.queries[q]; ok {
-		return ps, nil
+		return ps
 	}
 	texts := splitStatements(q)
 	ps := make([]*prepared, 0, len(texts))
@@ -380,7 +369,7 @@ func (ss *session) parseSimple(q string) ([]*prepared, error) {
 		ss.queries = map[string][]*prepared{}
 	}
 	ss.queries[q] = ps
-	return ps, nil
+	return ps
 }
 
 // prepare classifies one statement and rewrites it for SQLite.
@@ -416,11 +405,10 @@ func (ss *session) prepare(sql string) *prepared {
 	case "RELEASE":
 		p.kind = kindRelease
 		return p
-	case "PREPARE", "EXECUTE", "COPY", "DECLARE", "FETCH", "MOVE", "CLOSE", "LOCK", "VACUUM", "CHECKPOINT", "GRANT", "REVOKE", "NOTIFY", "LISTEN":
-		if kw[0] == "VACUUM" || kw[0] == "CHECKPOINT" {
-			p.kind = kindDiscard // nothing to do: the engine keeps its files
-			return p
-		}
+	case "VACUUM", "CHECKPOINT":
+		p.kind = kindDiscard // nothing to do: the engine keeps its files
+		return p
+	case "PREPARE", "EXECUTE", "COPY", "DECLARE", "FETCH", "MOVE", "CLOSE", "LOCK", "GRANT", "REVOKE", "NOTIFY", "LISTEN":
 		p.kind = kindUnsupported
 		return p
 	case "SET":
@@ -520,7 +508,7 @@ func (ss *session) run(ctx context.Context, p *prepared, params []any) (*outcome
 	case kindDiscard:
 		if len(p.verb) > 1 && p.verb[0] == "DISCARD" && p.verb[1] == "ALL" {
 			clear(ss.settings)
-			ss.timeout, _ = parseTimeout(ss.setting("statement_timeout"))
+			ss.settingsChanged()
 			clear(ss.stmts)
 			clear(ss.portals)
 		}
@@ -582,12 +570,8 @@ func (ss *session) savepoint(ctx context.Context, p *prepared) (*outcome, error)
 	if !ss.inTx || ss.implicit {
 		return nil, errorf(stateNoActiveTx, "%s can only be used in transaction blocks", verb)
 	}
-	var name string
-	for _, t := range lex(p.sql) {
-		if t.significant() && t.text != ";" {
-			name = identName(t.text)
-		}
-	}
+	ws := words(p.sql)
+	name := identName(ws[len(ws)-1].text)
 	if err := ss.beginTx(ctx); err != nil {
 		return nil, err
 	}
@@ -622,12 +606,17 @@ func (ss *session) exec(ctx context.Context, st engine.Statement) (*engine.Resul
 		}
 		return ss.tx.Exec(ctx, st)
 	}
+	return ss.execAlone(ctx, st, ss.readOnly)
+}
+
+// execAlone runs one statement outside any transaction block.
+func (ss *session) execAlone(ctx context.Context, st engine.Statement, readOnly bool) (*engine.Result, error) {
 	db, release, err := ss.srv.DB.Acquire(ctx, ss.db)
 	if err != nil {
 		return nil, err
 	}
 	defer release()
-	res, err := db.Exec(ctx, []engine.Statement{st}, engine.ExecOptions{ReadOnly: ss.readOnly})
+	res, err := db.Exec(ctx, []engine.Statement{st}, engine.ExecOptions{ReadOnly: readOnly})
 	if err != nil {
 		return nil, err
 	}
@@ -654,16 +643,7 @@ func (ss *session) inspect(ctx context.Context, sql string) (*engine.Result, err
 	if ss.inTx && ss.tx != nil {
 		return ss.tx.Inspect(ctx, engine.Statement{SQL: sql})
 	}
-	db, release, err := ss.srv.DB.Acquire(ctx, ss.db)
-	if err != nil {
-		return nil, err
-	}
-	defer release()
-	res, err := db.Exec(ctx, []engine.Statement{{SQL: sql}}, engine.ExecOptions{ReadOnly: true})
-	if err != nil {
-		return nil, err
-	}
-	return &res.Results[0], nil
+	return ss.execAlone(ctx, engine.Statement{SQL: sql}, true)
 }
 
 // beginTx takes the database and starts the engine's transaction at the
@@ -716,26 +696,19 @@ func commandTag(verb []string, res *engine.Result) string {
 	case "UPDATE", "DELETE":
 		return verb[0] + " " + strconv.FormatInt(n, 10)
 	case "CREATE", "DROP":
-		obj := ""
+		// CREATE [UNIQUE|TEMP...] TABLE|INDEX|VIEW|TRIGGER
 		for _, w := range verb[1:] {
 			switch w {
 			case "TABLE", "INDEX", "VIEW", "TRIGGER":
-				obj = w
-			}
-			if obj != "" {
-				break
+				return verb[0] + " " + w
 			}
 		}
-		if obj == "" && len(verb) > 1 {
-			obj = verb[1]
+		if len(verb) > 1 {
+			return verb[0] + " " + verb[1]
 		}
-		return verb[0] + " " + obj
+		return verb[0]
 	case "ALTER":
 		return "ALTER TABLE"
-	case "SELECT", "WITH", "VALUES", "PRAGMA", "EXPLAIN", "TABLE":
-		if res.HasRows() {
-			return "SELECT " + strconv.FormatInt(n, 10)
-		}
 	}
 	if res.HasRows() {
 		return "SELECT " + strconv.FormatInt(n, 10)

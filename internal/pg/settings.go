@@ -119,17 +119,16 @@ func (ss *session) set(sql string) (*outcome, error) {
 		return out, nil
 	}
 	if name == "statement_timeout" {
-		d, err := parseTimeout(value)
-		if err != nil {
+		if _, err := parseTimeout(value); err != nil {
 			return nil, err
 		}
-		ss.timeout = d
 	}
 	if value == "" {
 		delete(ss.settings, name)
 	} else {
 		ss.settings[name] = value
 	}
+	ss.settingsChanged()
 	for _, r := range reportedSettings {
 		if strings.EqualFold(r, name) {
 			ss.be.Send(&pgproto3.ParameterStatus{Name: r, Value: ss.setting(r)})
@@ -173,13 +172,7 @@ func isUTF8(v string) bool {
 // parseSet reads SET [SESSION|LOCAL] name {TO|=} value[, value...]; value
 // "" means DEFAULT.
 func parseSet(sql string) (name, value string, err error) {
-	var toks []token
-	for _, t := range lex(sql) {
-		if t.significant() && t.text != ";" {
-			toks = append(toks, t)
-		}
-	}
-	toks = toks[1:] // SET
+	toks := words(sql)[1:] // after SET
 	if len(toks) > 0 && (toks[0].is("SESSION") || toks[0].is("LOCAL")) {
 		if len(toks) > 1 && toks[1].is("CHARACTERISTICS") {
 			return "", "", nil
@@ -265,8 +258,14 @@ func (ss *session) reset(sql string) (*outcome, error) {
 	} else {
 		delete(ss.settings, strings.ToLower(kw[1]))
 	}
-	ss.timeout, _ = parseTimeout(ss.setting("statement_timeout"))
+	ss.settingsChanged()
 	return &outcome{tag: "RESET"}, nil
+}
+
+// settingsChanged refreshes what the session keeps of its settings for
+// every statement (statement_timeout), after SET, RESET or DISCARD.
+func (ss *session) settingsChanged() {
+	ss.timeout, _ = parseTimeout(ss.setting("statement_timeout"))
 }
 
 // builtin implements substitutions: the values of the functions clients
@@ -279,10 +278,8 @@ func (ss *session) builtin(name string) (string, bool) {
 		return ss.db, true
 	case "current_schema()", "current_schema":
 		return "public", true
-	case "current_user", "session_user", "current_user()", "session_user()", "user":
-		if name == "user" {
-			return "", false // a column named "user" is common in SQLite
-		}
+	case "current_user", "session_user", "current_user()", "session_user()":
+		// Not "user": a column named user is common in SQLite.
 		return ss.user(), true
 	case "pg_backend_pid()":
 		return strconv.FormatUint(uint64(ss.pid), 10), true
@@ -297,7 +294,7 @@ func (ss *session) user() string {
 	return ss.principal.Subject
 }
 
-// setting implements substitutions for current_setting().
+// setting returns a setting's value, "" if there is none.
 func (ss *session) setting(name string) string {
 	v, _ := ss.lookupSetting(name)
 	return v

@@ -192,8 +192,8 @@ func splitStatements(q string) []string {
 				off = end
 				continue
 			}
-			if s := strings.TrimSpace(q[start:off]); hasSignificant(s) {
-				out = append(out, s)
+			if len(words) > 0 {
+				out = append(out, strings.TrimSpace(q[start:off]))
 			}
 			start = end
 			words = words[:0]
@@ -201,8 +201,8 @@ func splitStatements(q string) []string {
 		}
 		off = end
 	}
-	if s := strings.TrimSpace(q[start:]); hasSignificant(s) {
-		out = append(out, s)
+	if len(words) > 0 {
+		out = append(out, strings.TrimSpace(q[start:]))
 	}
 	return out
 }
@@ -231,13 +231,16 @@ func lastWordIsEnd(toks []token) bool {
 	return false
 }
 
-func hasSignificant(s string) bool {
-	for _, t := range lex(s) {
-		if t.significant() {
-			return true
+// words returns the tokens of sql that are more than white space, comments
+// and semicolons.
+func words(sql string) []token {
+	var out []token
+	for _, t := range lex(sql) {
+		if t.significant() && t.text != ";" {
+			out = append(out, t)
 		}
 	}
-	return false
+	return out
 }
 
 // keywords returns the first n significant tokens of sql, upper-cased

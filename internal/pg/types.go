@@ -53,8 +53,8 @@ func typeLen(oid uint32) int16 {
 }
 
 // declaredOID maps a column's declared SQLite type to a PostgreSQL type,
-// by SQLite's own affinity rules, with booleans apart. 0: no declared type,
-// or one that fixes no storage class (the values decide).
+// by SQLite's own affinity rules, with booleans apart; other names (dates,
+// JSON...) are text. 0: no declared type (the values decide).
 func declaredOID(decl string) uint32 {
 	if decl == "" {
 		return 0
