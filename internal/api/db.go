@@ -13,6 +13,7 @@ import (
 	"github.com/labstack/echo/v4"
 
 	"hasvc/internal/auth"
+	"hasvc/internal/change"
 	"hasvc/internal/engine"
 	"hasvc/internal/tenant"
 )
@@ -134,7 +135,7 @@ func parseParams(v any) (any, error) {
 		return nil, nil
 	case []any:
 		for i, e := range x {
-			val, err := engine.ValueFromJSON(e)
+			val, err := change.ValueFromJSON(e)
 			if err != nil {
 				return nil, tenant.Errorf(tenant.EINVALID, "param %d: %v", i+1, err)
 			}
@@ -144,7 +145,7 @@ func parseParams(v any) (any, error) {
 	case map[string]any:
 		out := make(map[string]any, len(x))
 		for k, e := range x {
-			val, err := engine.ValueFromJSON(e)
+			val, err := change.ValueFromJSON(e)
 			if err != nil {
 				return nil, tenant.Errorf(tenant.EINVALID, "param %s: %v", k, err)
 			}
@@ -177,7 +178,7 @@ func appendResults(buf []byte, res *engine.ExecResult) []byte {
 				if j > 0 {
 					buf = append(buf, ',')
 				}
-				buf = engine.AppendString(buf, c)
+				buf = change.AppendString(buf, c)
 			}
 			buf = append(buf, `],"rows":[`...)
 			for j, row := range r.Rows {
@@ -189,7 +190,7 @@ func appendResults(buf []byte, res *engine.ExecResult) []byte {
 					if k > 0 {
 						buf = append(buf, ',')
 					}
-					buf = engine.AppendValue(buf, v)
+					buf = change.AppendValue(buf, v)
 				}
 				buf = append(buf, ']')
 			}

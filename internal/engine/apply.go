@@ -2,6 +2,7 @@ package engine
 
 import (
 	"fmt"
+	"hasvc/internal/change"
 	"strings"
 )
 
@@ -11,12 +12,12 @@ import (
 // tables, so it is deterministic and writing the same change twice leaves
 // the same row. With rowsOnly, schema changes are skipped (they already ran
 // here).
-func (c *conn) applyChanges(changes []Change, rowsOnly bool) error {
+func (c *conn) applyChanges(changes []change.Change, rowsOnly bool) error {
 	for i := range changes {
 		ch := &changes[i]
 		var err error
 		switch ch.Operation {
-		case OpSQL:
+		case change.OpSQL:
 			if rowsOnly {
 				continue
 			}
@@ -27,11 +28,11 @@ func (c *conn) applyChanges(changes []Change, rowsOnly bool) error {
 			err = c.exec(ch.SQL)
 			c.tenant = prev
 			c.schemaChanged()
-		case OpInsert:
+		case change.OpInsert:
 			err = c.applyUpsert(ch, ch.NewRowID, ch.NewValues)
-		case OpUpdate:
+		case change.OpUpdate:
 			err = c.applyUpdate(ch)
-		case OpDelete:
+		case change.OpDelete:
 			err = c.applyDelete(ch, ch.OldRowID, ch.OldValues)
 		default:
 			err = fmt.Errorf("unknown operation %q", ch.Operation)
@@ -60,7 +61,7 @@ func (c *conn) applyMode(on bool) error {
 	return c.raw.dbConfig(dbconfigEnableTrigger, !on)
 }
 
-func (c *conn) applyUpdate(ch *Change) error {
+func (c *conn) applyUpdate(ch *change.Change) error {
 	ti, err := c.tableInfo(ch.Table)
 	if err != nil {
 		return err
@@ -79,7 +80,7 @@ func (c *conn) applyUpdate(ch *Change) error {
 	return c.applyUpsert(ch, ch.NewRowID, ch.NewValues)
 }
 
-func (c *conn) applyUpsert(ch *Change, rowid *int64, values Values) error {
+func (c *conn) applyUpsert(ch *change.Change, rowid *int64, values change.Values) error {
 	ti, err := c.tableInfo(ch.Table)
 	if err != nil {
 		return err
@@ -109,7 +110,7 @@ func (c *conn) applyUpsert(ch *Change, rowid *int64, values Values) error {
 	return c.internal(func() error { return c.exec(q, args...) })
 }
 
-func (c *conn) applyDelete(ch *Change, rowid *int64, values Values) error {
+func (c *conn) applyDelete(ch *change.Change, rowid *int64, values change.Values) error {
 	ti, err := c.tableInfo(ch.Table)
 	if err != nil {
 		return err
@@ -155,7 +156,7 @@ func (ti *tableInfo) index(name string) int {
 	return -1
 }
 
-func samePK(ti *tableInfo, cols []string, a, b Values) bool {
+func samePK(ti *tableInfo, cols []string, a, b change.Values) bool {
 	for _, j := range ti.pk {
 		k := indexOf(cols, ti.columns[j])
 		if k < 0 || k >= len(a) || k >= len(b) || !sameValue(a[k], b[k]) {

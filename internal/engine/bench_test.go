@@ -8,6 +8,7 @@ import (
 
 	"github.com/nats-io/nats.go/jetstream"
 
+	"hasvc/internal/change"
 	"hasvc/internal/tenant"
 )
 
@@ -40,8 +41,8 @@ func BenchmarkCommitCeiling(b *testing.B) {
 		if err := c.exec("INSERT INTO users (name, n) VALUES (?, ?)", fmt.Sprint("user-", i), int64(i)); err != nil {
 			b.Fatal(err)
 		}
-		msg, _ := json.Marshal(Message{Node: "b", Changes: []Change{{Database: "main", Table: "users", Columns: []string{"id", "name", "n"},
-			Operation: OpInsert, NewRowID: ptr(int64(i)), NewValues: Values{int64(i), fmt.Sprint("user-", i), int64(i)}}}})
+		msg, _ := json.Marshal(change.Message{Node: "b", Changes: []change.Change{{Database: "main", Table: "users", Columns: []string{"id", "name", "n"},
+			Operation: change.OpInsert, NewRowID: ptr(int64(i)), NewValues: change.Values{int64(i), fmt.Sprint("user-", i), int64(i)}}}})
 		if _, err := n.eng.JS.Publish(ctx, "ceil", msg, jetstream.WithExpectLastSequence(uint64(i))); err != nil {
 			b.Fatal(err)
 		}

@@ -2,6 +2,7 @@ package engine
 
 import (
 	"fmt"
+	"hasvc/internal/change"
 
 	"github.com/mattn/go-sqlite3"
 )
@@ -14,7 +15,7 @@ import (
 type capture struct {
 	raw     rawConn
 	on      bool
-	changes []Change
+	changes []change.Change
 	err     error // first failure to read a value; fails the transaction
 }
 
@@ -22,22 +23,22 @@ func (cp *capture) hook(d sqlite3.SQLitePreUpdateData) {
 	if !cp.on || d.DatabaseName != "main" || !isReplicatedTable(d.TableName) {
 		return
 	}
-	ch := Change{Database: "main", Table: d.TableName}
+	ch := change.Change{Database: "main", Table: d.TableName}
 	var err error
 	switch d.Op {
 	case sqlite3.SQLITE_INSERT:
-		ch.Operation = OpInsert
+		ch.Operation = change.OpInsert
 		ch.NewRowID = ptr(d.NewRowID)
 		ch.NewValues, err = cp.row(true)
 	case sqlite3.SQLITE_UPDATE:
-		ch.Operation = OpUpdate
+		ch.Operation = change.OpUpdate
 		ch.OldRowID, ch.NewRowID = ptr(d.OldRowID), ptr(d.NewRowID)
 		ch.OldValues, err = cp.row(false)
 		if err == nil {
 			ch.NewValues, err = cp.row(true)
 		}
 	case sqlite3.SQLITE_DELETE:
-		ch.Operation = OpDelete
+		ch.Operation = change.OpDelete
 		ch.OldRowID = ptr(d.OldRowID)
 		ch.OldValues, err = cp.row(false)
 	default:
@@ -52,9 +53,9 @@ func (cp *capture) hook(d sqlite3.SQLitePreUpdateData) {
 	cp.changes = append(cp.changes, ch)
 }
 
-func (cp *capture) row(newRow bool) (Values, error) {
+func (cp *capture) row(newRow bool) (change.Values, error) {
 	n := cp.raw.preupdateCount()
-	vs := make(Values, n)
+	vs := make(change.Values, n)
 	for i := range n {
 		v, err := cp.raw.preupdateValue(newRow, i)
 		if err != nil {
@@ -69,10 +70,10 @@ func (cp *capture) row(newRow bool) (Values, error) {
 // look up (it must not run SQL), and drops the meaningless rowids of WITHOUT
 // ROWID tables. It runs after each statement, while the schema is the one
 // the statement saw.
-func (c *conn) resolve(changes []Change) error {
+func (c *conn) resolve(changes []change.Change) error {
 	for i := range changes {
 		ch := &changes[i]
-		if ch.Operation == OpSQL || ch.Columns != nil {
+		if ch.Operation == change.OpSQL || ch.Columns != nil {
 			continue
 		}
 		ti, err := c.tableInfo(ch.Table)

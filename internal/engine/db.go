@@ -17,6 +17,7 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 	"github.com/nats-io/nuid"
 
+	"hasvc/internal/change"
 	"hasvc/internal/tenant"
 )
 
@@ -643,8 +644,8 @@ func (d *DB) runWrite(o *op, last uint64, strong, batched bool) error {
 }
 
 // message encodes a transaction's changes as its stream message.
-func (d *DB) message(changes []Change) ([]byte, error) {
-	msg := Message{Node: d.eng.Node, Changes: changes, Timestamp: d.eng.now().UnixNano()}
+func (d *DB) message(changes []change.Change) ([]byte, error) {
+	msg := change.Message{Node: d.eng.Node, Changes: changes, Timestamp: d.eng.now().UnixNano()}
 	data := msg.AppendJSON(make([]byte, 0, 512))
 	if max := d.eng.maxMessage(); len(data) > max {
 		return nil, tenant.Errorf(tenant.ETOOLARGE, "the transaction's changes take %d bytes, over the %d-byte message limit", len(data), max)
@@ -725,7 +726,7 @@ const (
 
 // publish sends the message of one transaction's changes. In strong mode
 // JetStream stores it only if the stream still ends at sequence last.
-func (d *DB) publish(changes []Change, last uint64, strong bool) (jetstream.PubAckFuture, error) {
+func (d *DB) publish(changes []change.Change, last uint64, strong bool) (jetstream.PubAckFuture, error) {
 	data, err := d.message(changes)
 	if err != nil {
 		return nil, err

@@ -11,6 +11,7 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 
 	"hasvc/internal/broker"
+	"hasvc/internal/change"
 	"hasvc/internal/tenant"
 )
 
@@ -157,31 +158,6 @@ func TestCatchUpFromStream(t *testing.T) {
 	}
 }
 
-// TestMessageJSON checks that the hand-written encoder writes what
-// encoding/json would, and that it decodes back to the same values.
-func TestMessageJSON(t *testing.T) {
-	m := Message{Node: "n\"1", Timestamp: 42, Changes: []Change{
-		{Database: "main", Operation: OpSQL, SQL: "CREATE TABLE \"t\" (x)\n"},
-		{Database: "main", Table: "t", Columns: []string{"a", "b"}, Operation: OpUpdate, OldRowID: ptr(0), NewRowID: ptr(-5),
-			OldValues: Values{int64(1), 2.5}, NewValues: Values{"é\u2028", []byte{1}}},
-		{Database: "main", Table: "k", Columns: []string{"a"}, Operation: OpDelete, OldValues: Values{nil}},
-	}}
-	want, err := json.Marshal(m)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if got := m.AppendJSON(nil); string(got) != string(want) {
-		t.Fatalf("AppendJSON:\n got  %s\n want %s", got, want)
-	}
-	var back Message
-	if err := json.Unmarshal(want, &back); err != nil {
-		t.Fatal(err)
-	}
-	if a, b := jsonOf(back), string(want); a != b {
-		t.Fatalf("round trip:\n got  %s\n want %s", a, b)
-	}
-}
-
 // TestApplyTwiceChangesNothing applies every message of a stream a second
 // time: by sequence (what redelivery does) nothing happens, and even
 // written again row by row the copy stays the same.
@@ -211,7 +187,7 @@ func TestApplyTwiceChangesNothing(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		var m Message
+		var m change.Message
 		if err := json.Unmarshal(raw.Data, &m); err != nil {
 			t.Fatal(err)
 		}

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"strings"
 
+	"hasvc/internal/change"
 	"hasvc/internal/tenant"
 )
 
@@ -88,7 +89,7 @@ func (c *conn) step(ctx context.Context, s *stmt, params any, res *Result, cp *c
 	mark := 0
 	if cp != nil {
 		if s.ddl {
-			cp.changes = append(cp.changes, Change{Database: "main", Operation: OpSQL, SQL: s.sql})
+			cp.changes = append(cp.changes, change.Change{Database: "main", Operation: change.OpSQL, SQL: s.sql})
 		}
 		mark = len(cp.changes)
 	}

@@ -3,6 +3,7 @@ package engine
 import (
 	"context"
 	"encoding/json"
+	"hasvc/internal/change"
 	"time"
 
 	"github.com/nats-io/nats.go/jetstream"
@@ -110,7 +111,7 @@ func (d *DB) followFrom(ctx context.Context) error {
 			if meta.Sequence.Stream <= d.applied.Load() {
 				continue
 			}
-			var msg Message
+			var msg change.Message
 			if err := json.Unmarshal(m.Data(), &msg); err != nil {
 				return d.markStuck(meta.Sequence.Stream, err)
 			}

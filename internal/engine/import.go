@@ -7,6 +7,7 @@ import (
 
 	"github.com/nats-io/nats.go/jetstream"
 
+	"hasvc/internal/change"
 	"hasvc/internal/tenant"
 )
 
@@ -52,7 +53,7 @@ func (d *DB) importFrom(ctx context.Context, src *conn) error {
 		return tenant.Wrap(tenant.EINVALID, err, "read schema: "+err.Error())
 	}
 	limit := d.eng.maxMessage() / 2
-	var batch []Change
+	var batch []change.Change
 	size := 0
 	flush := func() error {
 		if len(batch) == 0 {
@@ -62,7 +63,7 @@ func (d *DB) importFrom(ctx context.Context, src *conn) error {
 		batch, size = nil, 0
 		return err
 	}
-	add := func(ch Change) error {
+	add := func(ch change.Change) error {
 		batch = append(batch, ch)
 		size += changeSize(ch)
 		if size >= limit {
@@ -78,7 +79,7 @@ func (d *DB) importFrom(ctx context.Context, src *conn) error {
 		if strings.HasPrefix(strings.ToUpper(strings.TrimSpace(o.sql)), "CREATE VIRTUAL") {
 			return tenant.Errorf(tenant.EINVALID, "table %q is a virtual table; hasvc does not replicate those", o.name)
 		}
-		if err := add(Change{Database: "main", Operation: OpSQL, SQL: o.sql}); err != nil {
+		if err := add(change.Change{Database: "main", Operation: change.OpSQL, SQL: o.sql}); err != nil {
 			return err
 		}
 	}
@@ -94,14 +95,14 @@ func (d *DB) importFrom(ctx context.Context, src *conn) error {
 		if o.typ == "table" {
 			continue
 		}
-		if err := add(Change{Database: "main", Operation: OpSQL, SQL: o.sql}); err != nil {
+		if err := add(change.Change{Database: "main", Operation: change.OpSQL, SQL: o.sql}); err != nil {
 			return err
 		}
 	}
 	return flush()
 }
 
-func (d *DB) importRows(src *conn, table string, add func(Change) error) error {
+func (d *DB) importRows(src *conn, table string, add func(change.Change) error) error {
 	ti, err := src.tableInfo(table)
 	if err != nil {
 		return err
@@ -116,14 +117,14 @@ func (d *DB) importRows(src *conn, table string, add func(Change) error) error {
 	}
 	return src.internal(func() error {
 		return src.query(q, nil, func(s *stmt) error {
-			ch := Change{Database: "main", Table: table, Columns: ti.columns, Operation: OpInsert}
+			ch := change.Change{Database: "main", Table: table, Columns: ti.columns, Operation: change.OpInsert}
 			off := 0
 			if !ti.withoutRowid {
 				id, _ := s.column(0).(int64)
 				ch.NewRowID = ptr(id)
 				off = 1
 			}
-			ch.NewValues = make(Values, len(ti.columns))
+			ch.NewValues = make(change.Values, len(ti.columns))
 			for i := range ti.columns {
 				ch.NewValues[i] = s.column(off + i)
 			}
@@ -132,12 +133,12 @@ func (d *DB) importRows(src *conn, table string, add func(Change) error) error {
 	})
 }
 
-func changeSize(ch Change) int {
+func changeSize(ch change.Change) int {
 	n := 64 + len(ch.SQL) + len(ch.Table)
 	for _, c := range ch.Columns {
 		n += len(c) + 3
 	}
-	for _, vs := range []Values{ch.OldValues, ch.NewValues} {
+	for _, vs := range []change.Values{ch.OldValues, ch.NewValues} {
 		for _, v := range vs {
 			n += valueSize(v) * 4 / 3
 		}
@@ -147,8 +148,8 @@ func changeSize(ch Change) int {
 
 // publishApply publishes one message of changes, expecting the stream to
 // end at the applied sequence, and applies it here. It runs on the writer.
-func (d *DB) publishApply(ctx context.Context, changes []Change) error {
-	msg := Message{Node: d.eng.Node, Changes: changes, Timestamp: d.eng.now().UnixNano()}
+func (d *DB) publishApply(ctx context.Context, changes []change.Change) error {
+	msg := change.Message{Node: d.eng.Node, Changes: changes, Timestamp: d.eng.now().UnixNano()}
 	data := msg.AppendJSON(nil)
 	if len(data) > d.eng.maxMessage() {
 		return tenant.Errorf(tenant.ETOOLARGE, "one row takes %d bytes, over the %d-byte message limit", len(data), d.eng.maxMessage())
@@ -161,5 +162,5 @@ func (d *DB) publishApply(ctx context.Context, changes []Change) error {
 	if ack.Sequence != last+1 {
 		return fmt.Errorf("stream stored the message at %d, expected %d", ack.Sequence, last+1)
 	}
-	return d.applyMessages([]seqMessage{{seq: ack.Sequence, msg: Message{Changes: changes}}})
+	return d.applyMessages([]seqMessage{{seq: ack.Sequence, msg: change.Message{Changes: changes}}})
 }

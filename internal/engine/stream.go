@@ -10,6 +10,7 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 
 	"hasvc/internal/broker"
+	"hasvc/internal/change"
 )
 
 // catchUp applies every message of the stream beyond the applied sequence,
@@ -64,7 +65,7 @@ func (d *DB) catchUpConsumer(ctx context.Context, applied, last uint64) error {
 			if err != nil {
 				return err
 			}
-			var msg Message
+			var msg change.Message
 			if err := json.Unmarshal(m.Data(), &msg); err != nil {
 				return d.markStuck(meta.Sequence.Stream, fmt.Errorf("decode: %w", err))
 			}
@@ -114,7 +115,7 @@ func (d *DB) catchUpDirect(ctx context.Context, applied, last uint64) error {
 		if err != nil {
 			return fmt.Errorf("get message %d: %w", seq, err)
 		}
-		var msg Message
+		var msg change.Message
 		if err := json.Unmarshal(raw.Data, &msg); err != nil {
 			return d.markStuck(seq, fmt.Errorf("decode: %w", err))
 		}
@@ -125,7 +126,7 @@ func (d *DB) catchUpDirect(ctx context.Context, applied, last uint64) error {
 
 type seqMessage struct {
 	seq uint64
-	msg Message
+	msg change.Message
 }
 
 // applyMessages applies messages (in stream order) in one transaction with

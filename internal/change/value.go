@@ -1,4 +1,4 @@
-package engine
+package change
 
 import (
 	"bytes"
@@ -59,7 +59,7 @@ func AppendValue(buf []byte, v any) []byte {
 		}
 		return append(buf, '0')
 	}
-	panic(fmt.Sprintf("engine: value of type %T", v))
+	panic(fmt.Sprintf("change: value of type %T", v))
 }
 
 const hexDigits = "0123456789abcdef"

@@ -1,4 +1,9 @@
-package engine
+// Package change is hasvc's change format: the values, changes and
+// messages that a database's stream carries, and their JSON. It is a public
+// contract (HTTP results, the change feed, replicas and any NATS consumer
+// read it), so it lives apart from the engine that produces it, and every
+// adapter encodes values through it.
+package change
 
 import "strconv"
 
