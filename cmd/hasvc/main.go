@@ -31,6 +31,8 @@ import (
 	"hasvc/internal/broker"
 	"hasvc/internal/engine"
 	"hasvc/internal/pg"
+	"hasvc/internal/registry"
+	"hasvc/internal/sqlite"
 	"hasvc/internal/tenant"
 )
 
@@ -70,10 +72,14 @@ type Main struct {
 	nc     *nats.Conn
 	engine *engine.Engine
 	http   *http.Server
-	ln     net.Listener
-	served chan error
-	pg     *pg.Server
-	pgLn   net.Listener
+	// requests is the parent of every HTTP request's context; Close
+	// cancels it after the drain, interrupting statements still running.
+	requests     context.Context
+	stopRequests context.CancelFunc
+	ln           net.Listener
+	served       chan error
+	pg           *pg.Server
+	pgLn         net.Listener
 }
 
 // NewMain returns a Main with the default configuration.
@@ -180,7 +186,13 @@ func (m *Main) Run(ctx context.Context) error {
 		}
 	}
 	srv := &api.Server{DB: m.engine, Auth: keys, Logger: m.Logger, MaxBodyBytes: c.MaxRequestBytes, Metrics: m.metrics()}
-	m.http = &http.Server{Handler: srv.Handler(), ReadHeaderTimeout: 10 * time.Second, IdleTimeout: 2 * time.Minute}
+	m.requests, m.stopRequests = context.WithCancel(context.Background())
+	m.http = &http.Server{
+		Handler:           srv.Handler(),
+		ReadHeaderTimeout: 10 * time.Second,
+		IdleTimeout:       2 * time.Minute,
+		BaseContext:       func(net.Listener) context.Context { return m.requests },
+	}
 	m.served = make(chan error, 1)
 	go func() { m.served <- m.http.Serve(m.ln) }()
 	m.Logger.Info("serving", "http", m.ln.Addr().String(), "pg", m.PGAddr(), "nats", m.NATSURL())
@@ -192,7 +204,7 @@ func (m *Main) Run(ctx context.Context) error {
 // process's own.
 func (m *Main) metrics() http.Handler {
 	reg := prometheus.NewRegistry()
-	reg.MustRegister(m.engine, collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	reg.MustRegister(m.engine.Metrics(), collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	reg.MustRegister(prometheus.NewGaugeFunc(prometheus.GaugeOpts{
 		Name: "hasvc_pg_connections",
 		Help: "PostgreSQL client sessions open on this node.",
@@ -235,7 +247,7 @@ func (m *Main) servePG(keys *auth.Keys) error {
 		MaxConns:       c.PGMaxConns,
 		IdleTimeout:    c.PGIdleTimeout,
 		MaxMessage:     int(c.MaxRequestBytes),
-		Version:        engine.SQLiteVersion(),
+		Version:        sqlite.Version(),
 	}
 	go func() {
 		if err := m.pg.Serve(ln); err != nil {
@@ -256,13 +268,13 @@ func (m *Main) PGAddr() string {
 // openRegistry opens the database registry, waiting (up to a minute) for a
 // JetStream cluster to elect its leader: the nodes of a new cluster start
 // at about the same time, and none can create buckets before a quorum is up.
-func (m *Main) openRegistry(ctx context.Context, js jetstream.JetStream) (*tenant.Registry, error) {
+func (m *Main) openRegistry(ctx context.Context, js jetstream.JetStream) (*registry.Registry, error) {
 	ctx, cancel := context.WithTimeout(ctx, time.Minute)
 	defer cancel()
-	var reg *tenant.Registry
-	err := broker.UntilReady(ctx, 5*time.Second, func(ctx context.Context) error {
+	var reg *registry.Registry
+	err := registry.UntilReady(ctx, 5*time.Second, func(ctx context.Context) error {
 		var err error
-		reg, err = tenant.OpenRegistry(ctx, js, m.Config.StreamReplicas())
+		reg, err = registry.Open(ctx, js, m.Config.StreamReplicas())
 		if err != nil {
 			m.Logger.Info("waiting for JetStream", "err", err)
 		}
@@ -339,6 +351,7 @@ func (m *Main) Close() error {
 		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 		keep(m.http.Shutdown(ctx))
 		cancel()
+		m.stopRequests()
 		if err := <-m.served; !errors.Is(err, http.ErrServerClosed) {
 			keep(err)
 		}

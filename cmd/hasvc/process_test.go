@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"math/rand/v2"
 	"net"
 	"net/http"
 	"os"
@@ -18,15 +19,23 @@ import (
 	"time"
 )
 
-// freePort returns a loopback port nobody listens on now.
+// freePort returns a loopback port nobody listens on now. It picks below
+// the kernel's ephemeral range (32768 and up): a port reserved this way for
+// a node that starts later must not be taken meanwhile as the local port
+// of one of the tests' own client connections.
 func freePort(t *testing.T) int {
 	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
+	for range 1000 {
+		port := 20000 + rand.IntN(12000)
+		ln, err := net.Listen("tcp", fmt.Sprintf("127.0.0.1:%d", port))
+		if err != nil {
+			continue
+		}
+		ln.Close()
+		return port
 	}
-	defer ln.Close()
-	return ln.Addr().(*net.TCPAddr).Port
+	t.Fatal("no free port below 32000")
+	return 0
 }
 
 // proc is a hasvc node running as a separate process (this test binary,
@@ -230,6 +239,13 @@ func TestClusterKillNineRejoins(t *testing.T) {
 
 	var acked sync.Map
 	var count atomic.Int64
+	// The writers read procs while the test restarts the victim.
+	var procsMu sync.Mutex
+	procAt := func(i int) *proc {
+		procsMu.Lock()
+		defer procsMu.Unlock()
+		return procs[i]
+	}
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
 	var writers sync.WaitGroup
@@ -239,7 +255,7 @@ func TestClusterKillNineRejoins(t *testing.T) {
 			defer writers.Done()
 			for i := 0; ctx.Err() == nil; i++ {
 				who := fmt.Sprintf("c%d-%d", c, i)
-				status, _, err := procs[c%n].post(token, "/db/kill", fmt.Sprintf(`{"sql":"INSERT INTO t (who) VALUES ('%s')"}`, who))
+				status, _, err := procAt(c%n).post(token, "/db/kill", fmt.Sprintf(`{"sql":"INSERT INTO t (who) VALUES ('%s')"}`, who))
 				if err != nil {
 					time.Sleep(50 * time.Millisecond) // the node is down; try it again
 					continue
@@ -261,7 +277,10 @@ func TestClusterKillNineRejoins(t *testing.T) {
 	victim.cmd.Wait()
 	killedAt := count.Load()
 	time.Sleep(time.Second)
-	procs[2] = cluster.start(2)
+	restarted := cluster.start(2)
+	procsMu.Lock()
+	procs[2] = restarted
+	procsMu.Unlock()
 	for count.Load() < killedAt+300 && ctx.Err() == nil {
 		time.Sleep(10 * time.Millisecond)
 	}

@@ -6,6 +6,8 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
+	"io"
 	"log/slog"
 	"net/http"
 	"strings"
@@ -14,6 +16,7 @@ import (
 
 	"hasvc/internal/auth"
 	"hasvc/internal/engine"
+	"hasvc/internal/sqlite"
 	"hasvc/internal/tenant"
 )
 
@@ -31,7 +34,7 @@ type Databases interface {
 	// statement), EFORBIDDEN (a write with readOnly, or SQL outside the
 	// sandbox), ECONFLICT, ETOOLARGE, EUNAVAILABLE.
 	// ETIMEOUT when the node does not reach opts' sequence in time.
-	Exec(ctx context.Context, name string, stmts []engine.Statement, opts engine.ExecOptions) (*engine.ExecResult, error)
+	Exec(ctx context.Context, name string, stmts []sqlite.Statement, opts engine.ExecOptions) (*engine.ExecResult, error)
 	// Backup returns ENOTFOUND for an unknown database.
 	Backup(ctx context.Context, name string) (*engine.BackupFile, error)
 	// Cluster returns EUNAVAILABLE when JetStream is.
@@ -216,4 +219,24 @@ func (jsonSerializer) Serialize(c echo.Context, i any, indent string) error {
 		enc.SetIndent("", indent)
 	}
 	return enc.Encode(i)
+}
+
+// jsonProblem says what is wrong with a JSON body in hasvc's words: the
+// decoder's own text names Go types and is not shown to users.
+func jsonProblem(err error) string {
+	var se *json.SyntaxError
+	var te *json.UnmarshalTypeError
+	switch {
+	case errors.As(err, &se):
+		return fmt.Sprintf("malformed JSON at byte %d", se.Offset)
+	case errors.As(err, &te) && te.Field != "":
+		return fmt.Sprintf("%q cannot be a JSON %s", te.Field, te.Value)
+	case errors.As(err, &te):
+		return fmt.Sprintf("a JSON %s is not allowed here", te.Value)
+	case errors.Is(err, io.ErrUnexpectedEOF), errors.Is(err, io.EOF):
+		return "the JSON ends early"
+	case errors.Is(err, errExtraData):
+		return "data after the statements"
+	}
+	return "unknown field or malformed JSON"
 }

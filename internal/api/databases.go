@@ -22,7 +22,7 @@ func (s *Server) createDatabase(c echo.Context) error {
 	dec := json.NewDecoder(http.MaxBytesReader(c.Response(), c.Request().Body, 64<<10))
 	dec.DisallowUnknownFields()
 	if err := dec.Decode(&req); err != nil {
-		return tenant.Wrap(tenant.EINVALID, err, "invalid body: want {\"name\": ..., \"mode\": \"strong\"|\"eventual\", \"replicas\": n}: "+err.Error())
+		return tenant.Wrap(tenant.EINVALID, err, "invalid body: want {\"name\": ..., \"mode\": \"strong\"|\"eventual\", \"replicas\": n}: "+jsonProblem(err))
 	}
 	if err := tenant.ValidateName(req.Name); err != nil {
 		return err

@@ -15,6 +15,7 @@ import (
 	"hasvc/internal/auth"
 	"hasvc/internal/change"
 	"hasvc/internal/engine"
+	"hasvc/internal/sqlite"
 	"hasvc/internal/tenant"
 )
 
@@ -87,9 +88,11 @@ func execOptions(c echo.Context) (engine.ExecOptions, error) {
 	return opts, nil
 }
 
+var errExtraData = errors.New("data after the statements")
+
 // parseStatements decodes a body holding one statement object or an array
 // of them.
-func parseStatements(body []byte) ([]engine.Statement, error) {
+func parseStatements(body []byte) ([]sqlite.Statement, error) {
 	body = bytes.TrimSpace(body)
 	if len(body) == 0 {
 		return nil, tenant.Errorf(tenant.EINVALID, "empty body: want {\"sql\": ...} or an array of them")
@@ -105,15 +108,15 @@ func parseStatements(body []byte) ([]engine.Statement, error) {
 		err = dec.Decode(&raw[0])
 	}
 	if err == nil && dec.More() {
-		err = errors.New("data after the statements")
+		err = errExtraData
 	}
 	if err != nil {
-		return nil, tenant.Wrap(tenant.EINVALID, err, "invalid JSON body: "+err.Error())
+		return nil, tenant.Wrap(tenant.EINVALID, err, "invalid JSON body: "+jsonProblem(err))
 	}
 	if len(raw) == 0 {
 		return nil, tenant.Errorf(tenant.EINVALID, "no statements")
 	}
-	out := make([]engine.Statement, len(raw))
+	out := make([]sqlite.Statement, len(raw))
 	for i, r := range raw {
 		if r.SQL == nil {
 			return nil, tenant.AtStatement(tenant.Errorf(tenant.EINVALID, "missing \"sql\""), i)
@@ -122,7 +125,7 @@ func parseStatements(body []byte) ([]engine.Statement, error) {
 		if err != nil {
 			return nil, tenant.AtStatement(err, i)
 		}
-		out[i] = engine.Statement{SQL: *r.SQL, Params: params}
+		out[i] = sqlite.Statement{SQL: *r.SQL, Params: params}
 	}
 	return out, nil
 }

@@ -196,3 +196,15 @@ func (vs *Values) UnmarshalJSON(data []byte) error {
 	*vs = out
 	return nil
 }
+
+// ValueSize returns about how many bytes v takes in memory, for limits on
+// results and messages.
+func ValueSize(v any) int {
+	switch x := v.(type) {
+	case string:
+		return len(x) + 8
+	case []byte:
+		return len(x) + 8
+	}
+	return 8
+}

@@ -6,6 +6,7 @@ import (
 	"os"
 	"path/filepath"
 
+	"hasvc/internal/sqlite"
 	"hasvc/internal/tenant"
 )
 
@@ -47,23 +48,23 @@ func (d *DB) Backup(ctx context.Context) (*BackupFile, error) {
 		return nil, err
 	}
 
-	c, err := openConn(d.eng.dsn(d.name), false)
+	c, err := sqlite.Open(d.eng.dsn(d.name), sqlite.Options{})
 	if err != nil {
 		return fail(err)
 	}
-	stop := c.watch(ctx)
-	err = c.exec("VACUUM INTO ?", tmp)
+	stop := c.Watch(ctx)
+	err = c.Exec("VACUUM INTO ?", tmp)
 	stop()
-	c.close()
+	c.Close()
 	if err != nil {
 		return fail(tenant.Wrap(tenant.EINTERNAL, err, "backup failed"))
 	}
-	cp, err := openConn("file:"+tmp+"?mode=ro", true)
+	cp, err := sqlite.Open("file:"+tmp+"?mode=ro", sqlite.Options{ReadOnly: true})
 	if err != nil {
 		return fail(err)
 	}
-	seq, err := cp.queryInt64("SELECT applied_seq FROM _hasvc_state")
-	cp.close()
+	seq, err := cp.QueryInt64("SELECT applied_seq FROM _hasvc_state")
+	cp.Close()
 	if err != nil {
 		return fail(fmt.Errorf("backup sequence: %w", err))
 	}
@@ -87,9 +88,9 @@ func (d *DB) sizeBytes(ctx context.Context) (int64, error) {
 	}
 	defer d.putReader(r)
 	var n int64
-	err = r.internal(func() error {
+	err = r.Internal(func() error {
 		var err error
-		n, err = r.queryInt64("SELECT page_count * page_size FROM pragma_page_count(), pragma_page_size()")
+		n, err = r.QueryInt64("SELECT page_count * page_size FROM pragma_page_count(), pragma_page_size()")
 		return err
 	})
 	return n, err

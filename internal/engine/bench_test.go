@@ -9,6 +9,7 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 
 	"hasvc/internal/change"
+	"hasvc/internal/sqlite"
 	"hasvc/internal/tenant"
 )
 
@@ -22,23 +23,23 @@ func BenchmarkCommitCeiling(b *testing.B) {
 	if _, err := n.eng.JS.CreateStream(ctx, jetstream.StreamConfig{Name: "CEIL", Subjects: []string{"ceil"}, Storage: jetstream.FileStorage}); err != nil {
 		b.Fatal(err)
 	}
-	c, err := openConn("file:"+b.TempDir()+"/ceil.db", false)
+	c, err := sqlite.Open("file:"+b.TempDir()+"/ceil.db", sqlite.Options{})
 	if err != nil {
 		b.Fatal(err)
 	}
-	defer c.close()
+	defer c.Close()
 	if err := prepareFile(c); err != nil {
 		b.Fatal(err)
 	}
-	if err := c.exec("CREATE TABLE users (id INTEGER PRIMARY KEY, name TEXT, n INTEGER)"); err != nil {
+	if err := c.Exec("CREATE TABLE users (id INTEGER PRIMARY KEY, name TEXT, n INTEGER)"); err != nil {
 		b.Fatal(err)
 	}
 	b.ResetTimer()
 	for i := range b.N {
-		if err := c.exec("BEGIN IMMEDIATE"); err != nil {
+		if err := c.Exec("BEGIN IMMEDIATE"); err != nil {
 			b.Fatal(err)
 		}
-		if err := c.exec("INSERT INTO users (name, n) VALUES (?, ?)", fmt.Sprint("user-", i), int64(i)); err != nil {
+		if err := c.Exec("INSERT INTO users (name, n) VALUES (?, ?)", fmt.Sprint("user-", i), int64(i)); err != nil {
 			b.Fatal(err)
 		}
 		msg, _ := json.Marshal(change.Message{Node: "b", Changes: []change.Change{{Database: "main", Table: "users", Columns: []string{"id", "name", "n"},
@@ -46,7 +47,7 @@ func BenchmarkCommitCeiling(b *testing.B) {
 		if _, err := n.eng.JS.Publish(ctx, "ceil", msg, jetstream.WithExpectLastSequence(uint64(i))); err != nil {
 			b.Fatal(err)
 		}
-		if err := c.exec("COMMIT"); err != nil {
+		if err := c.Exec("COMMIT"); err != nil {
 			b.Fatal(err)
 		}
 	}
@@ -65,7 +66,7 @@ func BenchmarkPointSelect(b *testing.B) {
 		b.Fatal(err)
 	}
 	defer release()
-	if _, err := db.Exec(ctx, []Statement{{SQL: "CREATE TABLE users (id INTEGER PRIMARY KEY, name TEXT, n INTEGER)"},
+	if _, err := db.Exec(ctx, []sqlite.Statement{{SQL: "CREATE TABLE users (id INTEGER PRIMARY KEY, name TEXT, n INTEGER)"},
 		{SQL: "WITH RECURSIVE s(v) AS (SELECT 1 UNION ALL SELECT v + 1 FROM s WHERE v < 10000) INSERT INTO users SELECT v, 'user-' || v, v FROM s"}}, ExecOptions{}); err != nil {
 		b.Fatal(err)
 	}
@@ -74,7 +75,7 @@ func BenchmarkPointSelect(b *testing.B) {
 		i := 0
 		for pb.Next() {
 			i++
-			if _, err := db.Exec(ctx, []Statement{{SQL: "SELECT id, name, n FROM users WHERE id = ?", Params: []any{int64(i%10000 + 1)}}}, ExecOptions{}); err != nil {
+			if _, err := db.Exec(ctx, []sqlite.Statement{{SQL: "SELECT id, name, n FROM users WHERE id = ?", Params: []any{int64(i%10000 + 1)}}}, ExecOptions{}); err != nil {
 				b.Fatal(err)
 			}
 		}

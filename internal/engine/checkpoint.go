@@ -1,6 +1,7 @@
 package engine
 
 import (
+	"hasvc/internal/sqlite"
 	"time"
 )
 
@@ -19,10 +20,10 @@ func (d *DB) checkpointer() {
 	defer d.wg.Done()
 	tick := time.NewTicker(checkpointEvery)
 	defer tick.Stop()
-	var c *conn
+	var c *sqlite.Conn
 	defer func() {
 		if c != nil {
-			c.close()
+			c.Close()
 		}
 	}()
 	done := d.version.Load()
@@ -38,12 +39,12 @@ func (d *DB) checkpointer() {
 		}
 		if c == nil {
 			var err error
-			if c, err = openConn(d.eng.dsn(d.name), false); err != nil {
+			if c, err = sqlite.Open(d.eng.dsn(d.name), sqlite.Options{}); err != nil {
 				d.log.Warn("checkpoint connection", "err", err)
 				continue
 			}
 		}
-		if err := c.exec("PRAGMA wal_checkpoint(PASSIVE)"); err != nil {
+		if err := c.Exec("PRAGMA wal_checkpoint(PASSIVE)"); err != nil {
 			d.log.Warn("checkpoint", "err", err)
 			continue
 		}

@@ -13,7 +13,8 @@ import (
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 
-	"hasvc/internal/broker"
+	"hasvc/internal/registry"
+	"hasvc/internal/sqlite"
 	"hasvc/internal/tenant"
 )
 
@@ -46,7 +47,7 @@ func (e *Engine) startCluster(ctx context.Context) error {
 	ctx, cancel := context.WithTimeout(ctx, time.Minute)
 	defer cancel()
 	var kv jetstream.KeyValue
-	err := broker.UntilReady(ctx, 5*time.Second, func(ctx context.Context) error {
+	err := registry.UntilReady(ctx, 5*time.Second, func(ctx context.Context) error {
 		var err error
 		kv, err = e.JS.CreateOrUpdateKeyValue(ctx, jetstream.KeyValueConfig{
 			Bucket:      NodesBucket,
@@ -97,14 +98,25 @@ func (e *Engine) startCluster(ctx context.Context) error {
 
 	wctx, cancel := context.WithCancel(context.Background())
 	e.stopWatch = cancel
-	return e.Registry.WatchDeletes(wctx, func(name string) {
-		// Another node (or this one) deleted the database: drop the
-		// local copy. Closing waits for requests in flight.
-		go func() {
-			e.closeDB(name)
-			e.removeLocalFiles(name)
-		}()
-	})
+	dw, err := e.Registry.WatchDeletes(wctx)
+	if err != nil {
+		return err
+	}
+	e.wg.Add(1)
+	go func() {
+		defer e.wg.Done()
+		dw.Run(wctx, e.dropDeleted)
+	}()
+	return nil
+}
+
+// dropDeleted drops the local copy of a database that another node (or
+// this one) deleted. Closing waits for requests in flight.
+func (e *Engine) dropDeleted(name string) {
+	e.closeDB(name)
+	if err := e.removeLocalFiles(name); err != nil {
+		e.Logger.Error("remove the files of a deleted database", "db", name, "err", err)
+	}
 }
 
 // countOthers counts the live nodes other than this one. While there are
@@ -178,15 +190,15 @@ func appliedInFile(dsn string) (uint64, error) {
 	if _, err := os.Stat(path); err != nil {
 		return 0, err
 	}
-	c, err := openConn(dsn+"?mode=ro", true)
+	c, err := sqlite.Open(dsn+"?mode=ro", sqlite.Options{ReadOnly: true})
 	if err != nil {
 		return 0, err
 	}
-	defer c.close()
+	defer c.Close()
 	var seq int64
-	err = c.internal(func() error {
+	err = c.Internal(func() error {
 		var err error
-		seq, err = c.queryInt64("SELECT applied_seq FROM _hasvc_state")
+		seq, err = c.QueryInt64("SELECT applied_seq FROM _hasvc_state")
 		return err
 	})
 	return uint64(seq), err

@@ -2,85 +2,15 @@ package engine
 
 import (
 	"context"
-	"slices"
-	"strings"
-
-	"hasvc/internal/tenant"
+	"hasvc/internal/sqlite"
 )
 
-// Description tells what a statement takes and returns, for protocols that
-// announce result types before running it (pgwire's Describe).
-type Description struct {
-	Columns   []string
-	DeclTypes []string // declared type of each column, "" for expressions
-	// Sample holds, for columns without a declared type, the value of a
-	// first row from a dry run of a read-only statement (see
-	// DescribeOptions); nil where there is none.
-	Sample   []any
-	Params   []string // SQLite's parameter names ("?1", ":name", "" for '?')
-	ReadOnly bool
-}
-
-// DescribeOptions ask for a dry run: a read-only statement whose columns
-// lack declared types runs to its first row, with Params bound (NULL where
-// missing), for a sample of their values.
-type DescribeOptions struct {
-	DryRun bool
-	Params []any
-}
-
 // Describe prepares sql (one statement) on a reader and describes it.
-func (d *DB) Describe(ctx context.Context, sql string, opts DescribeOptions) (*Description, error) {
+func (d *DB) Describe(ctx context.Context, sql string, opts sqlite.DescribeOptions) (*sqlite.Description, error) {
 	r, err := d.reader(ctx)
 	if err != nil {
 		return nil, err
 	}
 	defer d.putReader(r)
-	return r.describe(ctx, sql, opts)
-}
-
-// describe prepares sql and describes it.
-func (c *conn) describe(ctx context.Context, sql string, opts DescribeOptions) (*Description, error) {
-	s, used, err := c.prepare(sql, 0)
-	if err != nil {
-		return nil, c.sqlError(ctx, err)
-	}
-	if s == nil {
-		return &Description{ReadOnly: true}, nil
-	}
-	defer c.release(s)
-	if strings.TrimSpace(sql[used:]) != "" {
-		return nil, tenant.Errorf(tenant.EINVALID, "cannot insert multiple commands into a prepared statement")
-	}
-	desc := &Description{
-		Columns:   s.names,
-		DeclTypes: s.decl,
-		Params:    s.params,
-		ReadOnly:  s.readonly(),
-	}
-	if !opts.DryRun || !desc.ReadOnly || !slices.Contains(s.decl, "") {
-		return desc, nil
-	}
-	for i, v := range opts.Params {
-		if i < len(s.params) && v != nil {
-			if err := s.bind(i+1, v); err != nil {
-				return nil, tenant.Wrap(tenant.EINVALID, err, err.Error())
-			}
-		}
-	}
-	stop := c.watch(ctx)
-	defer stop()
-	more, err := s.step()
-	if err != nil {
-		return nil, c.sqlError(ctx, err)
-	}
-	desc.Sample = make([]any, s.ncols)
-	if more {
-		for i, t := range s.decl {
-			if t == "" {
-				desc.Sample[i] = s.column(i)
-			}
-		}
-	}
-	return desc, nil
+	return r.Describe(ctx, sql, opts)
 }

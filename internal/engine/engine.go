@@ -1,7 +1,3 @@
-// Package engine owns the SQLite copies of hasvc's databases on this node:
-// per-database writer and reader connections, change capture, publishing
-// to and applying from each database's JetStream stream, and backups. It
-// knows nothing of HTTP or pgwire.
 package engine
 
 import (
@@ -18,6 +14,8 @@ import (
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 
+	"hasvc/internal/registry"
+	"hasvc/internal/sqlite"
 	"hasvc/internal/tenant"
 	"hasvc/migrations"
 )
@@ -30,7 +28,7 @@ type Engine struct {
 	Node     string // node name, written into every change message
 	NC       *nats.Conn
 	JS       jetstream.JetStream
-	Registry *tenant.Registry
+	Registry *registry.Registry
 	Logger   *slog.Logger
 	Now      func() time.Time
 
@@ -58,7 +56,8 @@ type Engine struct {
 }
 
 // entry is a database in the open set. ready is closed once db or err is
-// set; refs counts users; a closing entry takes no new users.
+// set (db and err are read only after); refs counts users; a closing entry
+// takes no new users.
 type entry struct {
 	ready    chan struct{}
 	db       *DB
@@ -66,6 +65,28 @@ type entry struct {
 	refs     int
 	lastUsed time.Time
 	closing  bool
+	// changed is closed and replaced (under Engine.mu) whenever refs
+	// drops or the entry leaves the open set: closeDB waits on it for the
+	// last user, Acquire for a closing entry to go.
+	changed chan struct{}
+}
+
+func newEntry() *entry {
+	return &entry{ready: make(chan struct{}), changed: make(chan struct{})}
+}
+
+// notify wakes those waiting on ent.changed. The caller holds e.mu.
+func (ent *entry) notify() {
+	close(ent.changed)
+	ent.changed = make(chan struct{})
+}
+
+// remove takes ent out of the open set. The caller holds e.mu.
+func (e *Engine) remove(name string, ent *entry) {
+	if e.dbs[name] == ent {
+		delete(e.dbs, name)
+		ent.notify()
+	}
 }
 
 // Open prepares the engine: data directories, the idle closer, the node's
@@ -112,7 +133,7 @@ func (e *Engine) Close() error {
 			}
 		default:
 		}
-		delete(e.dbs, name)
+		e.remove(name, ent)
 	}
 	e.mu.Unlock()
 	var first error
@@ -201,10 +222,10 @@ func (e *Engine) Create(ctx context.Context, cfg tenant.Config) (tenant.Config, 
 		return undo(tenant.Wrap(tenant.EUNAVAILABLE, err, "create snapshot bucket: "+err.Error()))
 	}
 	if !e.Memory {
-		c, err := openConn(e.dsn(cfg.Name), false)
+		c, err := sqlite.Open(e.dsn(cfg.Name), sqlite.Options{})
 		if err == nil {
 			err = prepareFile(c)
-			c.close()
+			c.Close()
 		}
 		if err != nil {
 			return undo(fmt.Errorf("create database file: %w", err))
@@ -271,22 +292,23 @@ func (e *Engine) closeDB(name string) {
 	ent.closing = true
 	e.mu.Unlock()
 	<-ent.ready
-	owner := false // only the caller that removes the entry closes it
 	for {
 		e.mu.Lock()
-		refs := ent.refs
-		if refs == 0 && e.dbs[name] == ent {
-			delete(e.dbs, name)
-			owner = true
+		if e.dbs[name] != ent {
+			// Another closer took it out and closes it.
+			e.mu.Unlock()
+			return
 		}
-		gone := e.dbs[name] != ent
-		e.mu.Unlock()
-		if refs == 0 || gone {
+		if ent.refs == 0 {
+			e.remove(name, ent)
+			e.mu.Unlock()
 			break
 		}
-		time.Sleep(5 * time.Millisecond)
+		changed := ent.changed
+		e.mu.Unlock()
+		<-changed
 	}
-	if owner && ent.db != nil {
+	if ent.db != nil {
 		if err := ent.db.close(); err != nil {
 			e.Logger.Error("close database", "db", name, "err", err)
 		}
@@ -303,13 +325,13 @@ func (e *Engine) Acquire(ctx context.Context, name string) (*DB, func(), error) 
 		e.mu.Lock()
 		ent, ok := e.dbs[name]
 		if !ok {
-			ent = &entry{ready: make(chan struct{})}
+			ent = newEntry()
 			e.dbs[name] = ent
 			e.mu.Unlock()
 			ent.db, ent.err = e.openDB(ctx, name)
 			e.mu.Lock()
-			if ent.err != nil && e.dbs[name] == ent {
-				delete(e.dbs, name)
+			if ent.err != nil {
+				e.remove(name, ent)
 			}
 			close(ent.ready)
 			e.mu.Unlock()
@@ -326,11 +348,18 @@ func (e *Engine) Acquire(ctx context.Context, name string) (*DB, func(), error) 
 		}
 		e.mu.Lock()
 		if ent.closing || e.dbs[name] != ent {
+			// Being deleted or closed for idleness: wait until it is
+			// gone, then look again (a deleted database is then not
+			// found).
+			changed := ent.changed
+			gone := e.dbs[name] != ent
 			e.mu.Unlock()
-			if ent.closing {
-				// Being deleted or closed for idleness: wait, then look
-				// again (a deleted database is then not found).
-				time.Sleep(5 * time.Millisecond)
+			if !gone {
+				select {
+				case <-changed:
+				case <-ctx.Done():
+					return nil, nil, ctx.Err()
+				}
 			}
 			continue
 		}
@@ -340,6 +369,9 @@ func (e *Engine) Acquire(ctx context.Context, name string) (*DB, func(), error) 
 			e.mu.Lock()
 			ent.refs--
 			ent.lastUsed = e.now()
+			if ent.closing {
+				ent.notify()
+			}
 			e.mu.Unlock()
 		}, nil
 	}
@@ -372,32 +404,33 @@ func (e *Engine) openDB(ctx context.Context, name string) (*DB, error) {
 			e.Logger.Warn("stream does not take atomic batches; strong-mode writes publish one at a time", "db", name, "err", err)
 		}
 	}
-	w, err := openConn(e.dsn(name), false)
+	// The writer runs tenants' SQL in the sandbox and captures their
+	// changes; hasvc's own SQL on it goes through Internal.
+	w, err := sqlite.Open(e.dsn(name), sqlite.Options{Tenant: true, Capture: true})
 	if err != nil {
 		return nil, err
 	}
 	if err := prepareFile(w); err != nil {
-		w.close()
+		w.Close()
 		return nil, err
 	}
-	applied, err := w.queryInt64("SELECT applied_seq FROM _hasvc_state")
-	if err != nil {
-		w.close()
-		return nil, err
-	}
+	var applied int64
 	ahead := map[uint64]bool{}
-	err = w.query("SELECT seq FROM _hasvc_ahead", nil, func(s *stmt) error {
-		seq, _ := s.column(0).(int64)
-		ahead[uint64(seq)] = true
-		return nil
+	err = w.Internal(func() error {
+		var err error
+		if applied, err = w.QueryInt64("SELECT applied_seq FROM _hasvc_state"); err != nil {
+			return err
+		}
+		return w.Query("SELECT seq FROM _hasvc_ahead", nil, func(s *sqlite.Stmt) error {
+			seq, _ := s.Column(0).(int64)
+			ahead[uint64(seq)] = true
+			return nil
+		})
 	})
 	if err != nil {
-		w.close()
+		w.Close()
 		return nil, err
 	}
-	w.capture = &capture{raw: w.raw}
-	w.sc.RegisterPreUpdateHook(w.capture.hook)
-	w.tenant = true
 	d := &DB{
 		name:      name,
 		cfg:       cfg,
@@ -410,7 +443,9 @@ func (e *Engine) openDB(ctx context.Context, name string) (*DB, error) {
 		closed:    make(chan struct{}),
 		ahead:     ahead,
 		atomic:    atomic,
+		writes:    newWriteTexts(defaultWriteTexts),
 	}
+	d.ctx, d.cancel = context.WithCancel(context.Background())
 	d.setApplied(uint64(applied))
 	if err := d.catchUp(ctx); err != nil {
 		d.log.Error("catch-up at open", "err", err)
@@ -419,7 +454,7 @@ func (e *Engine) openDB(ctx context.Context, name string) (*DB, error) {
 	go d.loop()
 	go d.follow()
 	if !e.Memory {
-		if err := w.internal(func() error { return w.exec("PRAGMA wal_autocheckpoint = 0") }); err != nil {
+		if err := w.Internal(func() error { return w.Exec("PRAGMA wal_autocheckpoint = 0") }); err != nil {
 			d.log.Warn("checkpoints stay on the writer", "err", err)
 		} else {
 			d.wg.Add(1)
@@ -430,20 +465,20 @@ func (e *Engine) openDB(ctx context.Context, name string) (*DB, error) {
 }
 
 // prepareFile sets the file-level pragmas and applies hasvc's migrations.
-func prepareFile(c *conn) error {
-	return c.internal(func() error {
-		mode, err := c.queryText("PRAGMA journal_mode")
+func prepareFile(c *sqlite.Conn) error {
+	return c.Internal(func() error {
+		mode, err := c.QueryText("PRAGMA journal_mode")
 		if err != nil {
 			return err
 		}
 		if mode != "memory" {
 			// WAL lets readers run while the writer commits; NORMAL
 			// syncs at checkpoints, and the stream is the durable log.
-			if err := c.exec("PRAGMA journal_mode = WAL; PRAGMA synchronous = NORMAL"); err != nil {
+			if err := c.Exec("PRAGMA journal_mode = WAL; PRAGMA synchronous = NORMAL"); err != nil {
 				return err
 			}
 		}
-		if err := c.exec("CREATE TABLE IF NOT EXISTS _hasvc_migrations (version INTEGER PRIMARY KEY, name TEXT NOT NULL)"); err != nil {
+		if err := c.Exec("CREATE TABLE IF NOT EXISTS _hasvc_migrations (version INTEGER PRIMARY KEY, name TEXT NOT NULL)"); err != nil {
 			return err
 		}
 		all, err := migrations.All()
@@ -451,25 +486,25 @@ func prepareFile(c *conn) error {
 			return err
 		}
 		for _, m := range all {
-			n, err := c.queryInt64("SELECT count(*) FROM _hasvc_migrations WHERE version = ?", int64(m.Version))
+			n, err := c.QueryInt64("SELECT count(*) FROM _hasvc_migrations WHERE version = ?", int64(m.Version))
 			if err != nil {
 				return err
 			}
 			if n > 0 {
 				continue
 			}
-			err = c.exec("BEGIN IMMEDIATE")
+			err = c.Exec("BEGIN IMMEDIATE")
 			if err == nil {
-				err = c.exec(m.SQL)
+				err = c.Exec(m.SQL)
 			}
 			if err == nil {
-				err = c.exec("INSERT INTO _hasvc_migrations (version, name) VALUES (?, ?)", int64(m.Version), m.Name)
+				err = c.Exec("INSERT INTO _hasvc_migrations (version, name) VALUES (?, ?)", int64(m.Version), m.Name)
 			}
 			if err == nil {
-				err = c.exec("COMMIT")
+				err = c.Exec("COMMIT")
 			}
 			if err != nil {
-				c.exec("ROLLBACK")
+				c.Exec("ROLLBACK")
 				return fmt.Errorf("migration %s: %w", m.Name, err)
 			}
 		}
@@ -500,7 +535,7 @@ func (e *Engine) closeIdle() {
 			}
 			if ent.db != nil && ent.refs == 0 && !ent.closing && now.Sub(ent.lastUsed) > e.IdleTimeout {
 				ent.closing = true
-				delete(e.dbs, name)
+				e.remove(name, ent)
 				idle = append(idle, ent.db)
 			}
 		}
@@ -584,7 +619,7 @@ func (e *Engine) List(ctx context.Context) ([]tenant.Config, error) {
 }
 
 // Exec runs a request on database name; see DB.Exec.
-func (e *Engine) Exec(ctx context.Context, name string, stmts []Statement, opts ExecOptions) (*ExecResult, error) {
+func (e *Engine) Exec(ctx context.Context, name string, stmts []sqlite.Statement, opts ExecOptions) (*ExecResult, error) {
 	db, release, err := e.Acquire(ctx, name)
 	if err != nil {
 		return nil, err

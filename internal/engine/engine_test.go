@@ -12,6 +12,8 @@ import (
 
 	"hasvc/internal/broker"
 	"hasvc/internal/change"
+	"hasvc/internal/registry"
+	"hasvc/internal/sqlite"
 	"hasvc/internal/tenant"
 )
 
@@ -37,7 +39,7 @@ func newTestNode(t *testing.T, dir string) *testNode {
 		t.Fatal(err)
 	}
 	ctx := context.Background()
-	reg, err := tenant.OpenRegistry(ctx, js, 1)
+	reg, err := registry.Open(ctx, js, 1)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -76,7 +78,7 @@ func (n *testNode) createDB(t *testing.T, name string) (*DB, func()) {
 
 func mustExec(t *testing.T, db *DB, sql string, params any) *ExecResult {
 	t.Helper()
-	res, err := db.Exec(context.Background(), []Statement{{SQL: sql, Params: params}}, ExecOptions{})
+	res, err := db.Exec(context.Background(), []sqlite.Statement{{SQL: sql, Params: params}}, ExecOptions{})
 	if err != nil {
 		t.Fatalf("%s: %v", sql, err)
 	}
@@ -193,20 +195,20 @@ func TestApplyTwiceChangesNothing(t *testing.T) {
 		}
 		msgs = append(msgs, seqMessage{seq: seq, msg: m})
 	}
-	if err := db.do(ctx, func(*conn) error { return db.applyMessages(msgs) }); err != nil {
+	if err := db.do(ctx, func(*sqlite.Conn) error { return db.applyMessages(msgs) }); err != nil {
 		t.Fatal(err)
 	}
 	if got := dump(); got != before || db.Applied() != last {
 		t.Fatalf("redelivery changed the copy:\n%s\n%s", got, before)
 	}
 	// The row changes of the last messages, written again in order.
-	err := db.do(ctx, func(w *conn) error {
-		if err := w.applyMode(true); err != nil {
+	err := db.do(ctx, func(w *sqlite.Conn) error {
+		if err := w.ApplyMode(true); err != nil {
 			return err
 		}
-		defer w.applyMode(false)
+		defer w.ApplyMode(false)
 		for _, m := range msgs[len(msgs)-6:] {
-			if err := w.applyChanges(m.msg.Changes, true); err != nil {
+			if err := w.ApplyChanges(m.msg.Changes, true); err != nil {
 				return err
 			}
 		}

@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"hasvc/internal/change"
+	"hasvc/internal/sqlite"
 	"time"
 
 	"github.com/nats-io/nats.go/jetstream"
@@ -17,12 +18,7 @@ import (
 // below the applied sequence and are skipped.
 func (d *DB) follow() {
 	defer d.wg.Done()
-	ctx, cancel := context.WithCancel(context.Background())
-	defer cancel()
-	go func() {
-		<-d.closed
-		cancel()
-	}()
+	ctx := d.ctx
 	backoff := 100 * time.Millisecond
 	for ctx.Err() == nil {
 		if d.eng.alone() {
@@ -120,7 +116,7 @@ func (d *DB) followFrom(ctx context.Context) error {
 		if len(todo) == 0 {
 			continue
 		}
-		if err := d.do(ctx, func(*conn) error { return d.applyMessages(todo) }); err != nil {
+		if err := d.do(ctx, func(*sqlite.Conn) error { return d.applyMessages(todo) }); err != nil {
 			return err
 		}
 	}

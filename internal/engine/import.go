@@ -2,12 +2,10 @@ package engine
 
 import (
 	"context"
-	"fmt"
 	"strings"
 
-	"github.com/nats-io/nats.go/jetstream"
-
 	"hasvc/internal/change"
+	"hasvc/internal/sqlite"
 	"hasvc/internal/tenant"
 )
 
@@ -21,30 +19,30 @@ func (e *Engine) Import(ctx context.Context, name, path string) error {
 		return err
 	}
 	defer release()
-	return db.do(ctx, func(w *conn) error {
+	return db.do(ctx, func(w *sqlite.Conn) error {
 		if db.applied.Load() != 0 {
 			return tenant.Errorf(tenant.ECONFLICT, "database %q is not empty", name)
 		}
-		src, err := openConn("file:"+path+"?mode=ro", true)
+		src, err := sqlite.Open("file:"+path+"?mode=ro", sqlite.Options{ReadOnly: true})
 		if err != nil {
 			return tenant.Wrap(tenant.EINVALID, err, "open "+path)
 		}
-		defer src.close()
+		defer src.Close()
 		return db.importFrom(ctx, src)
 	})
 }
 
 type schemaObject struct{ typ, name, sql string }
 
-func (d *DB) importFrom(ctx context.Context, src *conn) error {
+func (d *DB) importFrom(ctx context.Context, src *sqlite.Conn) error {
 	var objs []schemaObject
-	err := src.internal(func() error {
-		return src.query(`SELECT type, name, sql FROM sqlite_schema
+	err := src.Internal(func() error {
+		return src.Query(`SELECT type, name, sql FROM sqlite_schema
 			WHERE sql IS NOT NULL AND name NOT LIKE 'sqlite\_%' ESCAPE '\' AND name NOT LIKE '\_hasvc%' ESCAPE '\'
-			ORDER BY rowid`, nil, func(s *stmt) error {
-			t, _ := s.column(0).(string)
-			n, _ := s.column(1).(string)
-			q, _ := s.column(2).(string)
+			ORDER BY rowid`, nil, func(s *sqlite.Stmt) error {
+			t, _ := s.Column(0).(string)
+			n, _ := s.Column(1).(string)
+			q, _ := s.Column(2).(string)
 			objs = append(objs, schemaObject{t, n, q})
 			return nil
 		})
@@ -59,7 +57,7 @@ func (d *DB) importFrom(ctx context.Context, src *conn) error {
 		if len(batch) == 0 {
 			return nil
 		}
-		err := d.publishApply(ctx, batch)
+		err := d.publishApply(batch)
 		batch, size = nil, 0
 		return err
 	}
@@ -102,31 +100,31 @@ func (d *DB) importFrom(ctx context.Context, src *conn) error {
 	return flush()
 }
 
-func (d *DB) importRows(src *conn, table string, add func(change.Change) error) error {
-	ti, err := src.tableInfo(table)
+func (d *DB) importRows(src *sqlite.Conn, table string, add func(change.Change) error) error {
+	ti, err := src.TableInfo(table)
 	if err != nil {
 		return err
 	}
-	cols := make([]string, len(ti.columns))
-	for i, c := range ti.columns {
-		cols[i] = quoteIdent(c)
+	cols := make([]string, len(ti.Columns))
+	for i, c := range ti.Columns {
+		cols[i] = sqlite.QuoteIdent(c)
 	}
-	q := "SELECT " + strings.Join(cols, ", ") + " FROM main." + quoteIdent(table)
-	if !ti.withoutRowid {
-		q = "SELECT " + rowidName(ti) + ", " + strings.Join(cols, ", ") + " FROM main." + quoteIdent(table)
+	q := "SELECT " + strings.Join(cols, ", ") + " FROM main." + sqlite.QuoteIdent(table)
+	if !ti.WithoutRowid {
+		q = "SELECT " + sqlite.RowidName(ti) + ", " + strings.Join(cols, ", ") + " FROM main." + sqlite.QuoteIdent(table)
 	}
-	return src.internal(func() error {
-		return src.query(q, nil, func(s *stmt) error {
-			ch := change.Change{Database: "main", Table: table, Columns: ti.columns, Operation: change.OpInsert}
+	return src.Internal(func() error {
+		return src.Query(q, nil, func(s *sqlite.Stmt) error {
+			ch := change.Change{Database: "main", Table: table, Columns: ti.Columns, Operation: change.OpInsert}
 			off := 0
-			if !ti.withoutRowid {
-				id, _ := s.column(0).(int64)
+			if !ti.WithoutRowid {
+				id, _ := s.Column(0).(int64)
 				ch.NewRowID = ptr(id)
 				off = 1
 			}
-			ch.NewValues = make(change.Values, len(ti.columns))
-			for i := range ti.columns {
-				ch.NewValues[i] = s.column(off + i)
+			ch.NewValues = make(change.Values, len(ti.Columns))
+			for i := range ti.Columns {
+				ch.NewValues[i] = s.Column(off + i)
 			}
 			return add(ch)
 		})
@@ -140,27 +138,41 @@ func changeSize(ch change.Change) int {
 	}
 	for _, vs := range []change.Values{ch.OldValues, ch.NewValues} {
 		for _, v := range vs {
-			n += valueSize(v) * 4 / 3
+			n += change.ValueSize(v) * 4 / 3
 		}
 	}
 	return n
 }
 
-// publishApply publishes one message of changes, expecting the stream to
-// end at the applied sequence, and applies it here. It runs on the writer.
-func (d *DB) publishApply(ctx context.Context, changes []change.Change) error {
-	msg := change.Message{Node: d.eng.Node, Changes: changes, Timestamp: d.eng.now().UnixNano()}
-	data := msg.AppendJSON(nil)
-	if len(data) > d.eng.maxMessage() {
-		return tenant.Errorf(tenant.ETOOLARGE, "one row takes %d bytes, over the %d-byte message limit", len(data), d.eng.maxMessage())
+// publishApply writes one message of changes here and publishes it, on
+// the one commit path: applied locally in apply mode (rows as they are, no
+// triggers or foreign-key actions) in the writer's transaction, then
+// committed by a commit group that expects the stream to end at the
+// applied sequence. It runs on the writer.
+func (d *DB) publishApply(changes []change.Change) error {
+	w := d.writer
+	if err := w.ApplyMode(true); err != nil {
+		return err
 	}
-	last := d.applied.Load()
-	ack, err := d.eng.JS.Publish(ctx, tenant.Subject(d.name), data, jetstream.WithExpectLastSequence(last))
+	defer w.ApplyMode(false)
+	if err := w.Internal(func() error { return w.Exec("BEGIN IMMEDIATE") }); err != nil {
+		return err
+	}
+	g := d.newGroup(true, false)
+	p := &pending{}
+	err := w.ApplyChanges(changes, false)
+	if err == nil {
+		err = g.add(p, d.message(changes))
+	}
 	if err != nil {
-		return publishError(err)
+		w.Internal(func() error { return w.Exec("ROLLBACK") })
+		w.SchemaChanged()
+		w.TxDone()
+		g.cancel()
+		return err
 	}
-	if ack.Sequence != last+1 {
-		return fmt.Errorf("stream stored the message at %d, expected %d", ack.Sequence, last+1)
-	}
-	return d.applyMessages([]seqMessage{{seq: ack.Sequence, msg: change.Message{Changes: changes}}})
+	g.finish(false)
+	return p.err
 }
+
+func ptr(v int64) *int64 { return &v }

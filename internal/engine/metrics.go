@@ -26,8 +26,14 @@ var (
 	descStuckN    = prometheus.NewDesc("hasvc_databases_stuck_total", "Times a database copy was marked stuck on a message it could not apply.", nil, nil)
 )
 
+// Metrics returns the engine's Prometheus collector.
+func (e *Engine) Metrics() prometheus.Collector { return collector{e} }
+
+// collector exports the engine's state to Prometheus.
+type collector struct{ e *Engine }
+
 // Describe implements prometheus.Collector.
-func (e *Engine) Describe(ch chan<- *prometheus.Desc) {
+func (c collector) Describe(ch chan<- *prometheus.Desc) {
 	for _, d := range []*prometheus.Desc{descOpen, descApplied, descStuck, descLag, descWrites, descConflicts, descAppliedN, descStuckN} {
 		ch <- d
 	}
@@ -35,15 +41,9 @@ func (e *Engine) Describe(ch chan<- *prometheus.Desc) {
 
 // Collect implements prometheus.Collector: per open database its applied
 // sequence, whether it is stuck and its replication lag; node-wide totals.
-func (e *Engine) Collect(ch chan<- prometheus.Metric) {
-	e.mu.Lock()
-	var open []*DB
-	for _, ent := range e.dbs {
-		if ent.db != nil && !ent.closing {
-			open = append(open, ent.db)
-		}
-	}
-	e.mu.Unlock()
+func (c collector) Collect(ch chan<- prometheus.Metric) {
+	e := c.e
+	open := e.openDBs()
 	ch <- prometheus.MustNewConstMetric(descOpen, prometheus.GaugeValue, float64(len(open)))
 	for _, d := range open {
 		ch <- prometheus.MustNewConstMetric(descApplied, prometheus.GaugeValue, float64(d.Applied()), d.name)
@@ -61,4 +61,23 @@ func (e *Engine) Collect(ch chan<- prometheus.Metric) {
 	ch <- prometheus.MustNewConstMetric(descConflicts, prometheus.CounterValue, float64(e.counters.conflicts.Load()))
 	ch <- prometheus.MustNewConstMetric(descAppliedN, prometheus.CounterValue, float64(e.counters.applied.Load()))
 	ch <- prometheus.MustNewConstMetric(descStuckN, prometheus.CounterValue, float64(e.counters.stuck.Load()))
+}
+
+// openDBs returns the databases open now and not closing. An entry's db is
+// set by its opener before ready closes, and read only after.
+func (e *Engine) openDBs() []*DB {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	var open []*DB
+	for _, ent := range e.dbs {
+		select {
+		case <-ent.ready:
+		default:
+			continue
+		}
+		if ent.db != nil && !ent.closing {
+			open = append(open, ent.db)
+		}
+	}
+	return open
 }

@@ -9,8 +9,8 @@ import (
 
 	"github.com/nats-io/nats.go/jetstream"
 
-	"hasvc/internal/broker"
 	"hasvc/internal/change"
+	"hasvc/internal/registry"
 )
 
 // catchUp applies every message of the stream beyond the applied sequence,
@@ -107,7 +107,7 @@ func (d *DB) catchUpDirect(ctx context.Context, applied, last uint64) error {
 		// A request the old leader took when leadership moved is never
 		// answered: each get has its own deadline and is tried again.
 		var raw *jetstream.RawStreamMsg
-		err := broker.UntilReady(ctx, requestTimeout, func(ctx context.Context) error {
+		err := registry.UntilReady(ctx, requestTimeout, func(ctx context.Context) error {
 			var err error
 			raw, err = d.stream.GetMsg(ctx, seq)
 			return err
@@ -134,12 +134,12 @@ type seqMessage struct {
 // skipped, so a message delivered twice changes nothing.
 func (d *DB) applyMessages(msgs []seqMessage) error {
 	w := d.writer
-	if err := w.applyMode(true); err != nil {
+	if err := w.ApplyMode(true); err != nil {
 		return err
 	}
-	defer w.applyMode(false)
+	defer w.ApplyMode(false)
 	applied := d.applied.Load()
-	err := w.internal(func() error { return w.exec("BEGIN IMMEDIATE") })
+	err := w.Internal(func() error { return w.Exec("BEGIN IMMEDIATE") })
 	if err != nil {
 		return err
 	}
@@ -148,30 +148,30 @@ func (d *DB) applyMessages(msgs []seqMessage) error {
 			continue
 		}
 		if m.seq != applied+1 {
-			w.internal(func() error { return w.exec("ROLLBACK") })
+			w.Internal(func() error { return w.Exec("ROLLBACK") })
 			return fmt.Errorf("gap in the stream: got %d after %d", m.seq, applied)
 		}
-		if err := w.applyChanges(m.msg.Changes, d.ahead[m.seq]); err != nil {
-			w.internal(func() error { return w.exec("ROLLBACK") })
-			w.schemaChanged()
+		if err := w.ApplyChanges(m.msg.Changes, d.ahead[m.seq]); err != nil {
+			w.Internal(func() error { return w.Exec("ROLLBACK") })
+			w.SchemaChanged()
 			return d.markStuck(m.seq, err)
 		}
 		applied = m.seq
 	}
-	err = w.internal(func() error {
-		if err := w.exec("UPDATE _hasvc_state SET applied_seq = ?", int64(applied)); err != nil {
+	err = w.Internal(func() error {
+		if err := w.Exec("UPDATE _hasvc_state SET applied_seq = ?", int64(applied)); err != nil {
 			return err
 		}
 		if len(d.ahead) > 0 {
-			if err := w.exec("DELETE FROM _hasvc_ahead WHERE seq <= ?", int64(applied)); err != nil {
+			if err := w.Exec("DELETE FROM _hasvc_ahead WHERE seq <= ?", int64(applied)); err != nil {
 				return err
 			}
 		}
-		return w.exec("COMMIT")
+		return w.Exec("COMMIT")
 	})
 	if err != nil {
-		w.internal(func() error { return w.exec("ROLLBACK") })
-		w.schemaChanged()
+		w.Internal(func() error { return w.Exec("ROLLBACK") })
+		w.SchemaChanged()
 		return err
 	}
 	d.version.Add(1)

@@ -2,9 +2,9 @@ package engine
 
 import (
 	"context"
-	"strings"
 	"time"
 
+	"hasvc/internal/sqlite"
 	"hasvc/internal/tenant"
 )
 
@@ -31,8 +31,8 @@ type Tx struct {
 	d        *DB
 	readOnly bool // the caller may only read
 
-	r       *conn  // the reader, while the transaction only reads
-	version uint64 // d.version before the reader's snapshot began
+	r       *sqlite.Conn // the reader, while the transaction only reads
+	version uint64       // d.version before the reader's snapshot began
 
 	readSavepoints []string // savepoints set while the transaction only read
 
@@ -43,19 +43,19 @@ type Tx struct {
 
 type txReq struct {
 	ctx          context.Context
-	st           *Statement
+	st           *sqlite.Statement
 	savepoint    savepointOp
 	name         string
 	describe     string
-	describeOpts DescribeOptions
+	describeOpts sqlite.DescribeOptions
 	commit       bool
 	rollback     bool
 	reply        chan txReply
 }
 
 type txReply struct {
-	res  *Result
-	desc *Description
+	res  *sqlite.Result
+	desc *sqlite.Description
 	seq  uint64
 	err  error
 }
@@ -153,7 +153,7 @@ func (d *DB) Begin(readOnly bool) *Tx {
 func (t *Tx) Writing() bool { return t.reqs != nil }
 
 // Exec runs one statement in the transaction.
-func (t *Tx) Exec(ctx context.Context, st Statement) (*Result, error) {
+func (t *Tx) Exec(ctx context.Context, st sqlite.Statement) (*sqlite.Result, error) {
 	if t.reqs == nil {
 		res, isRead, err := t.read(ctx, st)
 		if isRead {
@@ -178,12 +178,12 @@ func (t *Tx) Exec(ctx context.Context, st Statement) (*Result, error) {
 
 // Describe describes sql as it would run in the transaction now (a table
 // the transaction created is known); dry as for DB.Describe.
-func (t *Tx) Describe(ctx context.Context, sql string, opts DescribeOptions) (*Description, error) {
+func (t *Tx) Describe(ctx context.Context, sql string, opts sqlite.DescribeOptions) (*sqlite.Description, error) {
 	if t.reqs == nil {
 		if t.r != nil {
 			// Its own reader: waiting for another while holding one could
 			// wait for ever.
-			return t.r.describe(ctx, sql, opts)
+			return t.r.Describe(ctx, sql, opts)
 		}
 		return t.d.Describe(ctx, sql, opts)
 	}
@@ -220,7 +220,7 @@ func (t *Tx) Rollback() {
 
 // read runs st on the transaction's reader if st only reads. isRead is
 // false if st writes (nothing ran).
-func (t *Tx) read(ctx context.Context, st Statement) (*Result, bool, error) {
+func (t *Tx) read(ctx context.Context, st sqlite.Statement) (*sqlite.Result, bool, error) {
 	r := t.r
 	if r == nil {
 		var err error
@@ -228,17 +228,17 @@ func (t *Tx) read(ctx context.Context, st Statement) (*Result, bool, error) {
 			return nil, true, err
 		}
 	}
-	ro, err := readOnly(r, st.SQL)
+	ro, err := r.ReadOnly(ctx, st.SQL)
+	if err != nil {
+		err = tenant.AtStatement(err, 0)
+	}
 	if t.r == nil && (err != nil || !ro) {
 		// Nothing was read: the transaction has no snapshot yet.
-		if err != nil {
-			err = tenant.AtStatement(r.sqlError(ctx, err), 0)
-		}
 		t.d.putTxReader(r)
 		return nil, err != nil, err
 	}
 	if err != nil {
-		return nil, true, tenant.AtStatement(r.sqlError(ctx, err), 0)
+		return nil, true, err
 	}
 	if !ro {
 		return nil, false, nil
@@ -248,37 +248,24 @@ func (t *Tx) read(ctx context.Context, st Statement) (*Result, bool, error) {
 		// is taken before it, so a commit in between makes the check at
 		// the move to the writer fail safe.
 		t.version = t.d.version.Load()
-		if err := r.internal(func() error { return r.exec("BEGIN") }); err != nil {
+		if err := r.Internal(func() error { return r.Exec("BEGIN") }); err != nil {
 			t.d.putTxReader(r)
 			return nil, true, err
 		}
 		t.r = r
 	}
-	results, err := r.run(ctx, []Statement{st}, nil)
+	results, err := r.Run(ctx, []sqlite.Statement{st}, nil)
 	if err != nil {
 		return nil, true, err
 	}
 	return &results[0], true, nil
 }
 
-// readOnly reports whether sql is one statement that only reads.
-func readOnly(c *conn, sql string) (bool, error) {
-	s, used, err := c.prepare(sql, 0)
-	if err != nil {
-		return false, err
-	}
-	if s == nil {
-		return false, tenant.Errorf(tenant.EINVALID, "empty statement")
-	}
-	defer c.release(s)
-	return s.readonly() && strings.TrimSpace(sql[used:]) == "", nil
-}
-
 // Inspect runs a read-only statement (hasvc's look at the schema: table
 // columns, indexes) as the transaction sees the database now, without
 // starting its snapshot: on the writer once the transaction writes, on
 // its snapshot's reader if it has one, else alone on a reader.
-func (t *Tx) Inspect(ctx context.Context, st Statement) (*Result, error) {
+func (t *Tx) Inspect(ctx context.Context, st sqlite.Statement) (*sqlite.Result, error) {
 	switch {
 	case t.reqs != nil:
 		rep, err := t.send(ctx, txReq{st: &st})
@@ -287,13 +274,13 @@ func (t *Tx) Inspect(ctx context.Context, st Statement) (*Result, error) {
 		}
 		return rep.res, rep.err
 	case t.r != nil:
-		results, err := t.r.run(ctx, []Statement{st}, nil)
+		results, err := t.r.Run(ctx, []sqlite.Statement{st}, nil)
 		if err != nil {
 			return nil, err
 		}
 		return &results[0], nil
 	}
-	res, err := t.d.Exec(ctx, []Statement{st}, ExecOptions{ReadOnly: true})
+	res, err := t.d.Exec(ctx, []sqlite.Statement{st}, ExecOptions{ReadOnly: true})
 	if err != nil {
 		return nil, err
 	}
@@ -307,7 +294,7 @@ func (t *Tx) endRead() {
 	}
 	r := t.r
 	t.r = nil
-	r.internal(func() error { return r.exec("COMMIT") })
+	r.Internal(func() error { return r.Exec("COMMIT") })
 	t.d.putTxReader(r)
 }
 
@@ -319,7 +306,7 @@ func (t *Tx) toWriter(ctx context.Context) error {
 	t.reqs = make(chan txReq)
 	t.done = make(chan struct{})
 	started := make(chan error, 1)
-	o := &op{ctx: context.Background(), done: make(chan struct{}), fn: func(w *conn) error {
+	o := &op{ctx: context.Background(), done: make(chan struct{}), fn: func(w *sqlite.Conn) error {
 		t.serve(w, hadRead, started)
 		return nil
 	}}
@@ -368,7 +355,7 @@ func (t *Tx) send(ctx context.Context, req txReq) (txReply, error) {
 
 // serve runs on the writer goroutine for as long as the transaction holds
 // the writer.
-func (t *Tx) serve(w *conn, hadRead bool, started chan<- error) {
+func (t *Tx) serve(w *sqlite.Conn, hadRead bool, started chan<- error) {
 	d := t.d
 	defer close(t.done)
 	if s := d.stuck.Load(); s != nil {
@@ -379,13 +366,13 @@ func (t *Tx) serve(w *conn, hadRead bool, started chan<- error) {
 		started <- tenant.Errorf(tenant.ECONFLICT, "could not serialize access: the data this transaction read has changed since it began; retry the transaction")
 		return
 	}
-	if err := w.internal(func() error { return w.exec("BEGIN IMMEDIATE") }); err != nil {
+	if err := w.Internal(func() error { return w.Exec("BEGIN IMMEDIATE") }); err != nil {
 		started <- tenant.Wrap(tenant.EUNAVAILABLE, err, "cannot begin a transaction")
 		return
 	}
 	started <- nil
-	cp := w.capture
-	cp.changes, cp.err = cp.changes[:0], nil
+	cp := w.Capture()
+	cp.Reset()
 	var marks []savepointMark
 	idleFor := d.eng.txIdleTimeout()
 	idle := time.NewTimer(idleFor)
@@ -396,17 +383,15 @@ func (t *Tx) serve(w *conn, hadRead bool, started chan<- error) {
 			idle.Stop()
 			switch {
 			case req.st != nil:
-				mark := len(cp.changes)
-				cp.on = true
-				results, err := w.run(req.ctx, []Statement{*req.st}, cp)
-				cp.on = false
+				mark := cp.Len()
+				results, err := w.Run(req.ctx, []sqlite.Statement{*req.st}, cp)
 				if err != nil {
-					cp.changes, cp.err = cp.changes[:mark], nil
-					if w.raw.autocommit() {
+					cp.Truncate(mark)
+					if w.Autocommit() {
 						// SQLite rolled the whole transaction back (I/O
 						// error, out of memory).
 						t.forget(w)
-						t.err = tenant.Errorf(tenant.EUNAVAILABLE, "the transaction was rolled back: %v", err)
+						t.err = tenant.Wrap(tenant.EUNAVAILABLE, err, "the transaction was rolled back: "+tenant.ErrorMessage(err))
 						req.reply <- txReply{err: err}
 						return
 					}
@@ -417,7 +402,7 @@ func (t *Tx) serve(w *conn, hadRead bool, started chan<- error) {
 			case req.savepoint != noSavepoint:
 				req.reply <- txReply{err: t.savepoint(w, &marks, req.savepoint, req.name)}
 			case req.describe != "":
-				desc, err := w.describe(req.ctx, req.describe, req.describeOpts)
+				desc, err := w.Describe(req.ctx, req.describe, req.describeOpts)
 				req.reply <- txReply{desc: desc, err: err}
 			case req.commit:
 				seq, err := t.commit(w)
@@ -449,14 +434,14 @@ type savepointMark struct {
 }
 
 // savepoint runs a savepoint request on the writer.
-func (t *Tx) savepoint(w *conn, marks *[]savepointMark, op savepointOp, name string) error {
-	cp := w.capture
-	sql := quoteIdent(name)
+func (t *Tx) savepoint(w *sqlite.Conn, marks *[]savepointMark, op savepointOp, name string) error {
+	cp := w.Capture()
+	sql := sqlite.QuoteIdent(name)
 	if op == spCreate {
-		if err := w.internal(func() error { return w.exec("SAVEPOINT " + sql) }); err != nil {
+		if err := w.Internal(func() error { return w.Exec("SAVEPOINT " + sql) }); err != nil {
 			return tenant.Wrap(tenant.EINTERNAL, err, "savepoint failed")
 		}
-		*marks = append(*marks, savepointMark{name, len(cp.changes)})
+		*marks = append(*marks, savepointMark{name, cp.Len()})
 		return nil
 	}
 	i := len(*marks) - 1
@@ -467,107 +452,63 @@ func (t *Tx) savepoint(w *conn, marks *[]savepointMark, op savepointOp, name str
 		return tenant.Errorf(tenant.ENOTFOUND, "savepoint %q does not exist", name)
 	}
 	if op == spRelease {
-		if err := w.internal(func() error { return w.exec("RELEASE " + sql) }); err != nil {
+		if err := w.Internal(func() error { return w.Exec("RELEASE " + sql) }); err != nil {
 			return tenant.Wrap(tenant.EINTERNAL, err, "release failed")
 		}
 		*marks = (*marks)[:i]
 		return nil
 	}
-	if err := w.internal(func() error { return w.exec("ROLLBACK TO " + sql) }); err != nil {
+	if err := w.Internal(func() error { return w.Exec("ROLLBACK TO " + sql) }); err != nil {
 		return tenant.Wrap(tenant.EINTERNAL, err, "rollback to savepoint failed")
 	}
 	// The changes since the savepoint leave the message too.
-	cp.changes = cp.changes[:(*marks)[i].changes]
+	cp.Truncate((*marks)[i].changes)
 	*marks = (*marks)[:i+1]
-	w.rolledBack()
+	w.RolledBack()
 	return nil
 }
 
 // abort rolls the writer's transaction back.
-func (t *Tx) abort(w *conn) {
-	w.internal(func() error { return w.exec("ROLLBACK") })
+func (t *Tx) abort(w *sqlite.Conn) {
+	w.Internal(func() error { return w.Exec("ROLLBACK") })
 	t.forget(w)
 }
 
 // forget resets what the writer kept about the ended transaction.
-func (t *Tx) forget(w *conn) {
-	w.rolledBack()
-	w.ddlRan = false
-	w.capture.changes = w.capture.changes[:0]
+func (t *Tx) forget(w *sqlite.Conn) {
+	w.RolledBack()
+	w.TxDone()
+	w.Capture().Reset()
 }
 
 // commit publishes the transaction's changes and commits them with the new
-// applied sequence, as DB.commit does for a request.
-func (t *Tx) commit(w *conn) (uint64, error) {
+// applied sequence, on the one commit path (publish.go).
+func (t *Tx) commit(w *sqlite.Conn) (uint64, error) {
 	d := t.d
-	cp := w.capture
-	if len(cp.changes) == 0 {
-		err := w.internal(func() error { return w.exec("COMMIT") })
+	cp := w.Capture()
+	if cp.Len() == 0 {
+		err := w.Internal(func() error { return w.Exec("COMMIT") })
 		if err != nil {
 			t.abort(w)
 			return 0, tenant.Wrap(tenant.EINTERNAL, err, "commit failed")
 		}
-		w.ddlRan = false
+		w.TxDone()
 		return 0, nil
 	}
-	strong := d.cfg.Mode != tenant.ModeEventual
-	base := d.applied.Load()
-	fut, err := d.publish(cp.changes, base, strong)
-	if err != nil {
+	defer cp.Reset()
+	g := d.newGroup(d.strong(), false)
+	p := &pending{}
+	if err := g.add(p, d.message(cp.Changes())); err != nil {
+		g.cancel()
 		t.abort(w)
 		return 0, err
 	}
-	timer := time.NewTimer(d.eng.publishTimeout())
-	defer timer.Stop()
-	var seq uint64
-	select {
-	case ack := <-fut.Ok():
-		seq = ack.Sequence
-	case err := <-fut.Err():
-		t.abort(w)
-		err = publishError(err)
-		if tenant.ErrorCode(err) == tenant.ECONFLICT {
-			d.eng.counters.conflicts.Add(1)
-			t.catchUp()
-			return 0, tenant.Errorf(tenant.ECONFLICT, "could not serialize access: another write was committed first; retry the transaction")
-		}
-		return 0, err
-	case <-timer.C:
-		t.abort(w)
-		t.catchUp()
-		return 0, tenant.Errorf(tenant.EUNAVAILABLE, "replication did not acknowledge the commit in time; it may or may not be committed")
-	}
-	applied, ahead := base, []uint64(nil)
+	g.finish(false)
 	switch {
-	case seq == base+1:
-		applied = seq
-	case strong:
-		t.abort(w)
-		t.catchUp()
-		return 0, tenant.Errorf(tenant.EINTERNAL, "stream stored the transaction at %d, expected %d", seq, base+1)
-	default:
-		ahead = []uint64{seq}
+	case p.conflict:
+		return 0, tenant.Errorf(tenant.ECONFLICT, "could not serialize access: another write was committed first; retry the transaction")
+	case !p.ok:
+		return 0, p.err
 	}
-	if err := d.commitApplied(applied, ahead); err != nil {
-		// The message is in the stream: catch-up applies it here.
-		d.log.Error("commit failed", "err", err)
-		t.abort(w)
-		t.catchUp()
-		if d.applied.Load() >= seq {
-			return seq, nil
-		}
-		return 0, tenant.Errorf(tenant.EUNAVAILABLE, "the transaction is in the log at sequence %d but not yet applied on this node", seq)
-	}
-	d.eng.counters.writes.Add(1)
-	w.ddlRan = false
-	cp.changes = cp.changes[:0]
-	return seq, nil
-}
-
-// catchUp applies what the stream holds beyond this copy, after the
-// transaction lost a race or its outcome is unknown.
-func (t *Tx) catchUp() {
-	if err := t.d.catchUp(context.Background()); err != nil {
-		t.d.log.Error("catch-up after a transaction", "err", err)
-	}
+	return p.seq, nil
 }

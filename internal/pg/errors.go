@@ -4,11 +4,10 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"strings"
 
 	"github.com/jackc/pgx/v5/pgproto3"
 
-	"hasvc/internal/engine"
+	"hasvc/internal/sqlite"
 	"hasvc/internal/tenant"
 )
 
@@ -69,21 +68,53 @@ const (
 	stateUndefinedCursor    = "34000"
 	stateIdleSession        = "57P05"
 	stateInternal           = "XX000"
+	stateReadOnlyTx         = "25006"
+	stateDiskFull           = "53100"
 )
 
-// SQLite extended result codes of constraint failures.
-const (
-	sqliteConstraint           = 19
-	sqliteConstraintCheck      = 275
-	sqliteConstraintForeignKey = 787
-	sqliteConstraintNotNull    = 1299
-	sqliteConstraintPrimaryKey = 1555
-	sqliteConstraintUnique     = 2067
-	sqliteMismatch             = 20
-)
+// kindStates maps each kind of statement error to its SQLSTATE.
+var kindStates = map[sqlite.Kind]string{
+	sqlite.KindSyntax:          stateSyntax,
+	sqlite.KindMultiple:        stateSyntax,
+	sqlite.KindParams:          stateProtocolViolation,
+	sqlite.KindNoTable:         stateUndefinedTable,
+	sqlite.KindNoColumn:        stateUndefinedColumn,
+	sqlite.KindNoFunction:      stateUndefinedFunction,
+	sqlite.KindNoObject:        stateUndefinedObject,
+	sqlite.KindTableExists:     stateDuplicateTable,
+	sqlite.KindObjectExists:    stateDuplicateObject,
+	sqlite.KindAmbiguousColumn: stateAmbiguousColumn,
+	sqlite.KindUnique:          stateUnique,
+	sqlite.KindNotNull:         stateNotNull,
+	sqlite.KindForeignKey:      stateForeignKey,
+	sqlite.KindCheck:           stateCheck,
+	sqlite.KindConstraint:      stateIntegrity,
+	sqlite.KindMismatch:        stateDatatypeMismatch,
+	sqlite.KindRefused:         stateInsufficientPriv,
+	sqlite.KindReadOnly:        stateReadOnlyTx,
+	sqlite.KindInterrupted:     stateQueryCanceled,
+	sqlite.KindTooBig:          stateProgramLimit,
+	sqlite.KindBusy:            stateUnavailable,
+	sqlite.KindFull:            stateDiskFull,
+}
+
+// codeStates maps hasvc's error codes to SQLSTATEs, for errors that are
+// not about a statement's SQL.
+var codeStates = map[string]string{
+	tenant.ECONFLICT:     stateSerialization,
+	tenant.ETIMEOUT:      stateQueryCanceled,
+	tenant.EFORBIDDEN:    stateInsufficientPriv,
+	tenant.ETOOLARGE:     stateProgramLimit,
+	tenant.EUNAVAILABLE:  stateUnavailable,
+	tenant.ENOTFOUND:     stateUnknownDatabase,
+	tenant.EUNAUTHORIZED: stateInvalidPassword,
+	tenant.EINTERNAL:     stateInternal,
+	tenant.EINVALID:      stateSyntax,
+}
 
 // sqlstate maps any error of a statement to its SQLSTATE: the one mapping
-// from hasvc's and SQLite's errors to PostgreSQL's codes.
+// from hasvc's and SQLite's errors to PostgreSQL's codes. It reads types
+// and codes, never messages.
 func sqlstate(err error) string {
 	var pe *pgError
 	if errors.As(err, &pe) {
@@ -92,82 +123,16 @@ func sqlstate(err error) string {
 	if errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded) {
 		return stateQueryCanceled
 	}
-	var se *engine.SQLiteError
+	var se *sqlite.Error
 	if errors.As(err, &se) {
-		switch se.Code {
-		case sqliteConstraintUnique, sqliteConstraintPrimaryKey:
-			return stateUnique
-		case sqliteConstraintNotNull:
-			return stateNotNull
-		case sqliteConstraintForeignKey:
-			return stateForeignKey
-		case sqliteConstraintCheck:
-			return stateCheck
-		}
-		switch se.Primary() {
-		case sqliteConstraint:
-			return stateIntegrity
-		case sqliteMismatch:
-			return stateDatatypeMismatch
-		}
-		if code := messageState(se.Message); code != "" {
+		if code, ok := kindStates[se.Kind]; ok {
 			return code
 		}
 	}
-	switch tenant.ErrorCode(err) {
-	case tenant.ECONFLICT:
-		return stateSerialization
-	case tenant.ETIMEOUT:
-		return stateQueryCanceled
-	case tenant.EFORBIDDEN:
-		return stateInsufficientPriv
-	case tenant.ETOOLARGE:
-		return stateProgramLimit
-	case tenant.EUNAVAILABLE:
-		return stateUnavailable
-	case tenant.ENOTFOUND:
-		return stateUnknownDatabase
-	case tenant.EUNAUTHORIZED:
-		return stateInvalidPassword
-	case tenant.EINTERNAL:
-		return stateInternal
-	case tenant.EINVALID:
-		if code := messageState(tenant.ErrorMessage(err)); code != "" {
-			return code
-		}
-		return stateSyntax
+	if code, ok := codeStates[tenant.ErrorCode(err)]; ok {
+		return code
 	}
 	return stateInternal
-}
-
-// messageState reads the SQLSTATE from SQLite's message for errors whose
-// result code is the generic SQLITE_ERROR.
-func messageState(msg string) string {
-	switch {
-	case strings.Contains(msg, "syntax error"), strings.Contains(msg, "incomplete input"),
-		strings.Contains(msg, "unrecognized token"):
-		return stateSyntax
-	case strings.HasPrefix(msg, "no such table"), strings.HasPrefix(msg, "no such view"):
-		return stateUndefinedTable
-	case strings.HasPrefix(msg, "no such column"), strings.Contains(msg, "has no column named"):
-		return stateUndefinedColumn
-	case strings.HasPrefix(msg, "no such function"), strings.HasPrefix(msg, "wrong number of arguments to function"):
-		return stateUndefinedFunction
-	case strings.HasPrefix(msg, "table") && strings.HasSuffix(msg, "already exists"),
-		strings.HasPrefix(msg, "view") && strings.HasSuffix(msg, "already exists"):
-		return stateDuplicateTable
-	case strings.HasSuffix(msg, "already exists"):
-		return stateDuplicateObject
-	case strings.HasPrefix(msg, "ambiguous column name"):
-		return stateAmbiguousColumn
-	case strings.HasPrefix(msg, "no such index"), strings.HasPrefix(msg, "no such trigger"):
-		return stateUndefinedObject
-	case strings.Contains(msg, "cannot insert multiple commands"):
-		return stateSyntax
-	case strings.HasPrefix(msg, "statement has") || strings.HasPrefix(msg, "param"):
-		return stateProtocolViolation
-	}
-	return ""
 }
 
 // errorResponse builds the ErrorResponse for err.
@@ -177,8 +142,13 @@ func errorResponse(err error) *pgproto3.ErrorResponse {
 	if errors.As(err, &pe) && pe.fatal {
 		severity = "FATAL"
 	}
-	msg := err.Error()
-	if te := (*tenant.Error)(nil); errors.As(err, &te) {
+	// A message the client sees is hasvc's own words: the wire layer's,
+	// or a tenant error's. Any other error is a bug, logged where the
+	// session handles it.
+	msg := "internal error"
+	if pe != nil {
+		msg = pe.message
+	} else if te := (*tenant.Error)(nil); errors.As(err, &te) {
 		msg = te.Message
 	}
 	if errors.Is(err, context.Canceled) {

@@ -4,13 +4,12 @@ package pg
 // prepared statements and portals, and the rows they send.
 
 import (
+	"hasvc/internal/sqlite"
 	"slices"
 	"strconv"
 	"strings"
 
 	"github.com/jackc/pgx/v5/pgproto3"
-
-	"hasvc/internal/engine"
 )
 
 // rowDescription builds a RowDescription with the result formats a Bind
@@ -102,7 +101,7 @@ func (ss *session) parse(m *pgproto3.Parse) error {
 			return errorf(stateInFailedTx, "current transaction is aborted, commands ignored until end of transaction block")
 		}
 		ctx, done := ss.statementContext()
-		desc, err := ss.describeSQL(ctx, p.run, engine.DescribeOptions{})
+		desc, err := ss.describeSQL(ctx, p.run, sqlite.DescribeOptions{})
 		if err != nil {
 			done()
 			return err
@@ -221,7 +220,7 @@ func (ss *session) statementColumns(p *prepared) ([]column, error) {
 	switch p.kind {
 	case kindSQL:
 		ctx, done := ss.statementContext()
-		desc, err := ss.describeSQL(ctx, p.run, engine.DescribeOptions{DryRun: true, Params: sampleParams(p.paramOIDs)})
+		desc, err := ss.describeSQL(ctx, p.run, sqlite.DescribeOptions{DryRun: true, Params: sampleParams(p.paramOIDs)})
 		done()
 		if err != nil {
 			return nil, err

@@ -4,6 +4,7 @@ import (
 	"github.com/jackc/pgx/v5/pgproto3"
 
 	"hasvc/internal/engine"
+	"hasvc/internal/sqlite"
 )
 
 // A pipeline is the Executes a client sends between two Syncs outside a
@@ -18,7 +19,7 @@ import (
 // pipeline is the held part of the current pipeline.
 type pipeline struct {
 	steps  []pipeStep
-	stmts  []engine.Statement
+	stmts  []sqlite.Statement
 	failed bool // an error came after the held Executes: none of them runs
 }
 
@@ -44,7 +45,7 @@ func (ss *session) deferExecute(pt *portal) {
 	if ss.pipe == nil {
 		ss.pipe = &pipeline{}
 	}
-	st := engine.Statement{SQL: pt.stmt.run}
+	st := sqlite.Statement{SQL: pt.stmt.run}
 	if len(pt.params) > 0 {
 		st.Params = pt.params
 	}
@@ -77,13 +78,13 @@ func (ss *session) runPipeline() {
 		case p.failed:
 			// The error that aborted the pipeline is further on.
 		case err != nil:
-			ss.be.Send(errorResponse(err))
+			ss.be.Send(ss.errorResponse(err))
 			ss.skipToSync = true
 			return
 		default:
 			step.pt.out = ss.outcome(step.pt.stmt, &res.Results[step.n])
 			if err := ss.sendOutcome(step.pt, 0); err != nil {
-				ss.be.Send(errorResponse(err))
+				ss.be.Send(ss.errorResponse(err))
 				ss.skipToSync = true
 				return
 			}

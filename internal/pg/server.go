@@ -58,6 +58,11 @@ type Server struct {
 	conns    map[net.Conn]bool
 	closed   bool
 	wg       sync.WaitGroup
+
+	// ctx is the parent of every statement's context: Close cancels it,
+	// interrupting the statements that run.
+	ctx    context.Context
+	stopFn context.CancelFunc
 }
 
 const (
@@ -77,6 +82,7 @@ func (s *Server) Serve(ln net.Listener) error {
 		return net.ErrClosed
 	}
 	s.ln = ln
+	s.ctx, s.stopFn = context.WithCancel(context.Background())
 	s.sessions = map[uint32]*session{}
 	s.conns = map[net.Conn]bool{}
 	s.mu.Unlock()
@@ -123,6 +129,7 @@ func (s *Server) Close() error {
 	var err error
 	if s.ln != nil {
 		err = s.ln.Close()
+		s.stopFn()
 	}
 	for c := range s.conns {
 		c.Close()

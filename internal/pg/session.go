@@ -15,6 +15,7 @@ import (
 
 	"hasvc/internal/auth"
 	"hasvc/internal/engine"
+	"hasvc/internal/sqlite"
 	"hasvc/internal/tenant"
 )
 
@@ -96,7 +97,7 @@ type prepared struct {
 	verb      []string // first keywords, for the command tag
 	nparams   int
 	paramOIDs []uint32
-	desc      *engine.Description
+	desc      *sqlite.Description
 	// fields are the result columns announced by Describe; from then on
 	// every execution sends these types.
 	fields    []column
@@ -254,7 +255,17 @@ func (ss *session) sendError(err error) {
 		// statements run.
 		ss.pipe.failed = true
 	}
-	ss.send(errorResponse(err))
+	ss.send(ss.errorResponse(err))
+}
+
+// errorResponse builds the ErrorResponse for err, and logs it if it is
+// internal: the client is told only "internal error".
+func (ss *session) errorResponse(err error) *pgproto3.ErrorResponse {
+	r := errorResponse(err)
+	if r.Code == stateInternal {
+		ss.srv.Logger.Error("statement failed", "db", ss.db, "err", err)
+	}
+	return r
 }
 
 // send sends a message, or queues it behind the results of Executes
@@ -273,7 +284,7 @@ func (ss *session) send(msg pgproto3.BackendMessage) {
 func (ss *session) statementContext() (context.Context, func()) {
 	ss.mu.Lock()
 	if ss.ctx == nil || ss.ctx.Err() != nil {
-		ss.ctx, ss.cancelFn = context.WithCancel(context.Background())
+		ss.ctx, ss.cancelFn = context.WithCancel(ss.srv.ctx)
 	}
 	ctx := ss.ctx
 	ss.running = true
@@ -522,7 +533,7 @@ func (ss *session) run(ctx context.Context, p *prepared, params []any) (*outcome
 	case kindCatalog:
 		return ss.catalog(ctx, p.sql)
 	}
-	st := engine.Statement{SQL: p.run}
+	st := sqlite.Statement{SQL: p.run}
 	if len(params) > 0 {
 		st.Params = params
 	}
@@ -535,7 +546,7 @@ func (ss *session) run(ctx context.Context, p *prepared, params []any) (*outcome
 
 // outcome is what a statement's result sends: its rows with the types
 // the statement decides, and its command tag.
-func (ss *session) outcome(p *prepared, res *engine.Result) *outcome {
+func (ss *session) outcome(p *prepared, res *sqlite.Result) *outcome {
 	out := &outcome{tag: commandTag(p.verb, res)}
 	if v := p.verb[0]; v == "CREATE" || v == "DROP" || v == "ALTER" {
 		ss.columns = nil
@@ -599,7 +610,7 @@ func (ss *session) savepoint(ctx context.Context, p *prepared) (*outcome, error)
 
 // exec runs a statement on SQLite: in the transaction block if there is
 // one, else alone (reads on a reader, writes committed and replicated).
-func (ss *session) exec(ctx context.Context, st engine.Statement) (*engine.Result, error) {
+func (ss *session) exec(ctx context.Context, st sqlite.Statement) (*sqlite.Result, error) {
 	if ss.inTx {
 		if err := ss.beginTx(ctx); err != nil {
 			return nil, err
@@ -610,13 +621,13 @@ func (ss *session) exec(ctx context.Context, st engine.Statement) (*engine.Resul
 }
 
 // execAlone runs one statement outside any transaction block.
-func (ss *session) execAlone(ctx context.Context, st engine.Statement, readOnly bool) (*engine.Result, error) {
+func (ss *session) execAlone(ctx context.Context, st sqlite.Statement, readOnly bool) (*sqlite.Result, error) {
 	db, release, err := ss.srv.DB.Acquire(ctx, ss.db)
 	if err != nil {
 		return nil, err
 	}
 	defer release()
-	res, err := db.Exec(ctx, []engine.Statement{st}, engine.ExecOptions{ReadOnly: readOnly})
+	res, err := db.Exec(ctx, []sqlite.Statement{st}, engine.ExecOptions{ReadOnly: readOnly})
 	if err != nil {
 		return nil, err
 	}
@@ -624,7 +635,7 @@ func (ss *session) execAlone(ctx context.Context, st engine.Statement, readOnly 
 }
 
 // describeSQL describes a statement for Parse and Describe.
-func (ss *session) describeSQL(ctx context.Context, sql string, opts engine.DescribeOptions) (*engine.Description, error) {
+func (ss *session) describeSQL(ctx context.Context, sql string, opts sqlite.DescribeOptions) (*sqlite.Description, error) {
 	if ss.inTx && ss.tx != nil {
 		return ss.tx.Describe(ctx, sql, opts)
 	}
@@ -639,11 +650,11 @@ func (ss *session) describeSQL(ctx context.Context, sql string, opts engine.Desc
 // inspect runs one of hasvc's own read-only looks at the schema (for
 // parameter types and the catalog) as the session sees the database, but
 // without starting a transaction block's snapshot.
-func (ss *session) inspect(ctx context.Context, sql string) (*engine.Result, error) {
+func (ss *session) inspect(ctx context.Context, sql string) (*sqlite.Result, error) {
 	if ss.inTx && ss.tx != nil {
-		return ss.tx.Inspect(ctx, engine.Statement{SQL: sql})
+		return ss.tx.Inspect(ctx, sqlite.Statement{SQL: sql})
 	}
-	return ss.execAlone(ctx, engine.Statement{SQL: sql}, true)
+	return ss.execAlone(ctx, sqlite.Statement{SQL: sql}, true)
 }
 
 // beginTx takes the database and starts the engine's transaction at the
@@ -682,7 +693,7 @@ func (ss *session) endTx(commit bool) error {
 }
 
 // commandTag is PostgreSQL's CommandComplete tag for a statement.
-func commandTag(verb []string, res *engine.Result) string {
+func commandTag(verb []string, res *sqlite.Result) string {
 	n := res.RowsAffected
 	if res.HasRows() {
 		n = int64(len(res.Rows))

@@ -198,7 +198,7 @@ func (ss *session) authenticate(encrypted bool) error {
 	}
 	ss.principal = p
 	ss.readOnly = p.Perm < auth.PermWrite
-	ctx, cancel := context.WithTimeout(context.Background(), startupTimeout)
+	ctx, cancel := context.WithTimeout(s.ctx, startupTimeout)
 	defer cancel()
 	_, release, err := s.DB.Acquire(ctx, ss.db)
 	if err != nil {

@@ -1,6 +1,6 @@
 // Package tenant is the leaf of hasvc: database names, per-database
-// configuration, the errors every other package speaks, and the cluster-wide
-// registry of databases kept in a JetStream KV bucket.
+// configuration and the errors every other package speaks. It imports
+// nothing of hasvc's and nothing of NATS.
 package tenant
 
 import (

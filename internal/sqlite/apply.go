@@ -1,4 +1,4 @@
-package engine
+package sqlite
 
 import (
 	"fmt"
@@ -6,13 +6,13 @@ import (
 	"strings"
 )
 
-// applyChanges writes the changes of one message to the writer. The caller
+// ApplyChanges writes the changes of one message to the writer. The caller
 // holds a transaction and has set apply mode (see applyMode). Apply writes
 // full row images keyed by rowid, or by primary key for WITHOUT ROWID
 // tables, so it is deterministic and writing the same change twice leaves
 // the same row. With rowsOnly, schema changes are skipped (they already ran
 // here).
-func (c *conn) applyChanges(changes []change.Change, rowsOnly bool) error {
+func (c *Conn) ApplyChanges(changes []change.Change, rowsOnly bool) error {
 	for i := range changes {
 		ch := &changes[i]
 		var err error
@@ -25,9 +25,9 @@ func (c *conn) applyChanges(changes []change.Change, rowsOnly bool) error {
 			// where they were first executed.
 			prev := c.tenant
 			c.tenant = true
-			err = c.exec(ch.SQL)
+			err = c.Exec(ch.SQL)
 			c.tenant = prev
-			c.schemaChanged()
+			c.SchemaChanged()
 		case change.OpInsert:
 			err = c.applyUpsert(ch, ch.NewRowID, ch.NewValues)
 		case change.OpUpdate:
@@ -44,10 +44,10 @@ func (c *conn) applyChanges(changes []change.Change, rowsOnly bool) error {
 	return nil
 }
 
-// applyMode switches the writer to apply: no capture, no triggers (their
+// ApplyMode switches the writer to apply: no capture, no triggers (their
 // effects are in the message already), no foreign-key actions (likewise).
 // The pragma must run outside a transaction.
-func (c *conn) applyMode(on bool) error {
+func (c *Conn) ApplyMode(on bool) error {
 	if c.capture != nil {
 		c.capture.on = false
 	}
@@ -55,18 +55,18 @@ func (c *conn) applyMode(on bool) error {
 	if on {
 		fk = "PRAGMA foreign_keys = OFF"
 	}
-	if err := c.internal(func() error { return c.exec(fk) }); err != nil {
+	if err := c.Internal(func() error { return c.Exec(fk) }); err != nil {
 		return err
 	}
 	return c.raw.dbConfig(dbconfigEnableTrigger, !on)
 }
 
-func (c *conn) applyUpdate(ch *change.Change) error {
-	ti, err := c.tableInfo(ch.Table)
+func (c *Conn) applyUpdate(ch *change.Change) error {
+	ti, err := c.TableInfo(ch.Table)
 	if err != nil {
 		return err
 	}
-	if ti.withoutRowid {
+	if ti.WithoutRowid {
 		if !samePK(ti, ch.Columns, ch.OldValues, ch.NewValues) {
 			if err := c.applyDelete(ch, nil, ch.OldValues); err != nil {
 				return err
@@ -80,8 +80,8 @@ func (c *conn) applyUpdate(ch *change.Change) error {
 	return c.applyUpsert(ch, ch.NewRowID, ch.NewValues)
 }
 
-func (c *conn) applyUpsert(ch *change.Change, rowid *int64, values change.Values) error {
-	ti, err := c.tableInfo(ch.Table)
+func (c *Conn) applyUpsert(ch *change.Change, rowid *int64, values change.Values) error {
+	ti, err := c.TableInfo(ch.Table)
 	if err != nil {
 		return err
 	}
@@ -90,8 +90,8 @@ func (c *conn) applyUpsert(ch *change.Change, rowid *int64, values change.Values
 	}
 	var cols []string
 	var args []any
-	if !ti.withoutRowid && rowid != nil {
-		cols = append(cols, rowidName(ti))
+	if !ti.WithoutRowid && rowid != nil {
+		cols = append(cols, RowidName(ti))
 		args = append(args, *rowid)
 	}
 	for i, name := range ch.Columns {
@@ -99,46 +99,46 @@ func (c *conn) applyUpsert(ch *change.Change, rowid *int64, values change.Values
 		if j < 0 {
 			return fmt.Errorf("no column %q", name)
 		}
-		if ti.generated[j] {
+		if ti.Generated[j] {
 			continue
 		}
-		cols = append(cols, quoteIdent(name))
+		cols = append(cols, QuoteIdent(name))
 		args = append(args, values[i])
 	}
-	q := "INSERT OR REPLACE INTO main." + quoteIdent(ch.Table) + " (" + strings.Join(cols, ", ") +
+	q := "INSERT OR REPLACE INTO main." + QuoteIdent(ch.Table) + " (" + strings.Join(cols, ", ") +
 		") VALUES (" + strings.TrimSuffix(strings.Repeat("?, ", len(cols)), ", ") + ")"
-	return c.internal(func() error { return c.exec(q, args...) })
+	return c.Internal(func() error { return c.Exec(q, args...) })
 }
 
-func (c *conn) applyDelete(ch *change.Change, rowid *int64, values change.Values) error {
-	ti, err := c.tableInfo(ch.Table)
+func (c *Conn) applyDelete(ch *change.Change, rowid *int64, values change.Values) error {
+	ti, err := c.TableInfo(ch.Table)
 	if err != nil {
 		return err
 	}
 	var where []string
 	var args []any
-	if !ti.withoutRowid && rowid != nil {
-		where = append(where, rowidName(ti)+" = ?")
+	if !ti.WithoutRowid && rowid != nil {
+		where = append(where, RowidName(ti)+" = ?")
 		args = append(args, *rowid)
 	} else {
-		if len(ti.pk) == 0 {
+		if len(ti.PK) == 0 {
 			return fmt.Errorf("no rowid and no primary key to find the row")
 		}
-		for _, j := range ti.pk {
-			k := indexOf(ch.Columns, ti.columns[j])
+		for _, j := range ti.PK {
+			k := indexOf(ch.Columns, ti.Columns[j])
 			if k < 0 || k >= len(values) {
-				return fmt.Errorf("primary key column %q missing", ti.columns[j])
+				return fmt.Errorf("primary key column %q missing", ti.Columns[j])
 			}
-			where = append(where, quoteIdent(ti.columns[j])+" IS ?")
+			where = append(where, QuoteIdent(ti.Columns[j])+" IS ?")
 			args = append(args, values[k])
 		}
 	}
-	q := "DELETE FROM main." + quoteIdent(ch.Table) + " WHERE " + strings.Join(where, " AND ")
-	return c.internal(func() error { return c.exec(q, args...) })
+	q := "DELETE FROM main." + QuoteIdent(ch.Table) + " WHERE " + strings.Join(where, " AND ")
+	return c.Internal(func() error { return c.Exec(q, args...) })
 }
 
-// rowidName returns a name for the rowid that no column of the table hides.
-func rowidName(ti *tableInfo) string {
+// RowidName returns a name for the rowid that no column of the table hides.
+func RowidName(ti *TableInfo) string {
 	for _, n := range []string{"rowid", "_rowid_", "oid"} {
 		if ti.index(n) < 0 {
 			return n
@@ -147,8 +147,8 @@ func rowidName(ti *tableInfo) string {
 	return "rowid"
 }
 
-func (ti *tableInfo) index(name string) int {
-	for i, c := range ti.columns {
+func (ti *TableInfo) index(name string) int {
+	for i, c := range ti.Columns {
 		if strings.EqualFold(c, name) {
 			return i
 		}
@@ -156,9 +156,9 @@ func (ti *tableInfo) index(name string) int {
 	return -1
 }
 
-func samePK(ti *tableInfo, cols []string, a, b change.Values) bool {
-	for _, j := range ti.pk {
-		k := indexOf(cols, ti.columns[j])
+func samePK(ti *TableInfo, cols []string, a, b change.Values) bool {
+	for _, j := range ti.PK {
+		k := indexOf(cols, ti.Columns[j])
 		if k < 0 || k >= len(a) || k >= len(b) || !sameValue(a[k], b[k]) {
 			return false
 		}

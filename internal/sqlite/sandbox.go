@@ -1,4 +1,4 @@
-package engine
+package sqlite
 
 import "strings"
 
@@ -63,8 +63,9 @@ var (
 // schema changes; for tenants' SQL it is the sandbox: no ATTACH, no
 // extension loading, no temporary objects or virtual tables (neither is
 // replicated), no transaction control (a request is one transaction), no
-// pragma but the read-only ones, and no access to hasvc's tables.
-func (c *conn) authorize(op int, arg1, arg2, dbName string) int {
+// pragma but the read-only ones, and no access to hasvc's tables. Each
+// refusal says what it refused (see deny).
+func (c *Conn) authorize(op int, arg1, arg2, dbName string) int {
 	switch op {
 	case authCreateIndex, authCreateTable, authCreateTrigger, authCreateView,
 		authDropIndex, authDropTable, authDropTrigger, authDropView, authAlterTable:
@@ -74,14 +75,20 @@ func (c *conn) authorize(op int, arg1, arg2, dbName string) int {
 		return authOK
 	}
 	switch op {
-	case authAttach, authDetach, authTransaction, authSavepoint,
-		authCreateTempIndex, authCreateTempTable, authCreateTempTrig, authCreateTempView,
-		authDropTempIndex, authDropTempTable, authDropTempTrigger, authDropTempView,
-		authCreateVTable, authDropVTable:
-		return authDeny
+	case authAttach, authDetach:
+		return c.deny("ATTACH and DETACH are not allowed: a database is one file")
+	case authTransaction:
+		return c.deny(strings.ToUpper(arg1) + ": a request is already one transaction")
+	case authSavepoint:
+		return c.deny("SAVEPOINT, RELEASE and ROLLBACK TO are not allowed here: a request is already one transaction")
+	case authCreateTempIndex, authCreateTempTable, authCreateTempTrig, authCreateTempView,
+		authDropTempIndex, authDropTempTable, authDropTempTrigger, authDropTempView:
+		return c.deny("temporary tables, views, indexes and triggers are not allowed: they would not replicate")
+	case authCreateVTable, authDropVTable:
+		return c.deny("virtual tables are not allowed: they would not replicate")
 	case authFunction:
 		if strings.EqualFold(arg2, "load_extension") {
-			return authDeny
+			return c.deny("load_extension is not allowed")
 		}
 		return authOK
 	case authPragma:
@@ -91,18 +98,41 @@ func (c *conn) authorize(op int, arg1, arg2, dbName string) int {
 			return authOK
 		case valuePragmas[name] && arg2 == "":
 			return authOK
+		case valuePragmas[name]:
+			return c.deny("PRAGMA " + name + " may only be read")
 		}
-		return authDeny
+		return c.deny("PRAGMA " + name + " is not allowed")
 	}
 	if isInternalTable(arg1) || isInternalTable(arg2) {
 		// The sqlite_ tables stay readable (clients browse the schema);
 		// SQLite itself refuses writes to them.
-		return authDeny
+		return c.deny("table " + internalName(arg1, arg2) + " is hasvc's own and not accessible")
 	}
-	if dbName != "" && dbName != "main" {
-		return authDeny
+	switch dbName {
+	case "", "main":
+	case "temp":
+		return c.deny("temporary tables, views, indexes and triggers are not allowed: they would not replicate")
+	default:
+		return c.deny("access to " + dbName + "." + arg1 + " is not allowed: only the main schema is")
 	}
 	return authOK
+}
+
+// deny records the first refusal of the statement being prepared, which
+// prepare reports in place of SQLite's "not authorized".
+func (c *Conn) deny(why string) int {
+	if c.refused == "" {
+		c.refused = why
+	}
+	return authDeny
+}
+
+// internalName returns whichever of a and b names one of hasvc's tables.
+func internalName(a, b string) string {
+	if isInternalTable(a) {
+		return a
+	}
+	return b
 }
 
 // isInternalTable reports whether name is one of hasvc's bookkeeping tables.

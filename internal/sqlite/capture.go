@@ -1,4 +1,4 @@
-package engine
+package sqlite
 
 import (
 	"fmt"
@@ -7,19 +7,32 @@ import (
 	"github.com/mattn/go-sqlite3"
 )
 
-// capture collects the row changes of the writer's current transaction
+// Capture collects the row changes of the writer's current transaction
 // through SQLite's preupdate hook. Changes made by triggers and foreign-key
 // actions are captured too, with their full row images; apply runs with
 // triggers and foreign keys off, so a replica gets exactly these rows and
 // never a trigger's effect twice.
-type capture struct {
+type Capture struct {
 	raw     rawConn
 	on      bool
 	changes []change.Change
 	err     error // first failure to read a value; fails the transaction
 }
 
-func (cp *capture) hook(d sqlite3.SQLitePreUpdateData) {
+// Reset empties the capture for a new transaction.
+func (cp *Capture) Reset() { cp.changes, cp.err = cp.changes[:0], nil }
+
+// Changes returns the changes captured since Reset, in order.
+func (cp *Capture) Changes() []change.Change { return cp.changes }
+
+// Len returns how many changes were captured since Reset.
+func (cp *Capture) Len() int { return len(cp.changes) }
+
+// Truncate forgets the changes after the first n (a statement that failed,
+// a savepoint rolled back to).
+func (cp *Capture) Truncate(n int) { cp.changes, cp.err = cp.changes[:n], nil }
+
+func (cp *Capture) hook(d sqlite3.SQLitePreUpdateData) {
 	if !cp.on || d.DatabaseName != "main" || !isReplicatedTable(d.TableName) {
 		return
 	}
@@ -53,7 +66,7 @@ func (cp *capture) hook(d sqlite3.SQLitePreUpdateData) {
 	cp.changes = append(cp.changes, ch)
 }
 
-func (cp *capture) row(newRow bool) (change.Values, error) {
+func (cp *Capture) row(newRow bool) (change.Values, error) {
 	n := cp.raw.preupdateCount()
 	vs := make(change.Values, n)
 	for i := range n {
@@ -70,22 +83,22 @@ func (cp *capture) row(newRow bool) (change.Values, error) {
 // look up (it must not run SQL), and drops the meaningless rowids of WITHOUT
 // ROWID tables. It runs after each statement, while the schema is the one
 // the statement saw.
-func (c *conn) resolve(changes []change.Change) error {
+func (c *Conn) resolve(changes []change.Change) error {
 	for i := range changes {
 		ch := &changes[i]
 		if ch.Operation == change.OpSQL || ch.Columns != nil {
 			continue
 		}
-		ti, err := c.tableInfo(ch.Table)
+		ti, err := c.TableInfo(ch.Table)
 		if err != nil {
 			return err
 		}
 		n := max(len(ch.OldValues), len(ch.NewValues))
-		if n != len(ti.columns) {
-			return fmt.Errorf("capture %s: %d values for %d columns", ch.Table, n, len(ti.columns))
+		if n != len(ti.Columns) {
+			return fmt.Errorf("capture %s: %d values for %d columns", ch.Table, n, len(ti.Columns))
 		}
-		ch.Columns = ti.columns
-		if ti.withoutRowid {
+		ch.Columns = ti.Columns
+		if ti.WithoutRowid {
 			ch.OldRowID, ch.NewRowID = nil, nil
 		}
 	}

@@ -1,6 +1,6 @@
 //go:build !sqlite_preupdate_hook
 
-package engine
+package sqlite
 
 // hasvc captures changes with SQLite's preupdate hook, which
 // github.com/mattn/go-sqlite3 compiles in only with a build tag. Without

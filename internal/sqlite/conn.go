@@ -1,19 +1,21 @@
-package engine
+package sqlite
 
 import (
 	"context"
 	"database/sql/driver"
+	"errors"
 	"fmt"
 	"strings"
 	"sync"
+	"time"
 
 	"github.com/mattn/go-sqlite3"
 )
 
-// conn is one SQLite connection: the writer of a database, one of its
-// readers, or a short-lived connection for backups and imports. A conn is
+// Conn is one SQLite connection: the writer of a database, one of its
+// readers, or a short-lived connection for backups and imports. A Conn is
 // used by one goroutine at a time.
-type conn struct {
+type Conn struct {
 	sc  *sqlite3.SQLiteConn
 	raw rawConn
 
@@ -23,13 +25,16 @@ type conn struct {
 	// ddl is set by the authorizer while preparing a statement that changes
 	// the schema.
 	ddl bool
+	// refused is what the authorizer last refused while preparing, said
+	// for the tenant ("ATTACH is not allowed ...").
+	refused string
 
 	// Prepared statements by SQL text, one cache per sandbox mode: a
 	// statement prepared for hasvc's own SQL never serves a tenant.
-	cache  map[string]*stmt
-	icache map[string]*stmt
+	cache  map[string]*Stmt
+	icache map[string]*Stmt
 
-	tables map[string]*tableInfo // see tableInfo
+	tables map[string]*TableInfo // see tableInfo
 	ddlRan bool                  // a schema change ran in the current transaction
 
 	// intr guards interrupts from a context watcher against the statement
@@ -37,14 +42,26 @@ type conn struct {
 	intrMu     sync.Mutex
 	intrActive bool
 
-	capture *capture // non-nil on a writer
+	capture *Capture // non-nil on a writer
 }
 
 const stmtCacheSize = 256
 
-// openConn opens a SQLite connection to dsn and sets it up. Every pragma
+// Open opens a SQLite connection to dsn and sets it up. Every pragma
 // here is per connection.
-func openConn(dsn string, readonly bool) (*conn, error) {
+// Options say what a connection is for.
+type Options struct {
+	// ReadOnly: a reader; SQLite refuses every write on it.
+	ReadOnly bool
+	// Tenant: statements run in the tenant sandbox unless wrapped in
+	// Internal. Off, they run as hasvc's own.
+	Tenant bool
+	// Capture: the writer; row changes made by Run with the connection's
+	// Capture are captured (see Capture).
+	Capture bool
+}
+
+func Open(dsn string, opts Options) (*Conn, error) {
 	configureSQLite()
 	// A conn is used by one goroutine at a time, so SQLite's own
 	// per-connection mutex is not needed.
@@ -57,17 +74,17 @@ func openConn(dsn string, readonly bool) (*conn, error) {
 		return nil, fmt.Errorf("open %s: %w", dsn, err)
 	}
 	sc := dc.(*sqlite3.SQLiteConn)
-	c := &conn{sc: sc, raw: handleOf(sc), cache: map[string]*stmt{}, icache: map[string]*stmt{}}
+	c := &Conn{sc: sc, raw: handleOf(sc), cache: map[string]*Stmt{}, icache: map[string]*Stmt{}}
 	sc.RegisterAuthorizer(c.authorize)
 	// Defensive mode forbids writable_schema and other ways to corrupt
 	// the file from SQL; untrusted schema keeps functions with side effects
 	// out of views and triggers.
 	if err := c.raw.dbConfig(dbconfigDefensive, true); err != nil {
-		c.close()
+		c.Close()
 		return nil, err
 	}
 	if err := c.raw.dbConfig(dbconfigTrustedSchema, false); err != nil {
-		c.close()
+		c.Close()
 		return nil, err
 	}
 	// Bound what a tenant statement can build in memory.
@@ -86,21 +103,39 @@ func openConn(dsn string, readonly bool) (*conn, error) {
 		// the kernel shares the pages between connections.
 		"PRAGMA mmap_size = 268435456",
 	}
-	if readonly {
+	if opts.ReadOnly {
 		// A reader never writes; SQLite refuses it even if a bug asked.
 		pragmas = append(pragmas, "PRAGMA query_only = ON")
 	}
 	for _, p := range pragmas {
-		if err := c.exec(p); err != nil {
-			c.close()
+		if err := c.Exec(p); err != nil {
+			c.Close()
 			return nil, err
 		}
 	}
+	if opts.Capture {
+		c.capture = &Capture{raw: c.raw}
+		sc.RegisterPreUpdateHook(c.capture.hook)
+	}
+	c.tenant = opts.Tenant
 	return c, nil
 }
 
-func (c *conn) close() error {
-	for _, m := range []map[string]*stmt{c.cache, c.icache} {
+// Capture returns the capture of a connection opened with Options.Capture,
+// else nil.
+func (c *Conn) Capture() *Capture { return c.capture }
+
+// Autocommit reports whether no transaction is open: after an error, false
+// means SQLite rolled the whole transaction back (I/O error, out of
+// memory), not only the statement.
+func (c *Conn) Autocommit() bool { return c.raw.autocommit() }
+
+// TxDone tells the connection that its transaction ended (committed or
+// rolled back; call RolledBack first for a rollback).
+func (c *Conn) TxDone() { c.ddlRan = false }
+
+func (c *Conn) Close() error {
+	for _, m := range []map[string]*Stmt{c.cache, c.icache} {
 		for k, s := range m {
 			s.finalize()
 			delete(m, k)
@@ -113,7 +148,7 @@ func (c *conn) close() error {
 // starting at byte off, and the number of bytes it used. Statements are
 // cached by their text; a cached one is reset before it is returned. A nil
 // stmt means only whitespace or comments were left.
-func (c *conn) prepare(sql string, off int) (*stmt, int, error) {
+func (c *Conn) prepare(sql string, off int) (*Stmt, int, error) {
 	cache := c.icache
 	if c.tenant {
 		cache = c.cache
@@ -124,19 +159,35 @@ func (c *conn) prepare(sql string, off int) (*stmt, int, error) {
 			return s, len(sql), nil
 		}
 	}
-	c.ddl = false
+	if off == 0 {
+		// SQLite ends the text at a NUL byte and would consume nothing
+		// there: refuse it rather than loop on it.
+		if i := strings.IndexByte(sql, 0); i >= 0 {
+			return nil, 0, statementError(KindSyntax, fmt.Sprintf("the SQL text holds a NUL byte at offset %d", i))
+		}
+	}
+	c.ddl, c.refused = false, ""
 	st, used, err := c.raw.prepare(sql, off)
 	if err != nil {
+		var se *Error
+		if errors.As(err, &se) && se.Kind == KindRefused && c.refused != "" {
+			se.Message = c.refused
+		}
 		return nil, 0, err
 	}
 	if strings.TrimSpace(sql[off+used:]) == "" {
 		used = len(sql) - off // a statement followed by white space only is the whole text
 	}
 	if st == nil {
+		if used == 0 {
+			// Every caller advances by used: nothing consumed and nothing
+			// prepared would never end.
+			return nil, 0, statementError(KindSyntax, fmt.Sprintf("cannot parse the SQL text at offset %d", off))
+		}
 		return nil, used, nil
 	}
 	text := sql[off : off+used]
-	s := &stmt{st: st, raw: c.raw, sql: strings.TrimSpace(text), ddl: c.ddl, inUse: true}
+	s := &Stmt{st: st, raw: c.raw, sql: strings.TrimSpace(text), ddl: c.ddl, inUse: true}
 	s.describe()
 	// Only a statement that is the whole text is cached: the key must
 	// identify it alone.
@@ -155,9 +206,9 @@ func (c *conn) prepare(sql string, off int) (*stmt, int, error) {
 	return s, used, nil
 }
 
-// release returns a statement to the cache, or finalizes it if it is not
+// Release returns a statement to the cache, or finalizes it if it is not
 // cached.
-func (c *conn) release(s *stmt) {
+func (c *Conn) Release(s *Stmt) {
 	s.inUse = false
 	if s.cached {
 		s.reset()
@@ -166,9 +217,9 @@ func (c *conn) release(s *stmt) {
 	s.finalize()
 }
 
-// exec runs every statement in sql with args bound to the first, for
+// Exec runs every statement in sql with args bound to the first, for
 // hasvc's own SQL. It discards rows.
-func (c *conn) exec(sql string, args ...any) error {
+func (c *Conn) Exec(sql string, args ...any) error {
 	off := 0
 	for off < len(sql) {
 		s, used, err := c.prepare(sql, off)
@@ -182,7 +233,7 @@ func (c *conn) exec(sql string, args ...any) error {
 		if off-used == 0 {
 			for i, a := range args {
 				if err := s.bind(i+1, a); err != nil {
-					c.release(s)
+					c.Release(s)
 					return err
 				}
 			}
@@ -190,23 +241,23 @@ func (c *conn) exec(sql string, args ...any) error {
 		for {
 			more, err := s.step()
 			if err != nil {
-				c.release(s)
+				c.Release(s)
 				return fmt.Errorf("%s: %w", s.sql, err)
 			}
 			if !more {
 				break
 			}
 		}
-		c.release(s)
+		c.Release(s)
 	}
 	return nil
 }
 
-// queryInt64 runs a one-row, one-column query of hasvc's own.
-func (c *conn) queryInt64(sql string, args ...any) (int64, error) {
+// QueryInt64 runs a one-row, one-column query of hasvc's own.
+func (c *Conn) QueryInt64(sql string, args ...any) (int64, error) {
 	var out int64
-	err := c.query(sql, args, func(s *stmt) error {
-		v, ok := s.column(0).(int64)
+	err := c.Query(sql, args, func(s *Stmt) error {
+		v, ok := s.Column(0).(int64)
 		if !ok {
 			return fmt.Errorf("%s: not an integer", sql)
 		}
@@ -216,8 +267,8 @@ func (c *conn) queryInt64(sql string, args ...any) (int64, error) {
 	return out, err
 }
 
-// query runs one statement of hasvc's own and calls fn for each row.
-func (c *conn) query(sql string, args []any, fn func(*stmt) error) error {
+// Query runs one statement of hasvc's own and calls fn for each row.
+func (c *Conn) Query(sql string, args []any, fn func(*Stmt) error) error {
 	s, _, err := c.prepare(sql, 0)
 	if err != nil {
 		return fmt.Errorf("%s: %w", sql, err)
@@ -225,7 +276,7 @@ func (c *conn) query(sql string, args []any, fn func(*stmt) error) error {
 	if s == nil {
 		return nil
 	}
-	defer c.release(s)
+	defer c.Release(s)
 	for i, a := range args {
 		if err := s.bind(i+1, a); err != nil {
 			return err
@@ -245,37 +296,57 @@ func (c *conn) query(sql string, args []any, fn func(*stmt) error) error {
 	}
 }
 
-// watch interrupts the statements running on c when ctx is done, until the
-// returned stop is called.
-func (c *conn) watch(ctx context.Context) (stop func()) {
+// Watch interrupts the statements running on c when ctx is done, until the
+// returned stop is called. SQLite ignores an interrupt that comes while no
+// statement runs (a cancel landing between two steps, or before the
+// first), so once ctx is done the watcher interrupts again every
+// reinterrupt until stop: a statement started late is still stopped.
+func (c *Conn) Watch(ctx context.Context) (stop func()) {
 	if ctx.Done() == nil {
 		return func() {}
 	}
 	c.intrMu.Lock()
 	c.intrActive = true
 	c.intrMu.Unlock()
+	stopped := make(chan struct{})
 	cancel := context.AfterFunc(ctx, func() {
-		c.intrMu.Lock()
-		if c.intrActive {
-			c.raw.interrupt()
+		for {
+			c.intrMu.Lock()
+			active := c.intrActive
+			if active {
+				c.raw.interrupt()
+			}
+			c.intrMu.Unlock()
+			if !active {
+				return
+			}
+			select {
+			case <-stopped:
+				return
+			case <-time.After(reinterrupt):
+			}
 		}
-		c.intrMu.Unlock()
 	})
 	return func() {
 		cancel()
 		c.intrMu.Lock()
 		c.intrActive = false
 		c.intrMu.Unlock()
+		close(stopped)
 	}
 }
 
+// reinterrupt is how often Watch interrupts again a connection whose
+// context is done.
+const reinterrupt = 10 * time.Millisecond
+
 var _ driver.Conn = (*sqlite3.SQLiteConn)(nil)
 
-// queryText runs a one-row, one-column query of hasvc's own.
-func (c *conn) queryText(sql string, args ...any) (string, error) {
+// QueryText runs a one-row, one-column query of hasvc's own.
+func (c *Conn) QueryText(sql string, args ...any) (string, error) {
 	var out string
-	err := c.query(sql, args, func(s *stmt) error {
-		v, ok := s.column(0).(string)
+	err := c.Query(sql, args, func(s *Stmt) error {
+		v, ok := s.Column(0).(string)
 		if !ok {
 			return fmt.Errorf("%s: not text", sql)
 		}

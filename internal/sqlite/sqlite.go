@@ -1,4 +1,4 @@
-package engine
+package sqlite
 
 // This file is the thin cgo layer over the SQLite library that
 // github.com/mattn/go-sqlite3 compiles into the binary. mattn's driver opens
@@ -129,16 +129,9 @@ import (
 
 // SQLite result codes and constants used here.
 const (
-	sqliteOK        = 0
-	sqliteError     = 1
-	sqliteAuth      = 23
-	sqliteInterrupt = 9
-	sqliteBusy      = 5
-	sqliteTooBig    = 18
-	sqliteFull      = 13
-	sqliteConstrain = 19
-	sqliteRow       = 100
-	sqliteDone      = 101
+	sqliteOK   = 0
+	sqliteRow  = 100
+	sqliteDone = 101
 
 	sqliteInteger = 1
 	sqliteFloat   = 2
@@ -155,20 +148,8 @@ const (
 	limitSQLLength = 1
 )
 
-// SQLiteError is an error reported by SQLite, with its extended result code
-// (the pg adapter maps it to a SQLSTATE).
-type SQLiteError struct {
-	Code    int // extended result code; Code&0xff is the primary code
-	Message string
-}
-
-func (e *SQLiteError) Error() string { return e.Message }
-
-// Primary returns the primary result code.
-func (e *SQLiteError) Primary() int { return e.Code & 0xff }
-
-// SQLiteVersion returns the version of the SQLite library in the binary.
-func SQLiteVersion() string { return C.GoString(C.sqlite3_libversion()) }
+// Version returns the version of the SQLite library in the binary.
+func Version() string { return C.GoString(C.sqlite3_libversion()) }
 
 var configureOnce sync.Once
 
@@ -193,7 +174,7 @@ func (r rawConn) err(rc C.int) error {
 	if rc == sqliteOK || rc == sqliteRow || rc == sqliteDone {
 		return nil
 	}
-	return &SQLiteError{Code: int(C.sqlite3_extended_errcode(r.db)), Message: C.GoString(C.sqlite3_errmsg(r.db))}
+	return newError(int(C.sqlite3_extended_errcode(r.db)), C.GoString(C.sqlite3_errmsg(r.db)))
 }
 
 func (r rawConn) prepare(sql string, off int) (*C.sqlite3_stmt, int, error) {
@@ -251,8 +232,8 @@ func (r rawConn) preupdateValue(newRow bool, i int) (any, error) {
 	return nil, nil
 }
 
-// stmt is a prepared statement.
-type stmt struct {
+// Stmt is a prepared statement.
+type Stmt struct {
 	st     *C.sqlite3_stmt
 	raw    rawConn
 	sql    string // the text of this one statement
@@ -265,22 +246,22 @@ type stmt struct {
 	params []string // parameter names, "" for anonymous '?'
 }
 
-func (s *stmt) readonly() bool { return C.sqlite3_stmt_readonly(s.st) != 0 }
+func (s *Stmt) ReadOnly() bool { return C.sqlite3_stmt_readonly(s.st) != 0 }
 
-func (s *stmt) finalize() {
+func (s *Stmt) finalize() {
 	if s.st != nil {
 		C.sqlite3_finalize(s.st)
 		s.st = nil
 	}
 }
 
-func (s *stmt) reset() {
+func (s *Stmt) reset() {
 	C.sqlite3_reset(s.st)
 	C.sqlite3_clear_bindings(s.st)
 }
 
 // describe fills column and parameter names after prepare.
-func (s *stmt) describe() {
+func (s *Stmt) describe() {
 	s.ncols = int(C.sqlite3_column_count(s.st))
 	s.names = make([]string, s.ncols)
 	s.decl = make([]string, s.ncols)
@@ -298,7 +279,7 @@ func (s *stmt) describe() {
 }
 
 // declType returns the declared type of result column i, or "".
-func (s *stmt) declType(i int) string {
+func (s *Stmt) declType(i int) string {
 	if p := C.sqlite3_column_decltype(s.st, C.int(i)); p != nil {
 		return C.GoString(p)
 	}
@@ -307,7 +288,7 @@ func (s *stmt) declType(i int) string {
 
 // bind binds v (int64, float64, string, []byte, bool or nil) to parameter i
 // (1-based).
-func (s *stmt) bind(i int, v any) error {
+func (s *Stmt) bind(i int, v any) error {
 	var rc C.int
 	switch x := v.(type) {
 	case nil:
@@ -326,12 +307,12 @@ func (s *stmt) bind(i int, v any) error {
 		rc = C.sqlite3_bind_double(s.st, C.int(i), C.double(x))
 	case string:
 		if len(x) > math.MaxInt32 {
-			return &SQLiteError{Code: sqliteTooBig, Message: "string or blob too big"}
+			return newError(sqliteTooBig, "string or blob too big")
 		}
 		rc = C.hasvc_bind_text(s.st, C.int(i), x)
 	case []byte:
 		if len(x) > math.MaxInt32 {
-			return &SQLiteError{Code: sqliteTooBig, Message: "string or blob too big"}
+			return newError(sqliteTooBig, "string or blob too big")
 		}
 		var p unsafe.Pointer
 		if len(x) > 0 {
@@ -345,7 +326,7 @@ func (s *stmt) bind(i int, v any) error {
 }
 
 // step advances the statement: true if a row is available.
-func (s *stmt) step() (bool, error) {
+func (s *Stmt) step() (bool, error) {
 	switch rc := C.sqlite3_step(s.st); rc {
 	case sqliteRow:
 		return true, nil
@@ -360,9 +341,9 @@ func (s *stmt) step() (bool, error) {
 	}
 }
 
-// column returns result column i of the current row, keeping its storage
+// Column returns result column i of the current row, keeping its storage
 // class: int64, float64, string, []byte or nil.
-func (s *stmt) column(i int) any {
+func (s *Stmt) Column(i int) any {
 	ci := C.int(i)
 	switch C.sqlite3_column_type(s.st, ci) {
 	case sqliteInteger:

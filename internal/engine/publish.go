@@ -1,0 +1,373 @@
+package engine
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"strconv"
+
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+	"github.com/nats-io/nuid"
+
+	"hasvc/internal/change"
+	"hasvc/internal/tenant"
+)
+
+// This file is the one commit path. Everything that writes a database (a
+// group of HTTP requests, a pgwire transaction, an import) runs its SQL in
+// the writer's open transaction, then hands its message(s) to a commitGroup:
+// the group publishes them, waits for JetStream's acknowledgements, rolls
+// back what JetStream did not take, records the new applied sequence in the
+// same SQLite transaction, commits, and catches up from the stream whenever
+// the outcome left this copy behind it. See doc.go for the whole write path.
+
+// pending is one message of the writer's open transaction on its way to the
+// stream, and what became of it.
+type pending struct {
+	// savepoint is rolled back to if the message is not kept; "" means
+	// the message is the whole transaction.
+	savepoint string
+
+	data   []byte // the message, while it waits for its group's atomic batch
+	expect uint64 // the sequence it must get (strong mode)
+	fut    jetstream.PubAckFuture
+
+	acked    bool   // JetStream stored it, at seq
+	seq      uint64 // its stream sequence, once acked
+	ok       bool   // acked and applied here: the writer may answer success
+	conflict bool   // strong mode: another node's write took its place
+	err      error  // why it is not ok
+}
+
+// commitGroup publishes the messages of the writer's open transaction and
+// then finishes the transaction. It keeps this invariant: the transaction
+// commits exactly the messages JetStream acknowledged before the first one
+// it did not, together with the applied sequence they bring, so the SQLite
+// file never holds a write the stream lacks, nor misses one it holds
+// below the applied sequence.
+type commitGroup struct {
+	d       *DB
+	strong  bool // messages expect the stream's last sequence
+	batched bool // strong messages go to the stream as one atomic batch
+	base    uint64
+	next    uint64 // the sequence the next strong message expects to get
+
+	// One deadline for the group; once passed it stays passed, so no
+	// later acknowledgement is waited for either.
+	deadline context.Context
+	cancel   context.CancelFunc
+
+	pubs        []*pending
+	firstFailed int  // index in pubs of the first message not acknowledged, or -1
+	needCatchUp bool // the stream may hold what this copy lacks
+}
+
+// newGroup starts a commit group on the writer's open transaction. With
+// batched, strong-mode messages wait for finish and go to the stream as
+// one atomic batch (the stream must allow them: see openDB).
+func (d *DB) newGroup(strong, batched bool) *commitGroup {
+	deadline, cancel := context.WithTimeout(context.Background(), d.eng.publishTimeout())
+	base := d.applied.Load()
+	return &commitGroup{
+		d: d, strong: strong, batched: strong && batched,
+		base: base, next: base,
+		deadline: deadline, cancel: cancel,
+		firstFailed: -1,
+	}
+}
+
+// failed reports whether a message of the group was not acknowledged.
+func (g *commitGroup) failed() bool { return g.firstFailed >= 0 }
+
+// add publishes the message data of p. In strong mode without batches it
+// waits for the acknowledgement: a request must never run on top of a
+// write the stream may refuse (pipelined, a message computed on top of a
+// refused one could match the expected sequence by coincidence, another
+// node's message taking the refused one's place, and overwrite that
+// node's write). An error means nothing was published: the caller rolls
+// back what produced the message.
+func (g *commitGroup) add(p *pending, data []byte) error {
+	if max := g.d.eng.maxMessage(); len(data) > max {
+		return tenant.Errorf(tenant.ETOOLARGE, "the transaction's changes take %d bytes, over the %d-byte message limit", len(data), max)
+	}
+	g.next++
+	p.expect = g.next
+	if g.batched {
+		p.data = data
+		g.pubs = append(g.pubs, p)
+		return nil
+	}
+	var opts []jetstream.PublishOpt
+	if g.strong {
+		opts = append(opts, jetstream.WithExpectLastSequence(g.next-1))
+	}
+	fut, err := g.d.eng.JS.PublishAsync(tenant.Subject(g.d.name), data, opts...)
+	if err != nil {
+		g.next--
+		return publishError(err)
+	}
+	p.fut = fut
+	g.pubs = append(g.pubs, p)
+	if g.strong {
+		g.await(len(g.pubs) - 1)
+	}
+	return nil
+}
+
+// await waits for the acknowledgement of pubs[j].
+func (g *commitGroup) await(j int) {
+	p := g.pubs[j]
+	select {
+	case ack := <-p.fut.Ok():
+		if g.strong && ack.Sequence != p.expect {
+			p.err = tenant.Errorf(tenant.EINTERNAL, "stream stored the write at %d, expected %d", ack.Sequence, p.expect)
+			g.needCatchUp = true
+		} else {
+			p.acked, p.seq = true, ack.Sequence
+		}
+	case err := <-p.fut.Err():
+		p.err = publishError(err)
+	case <-g.deadline.Done():
+		p.err = errNoAck
+		g.needCatchUp = true
+	}
+	if !p.acked && g.firstFailed < 0 {
+		g.firstFailed = j
+	}
+	if p.acked && g.firstFailed >= 0 {
+		g.needCatchUp = true
+	}
+}
+
+var errNoAck = tenant.Errorf(tenant.EUNAVAILABLE, "replication did not acknowledge the write in time; it may or may not be committed")
+
+// finish ends the writer's transaction: it publishes an atomic batch (or
+// waits for eventual mode's pipelined acknowledgements), keeps the
+// acknowledged messages before the first failure, rolls back the rest,
+// commits with the new applied sequence and catches up if this copy may be
+// behind the stream. aborted says SQLite or the caller gave the
+// transaction up: nothing of it may be published. It sets every pending's
+// outcome and reports whether the transaction committed.
+func (g *commitGroup) finish(aborted bool) (committed bool) {
+	d, w := g.d, g.d.writer
+	defer g.cancel()
+	g.needCatchUp = g.needCatchUp || aborted
+	if g.batched && len(g.pubs) > 0 {
+		if aborted {
+			for _, p := range g.pubs {
+				p.err = errAborted
+			}
+			g.firstFailed = 0
+		} else {
+			// All stored, right after base, or none. Requests ran on top
+			// of each other's unacknowledged writes, which is safe only
+			// because of that all-or-nothing.
+			d.publishGroup(g.pubs, g.base, g.deadline)
+			for j, p := range g.pubs {
+				if !p.acked {
+					g.firstFailed = j
+					if tenant.ErrorCode(p.err) != tenant.ECONFLICT {
+						g.needCatchUp = true
+					}
+					break
+				}
+			}
+		}
+	}
+	if !g.strong {
+		// Eventual mode pipelines: wait for JetStream in publication
+		// order.
+		for j := range g.pubs {
+			g.await(j)
+		}
+	}
+
+	// What the transaction commits: the acknowledged messages before the
+	// first failure. In strong mode their sequences follow the applied
+	// one; in eventual mode other nodes' messages may lie between, and the
+	// sequences beyond the contiguous run are remembered as applied
+	// locally ahead of the stream.
+	kept := g.pubs
+	if g.failed() {
+		kept = g.pubs[:g.firstFailed]
+	}
+	applied := g.base
+	var ahead []uint64
+	for _, p := range kept {
+		if p.seq == applied+1 && len(ahead) == 0 {
+			applied = p.seq
+		} else {
+			ahead = append(ahead, p.seq)
+		}
+	}
+	if !w.Autocommit() {
+		var err error
+		if g.failed() {
+			if sp := g.pubs[g.firstFailed].savepoint; sp != "" {
+				err = w.Internal(func() error { return w.Exec("ROLLBACK TO " + sp) })
+			} else {
+				err = errRolledBack
+			}
+		}
+		if err == nil {
+			err = d.commitApplied(applied, ahead)
+		}
+		if err != nil {
+			if err != errRolledBack {
+				d.log.Error("commit failed", "err", err)
+			}
+			w.Internal(func() error { return w.Exec("ROLLBACK") })
+			g.needCatchUp = true
+		} else {
+			committed = true
+		}
+	}
+	g.needCatchUp = g.needCatchUp || g.failed()
+	if g.needCatchUp {
+		w.RolledBack() // before TxDone: it decides what to forget
+	}
+	w.TxDone()
+	if g.needCatchUp {
+		// JetStream is the truth: apply whatever it holds beyond what
+		// this copy committed (another node's writes, acknowledged
+		// writes after a failure, writes whose acknowledgement was lost).
+		if err := d.catchUp(context.Background()); err != nil {
+			d.log.Error("catch-up after a failed publish", "err", err)
+		}
+	}
+	now := d.applied.Load()
+	for _, p := range g.pubs {
+		switch {
+		case p.acked && (p.seq <= now || (committed && d.ahead[p.seq])):
+			p.ok, p.err = true, nil
+			d.eng.counters.writes.Add(1)
+		case p.acked:
+			p.err = tenant.Errorf(tenant.EUNAVAILABLE, "write is in the log at sequence %d but not yet applied on this node", p.seq)
+		case g.strong && tenant.ErrorCode(p.err) == tenant.ECONFLICT:
+			p.conflict = true
+			d.eng.counters.conflicts.Add(1)
+		}
+	}
+	return committed
+}
+
+var (
+	errAborted    = tenant.Errorf(tenant.EUNAVAILABLE, "transaction aborted by an earlier request; retry")
+	errRolledBack = errors.New("the whole transaction is rolled back")
+)
+
+// message encodes a transaction's changes as its stream message.
+func (d *DB) message(changes []change.Change) []byte {
+	msg := change.Message{Node: d.eng.Node, Changes: changes, Timestamp: d.eng.now().UnixNano()}
+	return msg.AppendJSON(make([]byte, 0, 512))
+}
+
+// publishGroup publishes the messages of pubs as one JetStream atomic batch
+// that JetStream stores only if the stream still ends at sequence last,
+// and marks each acknowledged (with its sequence) or failed.
+func (d *DB) publishGroup(pubs []*pending, last uint64, deadline context.Context) {
+	fail := func(err error) {
+		for _, p := range pubs {
+			p.err = err
+		}
+	}
+	id := nuid.Next()
+	subject := tenant.Subject(d.name)
+	var reply *nats.Msg
+	for i, p := range pubs {
+		m := nats.NewMsg(subject)
+		m.Data = p.data
+		m.Header.Set(batchIDHeader, id)
+		m.Header.Set(batchSeqHeader, strconv.Itoa(i+1))
+		if i == 0 {
+			m.Header.Set(jetstream.ExpectedLastSeqHeader, strconv.FormatUint(last, 10))
+		}
+		if i < len(pubs)-1 {
+			if err := d.eng.NC.PublishMsg(m); err != nil {
+				fail(publishError(err))
+				return
+			}
+			continue
+		}
+		m.Header.Set(batchCommitHeader, "1")
+		var err error
+		reply, err = d.eng.NC.RequestMsgWithContext(deadline, m)
+		if err != nil {
+			if deadline.Err() != nil || errors.Is(err, nats.ErrTimeout) {
+				fail(errNoAck)
+			} else {
+				fail(publishError(err))
+			}
+			return
+		}
+	}
+	var ack struct {
+		Error *jetstream.APIError `json:"error"`
+		Seq   uint64              `json:"seq"`
+		Count int                 `json:"count"`
+	}
+	if err := json.Unmarshal(reply.Data, &ack); err != nil {
+		fail(tenant.Wrap(tenant.EUNAVAILABLE, err, "replication sent an unreadable acknowledgement"))
+		return
+	}
+	if ack.Error != nil {
+		fail(publishError(ack.Error))
+		return
+	}
+	if ack.Count != len(pubs) || ack.Seq != last+uint64(len(pubs)) {
+		fail(tenant.Errorf(tenant.EINTERNAL, "stream stored the group of %d at %d (%d messages), expected it after %d", len(pubs), ack.Seq, ack.Count, last))
+		return
+	}
+	for j, p := range pubs {
+		p.acked, p.seq, p.data = true, last+uint64(j)+1, nil
+	}
+}
+
+// Headers of JetStream atomic batch publishing.
+const (
+	batchIDHeader     = "Nats-Batch-Id"
+	batchSeqHeader    = "Nats-Batch-Sequence"
+	batchCommitHeader = "Nats-Batch-Commit"
+)
+
+// commitApplied stores, in the writer's open transaction, the new applied
+// sequence and this node's own sequences committed ahead of it, commits,
+// and then brings the in-memory state along. On error the transaction is
+// still open: the caller rolls it back.
+func (d *DB) commitApplied(applied uint64, ahead []uint64) error {
+	w := d.writer
+	err := w.Internal(func() error {
+		for _, seq := range ahead {
+			if err := w.Exec("INSERT OR IGNORE INTO _hasvc_ahead (seq) VALUES (?)", int64(seq)); err != nil {
+				return err
+			}
+		}
+		if err := w.Exec("UPDATE _hasvc_state SET applied_seq = ?", int64(applied)); err != nil {
+			return err
+		}
+		return w.Exec("COMMIT")
+	})
+	if err != nil {
+		return err
+	}
+	d.version.Add(1)
+	for _, seq := range ahead {
+		d.ahead[seq] = true
+	}
+	d.setApplied(applied)
+	return nil
+}
+
+// publishError maps a failed publish to a tenant error. JetStream's own
+// text stays in the cause (logged), not in the user's message.
+func publishError(err error) error {
+	var apiErr *jetstream.APIError
+	if errors.As(err, &apiErr) {
+		switch apiErr.ErrorCode {
+		case jetstream.JSErrCodeStreamWrongLastSequence, jetstream.JSErrCodeStreamWrongLastSequenceConstant:
+			return tenant.Wrap(tenant.ECONFLICT, err, "another write was committed first; retry")
+		}
+	}
+	return tenant.Wrap(tenant.EUNAVAILABLE, err, "replication unavailable")
+}

@@ -1,0 +1,138 @@
+// Package registry is the cluster-wide registry of hasvc's databases, kept
+// in a JetStream KV bucket, and the retry that JetStream requests need
+// while a cluster elects its leaders.
+package registry
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"hasvc/internal/tenant"
+	"sort"
+
+	"github.com/nats-io/nats.go/jetstream"
+)
+
+// Registry is the cluster-wide set of databases: one entry per database in
+// the JetStream KV bucket tenant.RegistryBucket, keyed by name, holding its tenant.Config.
+// Creating an entry is atomic (KV create fails if the key exists), so two
+// nodes can never both create the same database.
+type Registry struct {
+	kv jetstream.KeyValue
+}
+
+// Open creates the registry bucket if needed and returns the registry.
+func Open(ctx context.Context, js jetstream.JetStream, replicas int) (*Registry, error) {
+	kv, err := js.CreateOrUpdateKeyValue(ctx, jetstream.KeyValueConfig{
+		Bucket:      tenant.RegistryBucket,
+		Description: "hasvc databases",
+		History:     1,
+		Storage:     jetstream.FileStorage,
+		Replicas:    replicas,
+	})
+	if err != nil {
+		return nil, fmt.Errorf("open registry bucket: %w", err)
+	}
+	return &Registry{kv: kv}, nil
+}
+
+// Create adds the entry for cfg. It returns tenant.ECONFLICT if the name is taken.
+func (r *Registry) Create(ctx context.Context, cfg tenant.Config) error {
+	data, err := json.Marshal(cfg)
+	if err != nil {
+		return err
+	}
+	if _, err := r.kv.Create(ctx, cfg.Name, data); err != nil {
+		if errors.Is(err, jetstream.ErrKeyExists) {
+			return tenant.Errorf(tenant.ECONFLICT, "database %q already exists", cfg.Name)
+		}
+		return tenant.Wrap(tenant.EUNAVAILABLE, err, "registry unavailable")
+	}
+	return nil
+}
+
+// Get returns the configuration of the database name, or tenant.ENOTFOUND.
+func (r *Registry) Get(ctx context.Context, name string) (tenant.Config, error) {
+	var cfg tenant.Config
+	e, err := r.kv.Get(ctx, name)
+	if errors.Is(err, jetstream.ErrKeyNotFound) {
+		return cfg, tenant.Errorf(tenant.ENOTFOUND, "database %q not found", name)
+	} else if err != nil {
+		return cfg, tenant.Wrap(tenant.EUNAVAILABLE, err, "registry unavailable")
+	}
+	if err := json.Unmarshal(e.Value(), &cfg); err != nil {
+		return cfg, fmt.Errorf("decode registry entry %q: %w", name, err)
+	}
+	return cfg, nil
+}
+
+// List returns every database's configuration, sorted by name.
+func (r *Registry) List(ctx context.Context) ([]tenant.Config, error) {
+	lister, err := r.kv.ListKeys(ctx)
+	if err != nil {
+		return nil, tenant.Wrap(tenant.EUNAVAILABLE, err, "registry unavailable")
+	}
+	var names []string
+	for k := range lister.Keys() {
+		names = append(names, k)
+	}
+	sort.Strings(names)
+	out := make([]tenant.Config, 0, len(names))
+	for _, n := range names {
+		cfg, err := r.Get(ctx, n)
+		if tenant.ErrorCode(err) == tenant.ENOTFOUND {
+			continue // deleted while we listed
+		} else if err != nil {
+			return nil, err
+		}
+		out = append(out, cfg)
+	}
+	return out, nil
+}
+
+// Delete removes the entry of name. It returns tenant.ENOTFOUND if there is none.
+func (r *Registry) Delete(ctx context.Context, name string) error {
+	if _, err := r.Get(ctx, name); err != nil {
+		return err
+	}
+	// Purge rather than Delete: no tombstone history is kept for a name.
+	if err := r.kv.Purge(ctx, name); err != nil {
+		return tenant.Wrap(tenant.EUNAVAILABLE, err, "registry unavailable")
+	}
+	return nil
+}
+
+// DeleteWatch reports the databases removed from the registry.
+type DeleteWatch struct {
+	w jetstream.KeyWatcher
+}
+
+// WatchDeletes starts watching for databases removed from the registry, by
+// any node. The caller runs the watch with Run.
+func (r *Registry) WatchDeletes(ctx context.Context) (*DeleteWatch, error) {
+	w, err := r.kv.WatchAll(ctx, jetstream.UpdatesOnly())
+	if err != nil {
+		return nil, tenant.Wrap(tenant.EUNAVAILABLE, err, "registry unavailable")
+	}
+	return &DeleteWatch{w: w}, nil
+}
+
+// Run calls deleted with the name of every database removed from the
+// registry until ctx ends or the watch does, then stops the watch.
+func (dw *DeleteWatch) Run(ctx context.Context, deleted func(name string)) {
+	defer dw.w.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case e, ok := <-dw.w.Updates():
+			if !ok {
+				return
+			}
+			if e != nil && (e.Operation() == jetstream.KeyValueDelete || e.Operation() == jetstream.KeyValuePurge) {
+				deleted(e.Key())
+			}
+		}
+	}
+}

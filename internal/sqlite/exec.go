@@ -1,0 +1,231 @@
+package sqlite
+
+import (
+	"context"
+	"fmt"
+
+	"hasvc/internal/change"
+	"hasvc/internal/tenant"
+)
+
+// Statement is one statement of a request. Params is nil, a []any of
+// positional values, or a map[string]any of named values keyed without
+// their ':', '@' or '$' prefix; values are int64, float64, string, []byte
+// or nil.
+type Statement struct {
+	SQL    string
+	Params any
+}
+
+// Result is the outcome of one statement: rows for statements that produce
+// columns (decided by the prepared statement), rows affected and the last
+// insert id for the others.
+type Result struct {
+	Columns      []string
+	DeclTypes    []string // declared type of each column, "" for expressions
+	Rows         [][]any
+	RowsAffected int64
+	LastInsertID int64
+}
+
+// HasRows reports whether the statement produced columns.
+func (r *Result) HasRows() bool { return r.Columns != nil }
+
+// maxResultBytes bounds what one request may return.
+const maxResultBytes = 64 << 20
+
+// Run executes the statements of one request on c, which is in tenant
+// mode. With cp non-nil (the writer's capture), row changes are captured
+// while they run, schema changes are recorded in cp before they run, and
+// row changes are named after each statement. Errors are tenant errors
+// naming the failing statement; SQL errors wrap an *Error.
+func (c *Conn) Run(ctx context.Context, stmts []Statement, cp *Capture) ([]Result, error) {
+	if err := ctx.Err(); err != nil {
+		return nil, tenant.AtStatement(tenantError(ctx, newError(codeInterrupt, "interrupted")), 0)
+	}
+	stop := c.Watch(ctx)
+	defer stop()
+	if cp != nil {
+		cp.on = true
+		defer func() { cp.on = false }()
+	}
+	results := make([]Result, len(stmts))
+	size := 0
+	for i := range stmts {
+		if err := c.runOne(ctx, &stmts[i], &results[i], cp, &size); err != nil {
+			return nil, tenant.AtStatement(err, i)
+		}
+	}
+	return results, nil
+}
+
+// RunIfReadOnly runs st if its SQL is one statement that only reads, with
+// the statement it prepared to find that out. ran is false, and nothing
+// ran, if it is not (or does not prepare: err says why).
+func (c *Conn) RunIfReadOnly(ctx context.Context, st Statement) (res Result, ran bool, err error) {
+	s, used, err := c.prepare(st.SQL, 0)
+	if err != nil {
+		return Result{}, false, tenant.AtStatement(tenantError(ctx, err), 0)
+	}
+	if s == nil {
+		return Result{}, false, nil
+	}
+	defer c.Release(s)
+	if used != len(st.SQL) || !s.ReadOnly() {
+		return Result{}, false, nil
+	}
+	stop := c.Watch(ctx)
+	defer stop()
+	size := 0
+	if err := c.step(ctx, s, st.Params, &res, nil, &size); err != nil {
+		return Result{}, true, tenant.AtStatement(err, 0)
+	}
+	return res, true, nil
+}
+
+// ReadOnly reports whether sql is one statement that only reads. An empty
+// text is an EINVALID error, as is one that does not prepare.
+func (c *Conn) ReadOnly(ctx context.Context, sql string) (bool, error) {
+	s, used, err := c.prepare(sql, 0)
+	if err != nil {
+		return false, tenantError(ctx, err)
+	}
+	if s == nil {
+		return false, invalid(KindSyntax, "empty statement")
+	}
+	defer c.Release(s)
+	return s.ReadOnly() && used == len(sql), nil
+}
+
+func (c *Conn) runOne(ctx context.Context, st *Statement, res *Result, cp *Capture, size *int) error {
+	sql := st.SQL
+	n := 0
+	for off := 0; off < len(sql); {
+		s, used, err := c.prepare(sql, off)
+		if err != nil {
+			return tenantError(ctx, err)
+		}
+		off += used
+		if s == nil {
+			continue
+		}
+		n++
+		if n > 1 && st.Params != nil {
+			c.Release(s)
+			return invalid(KindParams, "params need a statement of its own: this sql holds more than one")
+		}
+		*res = Result{}
+		err = c.step(ctx, s, st.Params, res, cp, size)
+		c.Release(s)
+		if err != nil {
+			return err
+		}
+	}
+	if n == 0 {
+		return invalid(KindSyntax, "empty statement")
+	}
+	return nil
+}
+
+func (c *Conn) step(ctx context.Context, s *Stmt, params any, res *Result, cp *Capture, size *int) error {
+	if err := bindParams(s, params); err != nil {
+		return err
+	}
+	mark := 0
+	if cp != nil {
+		if s.ddl {
+			cp.changes = append(cp.changes, change.Change{Database: "main", Operation: change.OpSQL, SQL: s.sql})
+		}
+		mark = len(cp.changes)
+	}
+	if s.ncols > 0 {
+		res.Columns = s.names
+		res.DeclTypes = s.decl
+		res.Rows = [][]any{}
+		for {
+			more, err := s.step()
+			if err != nil {
+				return tenantError(ctx, err)
+			}
+			if !more {
+				break
+			}
+			row := make([]any, s.ncols)
+			for i := range row {
+				row[i] = s.Column(i)
+				*size += change.ValueSize(row[i])
+			}
+			if *size > maxResultBytes {
+				return tenant.Errorf(tenant.ETOOLARGE, "result larger than %d bytes", maxResultBytes)
+			}
+			res.Rows = append(res.Rows, row)
+		}
+	} else {
+		for {
+			more, err := s.step()
+			if err != nil {
+				return tenantError(ctx, err)
+			}
+			if !more {
+				break
+			}
+		}
+		if !s.ddl && !s.ReadOnly() {
+			res.RowsAffected = c.raw.changes()
+		}
+		res.LastInsertID = c.raw.lastInsertID()
+	}
+	if s.ddl {
+		c.SchemaChanged()
+	}
+	if cp != nil {
+		if cp.err != nil {
+			return cp.err
+		}
+		if err := c.resolve(cp.changes[mark:]); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// invalid returns an EINVALID tenant error about a statement, of kind.
+func invalid(kind Kind, format string, args ...any) error {
+	msg := fmt.Sprintf(format, args...)
+	return tenant.Wrap(tenant.EINVALID, statementError(kind, msg), msg)
+}
+
+// bindParams binds a statement's parameters by name or position.
+func bindParams(s *Stmt, params any) error {
+	switch p := params.(type) {
+	case nil:
+		if len(s.params) > 0 {
+			return invalid(KindParams, "statement has %d parameters and no params were given", len(s.params))
+		}
+	case []any:
+		if len(p) != len(s.params) {
+			return invalid(KindParams, "statement has %d parameters, %d params given", len(s.params), len(p))
+		}
+		for i, v := range p {
+			if err := s.bind(i+1, v); err != nil {
+				return invalid(KindParams, "param %d: %v", i+1, err)
+			}
+		}
+	case map[string]any:
+		for i, name := range s.params {
+			if name == "" {
+				return invalid(KindParams, "parameter %d is an anonymous '?': give params as an array", i+1)
+			}
+			v, ok := p[name[1:]]
+			if !ok {
+				return invalid(KindParams, "missing parameter %s", name)
+			}
+			if err := s.bind(i+1, v); err != nil {
+				return invalid(KindParams, "param %s: %v", name, err)
+			}
+		}
+	default:
+		return invalid(KindParams, "params must be an array or an object")
+	}
+	return nil
+}

@@ -1,0 +1,263 @@
+package sqlite
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"math"
+	"strings"
+	"sync/atomic"
+	"testing"
+
+	"hasvc/internal/change"
+	"hasvc/internal/tenant"
+)
+
+var memSeq atomic.Int64
+
+// openTest opens a tenant connection to a fresh in-memory database with a
+// table t and one of hasvc's own tables.
+func openTest(t testing.TB, opts Options) *Conn {
+	t.Helper()
+	dsn := fmt.Sprintf("file:/sqlite-test-%d?vfs=memdb", memSeq.Add(1))
+	c, err := Open(dsn, opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { c.Close() })
+	err = c.Internal(func() error {
+		return c.Exec("CREATE TABLE t (id INTEGER PRIMARY KEY, v TEXT UNIQUE NOT NULL, n INTEGER CHECK (n >= 0), p INTEGER REFERENCES t(id)); CREATE TABLE _hasvc_state (applied_seq INTEGER)")
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return c
+}
+
+func run(c *Conn, sql string, params any) ([]Result, error) {
+	return c.Run(context.Background(), []Statement{{SQL: sql, Params: params}}, nil)
+}
+
+// TestSandboxRefusals runs each statement the sandbox refuses and checks
+// that it is EFORBIDDEN, of KindRefused, and says what was refused.
+func TestSandboxRefusals(t *testing.T) {
+	c := openTest(t, Options{Tenant: true})
+	for _, tc := range []struct {
+		name, sql, want string
+	}{
+		{"attach", "ATTACH 'x.db' AS x", "ATTACH and DETACH are not allowed"},
+		{"detach", "DETACH main", "ATTACH and DETACH are not allowed"},
+		{"begin", "BEGIN", "BEGIN: a request is already one transaction"},
+		{"commit", "COMMIT", "COMMIT: a request is already one transaction"},
+		{"savepoint", "SAVEPOINT a", "SAVEPOINT, RELEASE and ROLLBACK TO are not allowed here"},
+		{"temp table", "CREATE TEMP TABLE x (a)", "temporary tables"},
+		{"temp view", "CREATE TEMP VIEW x AS SELECT 1", "temporary tables"},
+		{"virtual table", "CREATE VIRTUAL TABLE x USING fts5(a)", "virtual tables are not allowed"},
+		{"load_extension", "SELECT load_extension('x')", "load_extension is not allowed"},
+		{"pragma assignment", "PRAGMA journal_mode = DELETE", "PRAGMA journal_mode is not allowed"},
+		{"pragma write", "PRAGMA user_version = 3", "PRAGMA user_version may only be read"},
+		{"pragma unknown", "PRAGMA writable_schema", "PRAGMA writable_schema is not allowed"},
+		{"internal read", "SELECT * FROM _hasvc_state", "table _hasvc_state is hasvc's own"},
+		{"internal write", "DELETE FROM _HASVC_state", "is hasvc's own"},
+		{"internal pragma", "PRAGMA table_info(_hasvc_state)", "PRAGMA table_info is not allowed"},
+		{"temp schema", "SELECT * FROM temp.sqlite_master", "temporary tables"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			_, err := run(c, tc.sql, nil)
+			if got := tenant.ErrorCode(err); got != tenant.EFORBIDDEN {
+				t.Fatalf("%s: code %q (%v), want EFORBIDDEN", tc.sql, got, err)
+			}
+			var se *Error
+			if !errors.As(err, &se) || se.Kind != KindRefused {
+				t.Fatalf("%s: %v is not a KindRefused *Error", tc.sql, err)
+			}
+			if msg := tenant.ErrorMessage(err); !strings.Contains(msg, tc.want) {
+				t.Fatalf("%s: message %q, want it to say %q", tc.sql, msg, tc.want)
+			}
+		})
+	}
+}
+
+// TestSandboxAllows runs what tenants may do, so the sandbox is not
+// simply refusing everything.
+func TestSandboxAllows(t *testing.T) {
+	c := openTest(t, Options{Tenant: true})
+	for _, sql := range []string{
+		"PRAGMA table_info(t)",
+		"PRAGMA user_version",
+		"PRAGMA foreign_key_list(t)",
+		"SELECT name FROM sqlite_schema",
+		"CREATE TABLE u (a)",
+		"CREATE INDEX u_a ON u (a)",
+		"CREATE VIEW w AS SELECT a FROM u",
+		"CREATE TRIGGER tr AFTER INSERT ON u BEGIN SELECT 1; END",
+		"DROP TRIGGER tr",
+		"INSERT INTO t (v, n) VALUES ('x', 1)",
+	} {
+		if _, err := run(c, sql, nil); err != nil {
+			t.Errorf("%s: %v", sql, err)
+		}
+	}
+}
+
+// TestErrorKinds pins each kind of SQL error, which the adapters map to
+// SQLSTATEs and statuses, to a statement that raises it.
+func TestErrorKinds(t *testing.T) {
+	c := openTest(t, Options{Tenant: true})
+	if _, err := run(c, "INSERT INTO t (id, v, n) VALUES (1, 'a', 1); CREATE INDEX t_n ON t (n)", nil); err != nil {
+		t.Fatal(err)
+	}
+	for _, tc := range []struct {
+		name   string
+		sql    string
+		params any
+		want   Kind
+		code   string
+	}{
+		{"syntax", "SELEC 1", nil, KindSyntax, tenant.EINVALID},
+		{"incomplete", "SELECT (1", nil, KindSyntax, tenant.EINVALID},
+		{"empty", "  -- nothing\n ", nil, KindSyntax, tenant.EINVALID},
+		{"nul byte", "SELECT 1\x00; DROP TABLE t", nil, KindSyntax, tenant.EINVALID},
+		{"no table", "SELECT * FROM nope", nil, KindNoTable, tenant.EINVALID},
+		{"no column", "SELECT nope FROM t", nil, KindNoColumn, tenant.EINVALID},
+		{"no column named", "INSERT INTO t (nope) VALUES (1)", nil, KindNoColumn, tenant.EINVALID},
+		{"no function", "SELECT nope(1)", nil, KindNoFunction, tenant.EINVALID},
+		{"wrong arguments", "SELECT abs(1, 2)", nil, KindNoFunction, tenant.EINVALID},
+		{"no index", "DROP INDEX nope", nil, KindNoObject, tenant.EINVALID},
+		{"table exists", "CREATE TABLE t (a)", nil, KindTableExists, tenant.EINVALID},
+		{"index exists", "CREATE INDEX t_n ON t (n)", nil, KindObjectExists, tenant.EINVALID},
+		{"ambiguous", "SELECT id FROM t, t AS u", nil, KindAmbiguousColumn, tenant.EINVALID},
+		{"unique", "INSERT INTO t (v, n) VALUES ('a', 1)", nil, KindUnique, tenant.EINVALID},
+		{"primary key", "INSERT INTO t (id, v, n) VALUES (1, 'b', 1)", nil, KindUnique, tenant.EINVALID},
+		{"not null", "INSERT INTO t (n) VALUES (1)", nil, KindNotNull, tenant.EINVALID},
+		{"check", "INSERT INTO t (v, n) VALUES ('c', -1)", nil, KindCheck, tenant.EINVALID},
+		{"foreign key", "INSERT INTO t (v, n, p) VALUES ('d', 1, 99)", nil, KindForeignKey, tenant.EINVALID},
+		{"too few params", "SELECT ?, ?", []any{int64(1)}, KindParams, tenant.EINVALID},
+		{"missing param", "SELECT :a", map[string]any{"b": int64(1)}, KindParams, tenant.EINVALID},
+		{"params for two", "SELECT 1; SELECT 2", []any{}, KindParams, tenant.EINVALID},
+		{"too big", "SELECT zeroblob(100000000)", nil, KindTooBig, tenant.ETOOLARGE},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			_, err := run(c, tc.sql, tc.params)
+			var se *Error
+			if !errors.As(err, &se) {
+				t.Fatalf("%q: %v is not an *Error", tc.sql, err)
+			}
+			if se.Kind != tc.want {
+				t.Fatalf("%q: kind %d (%s), want %d", tc.sql, se.Kind, se.Message, tc.want)
+			}
+			if got := tenant.ErrorCode(err); got != tc.code {
+				t.Fatalf("%q: code %s, want %s", tc.sql, got, tc.code)
+			}
+			if tenant.ErrorStatement(err) != 0 {
+				t.Fatalf("%q: statement %d, want 0", tc.sql, tenant.ErrorStatement(err))
+			}
+		})
+	}
+}
+
+// TestInterrupted: a cancelled context interrupts a running statement,
+// and the error says so (ETIMEOUT, KindInterrupted).
+func TestInterrupted(t *testing.T) {
+	c := openTest(t, Options{Tenant: true})
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	_, err := c.Run(ctx, []Statement{{SQL: "WITH RECURSIVE r(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM r) SELECT count(*) FROM r"}}, nil)
+	var se *Error
+	if !errors.As(err, &se) || se.Kind != KindInterrupted || tenant.ErrorCode(err) != tenant.ETIMEOUT {
+		t.Fatalf("got %v, want an interrupted statement", err)
+	}
+}
+
+// TestValueRoundTrip binds every storage class and reads it back with the
+// same class and value.
+func TestValueRoundTrip(t *testing.T) {
+	c := openTest(t, Options{Tenant: true})
+	values := []any{nil, int64(math.MinInt64), int64(math.MaxInt64), 0.5, math.Inf(1), -0.25,
+		"", "héllo\x01", string([]byte{0xff, 0xfe, 'A'}), []byte{}, []byte{0, 1, 0xff}}
+	for i, v := range values {
+		res, err := run(c, "SELECT ?1, typeof(?1)", []any{v})
+		if err != nil {
+			t.Fatalf("value %d: %v", i, err)
+		}
+		got := res[0].Rows[0][0]
+		if a, b := string(change.AppendValue(nil, got)), string(change.AppendValue(nil, v)); a != b || fmt.Sprintf("%T", got) != fmt.Sprintf("%T", v) {
+			t.Errorf("value %d: got %s (%T), want %s (%T)", i, a, got, b, v)
+		}
+		if s, ok := v.(string); ok && got.(string) != s {
+			t.Errorf("value %d: text %q came back as %q", i, s, got)
+		}
+	}
+}
+
+// TestReadOnly classifies statements as the engine's read path does.
+func TestReadOnly(t *testing.T) {
+	c := openTest(t, Options{Tenant: true})
+	for _, tc := range []struct {
+		sql  string
+		want bool
+	}{
+		{"SELECT 1", true},
+		{"SELECT 1;  ", true},
+		{"SELECT 1; SELECT 2", false},
+		{"INSERT INTO t (v) VALUES ('x')", false},
+		{"WITH x AS (SELECT 1) SELECT * FROM x", true},
+		{"CREATE TABLE z (a)", false},
+	} {
+		got, err := c.ReadOnly(context.Background(), tc.sql)
+		if err != nil || got != tc.want {
+			t.Errorf("ReadOnly(%q) = %v, %v; want %v", tc.sql, got, err, tc.want)
+		}
+	}
+	if _, err := c.ReadOnly(context.Background(), "  "); tenant.ErrorCode(err) != tenant.EINVALID {
+		t.Errorf("empty: %v, want EINVALID", err)
+	}
+}
+
+// TestCapture checks that a write's row changes are captured with names,
+// rowids and values, and that Truncate forgets a failed statement's.
+func TestCapture(t *testing.T) {
+	c := openTest(t, Options{Tenant: true, Capture: true})
+	cp := c.Capture()
+	cp.Reset()
+	if err := c.Internal(func() error { return c.Exec("BEGIN") }); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := c.Run(context.Background(), []Statement{{SQL: "INSERT INTO t (id, v, n) VALUES (7, 'x', 1)"}, {SQL: "UPDATE t SET n = 2"}}, cp); err != nil {
+		t.Fatal(err)
+	}
+	got := cp.Changes()
+	if len(got) != 2 || got[0].Operation != change.OpInsert || got[1].Operation != change.OpUpdate ||
+		*got[0].NewRowID != 7 || strings.Join(got[0].Columns, ",") != "id,v,n,p" || got[1].NewValues[2] != int64(2) {
+		t.Fatalf("captured %+v", got)
+	}
+	mark := cp.Len()
+	if _, err := c.Run(context.Background(), []Statement{{SQL: "DELETE FROM t"}}, cp); err != nil {
+		t.Fatal(err)
+	}
+	cp.Truncate(mark)
+	if cp.Len() != 2 {
+		t.Fatalf("after Truncate: %d changes, want 2", cp.Len())
+	}
+	c.Internal(func() error { return c.Exec("ROLLBACK") })
+}
+
+// FuzzSplit runs arbitrary SQL texts: every text either runs or fails,
+// and nothing loops (the statement splitter always advances).
+func FuzzSplit(f *testing.F) {
+	for _, s := range []string{"SELECT 1", "\x00", "SELECT 1\x00; DROP TABLE t", "SELECT 1;;;", "/* x", "-- x\nSELECT 2",
+		"SELECT 'a\x00b'", ";", "SELECT 1; SELECT 2", "CREATE TABLE x(a); DROP TABLE x", "\"", "'"} {
+		f.Add(s)
+	}
+	c := openTest(f, Options{Tenant: true})
+	f.Fuzz(func(t *testing.T, sql string) {
+		ctx, cancel := context.WithTimeout(context.Background(), 2e9)
+		defer cancel()
+		if err := c.Internal(func() error { return c.Exec("SAVEPOINT fuzz") }); err != nil {
+			t.Fatal(err)
+		}
+		c.Run(ctx, []Statement{{SQL: sql}}, nil)
+		c.Internal(func() error { return c.Exec("ROLLBACK TO fuzz; RELEASE fuzz") })
+		c.RolledBack()
+	})
+}
