@@ -6,18 +6,20 @@
 #
 #   make bench                         # 10 s per scenario
 #   DURATION=30s ROUNDS=3 make bench   # longer; report the median round
+#   HASVC=/path/to/other/hasvc ./bench/run.sh   # another build, for a side-by-side run
 set -euo pipefail
 cd "$(dirname "$0")/.."
 DURATION=${DURATION:-10s}
 ROUNDS=${ROUNDS:-1}
 FSYNC=${FSYNC:-2m}
+HASVC=${HASVC:-./bin/hasvc}
 HTTP_PORT=${HTTP_PORT:-18480}
 NATS_PORT=${NATS_PORT:-18422}
 BARE_PORT=${BARE_PORT:-18490}
 dir=$(mktemp -d)
 trap 'kill $(jobs -p) 2>/dev/null || true; wait 2>/dev/null || true; rm -rf "$dir"' EXIT
 
-./bin/hasvc --name bench --host 127.0.0.1 --port "$HTTP_PORT" --nats-port "$NATS_PORT" --pg-port 0 \
+"$HASVC" --name bench --host 127.0.0.1 --port "$HTTP_PORT" --nats-port "$NATS_PORT" --pg-port 0 \
 	--data-dir "$dir/data" --fsync "$FSYNC" --log-level warn >"$dir/node.log" 2>&1 &
 ./bin/load -serve-bare "127.0.0.1:$BARE_PORT" &
 for _ in $(seq 100); do

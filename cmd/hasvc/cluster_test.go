@@ -231,7 +231,7 @@ func TestClusterConvergence(t *testing.T) {
 							default:
 								body = `{"sql": "DELETE FROM items WHERE id = (SELECT max(id) FROM items)"}`
 							}
-							if status, _ := n.do("POST", "/db/"+db, n.admin, body); status == 200 {
+							if status, _, _ := n.try("POST", "/db/"+db, n.admin, body); status == 200 {
 								ok.Add(1)
 							} else {
 								failed.Add(1)
@@ -248,7 +248,7 @@ func TestClusterConvergence(t *testing.T) {
 				defer wg.Done()
 				time.Sleep(time.Second)
 				for time.Now().Before(stop) && !altered.Load() {
-					status, _ := nodes[1].do("POST", "/db/"+db, nodes[1].admin, `{"sql": "ALTER TABLE items ADD COLUMN note TEXT DEFAULT 'none'"}`)
+					status, _, _ := nodes[1].try("POST", "/db/"+db, nodes[1].admin, `{"sql": "ALTER TABLE items ADD COLUMN note TEXT DEFAULT 'none'"}`)
 					altered.Store(status == 200)
 				}
 			}()
@@ -299,7 +299,7 @@ func TestClusterStrongLosesNothing(t *testing.T) {
 					} else {
 						body = fmt.Sprintf(`{"sql": "INSERT INTO log (who) VALUES ('%s')"}`, who)
 					}
-					status, resp := n.do("POST", "/db/bank", n.admin, body)
+					status, resp, err := n.try("POST", "/db/bank", n.admin, body)
 					switch {
 					case status == 200 && transfer:
 						transfers.Add(1)
@@ -310,7 +310,7 @@ func TestClusterStrongLosesNothing(t *testing.T) {
 						conflicts.Add(1)
 					case status == 400 && strings.Contains(resp, "CHECK"):
 					default:
-						t.Errorf("write on node %d: %d %s", i+1, status, resp)
+						t.Errorf("write on node %d: %d %s %v", i+1, status, resp, err)
 						return
 					}
 				}
@@ -422,8 +422,8 @@ func TestClusterLateJoiner(t *testing.T) {
 				if i > 10000 {
 					return
 				}
-				if status, body := n.do("POST", "/db/late", n.admin, fmt.Sprintf(`{"sql": "INSERT INTO t (v) VALUES ('%d')"}`, i)); status != 200 {
-					t.Errorf("insert: %d %s", status, body)
+				if status, body, err := n.try("POST", "/db/late", n.admin, fmt.Sprintf(`{"sql": "INSERT INTO t (v) VALUES ('%d')"}`, i)); status != 200 {
+					t.Errorf("insert: %d %s %v", status, body, err)
 					return
 				}
 			}

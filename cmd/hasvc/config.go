@@ -5,11 +5,14 @@ import (
 	"errors"
 	"flag"
 	"fmt"
+	"hasvc/internal/api"
+	"hasvc/internal/broker"
+	"hasvc/internal/engine"
+	"hasvc/internal/pg"
 	"io"
 	"net"
 	"os"
 	"path/filepath"
-	"strconv"
 	"strings"
 	"time"
 )
@@ -59,58 +62,78 @@ func DefaultConfig() Config {
 		Name:            host,
 		Port:            8080,
 		PGPort:          5432,
-		PGMaxConns:      100,
-		PGIdleTimeout:   time.Hour,
-		TxIdleTimeout:   time.Minute,
+		PGMaxConns:      pg.DefaultMaxConns,
+		PGIdleTimeout:   pg.DefaultIdleTimeout,
+		TxIdleTimeout:   engine.DefaultTxIdleTimeout,
 		NATSPort:        4222,
-		Fsync:           "2m",
+		Fsync:           broker.DefaultFsync,
 		ClusterPort:     6222,
 		ClusterName:     "hasvc",
 		DataDir:         "./data",
-		IdleTimeout:     5 * time.Minute,
-		PublishTimeout:  10 * time.Second,
-		MaxRequestBytes: 8 << 20,
+		IdleTimeout:     engine.DefaultIdleTimeout,
+		PublishTimeout:  engine.DefaultPublishTimeout,
+		MaxRequestBytes: api.DefaultMaxBodyBytes,
 		LogLevel:        "info",
 	}
 }
 
 // setting is one configuration knob: its flag names, environment
-// variable and value.
+// variable and the Config field it sets (*string, *int, *int64, *bool or
+// *time.Duration).
 type setting struct {
 	long, short, env, usage string
-	value                   flag.Value
+	field                   any
+}
+
+// define defines the setting's flag called name on fs, with the field's
+// current value as its default.
+func (s setting) define(fs *flag.FlagSet, name, usage string) {
+	switch p := s.field.(type) {
+	case *string:
+		fs.StringVar(p, name, *p, usage)
+	case *int:
+		fs.IntVar(p, name, *p, usage)
+	case *int64:
+		fs.Int64Var(p, name, *p, usage)
+	case *bool:
+		fs.BoolVar(p, name, *p, usage)
+	case *time.Duration:
+		fs.DurationVar(p, name, *p, usage)
+	default:
+		panic(fmt.Sprintf("setting %s: field of type %T", s.long, s.field))
+	}
 }
 
 func (c *Config) settings() []setting {
 	return []setting{
-		{"name", "n", "HA_NAME", "node name, unique in a cluster (default: host name)", stringValue{&c.Name}},
-		{"host", "", "HA_HOST", "address the HTTP and NATS servers listen on (default: all)", stringValue{&c.Host}},
-		{"port", "p", "HA_PORT", "HTTP port", intValue{&c.Port}},
-		{"pg-port", "", "HA_PG_PORT", "PostgreSQL wire protocol port; 0: off; -1: any free port", intValue{&c.PGPort}},
-		{"pg-cert", "", "HA_PG_CERT", "TLS certificate (PEM) for PostgreSQL clients", stringValue{&c.PGCert}},
-		{"pg-key", "", "HA_PG_KEY", "TLS private key (PEM) for --pg-cert", stringValue{&c.PGKey}},
-		{"pg-allow-cleartext", "", "HA_PG_ALLOW_CLEARTEXT", "accept PostgreSQL passwords (tokens) without TLS from non-loopback addresses", boolValue{&c.PGCleartext}},
-		{"pg-max-conns", "", "HA_PG_MAX_CONNS", "PostgreSQL connections served at once", intValue{&c.PGMaxConns}},
-		{"pg-idle-timeout", "", "HA_PG_IDLE_TIMEOUT", "close PostgreSQL connections idle outside a transaction this long (0: never)", durationValue{&c.PGIdleTimeout}},
-		{"tx-idle-timeout", "", "HA_TX_IDLE_TIMEOUT", "roll back a writing transaction that waits this long for its next statement", durationValue{&c.TxIdleTimeout}},
-		{"nats-port", "", "HA_NATS_PORT", "embedded NATS client port; 0: no embedded server (use --replication-url); -1: any free port", intValue{&c.NATSPort}},
-		{"replication-url", "", "HA_REPLICATION_URL", "NATS URL of an existing server, used with --nats-port 0", stringValue{&c.ReplicationURL}},
-		{"nats-user", "", "HA_NATS_USER", "NATS user (default: hasvc)", stringValue{&c.NATSUser}},
-		{"nats-pass", "", "HA_NATS_PASS", "NATS password (default: generated into <data-dir>/nats.password)", stringValue{&c.NATSPass}},
-		{"fsync", "", "HA_FSYNC", `JetStream fsync policy: "always" or an interval such as 1s`, stringValue{&c.Fsync}},
-		{"join", "", "HA_JOIN", "cluster ports (host:port, comma-separated) of the other nodes; forms a JetStream cluster", stringValue{&c.Join}},
-		{"cluster-port", "", "HA_CLUSTER_PORT", "port other nodes' servers connect to (with --join)", intValue{&c.ClusterPort}},
-		{"cluster-name", "", "HA_CLUSTER_NAME", "cluster name, the same on every node", stringValue{&c.ClusterName}},
-		{"replicas", "", "HA_REPLICAS", "stream replicas for new databases (default: min(3, cluster size))", intValue{&c.Replicas}},
-		{"advertise", "", "HA_ADVERTISE", "HTTP address other nodes and clients reach this node at (default: host:port)", stringValue{&c.Advertise}},
-		{"memory", "m", "HA_MEMORY", "keep SQLite databases in memory (the log stays in JetStream)", boolValue{&c.Memory}},
-		{"data-dir", "", "HA_DATA_DIR", "directory for SQLite files, the JetStream store and keys", stringValue{&c.DataDir}},
-		{"jwt-secret", "", "HA_JWT_SECRET", "JWT signing secret, at least 32 bytes, shared by a cluster (default: <data-dir>/jwt.key)", stringValue{&c.JWTSecret}},
-		{"idle-timeout", "", "HA_IDLE_TIMEOUT", "close databases unused for this long", durationValue{&c.IdleTimeout}},
-		{"publish-timeout", "", "HA_PUBLISH_TIMEOUT", "how long a write waits for JetStream's acknowledgement", durationValue{&c.PublishTimeout}},
-		{"max-request-bytes", "", "HA_MAX_REQUEST_BYTES", "largest HTTP request body", int64Value{&c.MaxRequestBytes}},
-		{"log-level", "", "HA_LOG_LEVEL", "debug, info, warn or error", stringValue{&c.LogLevel}},
-		{"config", "", "HA_CONFIG", "JSON config file with the long flag names as keys", stringValue{&c.ConfigFile}},
+		{"name", "n", "HA_NAME", "node name, unique in a cluster (default: host name)", &c.Name},
+		{"host", "", "HA_HOST", "address the HTTP and NATS servers listen on (default: all)", &c.Host},
+		{"port", "p", "HA_PORT", "HTTP port", &c.Port},
+		{"pg-port", "", "HA_PG_PORT", "PostgreSQL wire protocol port; 0: off; -1: any free port", &c.PGPort},
+		{"pg-cert", "", "HA_PG_CERT", "TLS certificate (PEM) for PostgreSQL clients", &c.PGCert},
+		{"pg-key", "", "HA_PG_KEY", "TLS private key (PEM) for --pg-cert", &c.PGKey},
+		{"pg-allow-cleartext", "", "HA_PG_ALLOW_CLEARTEXT", "accept PostgreSQL passwords (tokens) without TLS from non-loopback addresses", &c.PGCleartext},
+		{"pg-max-conns", "", "HA_PG_MAX_CONNS", "PostgreSQL connections served at once", &c.PGMaxConns},
+		{"pg-idle-timeout", "", "HA_PG_IDLE_TIMEOUT", "close PostgreSQL connections idle outside a transaction this long (0: never)", &c.PGIdleTimeout},
+		{"tx-idle-timeout", "", "HA_TX_IDLE_TIMEOUT", "roll back a writing transaction that waits this long for its next statement", &c.TxIdleTimeout},
+		{"nats-port", "", "HA_NATS_PORT", "embedded NATS client port; 0: no embedded server (use --replication-url); -1: any free port", &c.NATSPort},
+		{"replication-url", "", "HA_REPLICATION_URL", "NATS URL of an existing server, used with --nats-port 0", &c.ReplicationURL},
+		{"nats-user", "", "HA_NATS_USER", "NATS user (default: hasvc)", &c.NATSUser},
+		{"nats-pass", "", "HA_NATS_PASS", "NATS password (default: generated into <data-dir>/nats.password)", &c.NATSPass},
+		{"fsync", "", "HA_FSYNC", `JetStream fsync policy: "always" or an interval such as 1s`, &c.Fsync},
+		{"join", "", "HA_JOIN", "cluster ports (host:port, comma-separated) of the other nodes; forms a JetStream cluster", &c.Join},
+		{"cluster-port", "", "HA_CLUSTER_PORT", "port other nodes' servers connect to (with --join)", &c.ClusterPort},
+		{"cluster-name", "", "HA_CLUSTER_NAME", "cluster name, the same on every node", &c.ClusterName},
+		{"replicas", "", "HA_REPLICAS", "stream replicas for new databases (default: min(3, cluster size))", &c.Replicas},
+		{"advertise", "", "HA_ADVERTISE", "HTTP address other nodes and clients reach this node at (default: host:port)", &c.Advertise},
+		{"memory", "m", "HA_MEMORY", "keep SQLite databases in memory (the log stays in JetStream)", &c.Memory},
+		{"data-dir", "", "HA_DATA_DIR", "directory for SQLite files, the JetStream store and keys", &c.DataDir},
+		{"jwt-secret", "", "HA_JWT_SECRET", "JWT signing secret, at least 32 bytes, shared by a cluster (default: <data-dir>/jwt.key)", &c.JWTSecret},
+		{"idle-timeout", "", "HA_IDLE_TIMEOUT", "close databases unused for this long", &c.IdleTimeout},
+		{"publish-timeout", "", "HA_PUBLISH_TIMEOUT", "how long a write waits for JetStream's acknowledgement", &c.PublishTimeout},
+		{"max-request-bytes", "", "HA_MAX_REQUEST_BYTES", "largest HTTP request body", &c.MaxRequestBytes},
+		{"log-level", "", "HA_LOG_LEVEL", "debug, info, warn or error", &c.LogLevel},
+		{"config", "", "HA_CONFIG", "JSON config file with the long flag names as keys", &c.ConfigFile},
 	}
 }
 
@@ -124,10 +147,9 @@ func (c *Config) Parse(args []string, getenv func(string) string, stderr io.Writ
 	}
 	settings := c.settings()
 	for _, s := range settings {
-		usage := fmt.Sprintf("%s (%s)", s.usage, s.env)
-		fs.Var(s.value, s.long, usage)
+		s.define(fs, s.long, fmt.Sprintf("%s (%s)", s.usage, s.env))
 		if s.short != "" {
-			fs.Var(s.value, s.short, "short for --"+s.long)
+			s.define(fs, s.short, "short for --"+s.long)
 		}
 	}
 	if err := fs.Parse(args); err != nil {
@@ -162,11 +184,11 @@ func (c *Config) Parse(args []string, getenv func(string) string, stderr io.Writ
 			continue
 		}
 		if v := getenv(s.env); v != "" {
-			if err := s.value.Set(v); err != nil {
+			if err := fs.Set(s.long, v); err != nil {
 				return fmt.Errorf("%s=%q: %w", s.env, v, err)
 			}
 		} else if v, ok := file[s.long]; ok {
-			if err := s.value.Set(strings.Trim(fmt.Sprint(v), " ")); err != nil {
+			if err := fs.Set(s.long, strings.Trim(fmt.Sprint(v), " ")); err != nil {
 				return fmt.Errorf("config file %s: %q: %w", c.ConfigFile, s.long, err)
 			}
 		}
@@ -216,10 +238,8 @@ func (c *Config) Validate() error {
 	if c.NATSPort == 0 && c.ReplicationURL == "" {
 		errs = append(errs, errors.New("--nats-port 0 needs --replication-url"))
 	}
-	if c.Fsync != "always" {
-		if d, err := time.ParseDuration(c.Fsync); err != nil || d <= 0 {
-			errs = append(errs, fmt.Errorf("--fsync %q: want \"always\" or a positive duration such as 1s", c.Fsync))
-		}
+	if _, _, err := broker.ParseFsync(c.Fsync); err != nil {
+		errs = append(errs, fmt.Errorf("--%w", err))
 	}
 	if c.ClusterPort < -1 || c.ClusterPort > 65535 {
 		errs = append(errs, fmt.Errorf("--cluster-port %d: want -1 to 65535", c.ClusterPort))
@@ -286,83 +306,4 @@ func (c *Config) StreamReplicas() int {
 func (c *Config) ImportName() string {
 	base := filepath.Base(c.Import)
 	return strings.TrimSuffix(base, filepath.Ext(base))
-}
-
-type stringValue struct{ p *string }
-
-func (v stringValue) String() string {
-	if v.p == nil {
-		return ""
-	}
-	return *v.p
-}
-func (v stringValue) Set(s string) error { *v.p = s; return nil }
-
-type intValue struct{ p *int }
-
-func (v intValue) String() string {
-	if v.p == nil {
-		return "0"
-	}
-	return strconv.Itoa(*v.p)
-}
-func (v intValue) Set(s string) error {
-	n, err := strconv.Atoi(s)
-	if err != nil {
-		return errors.New("not an integer")
-	}
-	*v.p = n
-	return nil
-}
-
-type int64Value struct{ p *int64 }
-
-func (v int64Value) String() string {
-	if v.p == nil {
-		return "0"
-	}
-	return strconv.FormatInt(*v.p, 10)
-}
-func (v int64Value) Set(s string) error {
-	n, err := strconv.ParseInt(s, 10, 64)
-	if err != nil {
-		return errors.New("not an integer")
-	}
-	*v.p = n
-	return nil
-}
-
-type boolValue struct{ p *bool }
-
-func (v boolValue) String() string {
-	if v.p == nil {
-		return "false"
-	}
-	return strconv.FormatBool(*v.p)
-}
-func (v boolValue) Set(s string) error {
-	b, err := strconv.ParseBool(s)
-	if err != nil {
-		return errors.New("not a boolean")
-	}
-	*v.p = b
-	return nil
-}
-func (v boolValue) IsBoolFlag() bool { return true }
-
-type durationValue struct{ p *time.Duration }
-
-func (v durationValue) String() string {
-	if v.p == nil {
-		return "0s"
-	}
-	return v.p.String()
-}
-func (v durationValue) Set(s string) error {
-	d, err := time.ParseDuration(s)
-	if err != nil {
-		return errors.New("not a duration (such as 30s or 5m)")
-	}
-	*v.p = d
-	return nil
 }

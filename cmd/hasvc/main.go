@@ -129,11 +129,7 @@ func (m *Main) Run(ctx context.Context) error {
 			return err
 		}
 	} else {
-		user := c.NATSUser
-		if user == "" && c.NATSPass != "" {
-			user = "hasvc"
-		}
-		if m.nc, err = broker.Dial(c.ReplicationURL, c.Name, user, c.NATSPass); err != nil {
+		if m.nc, err = broker.Dial(c.ReplicationURL, c.Name, c.NATSUser, c.NATSPass); err != nil {
 			return fmt.Errorf("connect to %s: %w", c.ReplicationURL, err)
 		}
 	}

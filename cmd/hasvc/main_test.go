@@ -84,10 +84,18 @@ func (n *node) stop() {
 // token issues a token with the node's key.
 func (n *node) token(perm auth.Perm, ttl time.Duration, dbs ...string) string {
 	n.t.Helper()
+	return n.tokenAt(time.Now(), perm, ttl, dbs...)
+}
+
+// tokenAt mints a token with the node's key as if issued at issued: a
+// token issued an hour ago for a minute has expired, without a sleep.
+func (n *node) tokenAt(issued time.Time, perm auth.Perm, ttl time.Duration, dbs ...string) string {
+	n.t.Helper()
 	keys, _, err := auth.LoadKeys(n.m.Config.DataDir, "", false)
 	if err != nil {
 		n.t.Fatal(err)
 	}
+	keys.Now = func() time.Time { return issued }
 	tok, err := keys.Issue(auth.Principal{Subject: "test", Databases: dbs, Perm: perm}, ttl)
 	if err != nil {
 		n.t.Fatal(err)
@@ -95,12 +103,12 @@ func (n *node) token(perm auth.Perm, ttl time.Duration, dbs ...string) string {
 	return tok
 }
 
-// do sends a request and returns the status and body.
-func (n *node) do(method, path, token, body string) (int, string) {
-	n.t.Helper()
+// try sends a request and returns the status and body. It does not fail
+// the test, so goroutines other than the test's may call it.
+func (n *node) try(method, path, token, body string) (int, string, error) {
 	req, err := http.NewRequest(method, n.url+path, strings.NewReader(body))
 	if err != nil {
-		n.t.Fatal(err)
+		return 0, "", err
 	}
 	if token != "" {
 		req.Header.Set("Authorization", "Bearer "+token)
@@ -108,11 +116,22 @@ func (n *node) do(method, path, token, body string) (int, string) {
 	req.Header.Set("Content-Type", "application/json")
 	resp, err := http.DefaultClient.Do(req)
 	if err != nil {
-		n.t.Fatal(err)
+		return 0, "", err
 	}
 	defer resp.Body.Close()
-	b, _ := io.ReadAll(resp.Body)
-	return resp.StatusCode, string(b)
+	b, err := io.ReadAll(resp.Body)
+	return resp.StatusCode, string(b), err
+}
+
+// do sends a request and returns the status and body; the test's own
+// goroutine only (it fails the test on a transport error).
+func (n *node) do(method, path, token, body string) (int, string) {
+	n.t.Helper()
+	status, out, err := n.try(method, path, token, body)
+	if err != nil {
+		n.t.Fatal(err)
+	}
+	return status, out
 }
 
 // ok sends a request that must succeed and returns the body.
@@ -315,8 +334,7 @@ func TestTokens(t *testing.T) {
 	n.ok("POST", "/db/app", `{"sql": "CREATE TABLE t (x)"}`)
 	read := n.token(auth.PermRead, time.Hour, "app")
 	write := n.token(auth.PermWrite, time.Hour, "app")
-	expired := n.token(auth.PermAdmin, time.Second, "*")
-	time.Sleep(2 * time.Second)
+	expired := n.tokenAt(time.Now().Add(-time.Hour), auth.PermAdmin, time.Minute, "*")
 	insert := `{"sql": "INSERT INTO t VALUES (1)"}`
 	tests := []struct {
 		name, method, path, token, body string

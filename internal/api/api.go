@@ -47,6 +47,10 @@ type Verifier interface {
 	Verify(token string) (*auth.Principal, error)
 }
 
+// DefaultMaxBodyBytes is the request body limit unless MaxBodyBytes says
+// otherwise.
+const DefaultMaxBodyBytes = 8 << 20
+
 // Server serves the HTTP API.
 type Server struct {
 	DB           Databases
@@ -69,7 +73,7 @@ func (s *Server) Handler() http.Handler {
 		s.Logger = slog.Default()
 	}
 	if s.MaxBodyBytes <= 0 {
-		s.MaxBodyBytes = 8 << 20
+		s.MaxBodyBytes = DefaultMaxBodyBytes
 	}
 	e := echo.New()
 	e.HideBanner = true

@@ -19,8 +19,10 @@ func TestVerify(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	expired, _ := k.Issue(Principal{Subject: "ann", Databases: []string{"app"}, Perm: PermWrite}, time.Nanosecond)
-	time.Sleep(2 * time.Second) // expiry has one-second resolution
+	// Issued an hour ago for a minute: expired, with no sleep.
+	k.Now = func() time.Time { return time.Now().Add(-time.Hour) }
+	expired, _ := k.Issue(Principal{Subject: "ann", Databases: []string{"app"}, Perm: PermWrite}, time.Minute)
+	k.Now = time.Now
 	noExp, _ := jwt.NewWithClaims(jwt.SigningMethodHS256, jwt.MapClaims{"sub": "x", "dbs": []string{"*"}, "perm": "admin"}).SignedString([]byte(strings.Repeat("k", 32)))
 	none, _ := jwt.NewWithClaims(jwt.SigningMethodNone, jwt.MapClaims{"sub": "x", "dbs": []string{"*"}, "perm": "admin", "exp": time.Now().Add(time.Hour).Unix()}).SignedString(jwt.UnsafeAllowNoneSignatureType)
 	other, _ := NewKeys([]byte(strings.Repeat("o", 32)))

@@ -77,15 +77,12 @@ func Start(cfg Config) (*Server, error) {
 	if opts.MaxPayload == 0 {
 		opts.MaxPayload = 8 << 20
 	}
-	switch {
-	case cfg.Fsync == "always":
-		opts.SyncAlways = true
-	case cfg.Fsync != "":
-		d, err := time.ParseDuration(cfg.Fsync)
-		if err != nil || d <= 0 {
-			return nil, fmt.Errorf("fsync %q: want \"always\" or a positive duration such as 1s", cfg.Fsync)
+	if cfg.Fsync != "" {
+		always, every, err := ParseFsync(cfg.Fsync)
+		if err != nil {
+			return nil, err
 		}
-		opts.SyncInterval = d
+		opts.SyncAlways, opts.SyncInterval = always, every
 	}
 	if cfg.ClusterPort != 0 {
 		opts.Cluster = server.ClusterOpts{
@@ -151,6 +148,9 @@ func (s *Server) Shutdown() {
 // if given (they may also be in the URL).
 func Dial(url, name, user, pass string) (*nats.Conn, error) {
 	opts := []nats.Option{nats.Name(name), nats.MaxReconnects(-1), nats.ReconnectWait(500 * time.Millisecond)}
+	if user == "" && pass != "" {
+		user = DefaultUser
+	}
 	if user != "" {
 		opts = append(opts, nats.UserInfo(user, pass))
 	}
@@ -161,7 +161,7 @@ func Dial(url, name, user, pass string) (*nats.Conn, error) {
 // or the password kept in dataDir/nats.password (made on first start).
 func Credential(dataDir, user, pass string) (string, string, error) {
 	if user == "" {
-		user = "hasvc"
+		user = DefaultUser
 	}
 	if pass != "" {
 		return user, pass, nil
@@ -195,3 +195,23 @@ func (l *logger) Fatalf(format string, v ...any)  { l.l.Error(fmt.Sprintf(format
 func (l *logger) Errorf(format string, v ...any)  { l.l.Error(fmt.Sprintf(format, v...)) }
 func (l *logger) Debugf(format string, v ...any)  { l.l.Debug(fmt.Sprintf(format, v...)) }
 func (l *logger) Tracef(format string, v ...any)  { l.l.Debug(fmt.Sprintf(format, v...)) }
+
+// DefaultUser is the NATS user of hasvc's nodes when none is given.
+const DefaultUser = "hasvc"
+
+// DefaultFsync is JetStream's fsync policy when none is given: NATS's own
+// default interval.
+const DefaultFsync = "2m"
+
+// ParseFsync reads an fsync policy: "always" (fsync every stored message)
+// or a positive interval.
+func ParseFsync(s string) (always bool, every time.Duration, err error) {
+	if s == "always" {
+		return true, 0, nil
+	}
+	d, err := time.ParseDuration(s)
+	if err != nil || d <= 0 {
+		return false, 0, fmt.Errorf("fsync %q: want \"always\" or a positive duration such as 1s", s)
+	}
+	return false, d, nil
+}

@@ -17,7 +17,7 @@ import (
 // SQLite transaction inserting a row plus one synchronous JetStream publish
 // of its change message, no HTTP and no grouping.
 func BenchmarkCommitCeiling(b *testing.B) {
-	n := newTestNode(&testing.T{}, b.TempDir())
+	n := newTestNode(b, b.TempDir())
 	defer n.close()
 	ctx := context.Background()
 	if _, err := n.eng.JS.CreateStream(ctx, jetstream.StreamConfig{Name: "CEIL", Subjects: []string{"ceil"}, Storage: jetstream.FileStorage}); err != nil {
@@ -55,7 +55,7 @@ func BenchmarkCommitCeiling(b *testing.B) {
 
 // BenchmarkPointSelect measures a point select through DB.Exec on a reader.
 func BenchmarkPointSelect(b *testing.B) {
-	n := newTestNode(&testing.T{}, b.TempDir())
+	n := newTestNode(b, b.TempDir())
 	defer n.close()
 	ctx := context.Background()
 	if _, err := n.eng.Create(ctx, tenant.Config{Name: "bench"}); err != nil {

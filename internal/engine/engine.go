@@ -147,11 +147,19 @@ func (e *Engine) Close() error {
 
 func (e *Engine) now() time.Time { return e.Now() }
 
+// DefaultPublishTimeout is how long a write waits for JetStream's
+// acknowledgement unless PublishTimeout says otherwise.
+const DefaultPublishTimeout = 10 * time.Second
+
+// DefaultIdleTimeout is how long a node keeps a database open unused, as
+// hasvc's default IdleTimeout.
+const DefaultIdleTimeout = 5 * time.Minute
+
 func (e *Engine) publishTimeout() time.Duration {
 	if e.PublishTimeout > 0 {
 		return e.PublishTimeout
 	}
-	return 10 * time.Second
+	return DefaultPublishTimeout
 }
 
 // maxMessage is the largest change message the connection can publish.

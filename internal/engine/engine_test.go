@@ -24,7 +24,7 @@ type testNode struct {
 	js  jetstream.JetStream
 }
 
-func newTestNode(t *testing.T, dir string) *testNode {
+func newTestNode(t testing.TB, dir string) *testNode {
 	t.Helper()
 	srv, err := broker.Start(broker.Config{Name: "t", Host: "127.0.0.1", Port: -1, StoreDir: filepath.Join(dir, "js"), User: "u", Password: "p"})
 	if err != nil {
@@ -63,7 +63,7 @@ func (n *testNode) close() {
 }
 
 // createDB creates database name and opens it.
-func (n *testNode) createDB(t *testing.T, name string) (*DB, func()) {
+func (n *testNode) createDB(t testing.TB, name string) (*DB, func()) {
 	t.Helper()
 	ctx := context.Background()
 	if _, err := n.eng.Create(ctx, tenant.Config{Name: name}); err != nil {
@@ -76,7 +76,7 @@ func (n *testNode) createDB(t *testing.T, name string) (*DB, func()) {
 	return db, release
 }
 
-func mustExec(t *testing.T, db *DB, sql string, params any) *ExecResult {
+func mustExec(t testing.TB, db *DB, sql string, params any) *ExecResult {
 	t.Helper()
 	res, err := db.Exec(context.Background(), []sqlite.Statement{{SQL: sql, Params: params}}, ExecOptions{})
 	if err != nil {

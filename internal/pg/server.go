@@ -65,8 +65,13 @@ type Server struct {
 	stopFn context.CancelFunc
 }
 
+// Defaults of the server's limits.
 const (
-	defaultMaxConns   = 100
+	// DefaultMaxConns is how many sessions a server serves at once.
+	DefaultMaxConns = 100
+	// DefaultIdleTimeout is hasvc's default IdleTimeout.
+	DefaultIdleTimeout = time.Hour
+
 	defaultMaxMessage = 16 << 20
 	startupTimeout    = 30 * time.Second
 )
@@ -143,7 +148,7 @@ func (s *Server) maxConns() int {
 	if s.MaxConns > 0 {
 		return s.MaxConns
 	}
-	return defaultMaxConns
+	return DefaultMaxConns
 }
 
 func (s *Server) maxMessage() int {

@@ -1,0 +1,304 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/nats-io/nats.go/jetstream"
+)
+
+// TestPGTransactions checks BEGIN..COMMIT/ROLLBACK, the transaction status
+// in ReadyForQuery, 25P02 after an error, 40001 when the data a
+// transaction read changed before it wrote, and rollback on disconnect.
+func TestPGTransactions(t *testing.T) {
+	n := startNode(t, t.TempDir(), nil)
+	n.createDB("bank")
+	ctx := context.Background()
+	a := n.pgConnect("bank", n.admin)
+	b := n.pgConnect("bank", n.admin)
+	mustExec := func(c *pgx.Conn, sql string, args ...any) {
+		t.Helper()
+		if _, err := c.Exec(ctx, sql, args...); err != nil {
+			t.Fatalf("%s: %v", sql, err)
+		}
+	}
+	count := func(c *pgx.Conn) int64 {
+		t.Helper()
+		var n int64
+		if err := c.QueryRow(ctx, "SELECT count(*) FROM acct").Scan(&n); err != nil {
+			t.Fatal(err)
+		}
+		return n
+	}
+	mustExec(a, "CREATE TABLE acct (id INTEGER PRIMARY KEY, balance INTEGER NOT NULL)")
+	mustExec(a, "INSERT INTO acct VALUES (1, 100), (2, 100)")
+
+	tx, err := a.Begin(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if s := a.PgConn().TxStatus(); s != 'T' {
+		t.Fatalf("status after BEGIN %c", s)
+	}
+	if _, err := tx.Exec(ctx, "UPDATE acct SET balance = balance - 30 WHERE id = 1"); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := tx.Exec(ctx, "UPDATE acct SET balance = balance + 30 WHERE id = 2"); err != nil {
+		t.Fatal(err)
+	}
+	var inside int64
+	if err := tx.QueryRow(ctx, "SELECT balance FROM acct WHERE id = 1").Scan(&inside); err != nil || inside != 70 {
+		t.Fatalf("inside the transaction: %d %v", inside, err)
+	}
+	var outside int64
+	if err := b.QueryRow(ctx, "SELECT balance FROM acct WHERE id = 1").Scan(&outside); err != nil || outside != 100 {
+		t.Fatalf("outside before commit: %d %v", outside, err)
+	}
+	if err := tx.Commit(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if s := a.PgConn().TxStatus(); s != 'I' {
+		t.Fatalf("status after COMMIT %c", s)
+	}
+	if err := b.QueryRow(ctx, "SELECT balance FROM acct WHERE id = 1").Scan(&outside); err != nil || outside != 70 {
+		t.Fatalf("after commit: %d %v", outside, err)
+	}
+	// The transaction is one message in the stream.
+	body := n.ok("POST", "/db/bank", `{"sql":"SELECT sum(balance) FROM acct"}`)
+	if !strings.Contains(body, `[[200]]`) {
+		t.Fatalf("HTTP sees %s", body)
+	}
+
+	// Rollback.
+	mustExec(a, "BEGIN")
+	mustExec(a, "INSERT INTO acct VALUES (3, 5)")
+	if count(a) != 3 {
+		t.Fatal("insert not visible in its transaction")
+	}
+	mustExec(a, "ROLLBACK")
+	if count(a) != 2 {
+		t.Fatal("rolled-back insert visible")
+	}
+
+	// An error aborts the block until ROLLBACK.
+	mustExec(a, "BEGIN")
+	_, err = a.Exec(ctx, "INSERT INTO acct VALUES (1, 0)")
+	wantState(t, err, "23505")
+	if s := a.PgConn().TxStatus(); s != 'E' {
+		t.Fatalf("status after an error %c", s)
+	}
+	_, err = a.Exec(ctx, "SELECT 1")
+	wantState(t, err, "25P02")
+	if ct, err := a.PgConn().Exec(ctx, "COMMIT").ReadAll(); err != nil || ct[0].CommandTag.String() != "ROLLBACK" {
+		t.Fatalf("COMMIT of a failed block: %v %v", ct, err)
+	}
+
+	// A transaction that read, then writes after another commit: 40001.
+	mustExec(a, "BEGIN")
+	var bal int64
+	if err := a.QueryRow(ctx, "SELECT balance FROM acct WHERE id = 1").Scan(&bal); err != nil {
+		t.Fatal(err)
+	}
+	mustExec(b, "UPDATE acct SET balance = balance + 1 WHERE id = 1")
+	_, err = a.Exec(ctx, "UPDATE acct SET balance = $1 WHERE id = 1", bal-10)
+	wantState(t, err, "40001")
+	mustExec(a, "ROLLBACK")
+	if err := a.QueryRow(ctx, "SELECT balance FROM acct WHERE id = 1").Scan(&bal); err != nil || bal != 71 {
+		t.Fatalf("balance after the refused write: %d %v", bal, err)
+	}
+
+	// Disconnecting rolls back, and frees the writer for others.
+	c := n.pgConnect("bank", n.admin)
+	mustExec(c, "BEGIN")
+	mustExec(c, "INSERT INTO acct VALUES (4, 1)")
+	c.Close(ctx)
+	wctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+	defer cancel()
+	if _, err := b.Exec(wctx, "INSERT INTO acct VALUES (5, 1)"); err != nil {
+		t.Fatalf("write after a disconnected transaction: %v", err)
+	}
+	rows, _ := b.Query(ctx, "SELECT id FROM acct ORDER BY id")
+	ids, err := pgx.CollectRows(rows, pgx.RowTo[int64])
+	if err != nil {
+		t.Fatal(err)
+	}
+	if fmt.Sprint(ids) != "[1 2 5]" {
+		t.Fatalf("ids %v", ids)
+	}
+}
+
+// TestPGSavepoints: ROLLBACK TO undoes the changes since a savepoint, in
+// the copy and in the replicated message, and ends a block's failed state;
+// RELEASE keeps them.
+func TestPGSavepoints(t *testing.T) {
+	n := startNode(t, t.TempDir(), nil)
+	n.createDB("sp")
+	ctx := context.Background()
+	c := n.pgConnect("sp", n.admin)
+	run := func(sql string) error {
+		_, err := c.Exec(ctx, sql)
+		return err
+	}
+	for _, sql := range []string{
+		"CREATE TABLE t (id INTEGER PRIMARY KEY)",
+		"BEGIN",
+		"SAVEPOINT before_reads", // set while the transaction only reads
+		"SELECT count(*) FROM t",
+		"INSERT INTO t VALUES (1)",
+		"SAVEPOINT a",
+		"INSERT INTO t VALUES (2)",
+		"ROLLBACK TO SAVEPOINT a",
+	} {
+		if err := run(sql); err != nil {
+			t.Fatalf("%s: %v", sql, err)
+		}
+	}
+	wantState(t, run("INSERT INTO t VALUES (1)"), "23505")
+	if s := c.PgConn().TxStatus(); s != 'E' {
+		t.Fatalf("status after an error %c", s)
+	}
+	if err := run("ROLLBACK TO a"); err != nil {
+		t.Fatal(err)
+	}
+	if s := c.PgConn().TxStatus(); s != 'T' {
+		t.Fatalf("status after ROLLBACK TO %c", s)
+	}
+	for _, sql := range []string{"SAVEPOINT b", "INSERT INTO t VALUES (3)", "RELEASE SAVEPOINT b", "SAVEPOINT c", "INSERT INTO t VALUES (4)", "ROLLBACK TO c", "COMMIT"} {
+		if err := run(sql); err != nil {
+			t.Fatalf("%s: %v", sql, err)
+		}
+	}
+	if got := n.ok("POST", "/db/sp", `{"sql":"SELECT id FROM t ORDER BY id"}`); !strings.Contains(got, `"rows":[[1],[3]]`) {
+		t.Fatalf("rows %s", got)
+	}
+	// The stream's message of the transaction holds exactly rows 1 and 3.
+	js, err := jetstream.New(natsConn(t, n))
+	if err != nil {
+		t.Fatal(err)
+	}
+	stream, err := js.Stream(ctx, "HASVC_sp")
+	if err != nil {
+		t.Fatal(err)
+	}
+	last, err := stream.GetLastMsgForSubject(ctx, "hasvc.db.sp")
+	if err != nil {
+		t.Fatal(err)
+	}
+	msg := string(last.Data)
+	if !strings.Contains(msg, `"new_values":[1]`) || !strings.Contains(msg, `"new_values":[3]`) ||
+		strings.Contains(msg, `"new_values":[2]`) || strings.Contains(msg, `"new_values":[4]`) {
+		t.Fatalf("message %s", msg)
+	}
+	wantState(t, run("BEGIN; ROLLBACK TO nope"), "3B001")
+	run("ROLLBACK")
+}
+
+// TestPGPipelineIsOneTransaction: the Executes a client sends before Sync
+// (a pgx batch) commit together, as one message, or not at all.
+func TestPGPipelineIsOneTransaction(t *testing.T) {
+	n := startNode(t, t.TempDir(), nil)
+	n.createDB("pipe")
+	ctx := context.Background()
+	c := n.pgConnect("pipe", n.admin)
+	if _, err := c.Exec(ctx, "CREATE TABLE u (id INTEGER PRIMARY KEY)"); err != nil {
+		t.Fatal(err)
+	}
+	streamSeq := func() uint64 {
+		var info struct {
+			StreamSeq uint64 `json:"stream_seq"`
+		}
+		if err := json.Unmarshal([]byte(n.ok("GET", "/databases/pipe", "")), &info); err != nil {
+			t.Fatal(err)
+		}
+		return info.StreamSeq
+	}
+	before := streamSeq()
+
+	b := &pgx.Batch{}
+	b.Queue("INSERT INTO u VALUES ($1)", 1)
+	b.Queue("INSERT INTO u VALUES ($1)", 2)
+	b.Queue("INSERT INTO u VALUES ($1)", 1) // fails: the whole batch rolls back
+	err := c.SendBatch(ctx, b).Close()
+	wantState(t, err, "23505")
+
+	b = &pgx.Batch{}
+	b.Queue("INSERT INTO u VALUES ($1)", 10)
+	var seen int64
+	b.Queue("SELECT count(*) FROM u").QueryRow(func(r pgx.Row) error { return r.Scan(&seen) })
+	b.Queue("INSERT INTO u VALUES ($1) RETURNING id", 11)
+	if err := c.SendBatch(ctx, b).Close(); err != nil {
+		t.Fatal(err)
+	}
+	if seen != 1 {
+		t.Fatalf("the batch's read saw %d rows, want its own insert", seen)
+	}
+	rows, _ := c.Query(ctx, "SELECT id FROM u ORDER BY id")
+	ids, err := pgx.CollectRows(rows, pgx.RowTo[int64])
+	if err != nil {
+		t.Fatal(err)
+	}
+	if fmt.Sprint(ids) != "[10 11]" {
+		t.Fatalf("rows %v", ids)
+	}
+	if after := streamSeq(); after != before+1 {
+		t.Fatalf("stream went from %d to %d: want one message for the batch", before, after)
+	}
+}
+
+// TestPGManyOpenTransactions: more sessions than a database has readers
+// sit in transactions that have read (as drivers that never autocommit
+// leave them); reads from other sessions still run, and each of those
+// transactions can still prepare and run statements.
+func TestPGManyOpenTransactions(t *testing.T) {
+	n := startNode(t, t.TempDir(), nil)
+	n.createDB("open")
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	setup := n.pgConnect("open", n.admin)
+	if _, err := setup.Exec(ctx, "CREATE TABLE t (id INTEGER PRIMARY KEY, v TEXT)"); err != nil {
+		t.Fatal(err)
+	}
+	var txs []*pgx.Conn
+	for range 10 {
+		c := n.pgConnect("open", n.admin)
+		if _, err := c.Exec(ctx, "BEGIN"); err != nil {
+			t.Fatal(err)
+		}
+		var cnt int
+		if err := c.QueryRow(ctx, "SELECT count(*) FROM t").Scan(&cnt); err != nil {
+			t.Fatal(err)
+		}
+		txs = append(txs, c)
+	}
+	// Ten snapshots are open; an autocommit read still runs.
+	var cnt int
+	if err := setup.QueryRow(ctx, "SELECT count(*) FROM t WHERE id > $1", 0).Scan(&cnt); err != nil {
+		t.Fatalf("read while transactions are open: %v", err)
+	}
+	// Each transaction prepares a new statement (parameter types, Describe)
+	// and writes; the first commits, the others read data that has changed
+	// since and get 40001.
+	committed := 0
+	for i, c := range txs {
+		_, err := c.Exec(ctx, "INSERT INTO t (id, v) VALUES ($1, $2)", i, "x")
+		if err == nil {
+			_, err = c.Exec(ctx, "COMMIT")
+		}
+		switch {
+		case err == nil:
+			committed++
+		case sqlstate(err) == "40001":
+			c.Exec(ctx, "ROLLBACK")
+		default:
+			t.Fatalf("transaction %d: %v", i, err)
+		}
+	}
+	if committed != 1 {
+		t.Fatalf("%d transactions committed, want 1", committed)
+	}
+}

@@ -1,0 +1,226 @@
+package engine
+
+import (
+	"context"
+	"fmt"
+	"runtime"
+	"strings"
+	"sync"
+	"testing"
+
+	"hasvc/internal/sqlite"
+	"hasvc/internal/tenant"
+
+	"github.com/prometheus/client_golang/prometheus"
+)
+
+func txExec(t testing.TB, tx *Tx, sql string) *sqlite.Result {
+	t.Helper()
+	res, err := tx.Exec(context.Background(), sqlite.Statement{SQL: sql})
+	if err != nil {
+		t.Fatalf("%s: %v", sql, err)
+	}
+	return res
+}
+
+func count(t testing.TB, db *DB, table string) int64 {
+	t.Helper()
+	return mustExec(t, db, "SELECT count(*) FROM "+table, nil).Results[0].Rows[0][0].(int64)
+}
+
+// TestTxCommitIsOneMessage: a transaction's writes commit together as one
+// stream message, and a rolled-back one leaves nothing.
+func TestTxCommitIsOneMessage(t *testing.T) {
+	n := newTestNode(t, t.TempDir())
+	db, release := n.createDB(t, "tx")
+	defer release()
+	mustExec(t, db, "CREATE TABLE t (id INTEGER PRIMARY KEY, v TEXT)", nil)
+	before := db.Applied()
+
+	tx := db.Begin(false)
+	txExec(t, tx, "SELECT count(*) FROM t") // starts on a reader
+	txExec(t, tx, "INSERT INTO t (v) VALUES ('a')")
+	txExec(t, tx, "INSERT INTO t (v) VALUES ('b')")
+	if got := txExec(t, tx, "SELECT count(*) FROM t").Rows[0][0]; got != int64(2) {
+		t.Fatalf("the transaction sees %v rows, want its own 2", got)
+	}
+	seq, err := tx.Commit(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if seq != before+1 || db.Applied() != seq {
+		t.Fatalf("commit at %d (applied %d), want one message at %d", seq, db.Applied(), before+1)
+	}
+	if got := count(t, db, "t"); got != 2 {
+		t.Fatalf("%d rows after commit, want 2", got)
+	}
+
+	tx = db.Begin(false)
+	txExec(t, tx, "INSERT INTO t (v) VALUES ('c')")
+	tx.Rollback()
+	if got := count(t, db, "t"); got != 2 || db.Applied() != seq {
+		t.Fatalf("after rollback: %d rows, applied %d; want 2 rows at %d", got, db.Applied(), seq)
+	}
+}
+
+// TestTxSavepoints: ROLLBACK TO undoes the changes since the savepoint in
+// SQLite and in the published message; RELEASE keeps them.
+func TestTxSavepoints(t *testing.T) {
+	n := newTestNode(t, t.TempDir())
+	ctx := context.Background()
+	db, release := n.createDB(t, "sp")
+	defer release()
+	mustExec(t, db, "CREATE TABLE t (v TEXT)", nil)
+
+	tx := db.Begin(false)
+	if err := tx.Savepoint(ctx, "early"); err != nil { // set while reading only
+		t.Fatal(err)
+	}
+	txExec(t, tx, "INSERT INTO t VALUES ('kept')")
+	if err := tx.Savepoint(ctx, "a"); err != nil {
+		t.Fatal(err)
+	}
+	txExec(t, tx, "INSERT INTO t VALUES ('undone')")
+	if err := tx.RollbackTo(ctx, "a"); err != nil {
+		t.Fatal(err)
+	}
+	if err := tx.Savepoint(ctx, "b"); err != nil {
+		t.Fatal(err)
+	}
+	txExec(t, tx, "INSERT INTO t VALUES ('released')")
+	if err := tx.Release(ctx, "b"); err != nil {
+		t.Fatal(err)
+	}
+	if err := tx.RollbackTo(ctx, "nope"); tenant.ErrorCode(err) != tenant.ENOTFOUND {
+		t.Fatalf("rollback to an unknown savepoint: %v, want ENOTFOUND", err)
+	}
+	seq, err := tx.Commit(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := jsonOf(mustExec(t, db, "SELECT v FROM t ORDER BY rowid", nil).Results[0].Rows)
+	if got != `[["kept"],["released"]]` {
+		t.Fatalf("rows %s", got)
+	}
+	raw, err := db.stream.GetMsg(ctx, seq)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if msg := string(raw.Data); strings.Contains(msg, "undone") || !strings.Contains(msg, "released") {
+		t.Fatalf("message %s: want the released row and not the undone one", msg)
+	}
+}
+
+// TestTxSerializationFailure: a transaction whose read snapshot was
+// overtaken by another commit fails at its first write with ECONFLICT.
+func TestTxSerializationFailure(t *testing.T) {
+	n := newTestNode(t, t.TempDir())
+	db, release := n.createDB(t, "ser")
+	defer release()
+	mustExec(t, db, "CREATE TABLE t (v INTEGER)", nil)
+	tx := db.Begin(false)
+	txExec(t, tx, "SELECT count(*) FROM t")
+	mustExec(t, db, "INSERT INTO t VALUES (1)", nil)
+	_, err := tx.Exec(context.Background(), sqlite.Statement{SQL: "INSERT INTO t VALUES (2)"})
+	if tenant.ErrorCode(err) != tenant.ECONFLICT {
+		t.Fatalf("got %v, want ECONFLICT", err)
+	}
+	tx.Rollback()
+	if got := count(t, db, "t"); got != 1 {
+		t.Fatalf("%d rows, want 1", got)
+	}
+}
+
+// TestReadOnlyTx: a read-only transaction cannot write.
+func TestReadOnlyTx(t *testing.T) {
+	n := newTestNode(t, t.TempDir())
+	db, release := n.createDB(t, "ro")
+	defer release()
+	mustExec(t, db, "CREATE TABLE t (v INTEGER)", nil)
+	tx := db.Begin(true)
+	defer tx.Rollback()
+	if _, err := tx.Exec(context.Background(), sqlite.Statement{SQL: "INSERT INTO t VALUES (1)"}); tenant.ErrorCode(err) != tenant.EFORBIDDEN {
+		t.Fatalf("got %v, want EFORBIDDEN", err)
+	}
+}
+
+// TestWriteTextsBounded: a tenant sending 100,000 distinct write texts
+// (literals instead of parameters) keeps the node's memory flat.
+func TestWriteTextsBounded(t *testing.T) {
+	n := newTestNode(t, t.TempDir())
+	db, release := n.createDB(t, "lru")
+	defer release()
+	mustExec(t, db, "CREATE TABLE t (v INTEGER)", nil)
+	heap := func() uint64 {
+		runtime.GC()
+		var ms runtime.MemStats
+		runtime.ReadMemStats(&ms)
+		return ms.HeapAlloc
+	}
+	const total = 100_000
+	stmts := make([]sqlite.Statement, 1)
+	var base uint64
+	for i := range total {
+		if i == total/10 {
+			base = heap()
+		}
+		// Each request is a new text; the delete keeps the table empty,
+		// so only the remembered texts could grow.
+		stmts[0].SQL = fmt.Sprintf("DELETE FROM t WHERE v = %d", i)
+		if _, err := db.Exec(context.Background(), stmts, ExecOptions{}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if got := db.writes.len(); got > defaultWriteTexts {
+		t.Fatalf("%d write texts remembered, want at most %d", got, defaultWriteTexts)
+	}
+	grown := int64(heap()) - int64(base)
+	t.Logf("heap grew %d KB over the last %d distinct statements", grown/1024, total*9/10)
+	if grown > 8<<20 {
+		t.Fatalf("heap grew %d MB over %d distinct statements", grown>>20, total*9/10)
+	}
+}
+
+// TestMetricsWhileOpening scrapes the metrics while databases open and
+// close (run with -race: the scrape must not read a database whose open
+// has not finished).
+func TestMetricsWhileOpening(t *testing.T) {
+	n := newTestNode(t, t.TempDir())
+	ctx := context.Background()
+	for i := range 4 {
+		if _, err := n.eng.Create(ctx, tenant.Config{Name: fmt.Sprintf("m%d", i)}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	var wg sync.WaitGroup
+	stop := make(chan struct{})
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		for {
+			select {
+			case <-stop:
+				return
+			default:
+			}
+			ch := make(chan prometheus.Metric)
+			go func() {
+				n.eng.Metrics().Collect(ch)
+				close(ch)
+			}()
+			for range ch {
+			}
+		}
+	}()
+	for round := range 20 {
+		name := fmt.Sprintf("m%d", round%4)
+		_, release, err := n.eng.Acquire(ctx, name)
+		if err != nil {
+			t.Fatal(err)
+		}
+		release()
+		n.eng.closeDB(name)
+	}
+	close(stop)
+	wg.Wait()
+}
