@@ -48,7 +48,7 @@ func TestParseStatements(t *testing.T) {
 func TestParseStatementsErrors(t *testing.T) {
 	for _, tc := range []struct {
 		name, body, want string
-		statement       int
+		statement        int
 	}{
 		{"empty", "", "empty body", -1},
 		{"empty array", "[]", "no statements", -1},
