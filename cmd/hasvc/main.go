@@ -67,6 +67,8 @@ type Main struct {
 	Config Config
 	Stdout io.Writer // where the first admin token is printed
 	Logger *slog.Logger
+	// Now is the clock tokens are checked against (default time.Now).
+	Now func() time.Time
 
 	broker *broker.Server
 	nc     *nats.Conn
@@ -98,10 +100,14 @@ func (m *Main) Run(ctx context.Context) error {
 	if err := os.MkdirAll(c.DataDir, 0o700); err != nil {
 		return err
 	}
+	if m.Now == nil {
+		m.Now = time.Now
+	}
 	keys, created, err := auth.LoadKeys(c.DataDir, c.JWTSecret, true)
 	if err != nil {
 		return err
 	}
+	keys.Now = m.Now
 	if created {
 		if err := m.printAdminToken(keys); err != nil {
 			return err
@@ -244,6 +250,7 @@ func (m *Main) servePG(keys *auth.Keys) error {
 		IdleTimeout:    c.PGIdleTimeout,
 		MaxMessage:     int(c.MaxRequestBytes),
 		Version:        sqlite.Version(),
+		Now:            m.Now,
 	}
 	go func() {
 		if err := m.pg.Serve(ln); err != nil {

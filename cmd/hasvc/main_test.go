@@ -9,6 +9,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -39,7 +40,26 @@ type node struct {
 
 func startNode(t *testing.T, dir string, edit func(*Config)) *node {
 	t.Helper()
+	return startNodeClock(t, dir, edit, nil)
+}
+
+// testClock is a node's clock that a test moves forward: time.Now plus an
+// offset.
+type testClock struct{ offset atomic.Int64 }
+
+func (c *testClock) Now() time.Time { return time.Now().Add(time.Duration(c.offset.Load())) }
+
+// Advance moves the clock forward by d.
+func (c *testClock) Advance(d time.Duration) { c.offset.Add(int64(d)) }
+
+// startNodeClock starts a node whose tokens are checked against clock (if
+// not nil).
+func startNodeClock(t *testing.T, dir string, edit func(*Config), clock *testClock) *node {
+	t.Helper()
 	m := NewMain()
+	if clock != nil {
+		m.Now = clock.Now
+	}
 	m.Stdout = io.Discard
 	m.Config.Name = "n1"
 	m.Config.Host = "127.0.0.1"

@@ -137,7 +137,8 @@ func TestPGTypes(t *testing.T) {
 
 // TestPGErrors checks SQLSTATEs of failed statements and connections.
 func TestPGErrors(t *testing.T) {
-	n := startNode(t, t.TempDir(), nil)
+	clock := &testClock{}
+	n := startNodeClock(t, t.TempDir(), nil, clock)
 	n.createDB("e")
 	ctx := context.Background()
 	c := n.pgConnect("e", n.admin)
@@ -191,12 +192,12 @@ func TestPGErrors(t *testing.T) {
 	wantState(t, connErr("e", "not-a-token"), "28P01")
 	// An expired token opens no session, and a session ends when its
 	// token expires.
-	expired := n.token(auth.PermRead, 2*time.Second, "e")
+	expired := n.token(auth.PermRead, time.Minute, "e")
 	short := n.pgConnect("e", expired)
 	if err := short.QueryRow(ctx, "SELECT 1").Scan(&one); err != nil {
 		t.Fatal(err)
 	}
-	time.Sleep(2100 * time.Millisecond)
+	clock.Advance(2 * time.Minute)
 	wantState(t, connErr("e", expired), "28P01")
 	err := short.QueryRow(ctx, "SELECT 1").Scan(&one)
 	wantState(t, err, "28P01")

@@ -49,6 +49,7 @@ type Server struct {
 	AllowCleartext bool
 	MaxConns       int           // connections served at once (default 100)
 	IdleTimeout    time.Duration // close a connection idle outside a transaction this long (0: never)
+	Now            func() time.Time // the clock tokens expire by (default time.Now)
 	MaxMessage     int           // largest message a client may send, bytes (default 16 MiB)
 	Version        string        // SQLite's version, for version()
 
@@ -80,6 +81,9 @@ const (
 func (s *Server) Serve(ln net.Listener) error {
 	if s.Logger == nil {
 		s.Logger = slog.Default()
+	}
+	if s.Now == nil {
+		s.Now = time.Now
 	}
 	s.mu.Lock()
 	if s.closed {

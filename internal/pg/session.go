@@ -171,7 +171,7 @@ func (ss *session) loop() {
 			}
 			return
 		}
-		if _, term := msg.(*pgproto3.Terminate); !term && time.Now().After(ss.principal.ExpiresAt) {
+		if _, term := msg.(*pgproto3.Terminate); !term && ss.srv.Now().After(ss.principal.ExpiresAt) {
 			// A session lasts no longer than the token it was opened
 			// with: an expired token no longer reads or writes.
 			ss.fatal(fatalf(stateInvalidPassword, "the token expired at %s; reconnect with a new one", ss.principal.ExpiresAt.UTC().Format(time.RFC3339)))
