@@ -47,11 +47,11 @@ type Server struct {
 	// AllowCleartext accepts passwords over unencrypted connections from
 	// any address; without it only loopback clients may send one.
 	AllowCleartext bool
-	MaxConns       int           // connections served at once (default 100)
-	IdleTimeout    time.Duration // close a connection idle outside a transaction this long (0: never)
+	MaxConns       int              // connections served at once (default 100)
+	IdleTimeout    time.Duration    // close a connection idle outside a transaction this long (0: never)
 	Now            func() time.Time // the clock tokens expire by (default time.Now)
-	MaxMessage     int           // largest message a client may send, bytes (default 16 MiB)
-	Version        string        // SQLite's version, for version()
+	MaxMessage     int              // largest message a client may send, bytes (default 16 MiB)
+	Version        string           // SQLite's version, for version()
 
 	mu       sync.Mutex
 	ln       net.Listener
