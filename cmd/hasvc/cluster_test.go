@@ -152,11 +152,17 @@ func (n *node) checksum(db string) string {
 	h := sha256.New()
 	schema := n.query(db, `SELECT type, name, tbl_name, sql FROM sqlite_schema WHERE name NOT LIKE 'sqlite\_%' ESCAPE '\' AND name NOT LIKE '\_hasvc%' ESCAPE '\' ORDER BY type, name`)
 	h.Write([]byte(schema))
-	var tables [][]string
-	json.Unmarshal([]byte(n.query(db, `SELECT name FROM sqlite_schema WHERE type = 'table' AND name NOT LIKE 'sqlite\_%' ESCAPE '\' AND name NOT LIKE '\_hasvc%' ESCAPE '\' ORDER BY name`)), &tables)
+	var tables [][]any
+	json.Unmarshal([]byte(n.query(db, `SELECT name, wr FROM pragma_table_list WHERE schema = 'main' AND type = 'table' AND name NOT LIKE 'sqlite\_%' ESCAPE '\' AND name NOT LIKE '\_hasvc%' ESCAPE '\' ORDER BY name`)), &tables)
 	for _, tb := range tables {
-		h.Write([]byte(tb[0]))
-		h.Write([]byte(n.query(db, fmt.Sprintf(`SELECT * FROM "%s" ORDER BY rowid`, tb[0]))))
+		name := tb[0].(string)
+		h.Write([]byte(name))
+		q := fmt.Sprintf(`SELECT * FROM "%s" ORDER BY rowid`, name)
+		if tb[1] == 1.0 {
+			// WITHOUT ROWID: a scan returns rows in primary key order.
+			q = fmt.Sprintf(`SELECT * FROM "%s"`, name)
+		}
+		h.Write([]byte(n.query(db, q)))
 	}
 	return hex.EncodeToString(h.Sum(nil))
 }

@@ -9,6 +9,7 @@ import (
 	"hasvc/internal/broker"
 	"hasvc/internal/engine"
 	"hasvc/internal/pg"
+	"hasvc/internal/tenant"
 	"io"
 	"net"
 	"os"
@@ -21,35 +22,36 @@ import (
 // the config file (--config, JSON with the long flag names as keys), HA_*
 // environment variables, flags.
 type Config struct {
-	Name            string
-	Host            string
-	Port            int
-	PGPort          int
-	PGCert          string
-	PGKey           string
-	PGCleartext     bool
-	PGMaxConns      int
-	PGIdleTimeout   time.Duration
-	TxIdleTimeout   time.Duration
-	NATSPort        int
-	ReplicationURL  string
-	NATSUser        string
-	NATSPass        string
-	Fsync           string
-	ClusterPort     int
-	ClusterName     string
-	Join            string // host:port of other nodes' cluster ports, comma-separated
-	Replicas        int
-	Advertise       string
-	Memory          bool
-	DataDir         string
-	JWTSecret       string
-	IdleTimeout     time.Duration
-	PublishTimeout  time.Duration
-	MaxRequestBytes int64
-	LogLevel        string
-	ConfigFile      string
-	Import          string // positional FILE.db
+	Name             string
+	Host             string
+	Port             int
+	PGPort           int
+	PGCert           string
+	PGKey            string
+	PGCleartext      bool
+	PGMaxConns       int
+	PGIdleTimeout    time.Duration
+	TxIdleTimeout    time.Duration
+	MaxStatementTime time.Duration
+	NATSPort         int
+	ReplicationURL   string
+	NATSUser         string
+	NATSPass         string
+	Fsync            string
+	ClusterPort      int
+	ClusterName      string
+	Join             string // host:port of other nodes' cluster ports, comma-separated
+	Replicas         int
+	Advertise        string
+	Memory           bool
+	DataDir          string
+	JWTSecret        string
+	IdleTimeout      time.Duration
+	PublishTimeout   time.Duration
+	MaxRequestBytes  int64
+	LogLevel         string
+	ConfigFile       string
+	Import           string // positional FILE.db
 }
 
 // DefaultConfig returns the defaults.
@@ -59,21 +61,22 @@ func DefaultConfig() Config {
 		host = "hasvc"
 	}
 	return Config{
-		Name:            host,
-		Port:            8080,
-		PGPort:          5432,
-		PGMaxConns:      pg.DefaultMaxConns,
-		PGIdleTimeout:   pg.DefaultIdleTimeout,
-		TxIdleTimeout:   engine.DefaultTxIdleTimeout,
-		NATSPort:        4222,
-		Fsync:           broker.DefaultFsync,
-		ClusterPort:     6222,
-		ClusterName:     "hasvc",
-		DataDir:         "./data",
-		IdleTimeout:     engine.DefaultIdleTimeout,
-		PublishTimeout:  engine.DefaultPublishTimeout,
-		MaxRequestBytes: api.DefaultMaxBodyBytes,
-		LogLevel:        "info",
+		Name:             host,
+		Port:             8080,
+		PGPort:           5432,
+		PGMaxConns:       pg.DefaultMaxConns,
+		PGIdleTimeout:    pg.DefaultIdleTimeout,
+		TxIdleTimeout:    engine.DefaultTxIdleTimeout,
+		MaxStatementTime: engine.DefaultMaxStatementTime,
+		NATSPort:         4222,
+		Fsync:            broker.DefaultFsync,
+		ClusterPort:      6222,
+		ClusterName:      "hasvc",
+		DataDir:          "./data",
+		IdleTimeout:      engine.DefaultIdleTimeout,
+		PublishTimeout:   engine.DefaultPublishTimeout,
+		MaxRequestBytes:  api.DefaultMaxBodyBytes,
+		LogLevel:         "info",
 	}
 }
 
@@ -116,6 +119,7 @@ func (c *Config) settings() []setting {
 		{"pg-max-conns", "", "HA_PG_MAX_CONNS", "PostgreSQL connections served at once", &c.PGMaxConns},
 		{"pg-idle-timeout", "", "HA_PG_IDLE_TIMEOUT", "close PostgreSQL connections idle outside a transaction this long (0: never)", &c.PGIdleTimeout},
 		{"tx-idle-timeout", "", "HA_TX_IDLE_TIMEOUT", "roll back a writing transaction that waits this long for its next statement", &c.TxIdleTimeout},
+		{"max-statement-time", "", "HA_MAX_STATEMENT_TIME", "interrupt a request (HTTP) or statement (PostgreSQL) running this long, for databases that set no max_statement_time", &c.MaxStatementTime},
 		{"nats-port", "", "HA_NATS_PORT", "embedded NATS client port; 0: no embedded server (use --replication-url); -1: any free port", &c.NATSPort},
 		{"replication-url", "", "HA_REPLICATION_URL", "NATS URL of an existing server, used with --nats-port 0", &c.ReplicationURL},
 		{"nats-user", "", "HA_NATS_USER", "NATS user (default: hasvc)", &c.NATSUser},
@@ -231,6 +235,9 @@ func (c *Config) Validate() error {
 	}
 	if c.PGIdleTimeout < 0 {
 		errs = append(errs, errors.New("--pg-idle-timeout must not be negative"))
+	}
+	if c.MaxStatementTime <= 0 || c.MaxStatementTime > tenant.MaxStatementTimeLimit {
+		errs = append(errs, fmt.Errorf("--max-statement-time %v: want more than 0 and up to %v", c.MaxStatementTime, tenant.MaxStatementTimeLimit))
 	}
 	if c.TxIdleTimeout <= 0 {
 		errs = append(errs, errors.New("--tx-idle-timeout must be positive"))

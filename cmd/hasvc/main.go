@@ -70,6 +70,7 @@ type Main struct {
 	// Now is the clock tokens are checked against (default time.Now).
 	Now func() time.Time
 
+	lock   *dirLock
 	broker *broker.Server
 	nc     *nats.Conn
 	engine *engine.Engine
@@ -103,6 +104,11 @@ func (m *Main) Run(ctx context.Context) error {
 	if m.Now == nil {
 		m.Now = time.Now
 	}
+	lock, err := lockDataDir(c.DataDir)
+	if err != nil {
+		return err
+	}
+	m.lock = lock
 	keys, created, err := auth.LoadKeys(c.DataDir, c.JWTSecret, true)
 	if err != nil {
 		return err
@@ -156,18 +162,19 @@ func (m *Main) Run(ctx context.Context) error {
 		advertise = m.ln.Addr().String()
 	}
 	m.engine = &engine.Engine{
-		DataDir:        c.DataDir,
-		Memory:         c.Memory,
-		Node:           c.Name,
-		NC:             m.nc,
-		JS:             js,
-		Registry:       reg,
-		Logger:         m.Logger,
-		IdleTimeout:    c.IdleTimeout,
-		PublishTimeout: c.PublishTimeout,
-		TxIdleTimeout:  c.TxIdleTimeout,
-		Replicas:       c.StreamReplicas(),
-		Advertise:      advertise,
+		DataDir:          c.DataDir,
+		Memory:           c.Memory,
+		Node:             c.Name,
+		NC:               m.nc,
+		JS:               js,
+		Registry:         reg,
+		Logger:           m.Logger,
+		IdleTimeout:      c.IdleTimeout,
+		PublishTimeout:   c.PublishTimeout,
+		TxIdleTimeout:    c.TxIdleTimeout,
+		MaxStatementTime: c.MaxStatementTime,
+		Replicas:         c.StreamReplicas(),
+		Advertise:        advertise,
 	}
 	if m.broker != nil {
 		b := m.broker
@@ -375,6 +382,10 @@ func (m *Main) Close() error {
 	if m.broker != nil {
 		m.broker.Shutdown()
 		m.broker = nil
+	}
+	if m.lock != nil {
+		keep(m.lock.release())
+		m.lock = nil
 	}
 	return first
 }

@@ -12,9 +12,10 @@ import (
 
 // createRequest is the body of POST /databases.
 type createRequest struct {
-	Name     string `json:"name"`
-	Mode     string `json:"mode"`
-	Replicas int    `json:"replicas"`
+	Name             string          `json:"name"`
+	Mode             string          `json:"mode"`
+	Replicas         int             `json:"replicas"`
+	MaxStatementTime tenant.Duration `json:"max_statement_time"`
 }
 
 func (s *Server) createDatabase(c echo.Context) error {
@@ -22,7 +23,7 @@ func (s *Server) createDatabase(c echo.Context) error {
 	dec := json.NewDecoder(http.MaxBytesReader(c.Response(), c.Request().Body, 64<<10))
 	dec.DisallowUnknownFields()
 	if err := dec.Decode(&req); err != nil {
-		return tenant.Wrap(tenant.EINVALID, err, "invalid body: want {\"name\": ..., \"mode\": \"strong\"|\"eventual\", \"replicas\": n}: "+jsonProblem(err))
+		return tenant.Wrap(tenant.EINVALID, err, "invalid body: want {\"name\": ..., \"mode\": \"strong\"|\"eventual\", \"replicas\": n, \"max_statement_time\": \"30s\"}: "+jsonProblem(err))
 	}
 	if err := tenant.ValidateName(req.Name); err != nil {
 		return err
@@ -30,7 +31,7 @@ func (s *Server) createDatabase(c echo.Context) error {
 	if _, err := principal(c, req.Name, auth.PermAdmin); err != nil {
 		return err
 	}
-	cfg, err := s.DB.Create(c.Request().Context(), tenant.Config{Name: req.Name, Mode: req.Mode, Replicas: req.Replicas})
+	cfg, err := s.DB.Create(c.Request().Context(), tenant.Config{Name: req.Name, Mode: req.Mode, Replicas: req.Replicas, MaxStatementTime: req.MaxStatementTime})
 	if err != nil {
 		return err
 	}

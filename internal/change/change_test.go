@@ -62,6 +62,8 @@ func TestAppendValue(t *testing.T) {
 		{"blob", []byte{0, 1, 2}, `{"blob":"AAEC"}`},
 		{"empty blob", []byte{}, `{"blob":""}`},
 		{"bool", true, `1`},
+		{"invalid utf-8 text", string([]byte{0xff, 0xfe, 'A'}), `{"text_base64":"//5B"}`},
+		{"lone surrogate bytes", "\xed\xa0\x80", `{"text_base64":"7aCA"}`},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			if got := string(AppendValue(nil, tc.v)); got != tc.want {
@@ -74,7 +76,7 @@ func TestAppendValue(t *testing.T) {
 // TestValuesRoundTrip decodes what Values encodes and gets the same
 // values with the same types.
 func TestValuesRoundTrip(t *testing.T) {
-	in := Values{nil, int64(-7), int64(math.MaxInt64), 2.0, 0.5, math.Inf(-1), "x\u0001y", []byte{0xff, 0}, []byte{}}
+	in := Values{nil, int64(-7), int64(math.MaxInt64), 2.0, 0.5, math.Inf(-1), "x\u0001y", []byte{0xff, 0}, []byte{}, "a\xffb"}
 	data, err := json.Marshal(in)
 	if err != nil {
 		t.Fatal(err)
@@ -87,6 +89,9 @@ func TestValuesRoundTrip(t *testing.T) {
 		t.Fatalf("got %d values, want %d", len(out), len(in))
 	}
 	for i := range in {
+		if s, ok := in[i].(string); ok && out[i] != s {
+			t.Errorf("value %d: text %q came back as %q", i, s, out[i])
+		}
 		if got, want := string(AppendValue(nil, out[i])), string(AppendValue(nil, in[i])); got != want {
 			t.Errorf("value %d: got %s (%T), want %s (%T)", i, got, out[i], want, in[i])
 		}

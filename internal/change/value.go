@@ -19,6 +19,9 @@ import (
 //	REAL     a JSON number that always has a fraction
 //	         or an exponent:                             1.0, 0.1, 1e+300
 //	TEXT     a JSON string:                              "text"
+//	         or, if it is not valid UTF-8 (which a JSON
+//	         string cannot carry exactly), an object
+//	         with the base64 of its bytes:               {"text_base64": "/w=="}
 //	BLOB     an object with the base64 of the bytes:    {"blob": "AAEC"}
 //	NULL     null
 //
@@ -48,6 +51,11 @@ func AppendValue(buf []byte, v any) []byte {
 		}
 		return buf
 	case string:
+		if !utf8.ValidString(x) {
+			buf = append(buf, `{"text_base64":"`...)
+			buf = base64.StdEncoding.AppendEncode(buf, []byte(x))
+			return append(buf, `"}`...)
+		}
 		return AppendString(buf, x)
 	case []byte:
 		buf = append(buf, `{"blob":"`...)
@@ -129,15 +137,23 @@ func ValueFromJSON(v any) (any, error) {
 	case json.Number:
 		return numberValue(string(x))
 	case map[string]any:
-		b, ok := x["blob"].(string)
-		if !ok || len(x) != 1 {
-			return nil, errors.New(`an object value must be {"blob": "<base64>"}`)
+		if len(x) == 1 {
+			if b, ok := x["blob"].(string); ok {
+				data, err := base64.StdEncoding.DecodeString(b)
+				if err != nil {
+					return nil, fmt.Errorf("blob: %w", err)
+				}
+				return data, nil
+			}
+			if t, ok := x["text_base64"].(string); ok {
+				data, err := base64.StdEncoding.DecodeString(t)
+				if err != nil {
+					return nil, fmt.Errorf("text_base64: %w", err)
+				}
+				return string(data), nil
+			}
 		}
-		data, err := base64.StdEncoding.DecodeString(b)
-		if err != nil {
-			return nil, fmt.Errorf("blob: %w", err)
-		}
-		return data, nil
+		return nil, errors.New(`an object value must be {"blob": "<base64>"} or {"text_base64": "<base64>"}`)
 	}
 	return nil, fmt.Errorf("unsupported value %v (arrays are not values)", v)
 }

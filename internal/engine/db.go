@@ -109,6 +109,8 @@ func (d *DB) Exec(ctx context.Context, stmts []sqlite.Statement, opts ExecOption
 			return nil, err
 		}
 	}
+	ctx, cancel := context.WithTimeout(ctx, d.statementTime())
+	defer cancel()
 	readOnly := opts.ReadOnly
 	if !d.writes.has(stmts[0].SQL) {
 		res, isRead, err := d.read(ctx, stmts)
@@ -127,6 +129,18 @@ func (d *DB) Exec(ctx context.Context, stmts []sqlite.Statement, opts ExecOption
 		return nil, o.err
 	}
 	return &o.res, nil
+}
+
+// statementTime is how long a request or statement may run here: the
+// database's max_statement_time, else the node's.
+func (d *DB) statementTime() time.Duration {
+	if t := time.Duration(d.cfg.MaxStatementTime); t > 0 {
+		return t
+	}
+	if d.eng.MaxStatementTime > 0 {
+		return d.eng.MaxStatementTime
+	}
+	return DefaultMaxStatementTime
 }
 
 // waitFor waits until this copy has applied what opts ask for.

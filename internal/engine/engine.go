@@ -40,6 +40,9 @@ type Engine struct {
 	IdleTimeout    time.Duration // close databases unused this long (not in memory mode)
 	PublishTimeout time.Duration // how long a write waits for JetStream
 	TxIdleTimeout  time.Duration // how long an interactive transaction may hold the writer idle (default DefaultTxIdleTimeout)
+	// MaxStatementTime bounds a request or statement of a database whose
+	// configuration sets none (default DefaultMaxStatementTime).
+	MaxStatementTime time.Duration
 
 	counters counters
 
@@ -150,6 +153,10 @@ func (e *Engine) now() time.Time { return e.Now() }
 // DefaultPublishTimeout is how long a write waits for JetStream's
 // acknowledgement unless PublishTimeout says otherwise.
 const DefaultPublishTimeout = 10 * time.Second
+
+// DefaultMaxStatementTime is how long a request (HTTP) or statement
+// (pgwire) may run unless its database or MaxStatementTime says otherwise.
+const DefaultMaxStatementTime = 30 * time.Second
 
 // DefaultIdleTimeout is how long a node keeps a database open unused, as
 // hasvc's default IdleTimeout.
@@ -418,6 +425,9 @@ func (e *Engine) openDB(ctx context.Context, name string) (*DB, error) {
 	if err != nil {
 		return nil, err
 	}
+	// A transaction's row images may not outgrow the message that must
+	// carry them: capture stops the statement there.
+	w.Capture().Limit = e.maxMessage()
 	if err := prepareFile(w); err != nil {
 		w.Close()
 		return nil, err

@@ -154,6 +154,8 @@ func (t *Tx) Writing() bool { return t.reqs != nil }
 
 // Exec runs one statement in the transaction.
 func (t *Tx) Exec(ctx context.Context, st sqlite.Statement) (*sqlite.Result, error) {
+	ctx, cancel := context.WithTimeout(ctx, t.d.statementTime())
+	defer cancel()
 	if t.reqs == nil {
 		res, isRead, err := t.read(ctx, st)
 		if isRead {
@@ -179,6 +181,8 @@ func (t *Tx) Exec(ctx context.Context, st sqlite.Statement) (*sqlite.Result, err
 // Describe describes sql as it would run in the transaction now (a table
 // the transaction created is known); dry as for DB.Describe.
 func (t *Tx) Describe(ctx context.Context, sql string, opts sqlite.DescribeOptions) (*sqlite.Description, error) {
+	ctx, cancel := context.WithTimeout(ctx, t.d.statementTime())
+	defer cancel()
 	if t.reqs == nil {
 		if t.r != nil {
 			// Its own reader: waiting for another while holding one could

@@ -72,12 +72,44 @@ func (c *Conn) applyUpdate(ch *change.Change) error {
 				return err
 			}
 		}
-	} else if ch.OldRowID != nil && ch.NewRowID != nil && *ch.OldRowID != *ch.NewRowID {
-		if err := c.applyDelete(ch, ch.OldRowID, ch.OldValues); err != nil {
+	} else if ch.OldRowID != nil && ch.NewRowID != nil {
+		// An UPDATE, as on the writing node: an insert would move
+		// sqlite_sequence (AUTOINCREMENT) to the new rowid where the
+		// writer's update did not, and the copies' next ids would part.
+		done, err := c.applyRowUpdate(ti, ch)
+		if err != nil || done {
 			return err
 		}
+		// The row is not here (eventual mode): write it whole.
 	}
 	return c.applyUpsert(ch, ch.NewRowID, ch.NewValues)
+}
+
+// applyRowUpdate updates the row ch.OldRowID of a rowid table to ch's new
+// rowid and values; false if there is no such row.
+func (c *Conn) applyRowUpdate(ti *TableInfo, ch *change.Change) (bool, error) {
+	if len(ch.NewValues) != len(ch.Columns) {
+		return false, fmt.Errorf("%d values for %d columns", len(ch.NewValues), len(ch.Columns))
+	}
+	sets := []string{RowidName(ti) + " = ?"}
+	args := []any{*ch.NewRowID}
+	for i, name := range ch.Columns {
+		j := ti.index(name)
+		if j < 0 {
+			return false, fmt.Errorf("no column %q", name)
+		}
+		if ti.Generated[j] {
+			continue
+		}
+		sets = append(sets, QuoteIdent(name)+" = ?")
+		args = append(args, ch.NewValues[i])
+	}
+	args = append(args, *ch.OldRowID)
+	q := "UPDATE OR REPLACE main." + QuoteIdent(ch.Table) + " SET " + strings.Join(sets, ", ") + " WHERE " + RowidName(ti) + " = ?"
+	if err := c.Internal(func() error { return c.Exec(q, args...) }); err != nil {
+		return false, err
+	}
+	return c.raw.changes() > 0, nil
 }
 
 func (c *Conn) applyUpsert(ch *change.Change, rowid *int64, values change.Values) error {

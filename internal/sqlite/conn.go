@@ -28,6 +28,10 @@ type Conn struct {
 	// refused is what the authorizer last refused while preparing, said
 	// for the tenant ("ATTACH is not allowed ...").
 	refused string
+	// created and selected: the statement being prepared creates table
+	// created and reads with a SELECT: CREATE TABLE ... AS SELECT.
+	created  string
+	selected bool
 
 	// Prepared statements by SQL text, one cache per sandbox mode: a
 	// statement prepared for hasvc's own SQL never serves a tenant.
@@ -166,7 +170,7 @@ func (c *Conn) prepare(sql string, off int) (*Stmt, int, error) {
 			return nil, 0, statementError(KindSyntax, fmt.Sprintf("the SQL text holds a NUL byte at offset %d", i))
 		}
 	}
-	c.ddl, c.refused = false, ""
+	c.ddl, c.refused, c.created, c.selected = false, "", "", false
 	st, used, err := c.raw.prepare(sql, off)
 	if err != nil {
 		var se *Error
@@ -188,6 +192,9 @@ func (c *Conn) prepare(sql string, off int) (*Stmt, int, error) {
 	}
 	text := sql[off : off+used]
 	s := &Stmt{st: st, raw: c.raw, sql: strings.TrimSpace(text), ddl: c.ddl, inUse: true}
+	if c.created != "" && c.selected {
+		s.ctas = c.created
+	}
 	s.describe()
 	// Only a statement that is the whole text is cached: the key must
 	// identify it alone.

@@ -4,6 +4,7 @@ import (
 	"context"
 	"slices"
 	"strings"
+	"time"
 )
 
 // Description tells what a statement takes and returns, for protocols that
@@ -26,6 +27,9 @@ type DescribeOptions struct {
 	DryRun bool
 	Params []any
 }
+
+// dryRunLimit bounds the dry run of Describe.
+const dryRunLimit = time.Second
 
 // Describe prepares sql and describes it.
 func (c *Conn) Describe(ctx context.Context, sql string, opts DescribeOptions) (*Description, error) {
@@ -56,10 +60,17 @@ func (c *Conn) Describe(ctx context.Context, sql string, opts DescribeOptions) (
 			}
 		}
 	}
-	stop := c.Watch(ctx)
+	// The sample is a convenience: a statement slow to give its first row
+	// (an aggregate over a large or endless set) is described without.
+	dctx, cancel := context.WithTimeout(ctx, dryRunLimit)
+	defer cancel()
+	stop := c.Watch(dctx)
 	defer stop()
 	more, err := s.step()
 	if err != nil {
+		if ctx.Err() == nil && dctx.Err() != nil {
+			return desc, nil
+		}
 		return nil, tenantError(ctx, err)
 	}
 	desc.Sample = make([]any, s.ncols)

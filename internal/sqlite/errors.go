@@ -64,6 +64,7 @@ const (
 	codeConstraint    = 19
 	codeMismatch      = 20
 	codeAuth          = 23
+	codeRange         = 25
 	codeCheck         = 275
 	codeForeignKey    = 787
 	codeNotNull       = 1299

@@ -3,6 +3,7 @@ package sqlite
 import (
 	"context"
 	"fmt"
+	"unicode/utf8"
 
 	"hasvc/internal/change"
 	"hasvc/internal/tenant"
@@ -132,9 +133,22 @@ func (c *Conn) step(ctx context.Context, s *Stmt, params any, res *Result, cp *C
 		return err
 	}
 	mark := 0
+	ctasNew := false
 	if cp != nil {
-		if s.ddl {
-			cp.changes = append(cp.changes, change.Change{Database: "main", Operation: change.OpSQL, SQL: s.sql})
+		switch {
+		case s.ddl && !utf8.ValidString(s.sql):
+			return invalid(KindOther, "a schema statement must be valid UTF-8: it replicates as its text")
+		case s.ctas != "":
+			// CREATE TABLE ... AS SELECT would run its SELECT again on
+			// every copy (random(), parameters, time): it replicates as
+			// the table it made and its rows, added after it runs.
+			exists, err := c.tableExists(s.ctas)
+			if err != nil {
+				return err
+			}
+			ctasNew = !exists
+		case s.ddl:
+			cp.append(change.Change{Database: "main", Operation: change.OpSQL, SQL: s.sql}, len(s.sql))
 		}
 		mark = len(cp.changes)
 	}
@@ -145,6 +159,10 @@ func (c *Conn) step(ctx context.Context, s *Stmt, params any, res *Result, cp *C
 		for {
 			more, err := s.step()
 			if err != nil {
+				if cp != nil && cp.err != nil {
+					// The capture stopped the statement.
+					return cp.err
+				}
 				return tenantError(ctx, err)
 			}
 			if !more {
@@ -164,6 +182,10 @@ func (c *Conn) step(ctx context.Context, s *Stmt, params any, res *Result, cp *C
 		for {
 			more, err := s.step()
 			if err != nil {
+				if cp != nil && cp.err != nil {
+					// The capture stopped the statement.
+					return cp.err
+				}
 				return tenantError(ctx, err)
 			}
 			if !more {
@@ -177,6 +199,11 @@ func (c *Conn) step(ctx context.Context, s *Stmt, params any, res *Result, cp *C
 	}
 	if s.ddl {
 		c.SchemaChanged()
+	}
+	if ctasNew {
+		if err := c.captureTable(cp, s.ctas); err != nil {
+			return err
+		}
 	}
 	if cp != nil {
 		if cp.err != nil {

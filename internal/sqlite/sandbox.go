@@ -33,6 +33,7 @@ const (
 	authDropVTable       = 30
 	authFunction         = 31
 	authSavepoint        = 32
+	authSelect           = 21
 	authOK               = 0
 	authDeny             = 1
 	internalTablePrefix  = "_hasvc"
@@ -71,6 +72,12 @@ func (c *Conn) authorize(op int, arg1, arg2, dbName string) int {
 		authDropIndex, authDropTable, authDropTrigger, authDropView, authAlterTable:
 		c.ddl = true
 	}
+	switch op {
+	case authCreateTable:
+		c.created = arg1
+	case authSelect:
+		c.selected = true
+	}
 	if !c.tenant {
 		return authOK
 	}
@@ -91,6 +98,16 @@ func (c *Conn) authorize(op int, arg1, arg2, dbName string) int {
 			return c.deny("load_extension is not allowed")
 		}
 		return authOK
+	case authAlterTable:
+		// arg1 is the schema, arg2 the table (and the last argument a
+		// dropped column's name, not a schema).
+		switch {
+		case arg1 != "main":
+			return c.deny("access to " + arg1 + "." + arg2 + " is not allowed: only the main schema is")
+		case isInternalTable(arg2):
+			return c.deny("table " + arg2 + " is hasvc's own and not accessible")
+		}
+		return authOK
 	case authPragma:
 		name := strings.ToLower(arg1)
 		switch {
@@ -103,6 +120,12 @@ func (c *Conn) authorize(op int, arg1, arg2, dbName string) int {
 		}
 		return c.deny("PRAGMA " + name + " is not allowed")
 	}
+	if (op == authInsert || op == authUpdate || op == authDelete) && strings.EqualFold(arg1, "sqlite_sequence") && !c.ddl {
+		// A schema change keeps sqlite_sequence itself (ALTER TABLE
+		// RENAME renames its row, DROP TABLE deletes it), and replays
+		// the same way on every copy; a tenant's own write would not.
+		return c.deny("sqlite_sequence is kept by SQLite (AUTOINCREMENT); writing it would not replicate")
+	}
 	if isInternalTable(arg1) || isInternalTable(arg2) {
 		// The sqlite_ tables stay readable (clients browse the schema);
 		// SQLite itself refuses writes to them.
@@ -111,6 +134,12 @@ func (c *Conn) authorize(op int, arg1, arg2, dbName string) int {
 	switch dbName {
 	case "", "main":
 	case "temp":
+		if (op == authRead || op == authUpdate) && (arg1 == "sqlite_temp_master" || arg1 == "sqlite_master") {
+			// ALTER TABLE ... RENAME reads and rewrites the temp schema
+			// for objects to fix up; tenants can create none, so it is
+			// empty (and SQLite refuses direct writes to a schema table).
+			return authOK
+		}
 		return c.deny("temporary tables, views, indexes and triggers are not allowed: they would not replicate")
 	default:
 		return c.deny("access to " + dbName + "." + arg1 + " is not allowed: only the main schema is")

@@ -206,8 +206,9 @@ func (r rawConn) setLimit(id, v int) { C.sqlite3_limit(r.db, C.int(id), C.int(v)
 func (r rawConn) preupdateCount() int { return int(C.sqlite3_preupdate_count(r.db)) }
 
 // preupdateValue returns column i of the old or new row in a preupdate hook
-// as int64, float64, string, []byte or nil.
-func (r rawConn) preupdateValue(newRow bool, i int) (any, error) {
+// as int64, float64, string, []byte or nil, and about how many bytes it
+// takes. A text or blob larger than room is not copied: errNoRoom.
+func (r rawConn) preupdateValue(newRow bool, i int, room int) (any, int, error) {
 	var typ, n C.int
 	var iv C.sqlite3_int64
 	var fv C.double
@@ -217,19 +218,26 @@ func (r rawConn) preupdateValue(newRow bool, i int) (any, error) {
 		which = 1
 	}
 	if rc := C.hasvc_preupdate_value(r.db, which, C.int(i), &typ, &iv, &fv, &p, &n); rc != 0 {
-		return nil, r.err(rc)
+		return nil, 0, r.err(rc)
+	}
+	size := 8
+	if typ == sqliteText || typ == sqliteBlob {
+		size += int(n)
+	}
+	if size > room {
+		return nil, 0, errNoRoom
 	}
 	switch typ {
 	case sqliteInteger:
-		return int64(iv), nil
+		return int64(iv), size, nil
 	case sqliteFloat:
-		return float64(fv), nil
+		return float64(fv), size, nil
 	case sqliteText:
-		return C.GoStringN((*C.char)(p), n), nil
+		return C.GoStringN((*C.char)(p), n), size, nil
 	case sqliteBlob:
-		return C.GoBytes(p, n), nil
+		return C.GoBytes(p, n), size, nil
 	}
-	return nil, nil
+	return nil, size, nil
 }
 
 // Stmt is a prepared statement.
@@ -241,6 +249,7 @@ type Stmt struct {
 	names  []string // column names
 	decl   []string // declared types of the columns ("" for expressions)
 	ddl    bool     // the authorizer saw a schema change while preparing
+	ctas   string   // the table a CREATE TABLE ... AS SELECT creates
 	cached bool     // owned by the connection's cache
 	inUse  bool     // handed out and not yet released
 	params []string // parameter names, "" for anonymous '?'

@@ -1,6 +1,9 @@
 package tenant
 
-import "time"
+import (
+	"encoding/json"
+	"time"
+)
 
 // Replication modes, chosen per database at creation.
 const (
@@ -14,10 +17,40 @@ const (
 // Config is a database's cluster-wide configuration, stored in its registry
 // entry.
 type Config struct {
-	Name      string    `json:"name"`
-	Mode      string    `json:"mode"`
-	Replicas  int       `json:"replicas"`
-	CreatedAt time.Time `json:"created_at"`
+	Name     string `json:"name"`
+	Mode     string `json:"mode"`
+	Replicas int    `json:"replicas"`
+	// MaxStatementTime bounds how long one request (HTTP) or statement
+	// (pgwire) may run before it is interrupted; 0: the node's default.
+	MaxStatementTime Duration  `json:"max_statement_time,omitempty"`
+	CreatedAt        time.Time `json:"created_at"`
+}
+
+// MaxStatementTimeLimit is the largest max_statement_time a database may
+// have.
+const MaxStatementTimeLimit = time.Hour
+
+// Duration is a time.Duration that JSON writes as Go's duration text
+// ("30s", "1m30s").
+type Duration time.Duration
+
+// MarshalJSON writes d as a string such as "30s".
+func (d Duration) MarshalJSON() ([]byte, error) {
+	return json.Marshal(time.Duration(d).String())
+}
+
+// UnmarshalJSON reads a string such as "30s".
+func (d *Duration) UnmarshalJSON(b []byte) error {
+	var s string
+	if err := json.Unmarshal(b, &s); err != nil {
+		return Errorf(EINVALID, "a duration is a string such as \"30s\"")
+	}
+	v, err := time.ParseDuration(s)
+	if err != nil {
+		return Errorf(EINVALID, "duration %q: want a duration such as 30s or 2m", s)
+	}
+	*d = Duration(v)
+	return nil
 }
 
 // Normalize fills defaults and validates c.
@@ -37,6 +70,9 @@ func (c *Config) Normalize() error {
 	}
 	if c.Replicas < 1 || c.Replicas > 5 {
 		return Errorf(EINVALID, "invalid replicas %d: want 1 to 5", c.Replicas)
+	}
+	if d := time.Duration(c.MaxStatementTime); d < 0 || d > MaxStatementTimeLimit {
+		return Errorf(EINVALID, "invalid max_statement_time %v: want up to %v", d, MaxStatementTimeLimit)
 	}
 	return nil
 }

@@ -54,8 +54,8 @@ func Wrap(code string, err error, msg string) *Error {
 	return &Error{Code: code, Message: msg, Statement: -1, Err: err}
 }
 
-// AtStatement returns a copy of err (an *Error, or any error as EINTERNAL)
-// that names statement i.
+// AtStatement returns a copy of err (an *Error, or any error as EINTERNAL,
+// whose text stays in the cause for the log) that names statement i.
 func AtStatement(err error, i int) *Error {
 	var e *Error
 	if errors.As(err, &e) {
@@ -63,7 +63,7 @@ func AtStatement(err error, i int) *Error {
 		c.Statement = i
 		return &c
 	}
-	return &Error{Code: EINTERNAL, Message: err.Error(), Statement: i, Err: err}
+	return &Error{Code: EINTERNAL, Message: "internal error", Statement: i, Err: err}
 }
 
 // ErrorCode returns the code of err, EINTERNAL for errors that carry none,

@@ -119,3 +119,10 @@ func TestErrors(t *testing.T) {
 		t.Fatal("nil error")
 	}
 }
+
+func TestAtStatementHidesInternalText(t *testing.T) {
+	err := AtStatement(errors.New("capture t: column index out of range"), 2)
+	if ErrorMessage(err) != "internal error" || ErrorStatement(err) != 2 || ErrorCode(err) != EINTERNAL {
+		t.Fatalf("got %q at %d (%s)", ErrorMessage(err), ErrorStatement(err), ErrorCode(err))
+	}
+}

@@ -1,0 +1,103 @@
+package main
+
+import (
+	"context"
+	"strings"
+	"testing"
+	"time"
+
+	"hasvc/internal/auth"
+)
+
+// TestNULByte: SQL holding a NUL byte is refused at once; it used to spin
+// a goroutine forever (read token) or trap the database's writer (write
+// token) because the statement splitter never advanced.
+func TestNULByte(t *testing.T) {
+	n := startNode(t, t.TempDir(), nil)
+	n.createDB("nul")
+	n.ok("POST", "/db/nul", `{"sql": "CREATE TABLE pv (x)"}`)
+	read := n.token(auth.PermRead, time.Hour, "nul")
+	start := time.Now()
+	status, body := n.do("POST", "/db/nul", read, `{"sql": "\u0000"}`)
+	wantError(t, status, body, 400, "EINVALID")
+	status, body = n.do("POST", "/db/nul", n.admin, `{"sql": "SELECT 1\u0000; DROP TABLE pv"}`)
+	wantError(t, status, body, 400, "EINVALID")
+	if !strings.Contains(body, "NUL byte") {
+		t.Fatalf("message does not say why: %s", body)
+	}
+	if d := time.Since(start); d > 5*time.Second {
+		t.Fatalf("refusals took %v", d)
+	}
+	// The writer is free and the table is still there.
+	n.ok("POST", "/db/nul", `{"sql": "INSERT INTO pv VALUES (1)"}`)
+	if got := n.ok("POST", "/db/nul", `{"sql": "SELECT count(*) FROM pv"}`); !strings.Contains(got, "[[1]]") {
+		t.Fatalf("got %s", got)
+	}
+}
+
+// TestDataDirLock: a second node on the same data directory refuses to
+// start (both would answer the same sequence for different writes).
+func TestDataDirLock(t *testing.T) {
+	dir := t.TempDir()
+	startNode(t, dir, nil)
+	m := NewMain()
+	m.Config.Name = "n2"
+	m.Config.Host = "127.0.0.1"
+	m.Config.Port = 0
+	m.Config.NATSPort = -1
+	m.Config.PGPort = -1
+	m.Config.DataDir = dir
+	err := m.Run(context.Background())
+	m.Close()
+	if err == nil || !strings.Contains(err.Error(), "in use by another hasvc process") {
+		t.Fatalf("second node on the same directory: %v", err)
+	}
+}
+
+// endless is a query that never ends by itself.
+const endless = `WITH RECURSIVE r(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM r) SELECT count(*) FROM r`
+
+// TestMaxStatementTime: a runaway statement is interrupted after the
+// node's --max-statement-time, or its database's own max_statement_time,
+// over HTTP (504 ETIMEOUT) and pgwire (57014), and the database serves
+// the next request.
+func TestMaxStatementTime(t *testing.T) {
+	n := startNode(t, t.TempDir(), func(c *Config) { c.MaxStatementTime = 500 * time.Millisecond })
+	n.createDB("slow")
+	n.ok("POST", "/databases", `{"name": "quick", "max_statement_time": "150ms"}`)
+	if got := n.ok("GET", "/databases/quick", ""); !strings.Contains(got, `"max_statement_time":"150ms"`) {
+		t.Fatalf("status does not show the limit: %s", got)
+	}
+	read := n.token(auth.PermRead, time.Hour, "slow", "quick")
+	for _, c := range []struct {
+		db       string
+		min, max time.Duration
+	}{{"slow", 400 * time.Millisecond, 5 * time.Second}, {"quick", 100 * time.Millisecond, 400 * time.Millisecond}} {
+		start := time.Now()
+		status, body := n.do("POST", "/db/"+c.db, read, `{"sql": "`+endless+`"}`)
+		took := time.Since(start)
+		wantError(t, status, body, 504, "ETIMEOUT")
+		if took < c.min || took > c.max {
+			t.Errorf("%s: interrupted after %v, want between %v and %v", c.db, took, c.min, c.max)
+		}
+		// A write that runs away is stopped too, and writes go on.
+		status, body = n.do("POST", "/db/"+c.db, n.admin, `[{"sql": "CREATE TABLE IF NOT EXISTS t (x)"}, {"sql": "INSERT INTO t `+endless+`"}]`)
+		wantError(t, status, body, 504, "ETIMEOUT")
+		n.ok("POST", "/db/"+c.db, `{"sql": "CREATE TABLE IF NOT EXISTS t (x)"}`)
+	}
+	status, body := n.do("POST", "/databases", n.admin, `{"name": "bad", "max_statement_time": "2h"}`)
+	wantError(t, status, body, 400, "EINVALID")
+
+	ctx := context.Background()
+	pc := n.pgConnect("slow", n.admin)
+	start := time.Now()
+	var cnt int64
+	err := pc.QueryRow(ctx, endless).Scan(&cnt)
+	wantState(t, err, "57014")
+	if took := time.Since(start); took > 5*time.Second {
+		t.Fatalf("pgwire statement interrupted after %v", took)
+	}
+	if err := pc.QueryRow(ctx, "SELECT 1").Scan(&cnt); err != nil {
+		t.Fatalf("the session does not go on: %v", err)
+	}
+}
