@@ -26,6 +26,9 @@ type Config struct {
 	Host             string
 	Port             int
 	PGPort           int
+	TLSCert          string
+	TLSKey           string
+	AllowCleartext   bool
 	PGCert           string
 	PGKey            string
 	PGCleartext      bool
@@ -112,6 +115,9 @@ func (c *Config) settings() []setting {
 		{"name", "n", "HA_NAME", "node name, unique in a cluster (default: host name)", &c.Name},
 		{"host", "", "HA_HOST", "address the HTTP and NATS servers listen on (default: all)", &c.Host},
 		{"port", "p", "HA_PORT", "HTTP port", &c.Port},
+		{"tls-cert", "", "HA_TLS_CERT", "TLS certificate (PEM) for HTTPS", &c.TLSCert},
+		{"tls-key", "", "HA_TLS_KEY", "TLS private key (PEM) for --tls-cert", &c.TLSKey},
+		{"allow-cleartext", "", "HA_ALLOW_CLEARTEXT", "accept bearer tokens over plain HTTP from non-loopback addresses", &c.AllowCleartext},
 		{"pg-port", "", "HA_PG_PORT", "PostgreSQL wire protocol port; 0: off; -1: any free port", &c.PGPort},
 		{"pg-cert", "", "HA_PG_CERT", "TLS certificate (PEM) for PostgreSQL clients", &c.PGCert},
 		{"pg-key", "", "HA_PG_KEY", "TLS private key (PEM) for --pg-cert", &c.PGKey},
@@ -226,6 +232,9 @@ func (c *Config) Validate() error {
 	}
 	if c.PGPort < -1 || c.PGPort > 65535 {
 		errs = append(errs, fmt.Errorf("--pg-port %d: want -1 to 65535", c.PGPort))
+	}
+	if (c.TLSCert == "") != (c.TLSKey == "") {
+		errs = append(errs, errors.New("--tls-cert and --tls-key go together"))
 	}
 	if (c.PGCert == "") != (c.PGKey == "") {
 		errs = append(errs, errors.New("--pg-cert and --pg-key go together"))

@@ -2,6 +2,8 @@ package main
 
 import (
 	"context"
+	"crypto/tls"
+	"net/http"
 	"strings"
 	"testing"
 	"time"
@@ -99,5 +101,30 @@ func TestMaxStatementTime(t *testing.T) {
 	}
 	if err := pc.QueryRow(ctx, "SELECT 1").Scan(&cnt); err != nil {
 		t.Fatalf("the session does not go on: %v", err)
+	}
+}
+
+// TestHTTPS serves the API over TLS with --tls-cert.
+func TestHTTPS(t *testing.T) {
+	dir := t.TempDir()
+	cert, key := selfSigned(t, t.TempDir())
+	n := startNode(t, dir, func(c *Config) { c.TLSCert, c.TLSKey = cert, key })
+	client := &http.Client{Transport: &http.Transport{TLSClientConfig: &tls.Config{InsecureSkipVerify: true}}}
+	req, _ := http.NewRequest("GET", "https://"+n.m.HTTPAddr()+"/databases", nil)
+	req.Header.Set("Authorization", "Bearer "+n.admin)
+	resp, err := client.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != 200 || resp.TLS == nil {
+		t.Fatalf("https: %d, TLS %v", resp.StatusCode, resp.TLS != nil)
+	}
+	// Plain HTTP to the TLS port gets no API.
+	if resp, err := http.Get("http://" + n.m.HTTPAddr() + "/healthz"); err == nil {
+		resp.Body.Close()
+		if resp.StatusCode == 200 {
+			t.Fatal("plain HTTP served on the TLS port")
+		}
 	}
 }

@@ -194,16 +194,30 @@ func (m *Main) Run(ctx context.Context) error {
 			return err
 		}
 	}
-	srv := &api.Server{DB: m.engine, Auth: keys, Logger: m.Logger, MaxBodyBytes: c.MaxRequestBytes, Metrics: m.metrics()}
+	srv := &api.Server{DB: m.engine, Auth: keys, Logger: m.Logger, MaxBodyBytes: c.MaxRequestBytes, Metrics: m.metrics(),
+		AllowCleartext: c.AllowCleartext}
 	m.requests, m.stopRequests = context.WithCancel(context.Background())
 	m.http = &http.Server{
-		Handler:           srv.Handler(),
+		Handler: srv.Handler(),
+		// A client gets 10s to send its headers and a minute for its
+		// body (at most --max-request-bytes); responses set their own
+		// write deadlines; an idle keep-alive connection is closed
+		// after a minute.
 		ReadHeaderTimeout: 10 * time.Second,
-		IdleTimeout:       2 * time.Minute,
+		ReadTimeout:       time.Minute,
+		IdleTimeout:       time.Minute,
 		BaseContext:       func(net.Listener) context.Context { return m.requests },
 	}
+	ln := m.ln
+	if c.TLSCert != "" {
+		cert, err := tls.LoadX509KeyPair(c.TLSCert, c.TLSKey)
+		if err != nil {
+			return fmt.Errorf("--tls-cert: %w", err)
+		}
+		ln = tls.NewListener(ln, &tls.Config{Certificates: []tls.Certificate{cert}, MinVersion: tls.VersionTLS12})
+	}
 	m.served = make(chan error, 1)
-	go func() { m.served <- m.http.Serve(m.ln) }()
+	go func() { m.served <- m.http.Serve(ln) }()
 	m.Logger.Info("serving", "http", m.ln.Addr().String(), "pg", m.PGAddr(), "nats", m.NATSURL())
 	return nil
 }

@@ -266,8 +266,9 @@ func TestPGLibPQ(t *testing.T) {
 	}
 }
 
-// TestMetrics reads /metrics without a token: per-database applied
-// sequence and stuck flag, write totals, PostgreSQL sessions.
+// TestMetrics reads /metrics with an admin token (it names every tenant's
+// databases): per-database applied sequence and stuck flag, write totals,
+// PostgreSQL sessions.
 func TestMetrics(t *testing.T) {
 	n := startNode(t, t.TempDir(), nil)
 	n.createDB("m")
@@ -277,6 +278,10 @@ func TestMetrics(t *testing.T) {
 		t.Fatal(err)
 	}
 	status, body := n.do("GET", "/metrics", "", "")
+	wantError(t, status, body, 401, "EUNAUTHORIZED")
+	status, body = n.do("GET", "/metrics", n.token(auth.PermWrite, time.Hour, "*"), "")
+	wantError(t, status, body, 403, "EFORBIDDEN")
+	status, body = n.do("GET", "/metrics", n.admin, "")
 	if status != 200 {
 		t.Fatalf("GET /metrics: %d %s", status, body)
 	}

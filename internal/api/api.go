@@ -9,8 +9,10 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"net"
 	"net/http"
 	"strings"
+	"time"
 
 	"github.com/labstack/echo/v4"
 
@@ -57,9 +59,12 @@ type Server struct {
 	Auth         Verifier
 	Logger       *slog.Logger
 	MaxBodyBytes int64 // request body limit
-	// Metrics serves GET /metrics (Prometheus text format) without a
-	// token, if set.
+	// Metrics serves GET /metrics (Prometheus text format) to admin
+	// tokens, if set: it names every tenant's databases.
 	Metrics http.Handler
+	// AllowCleartext accepts bearer tokens over plain HTTP from any
+	// address; without it, only from loopback (TLS is for the others).
+	AllowCleartext bool
 
 	echo *echo.Echo
 }
@@ -82,11 +87,10 @@ func (s *Server) Handler() http.Handler {
 	e.JSONSerializer = jsonSerializer{}
 
 	e.GET("/healthz", s.health)
-	if s.Metrics != nil {
-		e.GET("/metrics", echo.WrapHandler(s.Metrics))
-	}
-
 	a := e.Group("", s.authenticate)
+	if s.Metrics != nil {
+		a.GET("/metrics", s.metrics)
+	}
 	a.POST("/databases", s.createDatabase)
 	a.GET("/databases", s.listDatabases)
 	a.GET("/databases/:name", s.getDatabase)
@@ -110,6 +114,15 @@ func (s *Server) cluster(c echo.Context) error {
 	return c.JSON(http.StatusOK, ci)
 }
 
+// metrics serves GET /metrics (admin).
+func (s *Server) metrics(c echo.Context) error {
+	if _, err := principal(c, "", auth.PermAdmin); err != nil {
+		return err
+	}
+	s.Metrics.ServeHTTP(c.Response(), c.Request())
+	return nil
+}
+
 func (s *Server) health(c echo.Context) error {
 	return c.JSON(http.StatusOK, map[string]string{"status": "ok"})
 }
@@ -119,6 +132,11 @@ func (s *Server) health(c echo.Context) error {
 func (s *Server) authenticate(next echo.HandlerFunc) echo.HandlerFunc {
 	return func(c echo.Context) error {
 		h := c.Request().Header.Get("Authorization")
+		if c.Request().TLS == nil && !s.AllowCleartext && !fromLoopback(c.Request()) {
+			// The token has crossed the network in the clear already;
+			// refusing it tells the operator before it is used.
+			return tenant.Errorf(tenant.EUNAUTHORIZED, "a bearer token over plain HTTP is accepted only from this machine: use https (--tls-cert) or start the node with --allow-cleartext")
+		}
 		token, ok := strings.CutPrefix(h, "Bearer ")
 		if !ok || token == "" {
 			c.Response().Header().Set("WWW-Authenticate", `Bearer realm="hasvc"`)
@@ -243,4 +261,26 @@ func jsonProblem(err error) string {
 		return "data after the statements"
 	}
 	return "unknown field or malformed JSON"
+}
+
+// fromLoopback reports whether the request came from a loopback address.
+func fromLoopback(r *http.Request) bool {
+	host, _, err := net.SplitHostPort(r.RemoteAddr)
+	if err != nil {
+		return false
+	}
+	ip := net.ParseIP(host)
+	return ip != nil && ip.IsLoopback()
+}
+
+// responseWriteTime bounds how long a client may take to read a query's
+// response: a client that asks for a large result and never reads it
+// would otherwise hold the result in the node's memory.
+const responseWriteTime = 30 * time.Second
+
+// writeDeadline gives the response of c until d from now to be written.
+func writeDeadline(c echo.Context, d time.Duration) {
+	// Not every ResponseWriter supports deadlines (tests' recorders):
+	// there is nothing to bound then.
+	_ = http.NewResponseController(c.Response().Writer).SetWriteDeadline(time.Now().Add(d))
 }

@@ -51,6 +51,7 @@ func (s *Server) query(c echo.Context) error {
 	if err != nil {
 		return err
 	}
+	writeDeadline(c, responseWriteTime)
 	return c.Blob(http.StatusOK, echo.MIMEApplicationJSON, appendResults(make([]byte, 0, 256), res))
 }
 
@@ -230,6 +231,8 @@ func (s *Server) backup(c echo.Context) error {
 	h.Set("Content-Disposition", fmt.Sprintf(`attachment; filename="%s-%d.db"`, name, f.Seq))
 	h.Set("Content-Length", strconv.FormatInt(f.Size, 10))
 	h.Set("X-Hasvc-Sequence", strconv.FormatUint(f.Seq, 10))
+	// A minute, plus a second per megabyte: a slow reader, not a stuck one.
+	writeDeadline(c, time.Minute+time.Duration(f.Size>>20)*time.Second)
 	c.Response().WriteHeader(http.StatusOK)
 	_, err = io.Copy(c.Response(), f)
 	return err
