@@ -7,7 +7,7 @@ GO      ?= go
 ARGS    ?=
 BIN     := bin/hasvc
 
-.PHONY: build run test bench bench-engine clean
+.PHONY: build run test fuzz bench bench-engine clean
 
 build:
 	$(GO) build -tags $(TAGS) -o $(BIN) ./cmd/hasvc
@@ -21,6 +21,17 @@ run: build
 test:
 	$(GO) vet -tags $(TAGS) ./...
 	$(GO) test -race -tags $(TAGS) -count=1 ./...
+
+# The fuzz targets, each for FUZZTIME: the HTTP statement parser, the SQL
+# statement splitter, the apply of change messages and the pgwire startup
+# reader. Their seed corpora run with every `make test` too.
+FUZZTIME ?= 20s
+FUZZ := FuzzParseStatements:./internal/api FuzzSplit:./internal/sqlite FuzzApply:./internal/sqlite FuzzStartup:./internal/pg
+fuzz:
+	@set -e; for t in $(FUZZ); do \
+		echo "fuzz $${t%%:*} for $(FUZZTIME)"; \
+		$(GO) test -tags $(TAGS) -run '^$$' -fuzz "^$${t%%:*}$$" -fuzztime $(FUZZTIME) $${t#*:}; \
+	done
 
 # The HTTP benchmarks of BENCHMARKS.md, side by side in one run.
 bench: build

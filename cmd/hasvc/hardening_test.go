@@ -3,12 +3,16 @@ package main
 import (
 	"context"
 	"crypto/tls"
+	"net"
 	"net/http"
 	"strings"
 	"testing"
 	"time"
 
 	"hasvc/internal/auth"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgproto3"
 )
 
 // TestNULByte: SQL holding a NUL byte is refused at once; it used to spin
@@ -127,4 +131,47 @@ func TestHTTPS(t *testing.T) {
 			t.Fatal("plain HTTP served on the TLS port")
 		}
 	}
+}
+
+// TestPGUnauthenticatedSlots: connections that send a StartupMessage and
+// never a password do not take the slots of clients that authenticate
+// (105 such connections used to hold all 100 for 30 s).
+func TestPGUnauthenticatedSlots(t *testing.T) {
+	n := startNode(t, t.TempDir(), func(c *Config) { c.PGMaxConns = 3 })
+	n.createDB("slots")
+	var idle []net.Conn
+	defer func() {
+		for _, c := range idle {
+			c.Close()
+		}
+	}()
+	for range 10 {
+		c, err := net.Dial("tcp", n.m.PGAddr())
+		if err != nil {
+			t.Fatal(err)
+		}
+		idle = append(idle, c)
+		fe := pgproto3.NewFrontend(c, c)
+		fe.Send(&pgproto3.StartupMessage{ProtocolVersion: pgproto3.ProtocolVersionNumber, Parameters: map[string]string{"user": "x", "database": "slots"}})
+		if err := fe.Flush(); err != nil {
+			t.Fatal(err)
+		}
+		// The server asks for the password, which never comes.
+		if msg, err := fe.Receive(); err != nil {
+			t.Fatal(err)
+		} else if _, ok := msg.(*pgproto3.AuthenticationCleartextPassword); !ok {
+			t.Fatalf("got %T, want a password request", msg)
+		}
+	}
+	ctx := context.Background()
+	var one int
+	for range 3 {
+		c := n.pgConnect("slots", n.admin)
+		if err := c.QueryRow(ctx, "SELECT 1").Scan(&one); err != nil {
+			t.Fatal(err)
+		}
+	}
+	// The authenticated slots are full now.
+	_, err := pgx.Connect(ctx, n.pgDSN("slots", n.admin))
+	wantState(t, err, "53300")
 }

@@ -47,7 +47,8 @@ type Server struct {
 	// AllowCleartext accepts passwords over unencrypted connections from
 	// any address; without it only loopback clients may send one.
 	AllowCleartext bool
-	MaxConns       int              // connections served at once (default 100)
+	MaxConns       int              // authenticated sessions served at once (default 100)
+	MaxStarting    int              // connections not yet authenticated at once (default 32)
 	IdleTimeout    time.Duration    // close a connection idle outside a transaction this long (0: never)
 	Now            func() time.Time // the clock tokens expire by (default time.Now)
 	MaxMessage     int              // largest message a client may send, bytes (default 16 MiB)
@@ -59,6 +60,9 @@ type Server struct {
 	conns    map[net.Conn]bool
 	closed   bool
 	wg       sync.WaitGroup
+
+	// starting holds a token for each connection in its startup.
+	starting chan struct{}
 
 	// ctx is the parent of every statement's context: Close cancels it,
 	// interrupting the statements that run.
@@ -73,8 +77,15 @@ const (
 	// DefaultIdleTimeout is hasvc's default IdleTimeout.
 	DefaultIdleTimeout = time.Hour
 
+	// DefaultMaxStarting is how many connections may be in their startup
+	// (before the password is checked) at once: they do not count
+	// against MaxConns, so clients that never authenticate cannot take
+	// the slots of those that do.
+	DefaultMaxStarting = 32
+
 	defaultMaxMessage = 16 << 20
-	startupTimeout    = 30 * time.Second
+	// startupTimeout bounds a connection's startup, password included.
+	startupTimeout = 10 * time.Second
 )
 
 // Serve accepts connections on ln until Close.
@@ -92,6 +103,11 @@ func (s *Server) Serve(ln net.Listener) error {
 	}
 	s.ln = ln
 	s.ctx, s.stopFn = context.WithCancel(context.Background())
+	maxStarting := s.MaxStarting
+	if maxStarting <= 0 {
+		maxStarting = DefaultMaxStarting
+	}
+	s.starting = make(chan struct{}, maxStarting)
 	s.sessions = map[uint32]*session{}
 	s.conns = map[net.Conn]bool{}
 	s.mu.Unlock()

@@ -37,6 +37,26 @@ func (s *Server) serveConn(c net.Conn) {
 			s.Logger.Error("pg session panicked", "remote", c.RemoteAddr(), "panic", r, "stack", string(debug.Stack()))
 		}
 	}()
+	// s.starting is nil only for a server not started by Serve (tests
+	// of the startup itself): no budget then.
+	if s.starting != nil {
+		select {
+		case s.starting <- struct{}{}:
+		default:
+			be := pgproto3.NewBackend(c, c)
+			be.Send(errorResponse(fatalf(stateTooManyConnections, "sorry, too many clients are connecting at once; try again")))
+			be.Flush()
+			return
+		}
+	}
+	started := s.starting == nil
+	startDone := func() {
+		if !started {
+			started = true
+			<-s.starting
+		}
+	}
+	defer startDone()
 	c.SetDeadline(time.Now().Add(startupTimeout))
 	conn, params, err := s.negotiate(c)
 	if err != nil || params == nil {
@@ -55,15 +75,12 @@ func (s *Server) serveConn(c net.Conn) {
 		portals:  map[string]*portal{},
 	}
 	ss.be.SetMaxBodyLen(s.maxMessage())
-	if !s.register(ss) {
-		ss.fatal(fatalf(stateTooManyConnections, "sorry, too many clients already"))
-		return
-	}
 	defer s.unregister(ss)
 	if err := ss.authenticate(conn != c); err != nil {
 		ss.fatal(err)
 		return
 	}
+	startDone()
 	c.SetDeadline(time.Time{})
 	ss.loop()
 }
@@ -208,6 +225,10 @@ func (ss *session) authenticate(encrypted bool) error {
 		return &pgError{code: sqlstate(err), message: tenant.ErrorMessage(err), fatal: true}
 	}
 	release()
+	// Only now does the session take one of the MaxConns slots.
+	if !s.register(ss) {
+		return fatalf(stateTooManyConnections, "sorry, too many clients already")
+	}
 	ss.be.Send(&pgproto3.AuthenticationOk{})
 	for _, name := range reportedSettings {
 		ss.be.Send(&pgproto3.ParameterStatus{Name: name, Value: ss.setting(name)})
