@@ -16,6 +16,18 @@ func (c *Conn) ApplyChanges(changes []change.Change, rowsOnly bool) error {
 	for i := range changes {
 		ch := &changes[i]
 		var err error
+		// A message holds only what capture makes: changes to the main
+		// schema's replicated tables, and schema statements (run under
+		// the sandbox below). Anything else is refused, never applied.
+		switch {
+		case ch.Database != "main":
+			err = fmt.Errorf("a change to schema %q: only main replicates", ch.Database)
+		case ch.Operation != change.OpSQL && !isReplicatedTable(ch.Table):
+			err = fmt.Errorf("a change to table %q, which does not replicate", ch.Table)
+		}
+		if err != nil {
+			return fmt.Errorf("change %d (%s %s): %w", i, ch.Operation, ch.Table, err)
+		}
 		switch ch.Operation {
 		case change.OpSQL:
 			if rowsOnly {
