@@ -3,8 +3,10 @@ package main
 import (
 	"context"
 	"crypto/tls"
+	"database/sql"
 	"net"
 	"net/http"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -174,4 +176,44 @@ func TestPGUnauthenticatedSlots(t *testing.T) {
 	// The authenticated slots are full now.
 	_, err := pgx.Connect(ctx, n.pgDSN("slots", n.admin))
 	wantState(t, err, "53300")
+}
+
+// TestRepairStuckCopy: a copy that cannot apply a message of its stream
+// is stuck (writes 503, status says why); POST /databases/<name>/repair
+// rebuilds it from the stream and it serves again.
+func TestRepairStuckCopy(t *testing.T) {
+	dir := t.TempDir()
+	n := startNode(t, dir, nil)
+	n.createDB("fix")
+	n.ok("POST", "/db/fix", `{"sql": "CREATE TABLE t (v TEXT)"}`)
+	n.ok("POST", "/db/fix", `{"sql": "INSERT INTO t VALUES ('kept')"}`)
+	n.stop()
+	// Break the copy behind hasvc's back: its table is gone, and it
+	// believes it has not applied the insert yet.
+	db, err := sql.Open("sqlite3", filepath.Join(dir, "db", "fix.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := db.Exec("DROP TABLE t; UPDATE _hasvc_state SET applied_seq = 1"); err != nil {
+		t.Fatal(err)
+	}
+	db.Close()
+
+	n = startNode(t, dir, nil)
+	status, body := n.do("POST", "/db/fix", n.admin, `{"sql": "INSERT INTO t VALUES ('new')"}`)
+	wantError(t, status, body, 503, "EUNAVAILABLE")
+	if got := n.ok("GET", "/databases/fix", ""); !strings.Contains(got, `"stuck":"cannot apply message 2`) {
+		t.Fatalf("status does not say the copy is stuck: %s", got)
+	}
+	status, body = n.do("POST", "/databases/fix/repair", n.token(auth.PermWrite, time.Hour, "fix"), "")
+	wantError(t, status, body, 403, "EFORBIDDEN")
+	if got := n.ok("POST", "/databases/fix/repair", ""); strings.Contains(got, `"stuck"`) {
+		t.Fatalf("still stuck after repair: %s", got)
+	}
+	n.ok("POST", "/db/fix", `{"sql": "INSERT INTO t VALUES ('new')"}`)
+	if got := n.query("fix", "SELECT v FROM t ORDER BY rowid"); got != `[["kept"],["new"]]` {
+		t.Fatalf("rows after repair: %s", got)
+	}
+	status, body = n.do("POST", "/databases/nope/repair", n.admin, "")
+	wantError(t, status, body, 404, "ENOTFOUND")
 }

@@ -32,6 +32,9 @@ type Databases interface {
 	List(ctx context.Context) ([]tenant.Config, error)
 	// Info returns ENOTFOUND for an unknown database.
 	Info(ctx context.Context, name string) (*engine.Info, error)
+	// Repair rebuilds this node's copy of a database from its stream;
+	// ENOTFOUND for an unknown database.
+	Repair(ctx context.Context, name string) (*engine.Info, error)
 	// Exec returns ENOTFOUND, EINVALID (SQL errors, naming the
 	// statement), EFORBIDDEN (a write with readOnly, or SQL outside the
 	// sandbox), ECONFLICT, ETOOLARGE, EUNAVAILABLE.
@@ -95,6 +98,7 @@ func (s *Server) Handler() http.Handler {
 	a.GET("/databases", s.listDatabases)
 	a.GET("/databases/:name", s.getDatabase)
 	a.DELETE("/databases/:name", s.deleteDatabase)
+	a.POST("/databases/:name/repair", s.repairDatabase)
 	a.POST("/db/:name", s.query)
 	a.GET("/db/:name/backup", s.backup)
 	a.GET("/cluster", s.cluster)

@@ -78,3 +78,18 @@ func (s *Server) deleteDatabase(c echo.Context) error {
 	}
 	return c.NoContent(http.StatusNoContent)
 }
+
+// repairDatabase serves POST /databases/<name>/repair (admin): this node's
+// copy is thrown away and rebuilt from the stream, the way out for a copy
+// stuck on a message it could not apply.
+func (s *Server) repairDatabase(c echo.Context) error {
+	name := c.Param("name")
+	if _, err := principal(c, name, auth.PermAdmin); err != nil {
+		return err
+	}
+	info, err := s.DB.Repair(c.Request().Context(), name)
+	if err != nil {
+		return err
+	}
+	return c.JSON(http.StatusOK, info)
+}
