@@ -36,6 +36,7 @@ type Config struct {
 	PGIdleTimeout    time.Duration
 	TxIdleTimeout    time.Duration
 	MaxStatementTime time.Duration
+	MaxDBSize        int64
 	NATSPort         int
 	ReplicationURL   string
 	NATSUser         string
@@ -71,6 +72,7 @@ func DefaultConfig() Config {
 		PGIdleTimeout:    pg.DefaultIdleTimeout,
 		TxIdleTimeout:    engine.DefaultTxIdleTimeout,
 		MaxStatementTime: engine.DefaultMaxStatementTime,
+		MaxDBSize:        engine.DefaultMaxSize,
 		NATSPort:         4222,
 		Fsync:            broker.DefaultFsync,
 		ClusterPort:      6222,
@@ -125,6 +127,7 @@ func (c *Config) settings() []setting {
 		{"pg-max-conns", "", "HA_PG_MAX_CONNS", "PostgreSQL connections served at once", &c.PGMaxConns},
 		{"pg-idle-timeout", "", "HA_PG_IDLE_TIMEOUT", "close PostgreSQL connections idle outside a transaction this long (0: never)", &c.PGIdleTimeout},
 		{"tx-idle-timeout", "", "HA_TX_IDLE_TIMEOUT", "roll back a writing transaction that waits this long for its next statement", &c.TxIdleTimeout},
+		{"max-db-size", "", "HA_MAX_DB_SIZE", "largest size in bytes a database may grow to, for databases that set no max_size", &c.MaxDBSize},
 		{"max-statement-time", "", "HA_MAX_STATEMENT_TIME", "interrupt a request (HTTP) or statement (PostgreSQL) running this long, for databases that set no max_statement_time", &c.MaxStatementTime},
 		{"nats-port", "", "HA_NATS_PORT", "embedded NATS client port; 0: no embedded server (use --replication-url); -1: any free port", &c.NATSPort},
 		{"replication-url", "", "HA_REPLICATION_URL", "NATS URL of an existing server, used with --nats-port 0", &c.ReplicationURL},
@@ -247,6 +250,9 @@ func (c *Config) Validate() error {
 	}
 	if c.MaxStatementTime <= 0 || c.MaxStatementTime > tenant.MaxStatementTimeLimit {
 		errs = append(errs, fmt.Errorf("--max-statement-time %v: want more than 0 and up to %v", c.MaxStatementTime, tenant.MaxStatementTimeLimit))
+	}
+	if c.MaxDBSize <= 0 {
+		errs = append(errs, fmt.Errorf("--max-db-size %d: want a positive number of bytes", c.MaxDBSize))
 	}
 	if c.TxIdleTimeout <= 0 {
 		errs = append(errs, errors.New("--tx-idle-timeout must be positive"))

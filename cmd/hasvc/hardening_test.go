@@ -217,3 +217,60 @@ func TestRepairStuckCopy(t *testing.T) {
 	status, body = n.do("POST", "/databases/nope/repair", n.admin, "")
 	wantError(t, status, body, 404, "ENOTFOUND")
 }
+
+// fill inserts about 1 MB per request into table big.
+const fill = `{"sql": "INSERT INTO big SELECT randomblob(10000) FROM (WITH RECURSIVE r(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM r WHERE i < 100) SELECT i FROM r)"}`
+
+// TestMaxSize: a write that would take a database past its max_size fails
+// (413 ETOOLARGE, pgwire 53100) and loses nothing; PATCH raises the limit
+// on every node; the status shows the size against the limit.
+func TestMaxSize(t *testing.T) {
+	nodes := startCluster(t, 2, nil)
+	a, b := nodes[0], nodes[1]
+	a.ok("POST", "/databases", `{"name": "quota", "max_size": 3000000}`)
+	a.ok("POST", "/db/quota", `{"sql": "CREATE TABLE big (b BLOB)"}`)
+	var status int
+	var body string
+	for range 10 {
+		if status, body = a.do("POST", "/db/quota", a.admin, fill); status != 200 {
+			break
+		}
+	}
+	wantError(t, status, body, 413, "ETOOLARGE")
+	if !strings.Contains(body, "max_size") {
+		t.Fatalf("the error does not name the limit: %s", body)
+	}
+	rows := a.query("quota", "SELECT count(*) FROM big")
+	if got := a.ok("GET", "/databases/quota", ""); !strings.Contains(got, `"size_limit_bytes":3000000`) || !strings.Contains(got, `"max_size":3000000`) {
+		t.Fatalf("status: %s", got)
+	}
+	// Over pgwire, the same write fails with 53100.
+	if _, err := b.pgConnect("quota", b.admin).Exec(context.Background(), "INSERT INTO big SELECT randomblob(10000) FROM (WITH RECURSIVE r(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM r WHERE i < 300) SELECT i FROM r)"); sqlstate(err) != "53100" {
+		t.Fatalf("pgwire over the limit: %v", err)
+	}
+	// The refused writes lost nothing and left both copies alike.
+	waitConverged(t, nodes, "quota")
+	if got := b.query("quota", "SELECT count(*) FROM big"); got != rows {
+		t.Fatalf("rows on the other node %s, want %s", got, rows)
+	}
+	// PATCH raises the limit; the other node applies it too.
+	status, body = a.do("PATCH", "/databases/quota", clusterToken(t, "quota", "write"), `{"max_size": 20000000}`)
+	wantError(t, status, body, 403, "EFORBIDDEN")
+	status, body = a.do("PATCH", "/databases/quota", a.admin, `{"mode": "eventual"}`)
+	wantError(t, status, body, 400, "EINVALID")
+	a.ok("PATCH", "/databases/quota", `{"max_size": 20000000, "max_statement_time": "5s"}`)
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		status, body = b.do("POST", "/db/quota", b.admin, fill)
+		if status == 200 || time.Now().After(deadline) {
+			break
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	if status != 200 {
+		t.Fatalf("write on the other node after PATCH: %d %s", status, body)
+	}
+	if got := b.ok("GET", "/databases/quota", ""); !strings.Contains(got, `"max_statement_time":"5s"`) {
+		t.Fatalf("status after PATCH: %s", got)
+	}
+}

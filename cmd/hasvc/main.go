@@ -173,6 +173,7 @@ func (m *Main) Run(ctx context.Context) error {
 		PublishTimeout:   c.PublishTimeout,
 		TxIdleTimeout:    c.TxIdleTimeout,
 		MaxStatementTime: c.MaxStatementTime,
+		MaxSize:          c.MaxDBSize,
 		Replicas:         c.StreamReplicas(),
 		Advertise:        advertise,
 	}

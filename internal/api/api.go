@@ -32,6 +32,8 @@ type Databases interface {
 	List(ctx context.Context) ([]tenant.Config, error)
 	// Info returns ENOTFOUND for an unknown database.
 	Info(ctx context.Context, name string) (*engine.Info, error)
+	// UpdateLimits changes a database's limits; ENOTFOUND, EINVALID.
+	UpdateLimits(ctx context.Context, name string, l engine.Limits) (tenant.Config, error)
 	// Repair rebuilds this node's copy of a database from its stream;
 	// ENOTFOUND for an unknown database.
 	Repair(ctx context.Context, name string) (*engine.Info, error)
@@ -99,6 +101,7 @@ func (s *Server) Handler() http.Handler {
 	a.GET("/databases/:name", s.getDatabase)
 	a.DELETE("/databases/:name", s.deleteDatabase)
 	a.POST("/databases/:name/repair", s.repairDatabase)
+	a.PATCH("/databases/:name", s.patchDatabase)
 	a.POST("/db/:name", s.query)
 	a.GET("/db/:name/backup", s.backup)
 	a.GET("/cluster", s.cluster)

@@ -7,6 +7,7 @@ import (
 	"github.com/labstack/echo/v4"
 
 	"hasvc/internal/auth"
+	"hasvc/internal/engine"
 	"hasvc/internal/tenant"
 )
 
@@ -16,6 +17,7 @@ type createRequest struct {
 	Mode             string          `json:"mode"`
 	Replicas         int             `json:"replicas"`
 	MaxStatementTime tenant.Duration `json:"max_statement_time"`
+	MaxSize          int64           `json:"max_size"`
 }
 
 func (s *Server) createDatabase(c echo.Context) error {
@@ -23,7 +25,7 @@ func (s *Server) createDatabase(c echo.Context) error {
 	dec := json.NewDecoder(http.MaxBytesReader(c.Response(), c.Request().Body, 64<<10))
 	dec.DisallowUnknownFields()
 	if err := dec.Decode(&req); err != nil {
-		return tenant.Wrap(tenant.EINVALID, err, "invalid body: want {\"name\": ..., \"mode\": \"strong\"|\"eventual\", \"replicas\": n, \"max_statement_time\": \"30s\"}: "+jsonProblem(err))
+		return tenant.Wrap(tenant.EINVALID, err, "invalid body: want {\"name\": ..., \"mode\": \"strong\"|\"eventual\", \"replicas\": n, \"max_statement_time\": \"30s\", \"max_size\": bytes}: "+jsonProblem(err))
 	}
 	if err := tenant.ValidateName(req.Name); err != nil {
 		return err
@@ -31,7 +33,7 @@ func (s *Server) createDatabase(c echo.Context) error {
 	if _, err := principal(c, req.Name, auth.PermAdmin); err != nil {
 		return err
 	}
-	cfg, err := s.DB.Create(c.Request().Context(), tenant.Config{Name: req.Name, Mode: req.Mode, Replicas: req.Replicas, MaxStatementTime: req.MaxStatementTime})
+	cfg, err := s.DB.Create(c.Request().Context(), tenant.Config{Name: req.Name, Mode: req.Mode, Replicas: req.Replicas, MaxStatementTime: req.MaxStatementTime, MaxSize: req.MaxSize})
 	if err != nil {
 		return err
 	}
@@ -92,4 +94,25 @@ func (s *Server) repairDatabase(c echo.Context) error {
 		return err
 	}
 	return c.JSON(http.StatusOK, info)
+}
+
+// patchDatabase serves PATCH /databases/<name> (admin): {"max_size": bytes,
+// "max_statement_time": "10s"}, either optional; 0 means the node's
+// default. Every node applies the change as it sees it.
+func (s *Server) patchDatabase(c echo.Context) error {
+	name := c.Param("name")
+	if _, err := principal(c, name, auth.PermAdmin); err != nil {
+		return err
+	}
+	var l engine.Limits
+	dec := json.NewDecoder(http.MaxBytesReader(c.Response(), c.Request().Body, 64<<10))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(&l); err != nil {
+		return tenant.Wrap(tenant.EINVALID, err, "invalid body: want {\"max_size\": bytes, \"max_statement_time\": \"30s\"} (mode and replicas do not change): "+jsonProblem(err))
+	}
+	cfg, err := s.DB.UpdateLimits(c.Request().Context(), name, l)
+	if err != nil {
+		return err
+	}
+	return c.JSON(http.StatusOK, cfg)
 }

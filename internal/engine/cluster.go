@@ -98,16 +98,38 @@ func (e *Engine) startCluster(ctx context.Context) error {
 
 	wctx, cancel := context.WithCancel(context.Background())
 	e.stopWatch = cancel
-	dw, err := e.Registry.WatchDeletes(wctx)
+	rw, err := e.Registry.Watch(wctx)
 	if err != nil {
 		return err
 	}
 	e.wg.Add(1)
 	go func() {
 		defer e.wg.Done()
-		dw.Run(wctx, e.dropDeleted)
+		rw.Run(wctx, e.configChanged, e.dropDeleted)
 	}()
 	return nil
+}
+
+// configChanged brings the open copy of a database up to a changed
+// configuration (its limits: the rest never changes).
+func (e *Engine) configChanged(cfg tenant.Config) {
+	e.mu.Lock()
+	ent := e.dbs[cfg.Name]
+	e.mu.Unlock()
+	if ent == nil {
+		return
+	}
+	select {
+	case <-ent.ready:
+	default:
+		return // it opens with the registry's newest entry
+	}
+	if ent.db == nil {
+		return
+	}
+	if err := ent.db.setLimits(context.Background(), cfg); err != nil {
+		e.Logger.Error("apply changed limits", "db", cfg.Name, "err", err)
+	}
 }
 
 // dropDeleted drops the local copy of a database that another node (or

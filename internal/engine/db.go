@@ -64,6 +64,10 @@ type DB struct {
 	// on the writer only if no commit came between.
 	version atomic.Uint64
 
+	// maxStatementTime is the database's max_statement_time (0: the
+	// node's); it changes with PATCH /databases/<name>.
+	maxStatementTime atomic.Int64
+
 	lag       lagWindow   // replication lag of messages from other nodes
 	following atomic.Bool // the apply loop is consuming the stream
 
@@ -134,7 +138,7 @@ func (d *DB) Exec(ctx context.Context, stmts []sqlite.Statement, opts ExecOption
 // statementTime is how long a request or statement may run here: the
 // database's max_statement_time, else the node's.
 func (d *DB) statementTime() time.Duration {
-	if t := time.Duration(d.cfg.MaxStatementTime); t > 0 {
+	if t := time.Duration(d.maxStatementTime.Load()); t > 0 {
 		return t
 	}
 	if d.eng.MaxStatementTime > 0 {

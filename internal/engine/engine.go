@@ -43,6 +43,9 @@ type Engine struct {
 	// MaxStatementTime bounds a request or statement of a database whose
 	// configuration sets none (default DefaultMaxStatementTime).
 	MaxStatementTime time.Duration
+	// MaxSize bounds the size of a database whose configuration sets
+	// none, in bytes (default DefaultMaxSize).
+	MaxSize int64
 
 	counters counters
 
@@ -153,6 +156,10 @@ func (e *Engine) now() time.Time { return e.Now() }
 // DefaultPublishTimeout is how long a write waits for JetStream's
 // acknowledgement unless PublishTimeout says otherwise.
 const DefaultPublishTimeout = 10 * time.Second
+
+// DefaultMaxSize is how large a database may grow unless its
+// configuration or MaxSize says otherwise.
+const DefaultMaxSize = 10 << 30
 
 // DefaultMaxStatementTime is how long a request (HTTP) or statement
 // (pgwire) may run unless its database or MaxStatementTime says otherwise.
@@ -428,6 +435,10 @@ func (e *Engine) openDB(ctx context.Context, name string) (*DB, error) {
 	// A transaction's row images may not outgrow the message that must
 	// carry them: capture stops the statement there.
 	w.Capture().Limit = e.maxMessage()
+	if err := w.SetMaxSize(e.sizeLimit(cfg)); err != nil {
+		w.Close()
+		return nil, err
+	}
 	if err := prepareFile(w); err != nil {
 		w.Close()
 		return nil, err
@@ -464,6 +475,7 @@ func (e *Engine) openDB(ctx context.Context, name string) (*DB, error) {
 		writes:    newWriteTexts(defaultWriteTexts),
 	}
 	d.ctx, d.cancel = context.WithCancel(context.Background())
+	d.maxStatementTime.Store(int64(cfg.MaxStatementTime))
 	d.setApplied(uint64(applied))
 	if err := d.catchUp(ctx); err != nil {
 		d.log.Error("catch-up at open", "err", err)
@@ -569,13 +581,16 @@ func (e *Engine) closeIdle() {
 // Info describes a database for its owner.
 type Info struct {
 	tenant.Config
-	SizeBytes     int64      `json:"size_bytes"`
-	StreamSeq     uint64     `json:"stream_seq"`
-	StreamBytes   uint64     `json:"stream_bytes"`
-	StreamSubject string     `json:"stream_subject"`
-	StreamName    string     `json:"stream_name"`
-	SnapshotsName string     `json:"snapshot_bucket"`
-	Nodes         []NodeInfo `json:"nodes"`
+	SizeBytes int64 `json:"size_bytes"`
+	// SizeLimitBytes is the size the database may grow to: its max_size,
+	// or the node's default.
+	SizeLimitBytes int64      `json:"size_limit_bytes"`
+	StreamSeq      uint64     `json:"stream_seq"`
+	StreamBytes    uint64     `json:"stream_bytes"`
+	StreamSubject  string     `json:"stream_subject"`
+	StreamName     string     `json:"stream_name"`
+	SnapshotsName  string     `json:"snapshot_bucket"`
+	Nodes          []NodeInfo `json:"nodes"`
 }
 
 // NodeInfo is one node's view of a database.
@@ -599,11 +614,16 @@ func (e *Engine) Info(ctx context.Context, name string) (*Info, error) {
 		return nil, err
 	}
 	defer release()
+	cfg, err := e.Registry.Get(ctx, name)
+	if err != nil {
+		return nil, err
+	}
 	info := &Info{
-		Config:        db.cfg,
-		StreamName:    tenant.StreamName(name),
-		StreamSubject: tenant.Subject(name),
-		SnapshotsName: tenant.BucketName(name),
+		Config:         cfg,
+		SizeLimitBytes: e.sizeLimit(cfg),
+		StreamName:     tenant.StreamName(name),
+		StreamSubject:  tenant.Subject(name),
+		SnapshotsName:  tenant.BucketName(name),
 	}
 	si, err := db.stream.Info(ctx)
 	if err != nil {

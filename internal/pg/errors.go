@@ -96,6 +96,7 @@ var kindStates = map[sqlite.Kind]string{
 	sqlite.KindTooBig:          stateProgramLimit,
 	sqlite.KindBusy:            stateUnavailable,
 	sqlite.KindFull:            stateDiskFull,
+	sqlite.KindQuota:           stateDiskFull,
 }
 
 // codeStates maps hasvc's error codes to SQLSTATEs, for errors that are

@@ -103,35 +103,79 @@ func (r *Registry) Delete(ctx context.Context, name string) error {
 	return nil
 }
 
-// DeleteWatch reports the databases removed from the registry.
-type DeleteWatch struct {
+// Update changes the entry of name with edit, which may refuse with an
+// error; concurrent updates are retried on the newest entry. It returns
+// the new configuration, or tenant.ENOTFOUND.
+func (r *Registry) Update(ctx context.Context, name string, edit func(*tenant.Config) error) (tenant.Config, error) {
+	for range 16 {
+		e, err := r.kv.Get(ctx, name)
+		if errors.Is(err, jetstream.ErrKeyNotFound) {
+			return tenant.Config{}, tenant.Errorf(tenant.ENOTFOUND, "database %q not found", name)
+		} else if err != nil {
+			return tenant.Config{}, tenant.Wrap(tenant.EUNAVAILABLE, err, "registry unavailable")
+		}
+		var cfg tenant.Config
+		if err := json.Unmarshal(e.Value(), &cfg); err != nil {
+			return cfg, fmt.Errorf("decode registry entry %q: %w", name, err)
+		}
+		if err := edit(&cfg); err != nil {
+			return cfg, err
+		}
+		data, err := json.Marshal(cfg)
+		if err != nil {
+			return cfg, err
+		}
+		if _, err := r.kv.Update(ctx, name, data, e.Revision()); err == nil {
+			return cfg, nil
+		} else if !errors.Is(err, jetstream.ErrKeyExists) {
+			var apiErr *jetstream.APIError
+			if !errors.As(err, &apiErr) || apiErr.ErrorCode != jetstream.JSErrCodeStreamWrongLastSequence {
+				return cfg, tenant.Wrap(tenant.EUNAVAILABLE, err, "registry unavailable")
+			}
+		}
+	}
+	return tenant.Config{}, tenant.Errorf(tenant.ECONFLICT, "database %q changed concurrently; try again", name)
+}
+
+// Watch reports changes to the registry made by any node.
+type Watch struct {
 	w jetstream.KeyWatcher
 }
 
-// WatchDeletes starts watching for databases removed from the registry, by
-// any node. The caller runs the watch with Run.
-func (r *Registry) WatchDeletes(ctx context.Context) (*DeleteWatch, error) {
+// Watch starts watching the registry for databases changed or removed.
+// The caller runs the watch with Run.
+func (r *Registry) Watch(ctx context.Context) (*Watch, error) {
 	w, err := r.kv.WatchAll(ctx, jetstream.UpdatesOnly())
 	if err != nil {
 		return nil, tenant.Wrap(tenant.EUNAVAILABLE, err, "registry unavailable")
 	}
-	return &DeleteWatch{w: w}, nil
+	return &Watch{w: w}, nil
 }
 
-// Run calls deleted with the name of every database removed from the
-// registry until ctx ends or the watch does, then stops the watch.
-func (dw *DeleteWatch) Run(ctx context.Context, deleted func(name string)) {
-	defer dw.w.Stop()
+// Run calls changed with the configuration of every database written
+// (created or updated) and deleted with the name of every database
+// removed, until ctx ends or the watch does, then stops the watch.
+func (rw *Watch) Run(ctx context.Context, changed func(tenant.Config), deleted func(name string)) {
+	defer rw.w.Stop()
 	for {
 		select {
 		case <-ctx.Done():
 			return
-		case e, ok := <-dw.w.Updates():
+		case e, ok := <-rw.w.Updates():
 			if !ok {
 				return
 			}
-			if e != nil && (e.Operation() == jetstream.KeyValueDelete || e.Operation() == jetstream.KeyValuePurge) {
+			if e == nil {
+				continue
+			}
+			switch e.Operation() {
+			case jetstream.KeyValueDelete, jetstream.KeyValuePurge:
 				deleted(e.Key())
+			case jetstream.KeyValuePut:
+				var cfg tenant.Config
+				if json.Unmarshal(e.Value(), &cfg) == nil {
+					changed(cfg)
+				}
 			}
 		}
 	}

@@ -70,6 +70,17 @@ func (c *Conn) ApplyMode(on bool) error {
 	if err := c.Internal(func() error { return c.Exec(fk) }); err != nil {
 		return err
 	}
+	// A copy applies every message: max_size bounds tenants' writes on
+	// the node that runs them, never apply.
+	limit := c.maxPages
+	if on {
+		limit = 0
+	}
+	if c.maxPages > 0 {
+		if err := c.applyMaxPages(limit); err != nil {
+			return err
+		}
+	}
 	return c.raw.dbConfig(dbconfigEnableTrigger, !on)
 }
 

@@ -47,6 +47,11 @@ type Conn struct {
 	intrActive bool
 
 	capture *Capture // non-nil on a writer
+
+	// maxSize bounds the database file on this connection (SetMaxSize);
+	// maxPages is the same in pages (0: no limit).
+	maxSize  int64
+	maxPages int64
 }
 
 const stmtCacheSize = 256
@@ -361,4 +366,42 @@ func (c *Conn) QueryText(sql string, args ...any) (string, error) {
 		return nil
 	})
 	return out, err
+}
+
+// SetMaxSize bounds what tenants' writes on c may grow the database to
+// (0: no limit): SQLite refuses a write that needs more pages, and the
+// statement fails with ETOOLARGE (KindQuota). Apply mode lifts the bound:
+// a copy must apply every message the stream holds.
+func (c *Conn) SetMaxSize(bytes int64) error {
+	pageSize, err := c.pageSize()
+	if err != nil {
+		return err
+	}
+	c.maxSize, c.maxPages = bytes, 0
+	if bytes > 0 {
+		c.maxPages = max(1, bytes/pageSize)
+	}
+	return c.applyMaxPages(c.maxPages)
+}
+
+func (c *Conn) pageSize() (int64, error) {
+	var n int64
+	err := c.Internal(func() error {
+		var err error
+		n, err = c.QueryInt64("PRAGMA page_size")
+		return err
+	})
+	return n, err
+}
+
+// noPageLimit is SQLite's largest max_page_count.
+const noPageLimit = 4294967294
+
+// applyMaxPages sets max_page_count (0: none). SQLite keeps it at least the
+// current page count.
+func (c *Conn) applyMaxPages(pages int64) error {
+	if pages <= 0 {
+		pages = noPageLimit
+	}
+	return c.Internal(func() error { return c.Exec(fmt.Sprintf("PRAGMA max_page_count = %d", pages)) })
 }

@@ -35,7 +35,7 @@ const dryRunLimit = time.Second
 func (c *Conn) Describe(ctx context.Context, sql string, opts DescribeOptions) (*Description, error) {
 	s, used, err := c.prepare(sql, 0)
 	if err != nil {
-		return nil, tenantError(ctx, err)
+		return nil, c.tenantError(ctx, err)
 	}
 	if s == nil {
 		return &Description{ReadOnly: true}, nil
@@ -71,7 +71,7 @@ func (c *Conn) Describe(ctx context.Context, sql string, opts DescribeOptions) (
 		if ctx.Err() == nil && dctx.Err() != nil {
 			return desc, nil
 		}
-		return nil, tenantError(ctx, err)
+		return nil, c.tenantError(ctx, err)
 	}
 	desc.Sample = make([]any, s.ncols)
 	if more {

@@ -3,6 +3,7 @@ package sqlite
 import (
 	"context"
 	"errors"
+	"fmt"
 	"strings"
 
 	"hasvc/internal/tenant"
@@ -37,7 +38,8 @@ const (
 	KindInterrupted                 // interrupted: cancelled or out of time
 	KindTooBig                      // a string, blob, row or statement over a limit
 	KindBusy                        // the database is locked
-	KindFull                        // the disk or the database is full
+	KindFull                        // the disk is full
+	KindQuota                       // the database is at its size limit (max_size)
 )
 
 // Error is an error of a statement: one reported by SQLite, with its
@@ -146,12 +148,20 @@ func classify(code int, msg string) Kind {
 
 // tenantError turns an error of a tenant's statement into a tenant error
 // whose cause is the *Error, so adapters can map its Kind.
-func tenantError(ctx context.Context, err error) error {
+func (c *Conn) tenantError(ctx context.Context, err error) error {
 	var se *Error
 	if !errors.As(err, &se) {
 		return err
 	}
+	if se.Kind == KindFull && c.maxPages > 0 {
+		// SQLite says SQLITE_FULL both for max_page_count and for a
+		// full disk; with a limit set, the limit is by far the likelier.
+		se.Kind = KindQuota
+		se.Message = fmt.Sprintf("the write would take the database past its size limit (max_size %d bytes)", c.maxSize)
+	}
 	switch se.Kind {
+	case KindQuota:
+		return tenant.Wrap(tenant.ETOOLARGE, err, se.Message)
 	case KindInterrupted:
 		if errors.Is(ctx.Err(), context.DeadlineExceeded) {
 			return tenant.Wrap(tenant.ETIMEOUT, err, "statement timed out")

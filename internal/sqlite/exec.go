@@ -42,7 +42,7 @@ const maxResultBytes = 64 << 20
 // naming the failing statement; SQL errors wrap an *Error.
 func (c *Conn) Run(ctx context.Context, stmts []Statement, cp *Capture) ([]Result, error) {
 	if err := ctx.Err(); err != nil {
-		return nil, tenant.AtStatement(tenantError(ctx, newError(codeInterrupt, "interrupted")), 0)
+		return nil, tenant.AtStatement(c.tenantError(ctx, newError(codeInterrupt, "interrupted")), 0)
 	}
 	stop := c.Watch(ctx)
 	defer stop()
@@ -66,7 +66,7 @@ func (c *Conn) Run(ctx context.Context, stmts []Statement, cp *Capture) ([]Resul
 func (c *Conn) RunIfReadOnly(ctx context.Context, st Statement) (res Result, ran bool, err error) {
 	s, used, err := c.prepare(st.SQL, 0)
 	if err != nil {
-		return Result{}, false, tenant.AtStatement(tenantError(ctx, err), 0)
+		return Result{}, false, tenant.AtStatement(c.tenantError(ctx, err), 0)
 	}
 	if s == nil {
 		return Result{}, false, nil
@@ -89,7 +89,7 @@ func (c *Conn) RunIfReadOnly(ctx context.Context, st Statement) (res Result, ran
 func (c *Conn) ReadOnly(ctx context.Context, sql string) (bool, error) {
 	s, used, err := c.prepare(sql, 0)
 	if err != nil {
-		return false, tenantError(ctx, err)
+		return false, c.tenantError(ctx, err)
 	}
 	if s == nil {
 		return false, invalid(KindSyntax, "empty statement")
@@ -104,7 +104,7 @@ func (c *Conn) runOne(ctx context.Context, st *Statement, res *Result, cp *Captu
 	for off := 0; off < len(sql); {
 		s, used, err := c.prepare(sql, off)
 		if err != nil {
-			return tenantError(ctx, err)
+			return c.tenantError(ctx, err)
 		}
 		off += used
 		if s == nil {
@@ -163,7 +163,7 @@ func (c *Conn) step(ctx context.Context, s *Stmt, params any, res *Result, cp *C
 					// The capture stopped the statement.
 					return cp.err
 				}
-				return tenantError(ctx, err)
+				return c.tenantError(ctx, err)
 			}
 			if !more {
 				break
@@ -186,7 +186,7 @@ func (c *Conn) step(ctx context.Context, s *Stmt, params any, res *Result, cp *C
 					// The capture stopped the statement.
 					return cp.err
 				}
-				return tenantError(ctx, err)
+				return c.tenantError(ctx, err)
 			}
 			if !more {
 				break

@@ -351,3 +351,29 @@ func TestSequenceTable(t *testing.T) {
 		}
 	}
 }
+
+// TestMaxSize: a write past max_size fails with ETOOLARGE (KindQuota);
+// apply mode is not bounded.
+func TestMaxSize(t *testing.T) {
+	c := openTest(t, Options{Tenant: true})
+	if err := c.SetMaxSize(64 << 10); err != nil {
+		t.Fatal(err)
+	}
+	_, err := run(c, "CREATE TABLE big (b); INSERT INTO big SELECT randomblob(1000) FROM (WITH RECURSIVE r(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM r WHERE i < 200) SELECT i FROM r)", nil)
+	var se *Error
+	if tenant.ErrorCode(err) != tenant.ETOOLARGE || !errors.As(err, &se) || se.Kind != KindQuota {
+		t.Fatalf("got %v, want ETOOLARGE of KindQuota", err)
+	}
+	if err := c.ApplyMode(true); err != nil {
+		t.Fatal(err)
+	}
+	err = c.Internal(func() error {
+		return c.Exec("CREATE TABLE IF NOT EXISTS big (b); INSERT INTO big SELECT randomblob(1000) FROM (WITH RECURSIVE r(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM r WHERE i < 200) SELECT i FROM r)")
+	})
+	if err != nil {
+		t.Fatalf("apply mode is bounded: %v", err)
+	}
+	if err := c.ApplyMode(false); err != nil {
+		t.Fatal(err)
+	}
+}

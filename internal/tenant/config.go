@@ -22,8 +22,11 @@ type Config struct {
 	Replicas int    `json:"replicas"`
 	// MaxStatementTime bounds how long one request (HTTP) or statement
 	// (pgwire) may run before it is interrupted; 0: the node's default.
-	MaxStatementTime Duration  `json:"max_statement_time,omitempty"`
-	CreatedAt        time.Time `json:"created_at"`
+	MaxStatementTime Duration `json:"max_statement_time,omitempty"`
+	// MaxSize bounds the database's size in bytes; 0: the node's
+	// default.
+	MaxSize   int64     `json:"max_size,omitempty"`
+	CreatedAt time.Time `json:"created_at"`
 }
 
 // MaxStatementTimeLimit is the largest max_statement_time a database may
@@ -70,6 +73,9 @@ func (c *Config) Normalize() error {
 	}
 	if c.Replicas < 1 || c.Replicas > 5 {
 		return Errorf(EINVALID, "invalid replicas %d: want 1 to 5", c.Replicas)
+	}
+	if c.MaxSize < 0 {
+		return Errorf(EINVALID, "invalid max_size %d: want a number of bytes", c.MaxSize)
 	}
 	if d := time.Duration(c.MaxStatementTime); d < 0 || d > MaxStatementTimeLimit {
 		return Errorf(EINVALID, "invalid max_statement_time %v: want up to %v", d, MaxStatementTimeLimit)
