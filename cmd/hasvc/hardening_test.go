@@ -274,3 +274,34 @@ func TestMaxSize(t *testing.T) {
 		t.Fatalf("status after PATCH: %s", got)
 	}
 }
+
+// TestPGIdleReadTransaction: a transaction block that only reads holds a
+// snapshot (the WAL cannot be checkpointed past it); idle for
+// --tx-idle-timeout, its connection is closed (25P03), as a writing one
+// is rolled back.
+func TestPGIdleReadTransaction(t *testing.T) {
+	n := startNode(t, t.TempDir(), func(c *Config) { c.TxIdleTimeout = 300 * time.Millisecond })
+	n.createDB("snap")
+	n.ok("POST", "/db/snap", `{"sql": "CREATE TABLE t (x)"}`)
+	ctx := context.Background()
+	c := n.pgConnect("snap", n.admin)
+	if _, err := c.Exec(ctx, "BEGIN"); err != nil {
+		t.Fatal(err)
+	}
+	var cnt int
+	if err := c.QueryRow(ctx, "SELECT count(*) FROM t").Scan(&cnt); err != nil {
+		t.Fatal(err)
+	}
+	deadline := time.Now().Add(10 * time.Second)
+	for n.m.pg.Connections() > 0 && time.Now().Before(deadline) {
+		time.Sleep(20 * time.Millisecond)
+	}
+	if n.m.pg.Connections() > 0 {
+		t.Fatal("the idle reading transaction still holds its connection")
+	}
+	if err := c.QueryRow(ctx, "SELECT count(*) FROM t").Scan(&cnt); err == nil {
+		t.Fatal("the connection still answers")
+	}
+	// Writes go on, and the snapshot is gone.
+	n.ok("POST", "/db/snap", `{"sql": "INSERT INTO t VALUES (1)"}`)
+}

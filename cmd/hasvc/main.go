@@ -270,6 +270,7 @@ func (m *Main) servePG(keys *auth.Keys) error {
 		AllowCleartext: c.PGCleartext,
 		MaxConns:       c.PGMaxConns,
 		IdleTimeout:    c.PGIdleTimeout,
+		TxIdleTimeout:  c.TxIdleTimeout,
 		MaxMessage:     int(c.MaxRequestBytes),
 		Version:        sqlite.Version(),
 		Now:            m.Now,

@@ -67,6 +67,7 @@ const (
 	stateUndefinedPrepared  = "26000"
 	stateUndefinedCursor    = "34000"
 	stateIdleSession        = "57P05"
+	stateIdleInTx           = "25P03"
 	stateInternal           = "XX000"
 	stateReadOnlyTx         = "25006"
 	stateDiskFull           = "53100"

@@ -50,6 +50,7 @@ type Server struct {
 	MaxConns       int              // authenticated sessions served at once (default 100)
 	MaxStarting    int              // connections not yet authenticated at once (default 32)
 	IdleTimeout    time.Duration    // close a connection idle outside a transaction this long (0: never)
+	TxIdleTimeout  time.Duration    // close a connection idle this long in a transaction block that only reads (0: never)
 	Now            func() time.Time // the clock tokens expire by (default time.Now)
 	MaxMessage     int              // largest message a client may send, bytes (default 16 MiB)
 	Version        string           // SQLite's version, for version()

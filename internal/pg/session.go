@@ -138,27 +138,45 @@ func (ss *session) status() byte {
 	return 'T'
 }
 
+// idleLimit is how long the session may wait for its next message, and
+// what ends it then. Outside a transaction, IdleTimeout. In a transaction
+// block that does not hold the writer, TxIdleTimeout: such a block holds a
+// read snapshot, which keeps the WAL from being checkpointed (a writing
+// block is rolled back by the engine after the same time, and the
+// session goes on).
+func (ss *session) idleLimit() (time.Duration, error) {
+	switch {
+	case !ss.inTx:
+		return ss.srv.IdleTimeout, fatalf(stateIdleSession, "terminating connection due to idle-session timeout")
+	case ss.tx == nil || !ss.tx.Writing():
+		return ss.srv.TxIdleTimeout, fatalf(stateIdleInTx, "terminating connection due to idle-in-transaction timeout")
+	}
+	return 0, nil
+}
+
 // loop reads and answers messages until the client leaves.
 func (ss *session) loop() {
 	defer ss.endTx(false)
 	var deadlineSet time.Time // when the idle deadline was last pushed back
+	var deadlineIdle time.Duration
 	for {
 		// The idle deadline moves forward at most every sixteenth of the
 		// timeout: setting it costs a timer update per message.
-		if idle := ss.srv.IdleTimeout; idle > 0 && !ss.inTx {
-			if now := time.Now(); now.Sub(deadlineSet) > idle/16 {
+		idle, idleErr := ss.idleLimit()
+		if idle > 0 {
+			if now := time.Now(); idle != deadlineIdle || now.Sub(deadlineSet) > idle/16 {
 				ss.conn.SetReadDeadline(now.Add(idle))
-				deadlineSet = now
+				deadlineSet, deadlineIdle = now, idle
 			}
 		} else if !deadlineSet.IsZero() {
 			ss.conn.SetReadDeadline(time.Time{})
-			deadlineSet = time.Time{}
+			deadlineSet, deadlineIdle = time.Time{}, 0
 		}
 		msg, err := ss.be.Receive()
 		if err != nil {
 			var ne net.Error
 			if errors.As(err, &ne) && ne.Timeout() {
-				ss.fatal(fatalf(stateIdleSession, "terminating connection due to idle-session timeout"))
+				ss.fatal(idleErr)
 				return
 			}
 			var tooBig *pgproto3.ExceededMaxBodyLenErr
