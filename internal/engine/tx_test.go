@@ -7,6 +7,7 @@ import (
 	"strings"
 	"sync"
 	"testing"
+	"time"
 
 	"hasvc/internal/sqlite"
 	"hasvc/internal/tenant"
@@ -223,4 +224,31 @@ func TestMetricsWhileOpening(t *testing.T) {
 	}
 	close(stop)
 	wg.Wait()
+}
+
+// TestCreateAfterHalfCreate: a registry entry left without a stream by a
+// create that failed half-way does not block the name forever; one still
+// being created (younger than createGrace) is not taken over.
+func TestCreateAfterHalfCreate(t *testing.T) {
+	n := newTestNode(t, t.TempDir())
+	ctx := context.Background()
+	young := tenant.Config{Name: "young", Mode: tenant.ModeStrong, Replicas: 1, CreatedAt: time.Now().UTC()}
+	old := tenant.Config{Name: "old", Mode: tenant.ModeStrong, Replicas: 1, CreatedAt: time.Now().Add(-2 * createGrace).UTC()}
+	for _, cfg := range []tenant.Config{young, old} {
+		if err := n.eng.Registry.Create(ctx, cfg); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if _, err := n.eng.Create(ctx, tenant.Config{Name: "young"}); tenant.ErrorCode(err) != tenant.ECONFLICT {
+		t.Fatalf("create over a create in progress: %v, want ECONFLICT", err)
+	}
+	if _, err := n.eng.Create(ctx, tenant.Config{Name: "old"}); err != nil {
+		t.Fatalf("create over a half-created database: %v", err)
+	}
+	db, release, err := n.eng.Acquire(ctx, "old")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer release()
+	mustExec(t, db, "CREATE TABLE t (x)", nil)
 }

@@ -1,0 +1,148 @@
+package engine
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"hasvc/internal/sqlite"
+	"hasvc/internal/tenant"
+	"os"
+	"time"
+
+	"github.com/nats-io/nats.go/jetstream"
+)
+
+// Creating and deleting databases.
+
+// Create creates a database: its registry entry, its stream, its
+// snapshot bucket and its SQLite file. A failure undoes what was done.
+func (e *Engine) Create(ctx context.Context, cfg tenant.Config) (tenant.Config, error) {
+	if cfg.Replicas == 0 {
+		cfg.Replicas = e.Replicas
+	}
+	if err := cfg.Normalize(); err != nil {
+		return cfg, err
+	}
+	cfg.CreatedAt = e.now().UTC()
+	err := e.Registry.Create(ctx, cfg)
+	if tenant.ErrorCode(err) == tenant.ECONFLICT && e.halfCreated(ctx, cfg.Name) {
+		// An earlier create failed half-way and could not undo itself
+		// (JetStream was unavailable): clear what it left, then create.
+		e.Logger.Warn("removing a half-created database", "db", cfg.Name)
+		if err := e.removeResources(ctx, cfg.Name); err != nil {
+			return cfg, err
+		}
+		if err := e.Registry.Delete(ctx, cfg.Name); err != nil && tenant.ErrorCode(err) != tenant.ENOTFOUND {
+			return cfg, err
+		}
+		err = e.Registry.Create(ctx, cfg)
+	}
+	if err != nil {
+		return cfg, err
+	}
+	undo := func(err error) (tenant.Config, error) {
+		e.removeResources(context.Background(), cfg.Name)
+		e.Registry.Delete(context.Background(), cfg.Name)
+		return cfg, err
+	}
+	_, err = e.JS.CreateStream(ctx, jetstream.StreamConfig{
+		Name:        tenant.StreamName(cfg.Name),
+		Description: "hasvc change log of database " + cfg.Name,
+		Subjects:    []string{tenant.Subject(cfg.Name)},
+		Storage:     jetstream.FileStorage,
+		Replicas:    cfg.Replicas,
+		Retention:   jetstream.LimitsPolicy,
+		Discard:     jetstream.DiscardOld,
+		MaxMsgSize:  int32(e.maxMessage() + 1024),
+		DenyDelete:  true,
+		// A strong-mode write group is one atomic batch (replicated
+		// streams only, see openDB).
+		AllowAtomicPublish: true,
+	})
+	if err != nil {
+		return undo(tenant.Wrap(tenant.EUNAVAILABLE, err, "create stream: "+err.Error()))
+	}
+	_, err = e.JS.CreateObjectStore(ctx, jetstream.ObjectStoreConfig{
+		Bucket:      tenant.BucketName(cfg.Name),
+		Description: "hasvc snapshots of database " + cfg.Name,
+		Storage:     jetstream.FileStorage,
+		Replicas:    cfg.Replicas,
+	})
+	if err != nil {
+		return undo(tenant.Wrap(tenant.EUNAVAILABLE, err, "create snapshot bucket: "+err.Error()))
+	}
+	if !e.Memory {
+		c, err := sqlite.Open(e.dsn(cfg.Name), sqlite.Options{})
+		if err == nil {
+			err = prepareFile(c)
+			c.Close()
+		}
+		if err != nil {
+			return undo(fmt.Errorf("create database file: %w", err))
+		}
+	}
+	return cfg, nil
+}
+
+// createGrace is how long a registry entry without a stream is taken for
+// a create in progress (on any node) rather than one that failed half-way.
+const createGrace = time.Minute
+
+// halfCreated reports whether name has a registry entry older than
+// createGrace but no stream: what a create that failed half-way, and
+// could not undo itself, leaves.
+func (e *Engine) halfCreated(ctx context.Context, name string) bool {
+	cfg, err := e.Registry.Get(ctx, name)
+	if err != nil || e.now().Sub(cfg.CreatedAt) < createGrace {
+		return false
+	}
+	_, err = e.JS.Stream(ctx, tenant.StreamName(name))
+	return errors.Is(err, jetstream.ErrStreamNotFound)
+}
+
+// Delete removes a database everywhere: registry entry, open copy, file,
+// stream and bucket.
+func (e *Engine) Delete(ctx context.Context, name string) error {
+	if err := tenant.ValidateName(name); err != nil {
+		return err
+	}
+	if err := e.Registry.Delete(ctx, name); err != nil {
+		return err
+	}
+	e.closeDB(name)
+	return e.removeResources(ctx, name)
+}
+
+// removeLocalFiles deletes this node's SQLite file of name.
+func (e *Engine) removeLocalFiles(name string) error {
+	if e.Memory {
+		return nil
+	}
+	var errs []error
+	for _, suffix := range []string{"", "-wal", "-shm"} {
+		if err := os.Remove(e.path(name) + suffix); err != nil && !errors.Is(err, os.ErrNotExist) {
+			errs = append(errs, err)
+		}
+	}
+	return errors.Join(errs...)
+}
+
+// removeResources deletes the file, stream and bucket of name, whichever
+// exist.
+func (e *Engine) removeResources(ctx context.Context, name string) error {
+	var errs []error
+	if err := e.removeLocalFiles(name); err != nil {
+		errs = append(errs, err)
+	}
+	if err := e.JS.DeleteStream(ctx, tenant.StreamName(name)); err != nil && !errors.Is(err, jetstream.ErrStreamNotFound) {
+		errs = append(errs, err)
+	}
+	if err := e.JS.DeleteObjectStore(ctx, tenant.BucketName(name)); err != nil &&
+		!errors.Is(err, jetstream.ErrStreamNotFound) && !errors.Is(err, jetstream.ErrBucketNotFound) {
+		errs = append(errs, err)
+	}
+	if len(errs) > 0 {
+		return tenant.Wrap(tenant.EUNAVAILABLE, errors.Join(errs...), "delete database resources")
+	}
+	return nil
+}
