@@ -37,6 +37,8 @@ type Config struct {
 	TxIdleTimeout    time.Duration
 	MaxStatementTime time.Duration
 	MaxDBSize        int64
+	DBConcurrency    int
+	TokenConcurrency int
 	NATSPort         int
 	ReplicationURL   string
 	NATSUser         string
@@ -73,6 +75,8 @@ func DefaultConfig() Config {
 		TxIdleTimeout:    engine.DefaultTxIdleTimeout,
 		MaxStatementTime: engine.DefaultMaxStatementTime,
 		MaxDBSize:        engine.DefaultMaxSize,
+		DBConcurrency:    128,
+		TokenConcurrency: 64,
 		NATSPort:         4222,
 		Fsync:            broker.DefaultFsync,
 		ClusterPort:      6222,
@@ -127,6 +131,8 @@ func (c *Config) settings() []setting {
 		{"pg-max-conns", "", "HA_PG_MAX_CONNS", "PostgreSQL connections served at once", &c.PGMaxConns},
 		{"pg-idle-timeout", "", "HA_PG_IDLE_TIMEOUT", "close PostgreSQL connections idle outside a transaction this long (0: never)", &c.PGIdleTimeout},
 		{"tx-idle-timeout", "", "HA_TX_IDLE_TIMEOUT", "roll back a writing transaction that waits this long for its next statement", &c.TxIdleTimeout},
+		{"db-concurrency", "", "HA_DB_CONCURRENCY", "HTTP requests in flight, and PostgreSQL connections, one database may have at once (0: no limit)", &c.DBConcurrency},
+		{"token-concurrency", "", "HA_TOKEN_CONCURRENCY", "HTTP requests in flight, and PostgreSQL connections, one token may have at once (0: no limit)", &c.TokenConcurrency},
 		{"max-db-size", "", "HA_MAX_DB_SIZE", "largest size in bytes a database may grow to, for databases that set no max_size", &c.MaxDBSize},
 		{"max-statement-time", "", "HA_MAX_STATEMENT_TIME", "interrupt a request (HTTP) or statement (PostgreSQL) running this long, for databases that set no max_statement_time", &c.MaxStatementTime},
 		{"nats-port", "", "HA_NATS_PORT", "embedded NATS client port; 0: no embedded server (use --replication-url); -1: any free port", &c.NATSPort},
@@ -250,6 +256,9 @@ func (c *Config) Validate() error {
 	}
 	if c.MaxStatementTime <= 0 || c.MaxStatementTime > tenant.MaxStatementTimeLimit {
 		errs = append(errs, fmt.Errorf("--max-statement-time %v: want more than 0 and up to %v", c.MaxStatementTime, tenant.MaxStatementTimeLimit))
+	}
+	if c.DBConcurrency < 0 || c.TokenConcurrency < 0 {
+		errs = append(errs, errors.New("--db-concurrency and --token-concurrency must not be negative"))
 	}
 	if c.MaxDBSize <= 0 {
 		errs = append(errs, fmt.Errorf("--max-db-size %d: want a positive number of bytes", c.MaxDBSize))

@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/tls"
 	"database/sql"
+	"fmt"
 	"net"
 	"net/http"
 	"path/filepath"
@@ -306,4 +307,51 @@ func TestPGIdleReadTransaction(t *testing.T) {
 	}
 	// Writes go on, and the snapshot is gone.
 	n.ok("POST", "/db/snap", `{"sql": "INSERT INTO t VALUES (1)"}`)
+}
+
+// TestConcurrencyLimits: one database, or one token, cannot take more
+// than its share of requests in flight (429 ETOOMANY) or of PostgreSQL
+// connections (53300); another database is served meanwhile.
+func TestConcurrencyLimits(t *testing.T) {
+	n := startNode(t, t.TempDir(), func(c *Config) { c.DBConcurrency, c.TokenConcurrency = 2, 3 })
+	n.createDB("busy")
+	n.createDB("calm")
+	n.createDB("third")
+	// Two requests whose bodies never finish hold busy's two places (a
+	// request counts from its authentication on).
+	for range 2 {
+		c, err := net.Dial("tcp", n.m.HTTPAddr())
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer c.Close()
+		fmt.Fprintf(c, "POST /db/busy HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer %s\r\nContent-Length: 100\r\n\r\n{\"sql\":", n.admin)
+	}
+	deadline := time.Now().Add(10 * time.Second)
+	var status int
+	var body string
+	read := n.token(auth.PermRead, time.Hour, "busy")
+	for time.Now().Before(deadline) {
+		if status, body = n.do("POST", "/db/busy", read, `{"sql": "SELECT 1"}`); status == 429 {
+			break
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	wantError(t, status, body, 429, "ETOOMANY")
+	// Another database, with another token, is served.
+	n.ok("POST", "/db/calm", `{"sql": "SELECT 1"}`)
+
+	// pgwire: a database holds at most two connections, a token three.
+	tok := n.token(auth.PermRead, time.Hour, "*")
+	ctx := context.Background()
+	n.pgConnect("third", tok)
+	n.pgConnect("third", tok)
+	_, err := pgx.Connect(ctx, n.pgDSN("third", tok))
+	wantState(t, err, "53300")
+	n.pgConnect("calm", tok)
+	_, err = pgx.Connect(ctx, n.pgDSN("calm", tok))
+	wantState(t, err, "53300")
+	if !strings.Contains(err.Error(), "this token") {
+		t.Fatalf("the fourth connection of a token: %v", err)
+	}
 }

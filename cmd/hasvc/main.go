@@ -196,7 +196,8 @@ func (m *Main) Run(ctx context.Context) error {
 		}
 	}
 	srv := &api.Server{DB: m.engine, Auth: keys, Logger: m.Logger, MaxBodyBytes: c.MaxRequestBytes, Metrics: m.metrics(),
-		AllowCleartext: c.AllowCleartext}
+		AllowCleartext: c.AllowCleartext,
+		Concurrency:    tenant.NewConcurrency(c.DBConcurrency, c.TokenConcurrency, "requests")}
 	m.requests, m.stopRequests = context.WithCancel(context.Background())
 	m.http = &http.Server{
 		Handler: srv.Handler(),
@@ -271,6 +272,7 @@ func (m *Main) servePG(keys *auth.Keys) error {
 		MaxConns:       c.PGMaxConns,
 		IdleTimeout:    c.PGIdleTimeout,
 		TxIdleTimeout:  c.TxIdleTimeout,
+		Concurrency:    tenant.NewConcurrency(c.DBConcurrency, c.TokenConcurrency, "connections"),
 		MaxMessage:     int(c.MaxRequestBytes),
 		Version:        sqlite.Version(),
 		Now:            m.Now,

@@ -67,6 +67,9 @@ type Server struct {
 	// Metrics serves GET /metrics (Prometheus text format) to admin
 	// tokens, if set: it names every tenant's databases.
 	Metrics http.Handler
+	// Concurrency bounds the requests a database and a token run at
+	// once (nil: no bound).
+	Concurrency *tenant.Concurrency
 	// AllowCleartext accepts bearer tokens over plain HTTP from any
 	// address; without it, only from loopback (TLS is for the others).
 	AllowCleartext bool
@@ -184,6 +187,7 @@ var statusOf = map[string]int{
 	tenant.ECONFLICT:     http.StatusConflict,
 	tenant.ETOOLARGE:     http.StatusRequestEntityTooLarge,
 	tenant.ETIMEOUT:      http.StatusGatewayTimeout,
+	tenant.ETOOMANY:      http.StatusTooManyRequests,
 	tenant.EUNAVAILABLE:  http.StatusServiceUnavailable,
 	tenant.EINTERNAL:     http.StatusInternalServerError,
 }
@@ -290,4 +294,13 @@ func writeDeadline(c echo.Context, d time.Duration) {
 	// Not every ResponseWriter supports deadlines (tests' recorders):
 	// there is nothing to bound then.
 	_ = http.NewResponseController(c.Response().Writer).SetWriteDeadline(time.Now().Add(d))
+}
+
+// admit counts a request against its database's and its token's
+// concurrency limits; ETOOMANY past them.
+func (s *Server) admit(c echo.Context, db string) (func(), error) {
+	if s.Concurrency == nil {
+		return func() {}, nil
+	}
+	return s.Concurrency.Acquire(db, c.Request().Header.Get("Authorization"))
 }

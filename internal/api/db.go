@@ -34,6 +34,11 @@ func (s *Server) query(c echo.Context) error {
 	if err != nil {
 		return err
 	}
+	release, err := s.admit(c, name)
+	if err != nil {
+		return err
+	}
+	defer release()
 	body, err := io.ReadAll(http.MaxBytesReader(c.Response(), c.Request().Body, s.MaxBodyBytes))
 	if err != nil {
 		return err
@@ -221,6 +226,11 @@ func (s *Server) backup(c echo.Context) error {
 	if _, err := principal(c, name, auth.PermRead); err != nil {
 		return err
 	}
+	release, err := s.admit(c, name)
+	if err != nil {
+		return err
+	}
+	defer release()
 	f, err := s.DB.Backup(c.Request().Context(), name)
 	if err != nil {
 		return err

@@ -167,7 +167,7 @@ func TestErrorResponses(t *testing.T) {
 // TestEveryCodeHasAStatus: no code falls through to 500 by omission.
 func TestEveryCodeHasAStatus(t *testing.T) {
 	for _, code := range []string{tenant.EINVALID, tenant.ENOTFOUND, tenant.ECONFLICT, tenant.EUNAUTHORIZED,
-		tenant.EFORBIDDEN, tenant.ETOOLARGE, tenant.EUNAVAILABLE, tenant.ETIMEOUT, tenant.EINTERNAL} {
+		tenant.EFORBIDDEN, tenant.ETOOLARGE, tenant.EUNAVAILABLE, tenant.ETIMEOUT, tenant.ETOOMANY, tenant.EINTERNAL} {
 		if _, ok := statusOf[code]; !ok {
 			t.Errorf("%s has no HTTP status", code)
 		}

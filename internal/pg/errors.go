@@ -105,6 +105,7 @@ var kindStates = map[sqlite.Kind]string{
 var codeStates = map[string]string{
 	tenant.ECONFLICT:     stateSerialization,
 	tenant.ETIMEOUT:      stateQueryCanceled,
+	tenant.ETOOMANY:      stateTooManyConnections,
 	tenant.EFORBIDDEN:    stateInsufficientPriv,
 	tenant.ETOOLARGE:     stateProgramLimit,
 	tenant.EUNAVAILABLE:  stateUnavailable,

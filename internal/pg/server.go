@@ -47,13 +47,16 @@ type Server struct {
 	// AllowCleartext accepts passwords over unencrypted connections from
 	// any address; without it only loopback clients may send one.
 	AllowCleartext bool
-	MaxConns       int              // authenticated sessions served at once (default 100)
-	MaxStarting    int              // connections not yet authenticated at once (default 32)
-	IdleTimeout    time.Duration    // close a connection idle outside a transaction this long (0: never)
-	TxIdleTimeout  time.Duration    // close a connection idle this long in a transaction block that only reads (0: never)
-	Now            func() time.Time // the clock tokens expire by (default time.Now)
-	MaxMessage     int              // largest message a client may send, bytes (default 16 MiB)
-	Version        string           // SQLite's version, for version()
+	MaxConns       int // authenticated sessions served at once (default 100)
+	MaxStarting    int // connections not yet authenticated at once (default 32)
+	// Concurrency bounds the sessions a database and a token hold at
+	// once (nil: no bound beyond MaxConns).
+	Concurrency   *tenant.Concurrency
+	IdleTimeout   time.Duration    // close a connection idle outside a transaction this long (0: never)
+	TxIdleTimeout time.Duration    // close a connection idle this long in a transaction block that only reads (0: never)
+	Now           func() time.Time // the clock tokens expire by (default time.Now)
+	MaxMessage    int              // largest message a client may send, bytes (default 16 MiB)
+	Version       string           // SQLite's version, for version()
 
 	mu       sync.Mutex
 	ln       net.Listener
@@ -207,6 +210,9 @@ func (s *Server) register(ss *session) bool {
 }
 
 func (s *Server) unregister(ss *session) {
+	if ss.releaseSlot != nil {
+		ss.releaseSlot()
+	}
 	s.mu.Lock()
 	if s.sessions[ss.pid] == ss {
 		delete(s.sessions, ss.pid)

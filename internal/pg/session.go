@@ -31,6 +31,9 @@ type session struct {
 	readOnly  bool
 	pid       uint32
 	secret    uint32
+	// releaseSlot gives back the session's place in its database's and
+	// token's concurrency (set once authenticated).
+	releaseSlot func()
 
 	mu       sync.Mutex
 	ctx      context.Context // statements' context, until cancelled

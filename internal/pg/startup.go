@@ -226,6 +226,13 @@ func (ss *session) authenticate(encrypted bool) error {
 	}
 	release()
 	// Only now does the session take one of the MaxConns slots.
+	if s.Concurrency != nil {
+		rel, err := s.Concurrency.Acquire(ss.db, strings.TrimSpace(pw.Password))
+		if err != nil {
+			return &pgError{code: stateTooManyConnections, message: tenant.ErrorMessage(err), fatal: true}
+		}
+		ss.releaseSlot = rel
+	}
 	if !s.register(ss) {
 		return fatalf(stateTooManyConnections, "sorry, too many clients already")
 	}

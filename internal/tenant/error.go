@@ -19,6 +19,7 @@ const (
 	ETOOLARGE     = "ETOOLARGE"     // request or result over a limit
 	EUNAVAILABLE  = "EUNAVAILABLE"  // replication (JetStream) unavailable
 	ETIMEOUT      = "ETIMEOUT"      // waited too long (read sequence, statement time)
+	ETOOMANY      = "ETOOMANY"      // too many requests or connections at once for a database or token
 	EINTERNAL     = "EINTERNAL"     // a bug or an unexpected failure
 )
 

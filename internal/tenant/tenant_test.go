@@ -126,3 +126,31 @@ func TestAtStatementHidesInternalText(t *testing.T) {
 		t.Fatalf("got %q at %d (%s)", ErrorMessage(err), ErrorStatement(err), ErrorCode(err))
 	}
 }
+
+func TestConcurrency(t *testing.T) {
+	c := NewConcurrency(2, 3, "requests")
+	r1, err1 := c.Acquire("a", "t1")
+	r2, err2 := c.Acquire("a", "t2")
+	if err1 != nil || err2 != nil {
+		t.Fatal(err1, err2)
+	}
+	if _, err := c.Acquire("a", "t3"); ErrorCode(err) != ETOOMANY {
+		t.Fatalf("third on a database of two: %v", err)
+	}
+	r3, _ := c.Acquire("b", "t1")
+	r4, _ := c.Acquire("c", "t1")
+	if _, err := c.Acquire("d", "t1"); ErrorCode(err) != ETOOMANY {
+		t.Fatalf("fourth of a token of three: %v", err)
+	}
+	r1()
+	r1() // a second release changes nothing
+	if _, err := c.Acquire("a", "t3"); err != nil {
+		t.Fatalf("after a release: %v", err)
+	}
+	if _, err := c.Acquire("a", "t4"); ErrorCode(err) != ETOOMANY {
+		t.Fatalf("a double release freed two places: %v", err)
+	}
+	r2()
+	r3()
+	r4()
+}
