@@ -43,6 +43,9 @@ type Change struct {
 	SQL       string   `json:"sql,omitempty"`
 }
 
+// RowID returns a pointer to rowid, for Change's OldRowID and NewRowID.
+func RowID(rowid int64) *int64 { return &rowid }
+
 // AppendJSON appends m as JSON: what json.Marshal writes (less its HTML
 // escaping), without its reflection, on the write path of every
 // transaction.

@@ -43,7 +43,7 @@ func BenchmarkCommitCeiling(b *testing.B) {
 			b.Fatal(err)
 		}
 		msg, _ := json.Marshal(change.Message{Node: "b", Changes: []change.Change{{Database: "main", Table: "users", Columns: []string{"id", "name", "n"},
-			Operation: change.OpInsert, NewRowID: ptr(int64(i)), NewValues: change.Values{int64(i), fmt.Sprint("user-", i), int64(i)}}}})
+			Operation: change.OpInsert, NewRowID: change.RowID(int64(i)), NewValues: change.Values{int64(i), fmt.Sprint("user-", i), int64(i)}}}})
 		if _, err := n.eng.JS.Publish(ctx, "ceil", msg, jetstream.WithExpectLastSequence(uint64(i))); err != nil {
 			b.Fatal(err)
 		}

@@ -119,7 +119,7 @@ func (d *DB) importRows(src *sqlite.Conn, table string, add func(change.Change) 
 			off := 0
 			if !ti.WithoutRowid {
 				id, _ := s.Column(0).(int64)
-				ch.NewRowID = ptr(id)
+				ch.NewRowID = change.RowID(id)
 				off = 1
 			}
 			ch.NewValues = make(change.Values, len(ti.Columns))
@@ -174,5 +174,3 @@ func (d *DB) publishApply(changes []change.Change) error {
 	g.finish(false)
 	return p.err
 }
-
-func ptr(v int64) *int64 { return &v }

@@ -104,11 +104,11 @@ func (cp *Capture) hook(d sqlite3.SQLitePreUpdateData) {
 	switch d.Op {
 	case sqlite3.SQLITE_INSERT:
 		ch.Operation = change.OpInsert
-		ch.NewRowID = ptr(d.NewRowID)
+		ch.NewRowID = change.RowID(d.NewRowID)
 		ch.NewValues, size, err = cp.row(true, room)
 	case sqlite3.SQLITE_UPDATE:
 		ch.Operation = change.OpUpdate
-		ch.OldRowID, ch.NewRowID = ptr(d.OldRowID), ptr(d.NewRowID)
+		ch.OldRowID, ch.NewRowID = change.RowID(d.OldRowID), change.RowID(d.NewRowID)
 		ch.OldValues, size, err = cp.row(false, room)
 		if err == nil {
 			ch.NewValues, more, err = cp.row(true, room-size)
@@ -116,7 +116,7 @@ func (cp *Capture) hook(d sqlite3.SQLitePreUpdateData) {
 		}
 	case sqlite3.SQLITE_DELETE:
 		ch.Operation = change.OpDelete
-		ch.OldRowID = ptr(d.OldRowID)
+		ch.OldRowID = change.RowID(d.OldRowID)
 		ch.OldValues, size, err = cp.row(false, room)
 	default:
 		err = fmt.Errorf("preupdate: unknown operation %d", d.Op)
@@ -185,8 +185,6 @@ func (c *Conn) resolve(changes []change.Change) error {
 	return nil
 }
 
-func ptr(v int64) *int64 { return &v }
-
 // tableExists reports whether the main schema has a table called name.
 func (c *Conn) tableExists(name string) (bool, error) {
 	var n int64
@@ -224,7 +222,7 @@ func (c *Conn) captureTable(cp *Capture, table string) error {
 				vals[i] = s.Column(i + 1)
 			}
 			return cp.addRow(change.Change{Database: "main", Table: table, Columns: ti.Columns,
-				Operation: change.OpInsert, NewRowID: ptr(id), NewValues: vals}, vals)
+				Operation: change.OpInsert, NewRowID: change.RowID(id), NewValues: vals}, vals)
 		})
 	})
 }

@@ -57,23 +57,21 @@ func (e *Error) Primary() int { return e.Code & 0xff }
 
 // SQLite's primary and extended result codes classified here (sqlite3.h).
 const (
-	codeError         = 1
-	codeBusy          = 5
-	codeReadOnly      = 8
-	codeInterrupt     = 9
-	codeFull          = 13
-	codeTooBig        = 18
-	codeConstraint    = 19
-	codeMismatch      = 20
-	codeAuth          = 23
-	codeRange         = 25
-	codeCheck         = 275
-	codeForeignKey    = 787
-	codeNotNull       = 1299
-	codePrimaryKey    = 1555
-	codeUnique        = 2067
-	sqliteTooBig      = codeTooBig
-	sqliteInterrupted = codeInterrupt
+	codeError      = 1
+	codeBusy       = 5
+	codeReadOnly   = 8
+	codeInterrupt  = 9
+	codeFull       = 13
+	codeTooBig     = 18
+	codeConstraint = 19
+	codeMismatch   = 20
+	codeAuth       = 23
+	codeRange      = 25
+	codeCheck      = 275
+	codeForeignKey = 787
+	codeNotNull    = 1299
+	codePrimaryKey = 1555
+	codeUnique     = 2067
 )
 
 // newError returns the Error for a result code and SQLite's message.

@@ -159,11 +159,7 @@ func (c *Conn) step(ctx context.Context, s *Stmt, params any, res *Result, cp *C
 		for {
 			more, err := s.step()
 			if err != nil {
-				if cp != nil && cp.err != nil {
-					// The capture stopped the statement.
-					return cp.err
-				}
-				return c.tenantError(ctx, err)
+				return c.stepError(ctx, err, cp)
 			}
 			if !more {
 				break
@@ -182,11 +178,7 @@ func (c *Conn) step(ctx context.Context, s *Stmt, params any, res *Result, cp *C
 		for {
 			more, err := s.step()
 			if err != nil {
-				if cp != nil && cp.err != nil {
-					// The capture stopped the statement.
-					return cp.err
-				}
-				return c.tenantError(ctx, err)
+				return c.stepError(ctx, err, cp)
 			}
 			if !more {
 				break
@@ -214,6 +206,15 @@ func (c *Conn) step(ctx context.Context, s *Stmt, params any, res *Result, cp *C
 		}
 	}
 	return nil
+}
+
+// stepError turns the error of a step into a tenant error: the capture's
+// own, if it stopped the statement (over its limit), else SQLite's.
+func (c *Conn) stepError(ctx context.Context, err error, cp *Capture) error {
+	if cp != nil && cp.err != nil {
+		return cp.err
+	}
+	return c.tenantError(ctx, err)
 }
 
 // invalid returns an EINVALID tenant error about a statement, of kind.

@@ -316,12 +316,12 @@ func (s *Stmt) bind(i int, v any) error {
 		rc = C.sqlite3_bind_double(s.st, C.int(i), C.double(x))
 	case string:
 		if len(x) > math.MaxInt32 {
-			return newError(sqliteTooBig, "string or blob too big")
+			return newError(codeTooBig, "string or blob too big")
 		}
 		rc = C.hasvc_bind_text(s.st, C.int(i), x)
 	case []byte:
 		if len(x) > math.MaxInt32 {
-			return newError(sqliteTooBig, "string or blob too big")
+			return newError(codeTooBig, "string or blob too big")
 		}
 		var p unsafe.Pointer
 		if len(x) > 0 {
