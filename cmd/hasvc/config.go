@@ -52,6 +52,7 @@ type Config struct {
 	Memory           bool
 	DataDir          string
 	JWTSecret        string
+	JWTKeys          string // keys file: several keys by kid, HS256 or EdDSA
 	IdleTimeout      time.Duration
 	PublishTimeout   time.Duration
 	MaxRequestBytes  int64
@@ -148,6 +149,7 @@ func (c *Config) settings() []setting {
 		{"memory", "m", "HA_MEMORY", "keep SQLite databases in memory (the log stays in JetStream)", &c.Memory},
 		{"data-dir", "", "HA_DATA_DIR", "directory for SQLite files, the JetStream store and keys", &c.DataDir},
 		{"jwt-secret", "", "HA_JWT_SECRET", "JWT signing secret, at least 32 bytes, shared by a cluster (default: <data-dir>/jwt.key)", &c.JWTSecret},
+		{"jwt-keys", "", "HA_JWT_KEYS", "file of token keys by key id, HS256 or EdDSA (hasvc keygen makes them); reread on SIGHUP; overrides --jwt-secret", &c.JWTKeys},
 		{"idle-timeout", "", "HA_IDLE_TIMEOUT", "close databases unused for this long", &c.IdleTimeout},
 		{"publish-timeout", "", "HA_PUBLISH_TIMEOUT", "how long a write waits for JetStream's acknowledgement", &c.PublishTimeout},
 		{"max-request-bytes", "", "HA_MAX_REQUEST_BYTES", "largest HTTP request body", &c.MaxRequestBytes},

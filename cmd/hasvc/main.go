@@ -40,6 +40,9 @@ func main() {
 	if len(os.Args) > 1 && os.Args[1] == "token" {
 		os.Exit(runToken(os.Args[2:], os.Getenv, os.Stdout, os.Stderr))
 	}
+	if len(os.Args) > 1 && os.Args[1] == "keygen" {
+		os.Exit(runKeygen(os.Args[2:], os.Stdout, os.Stderr))
+	}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
 	m := NewMain()
@@ -55,6 +58,17 @@ func main() {
 		m.Close()
 		os.Exit(1)
 	}
+	hup := make(chan os.Signal, 1)
+	signal.Notify(hup, syscall.SIGHUP)
+	go func() {
+		for range hup {
+			if err := m.keys.Reload(); err != nil {
+				m.Logger.Error("reload keys: keeping the old ones", "err", err)
+			} else {
+				m.Logger.Info("keys reloaded", "file", m.Config.JWTKeys)
+			}
+		}
+	}()
 	<-ctx.Done()
 	if err := m.Close(); err != nil {
 		fmt.Fprintln(os.Stderr, "hasvc: shutdown:", err)
@@ -70,11 +84,16 @@ type Main struct {
 	// Now is the clock tokens are checked against (default time.Now).
 	Now func() time.Time
 
-	lock   *dirLock
-	broker *broker.Server
-	nc     *nats.Conn
-	engine *engine.Engine
-	http   *http.Server
+	lock    *dirLock
+	keys    *auth.Keys
+	revoked *auth.Revocations
+	// life ends at Close: the registry watches run in it.
+	life     context.Context
+	stopLife context.CancelFunc
+	broker   *broker.Server
+	nc       *nats.Conn
+	engine   *engine.Engine
+	http     *http.Server
 	// requests is the parent of every HTTP request's context; Close
 	// cancels it after the drain, interrupting statements still running.
 	requests     context.Context
@@ -109,11 +128,15 @@ func (m *Main) Run(ctx context.Context) error {
 		return err
 	}
 	m.lock = lock
-	keys, created, err := auth.LoadKeys(c.DataDir, c.JWTSecret, true)
+	keys, created, err := auth.LoadKeys(c.DataDir, c.JWTSecret, c.JWTKeys, true)
 	if err != nil {
 		return err
 	}
 	keys.Now = m.Now
+	m.keys = keys
+	m.revoked = &auth.Revocations{Now: m.Now}
+	keys.Revoked = m.revoked.Revoked
+	m.life, m.stopLife = context.WithCancel(context.Background())
 	if created {
 		if err := m.printAdminToken(keys); err != nil {
 			return err
@@ -129,6 +152,7 @@ func (m *Main) Run(ctx context.Context) error {
 			Name: c.Name, Host: c.Host, Port: c.NATSPort,
 			StoreDir: filepath.Join(c.DataDir, "jetstream"),
 			User:     user, Password: pass, Fsync: c.Fsync, Logger: m.Logger,
+			Authorize: m.authorizeNATS,
 		}
 		if peers := c.Peers(); len(peers) > 0 {
 			bc.ClusterName, bc.ClusterPort, bc.Routes = c.ClusterName, c.ClusterPort, peers
@@ -151,6 +175,10 @@ func (m *Main) Run(ctx context.Context) error {
 	}
 	reg, err := m.openRegistry(ctx, js)
 	if err != nil {
+		return err
+	}
+	m.revoked.OnRevoke(m.endSessions)
+	if err := reg.WatchRevoked(m.life, m.revoked.Add); err != nil {
 		return err
 	}
 	m.ln, err = net.Listen("tcp", net.JoinHostPort(c.Host, strconv.Itoa(c.Port)))
@@ -176,6 +204,7 @@ func (m *Main) Run(ctx context.Context) error {
 		MaxSize:          c.MaxDBSize,
 		Replicas:         c.StreamReplicas(),
 		Advertise:        advertise,
+		Now:              m.Now,
 	}
 	if m.broker != nil {
 		b := m.broker
@@ -195,7 +224,7 @@ func (m *Main) Run(ctx context.Context) error {
 			return err
 		}
 	}
-	srv := &api.Server{DB: m.engine, Auth: keys, Logger: m.Logger, MaxBodyBytes: c.MaxRequestBytes, Metrics: m.metrics(),
+	srv := &api.Server{DB: m.engine, Auth: keys, Revoke: m.revokeToken(reg), Consumers: m.engine, Logger: m.Logger, MaxBodyBytes: c.MaxRequestBytes, Metrics: m.metrics(),
 		AllowCleartext: c.AllowCleartext,
 		Concurrency:    tenant.NewConcurrency(c.DBConcurrency, c.TokenConcurrency, "requests")}
 	m.requests, m.stopRequests = context.WithCancel(context.Background())
@@ -374,6 +403,9 @@ func (m *Main) Close() error {
 		if err != nil && first == nil {
 			first = err
 		}
+	}
+	if m.stopLife != nil {
+		m.stopLife()
 	}
 	if m.http != nil {
 		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)

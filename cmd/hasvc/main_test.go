@@ -111,7 +111,7 @@ func (n *node) token(perm auth.Perm, ttl time.Duration, dbs ...string) string {
 // token issued an hour ago for a minute has expired, without a sleep.
 func (n *node) tokenAt(issued time.Time, perm auth.Perm, ttl time.Duration, dbs ...string) string {
 	n.t.Helper()
-	keys, _, err := auth.LoadKeys(n.m.Config.DataDir, "", false)
+	keys, _, err := auth.LoadKeys(n.m.Config.DataDir, "", "", false)
 	if err != nil {
 		n.t.Fatal(err)
 	}

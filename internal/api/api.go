@@ -44,6 +44,8 @@ type Databases interface {
 	Exec(ctx context.Context, name string, stmts []sqlite.Statement, opts engine.ExecOptions) (*engine.ExecResult, error)
 	// Backup returns ENOTFOUND for an unknown database.
 	Backup(ctx context.Context, name string) (*engine.BackupFile, error)
+	// Created returns when a database was created; ENOTFOUND.
+	Created(ctx context.Context, name string) (time.Time, error)
 	// Cluster returns EUNAVAILABLE when JetStream is.
 	Cluster(ctx context.Context) (*engine.ClusterInfo, error)
 }
@@ -73,6 +75,11 @@ type Server struct {
 	// AllowCleartext accepts bearer tokens over plain HTTP from any
 	// address; without it, only from loopback (TLS is for the others).
 	AllowCleartext bool
+	// Revoke puts a token (given whole, or by id) on the deny list and
+	// returns its id: POST /tokens/revoke; nil: no such route.
+	Revoke func(ctx context.Context, token, id string) (string, error)
+	// Consumers, if set, serves the tenants' NATS consumers.
+	Consumers Consumers
 
 	echo *echo.Echo
 }
@@ -108,13 +115,20 @@ func (s *Server) Handler() http.Handler {
 	a.POST("/db/:name", s.query)
 	a.GET("/db/:name/backup", s.backup)
 	a.GET("/cluster", s.cluster)
+	if s.Revoke != nil {
+		a.POST("/tokens/revoke", s.revokeToken)
+	}
+	if s.Consumers != nil {
+		a.PUT("/db/:name/consumers/:consumer", s.putConsumer)
+		a.DELETE("/db/:name/consumers/:consumer", s.deleteConsumer)
+	}
 	s.echo = e
 	return e
 }
 
 // cluster serves GET /cluster (admin): the live nodes and JetStream's view.
 func (s *Server) cluster(c echo.Context) error {
-	if _, err := principal(c, "", auth.PermAdmin); err != nil {
+	if _, err := s.principal(c, "", auth.PermAdmin); err != nil {
 		return err
 	}
 	ci, err := s.DB.Cluster(c.Request().Context())
@@ -126,7 +140,7 @@ func (s *Server) cluster(c echo.Context) error {
 
 // metrics serves GET /metrics (admin).
 func (s *Server) metrics(c echo.Context) error {
-	if _, err := principal(c, "", auth.PermAdmin); err != nil {
+	if _, err := s.principal(c, "", auth.PermAdmin); err != nil {
 		return err
 	}
 	s.Metrics.ServeHTTP(c.Response(), c.Request())
@@ -164,18 +178,33 @@ func (s *Server) authenticate(next echo.HandlerFunc) echo.HandlerFunc {
 }
 
 // principal returns the request's principal after checking it may do perm
-// on database db ("" for no database in particular).
-func principal(c echo.Context, db string, perm auth.Perm) (*auth.Principal, error) {
+// on database db ("" for no database in particular), and that a token
+// naming db was issued for this database of that name, not one deleted
+// before.
+func (s *Server) principal(c echo.Context, db string, perm auth.Perm) (*auth.Principal, error) {
 	p := auth.FromContext(c.Request().Context())
 	if p == nil {
 		return nil, tenant.Errorf(tenant.EUNAUTHORIZED, "not authenticated")
 	}
-	if db != "" {
-		if err := tenant.ValidateName(db); err != nil {
+	if db == "" {
+		return p, p.Can(db, perm)
+	}
+	if err := tenant.ValidateName(db); err != nil {
+		return nil, err
+	}
+	if err := p.Can(db, perm); err != nil {
+		return nil, err
+	}
+	if p.Names(db) {
+		created, err := s.DB.Created(c.Request().Context(), db)
+		if err != nil && tenant.ErrorCode(err) != tenant.ENOTFOUND {
 			return nil, err
 		}
+		if err == nil {
+			return p, p.CheckCreated(db, created)
+		}
 	}
-	return p, p.Can(db, perm)
+	return p, nil
 }
 
 // statusOf is the one mapping from error codes to HTTP statuses.

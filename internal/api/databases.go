@@ -22,15 +22,13 @@ type createRequest struct {
 
 func (s *Server) createDatabase(c echo.Context) error {
 	var req createRequest
-	dec := json.NewDecoder(http.MaxBytesReader(c.Response(), c.Request().Body, 64<<10))
-	dec.DisallowUnknownFields()
-	if err := dec.Decode(&req); err != nil {
-		return tenant.Wrap(tenant.EINVALID, err, "invalid body: want {\"name\": ..., \"mode\": \"strong\"|\"eventual\", \"replicas\": n, \"max_statement_time\": \"30s\", \"max_size\": bytes}: "+jsonProblem(err))
+	if err := decodeBody(c, &req, `{"name": ..., "mode": "strong"|"eventual", "replicas": n, "max_statement_time": "30s", "max_size": bytes}`); err != nil {
+		return err
 	}
 	if err := tenant.ValidateName(req.Name); err != nil {
 		return err
 	}
-	if _, err := principal(c, req.Name, auth.PermAdmin); err != nil {
+	if _, err := s.principal(c, req.Name, auth.PermAdmin); err != nil {
 		return err
 	}
 	cfg, err := s.DB.Create(c.Request().Context(), tenant.Config{Name: req.Name, Mode: req.Mode, Replicas: req.Replicas, MaxStatementTime: req.MaxStatementTime, MaxSize: req.MaxSize})
@@ -41,7 +39,7 @@ func (s *Server) createDatabase(c echo.Context) error {
 }
 
 func (s *Server) listDatabases(c echo.Context) error {
-	p, err := principal(c, "", auth.PermRead)
+	p, err := s.principal(c, "", auth.PermRead)
 	if err != nil {
 		return err
 	}
@@ -60,7 +58,7 @@ func (s *Server) listDatabases(c echo.Context) error {
 
 func (s *Server) getDatabase(c echo.Context) error {
 	name := c.Param("name")
-	if _, err := principal(c, name, auth.PermRead); err != nil {
+	if _, err := s.principal(c, name, auth.PermRead); err != nil {
 		return err
 	}
 	info, err := s.DB.Info(c.Request().Context(), name)
@@ -72,7 +70,7 @@ func (s *Server) getDatabase(c echo.Context) error {
 
 func (s *Server) deleteDatabase(c echo.Context) error {
 	name := c.Param("name")
-	if _, err := principal(c, name, auth.PermAdmin); err != nil {
+	if _, err := s.principal(c, name, auth.PermAdmin); err != nil {
 		return err
 	}
 	if err := s.DB.Delete(c.Request().Context(), name); err != nil {
@@ -86,7 +84,7 @@ func (s *Server) deleteDatabase(c echo.Context) error {
 // stuck on a message it could not apply.
 func (s *Server) repairDatabase(c echo.Context) error {
 	name := c.Param("name")
-	if _, err := principal(c, name, auth.PermAdmin); err != nil {
+	if _, err := s.principal(c, name, auth.PermAdmin); err != nil {
 		return err
 	}
 	info, err := s.DB.Repair(c.Request().Context(), name)
@@ -101,18 +99,27 @@ func (s *Server) repairDatabase(c echo.Context) error {
 // default. Every node applies the change as it sees it.
 func (s *Server) patchDatabase(c echo.Context) error {
 	name := c.Param("name")
-	if _, err := principal(c, name, auth.PermAdmin); err != nil {
+	if _, err := s.principal(c, name, auth.PermAdmin); err != nil {
 		return err
 	}
 	var l engine.Limits
-	dec := json.NewDecoder(http.MaxBytesReader(c.Response(), c.Request().Body, 64<<10))
-	dec.DisallowUnknownFields()
-	if err := dec.Decode(&l); err != nil {
-		return tenant.Wrap(tenant.EINVALID, err, "invalid body: want {\"max_size\": bytes, \"max_statement_time\": \"30s\"} (mode and replicas do not change): "+jsonProblem(err))
+	if err := decodeBody(c, &l, `{"max_size": bytes, "max_statement_time": "30s"} (mode and replicas do not change)`); err != nil {
+		return err
 	}
 	cfg, err := s.DB.UpdateLimits(c.Request().Context(), name, l)
 	if err != nil {
 		return err
 	}
 	return c.JSON(http.StatusOK, cfg)
+}
+
+// decodeBody decodes a small JSON request body (64 KiB at most, no unknown
+// fields) into v; want describes the expected body for the error.
+func decodeBody(c echo.Context, v any, want string) error {
+	dec := json.NewDecoder(http.MaxBytesReader(c.Response(), c.Request().Body, 64<<10))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(v); err != nil {
+		return tenant.Wrap(tenant.EINVALID, err, "invalid body: want "+want+": "+jsonProblem(err))
+	}
+	return nil
 }

@@ -30,7 +30,7 @@ type statement struct {
 // run as one transaction.
 func (s *Server) query(c echo.Context) error {
 	name := c.Param("name")
-	p, err := principal(c, name, auth.PermRead)
+	p, err := s.principal(c, name, auth.PermRead)
 	if err != nil {
 		return err
 	}
@@ -223,7 +223,7 @@ func appendResults(buf []byte, res *engine.ExecResult) []byte {
 // backup serves GET /db/<name>/backup: a consistent SQLite file.
 func (s *Server) backup(c echo.Context) error {
 	name := c.Param("name")
-	if _, err := principal(c, name, auth.PermRead); err != nil {
+	if _, err := s.principal(c, name, auth.PermRead); err != nil {
 		return err
 	}
 	release, err := s.admit(c, name)

@@ -16,7 +16,6 @@ import (
 
 	"github.com/nats-io/nats-server/v2/server"
 	"github.com/nats-io/nats.go"
-	"golang.org/x/crypto/bcrypt"
 )
 
 // Config configures the embedded server.
@@ -33,6 +32,9 @@ type Config struct {
 	Fsync      string
 	MaxPayload int32
 	Logger     *slog.Logger
+	// Authorize lets tenants in with their tokens (see access.go); nil:
+	// only the node credential is accepted.
+	Authorize Authorizer
 
 	// Clustering: with ClusterPort set, the server listens for routes
 	// from the other nodes' servers and connects to Routes (host:port of
@@ -59,21 +61,18 @@ func Start(cfg Config) (*Server, error) {
 		Port:                  cfg.Port,
 		JetStream:             true,
 		StoreDir:              cfg.StoreDir,
-		Username:              cfg.User,
-		Password:              cfg.Password,
 		MaxPayload:            cfg.MaxPayload,
 		NoSigs:                true,
 		NoSystemAccount:       false,
 		DisableShortFirstPing: true,
 	}
-	// The server keeps only a bcrypt hash of the password. The password is
-	// random (or the operator's), so the hash needs no extra cost factor,
-	// and a low one keeps connecting cheap.
-	hash, err := bcrypt.GenerateFromPassword([]byte(cfg.Password), bcrypt.MinCost)
-	if err != nil {
-		return nil, err
+	if cfg.User == "" || cfg.Password == "" {
+		return nil, errors.New("nats server: the node credential needs a user and a password")
 	}
-	opts.Password = string(hash)
+	var ns *server.Server
+	opts.CustomClientAuthentication = &authenticator{
+		ns: func() *server.Server { return ns }, user: cfg.User, pass: cfg.Password, authorize: cfg.Authorize,
+	}
 	if opts.MaxPayload == 0 {
 		opts.MaxPayload = 8 << 20
 	}
@@ -101,6 +100,9 @@ func Start(cfg Config) (*Server, error) {
 	ns, err := server.NewServer(opts)
 	if err != nil {
 		return nil, fmt.Errorf("nats server: %w", err)
+	}
+	if err := exportReadOnlyAPI(ns); err != nil {
+		return nil, err
 	}
 	if cfg.Logger != nil {
 		ns.SetLoggerV2(&logger{cfg.Logger.With("component", "nats")}, false, false, false)

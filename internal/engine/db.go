@@ -240,3 +240,7 @@ func (d *DB) close() error {
 	}
 	return first
 }
+
+// CreatedAt returns when the database was created: tokens issued before
+// were for an earlier database of that name.
+func (d *DB) CreatedAt() time.Time { return d.cfg.CreatedAt }

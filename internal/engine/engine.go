@@ -546,6 +546,16 @@ func (e *Engine) Info(ctx context.Context, name string) (*Info, error) {
 	return info, nil
 }
 
+// Created returns when database name was created (ENOTFOUND).
+func (e *Engine) Created(ctx context.Context, name string) (time.Time, error) {
+	db, release, err := e.Acquire(ctx, name)
+	if err != nil {
+		return time.Time{}, err
+	}
+	defer release()
+	return db.CreatedAt(), nil
+}
+
 // List returns every database's configuration.
 func (e *Engine) List(ctx context.Context) ([]tenant.Config, error) {
 	return e.Registry.List(ctx)

@@ -9,6 +9,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/jackc/pgx/v5/pgproto3"
@@ -16,6 +17,7 @@ import (
 	"hasvc/internal/auth"
 	"hasvc/internal/engine"
 	"hasvc/internal/sqlite"
+	"hasvc/internal/tenant"
 )
 
 // session is one client connection after startup. It runs on one
@@ -28,6 +30,8 @@ type session struct {
 	settings  map[string]string // SET values, by lower-case name
 	db        string
 	principal *auth.Principal
+	token     string // verified again before every message (revocation, retired keys)
+	revoked   atomic.Bool
 	readOnly  bool
 	pid       uint32
 	secret    uint32
@@ -175,10 +179,17 @@ func (ss *session) loop() {
 			ss.conn.SetReadDeadline(time.Time{})
 			deadlineSet, deadlineIdle = time.Time{}, 0
 		}
+		if ss.revoked.Load() {
+			ss.fatal(fatalf(stateInvalidPassword, "the token was revoked"))
+			return
+		}
 		msg, err := ss.be.Receive()
 		if err != nil {
 			var ne net.Error
 			if errors.As(err, &ne) && ne.Timeout() {
+				if ss.revoked.Load() { // Server.Revoke woke the read
+					idleErr = fatalf(stateInvalidPassword, "the token was revoked")
+				}
 				ss.fatal(idleErr)
 				return
 			}
@@ -196,6 +207,11 @@ func (ss *session) loop() {
 			// A session lasts no longer than the token it was opened
 			// with: an expired token no longer reads or writes.
 			ss.fatal(fatalf(stateInvalidPassword, "the token expired at %s; reconnect with a new one", ss.principal.ExpiresAt.UTC().Format(time.RFC3339)))
+			return
+		}
+		if _, err := ss.srv.Auth.Verify(ss.token); err != nil {
+			// Revoked, or its key retired: the session ends with it.
+			ss.fatal(fatalf(stateInvalidPassword, "%s; reconnect with a new token", tenant.ErrorMessage(err)))
 			return
 		}
 		if ss.skipToSync {

@@ -82,6 +82,8 @@ func (s *Server) serveConn(c net.Conn) {
 	}
 	startDone()
 	c.SetDeadline(time.Time{})
+	stopWatch := ss.watchDisconnect(c)
+	defer stopWatch()
 	ss.loop()
 }
 
@@ -213,18 +215,22 @@ func (ss *session) authenticate(encrypted bool) error {
 	if err := p.Can(ss.db, auth.PermRead); err != nil {
 		return fatalf(stateInvalidPassword, "password authentication failed for user %q: %s", user, tenant.ErrorMessage(err))
 	}
-	ss.principal = p
+	ss.principal, ss.token = p, strings.TrimSpace(pw.Password)
 	ss.readOnly = p.Perm < auth.PermWrite
 	ctx, cancel := context.WithTimeout(s.ctx, startupTimeout)
 	defer cancel()
-	_, release, err := s.DB.Acquire(ctx, ss.db)
+	db, release, err := s.DB.Acquire(ctx, ss.db)
 	if err != nil {
 		if tenant.ErrorCode(err) == tenant.ENOTFOUND || tenant.ErrorCode(err) == tenant.EINVALID {
 			return fatalf(stateUnknownDatabase, "database %q does not exist", ss.db)
 		}
 		return &pgError{code: sqlstate(err), message: tenant.ErrorMessage(err), fatal: true}
 	}
+	created := db.CreatedAt()
 	release()
+	if err := p.CheckCreated(ss.db, created); err != nil {
+		return fatalf(stateInvalidPassword, "password authentication failed for user %q: %s", user, tenant.ErrorMessage(err))
+	}
 	// Only now does the session take one of the MaxConns slots.
 	if s.Concurrency != nil {
 		rel, err := s.Concurrency.Acquire(ss.db, strings.TrimSpace(pw.Password))

@@ -19,7 +19,8 @@ import (
 // Creating an entry is atomic (KV create fails if the key exists), so two
 // nodes can never both create the same database.
 type Registry struct {
-	kv jetstream.KeyValue
+	kv      jetstream.KeyValue
+	revoked jetstream.KeyValue // the deny list (revoked.go)
 }
 
 // Open creates the registry bucket if needed and returns the registry.
@@ -34,7 +35,11 @@ func Open(ctx context.Context, js jetstream.JetStream, replicas int) (*Registry,
 	if err != nil {
 		return nil, fmt.Errorf("open registry bucket: %w", err)
 	}
-	return &Registry{kv: kv}, nil
+	revoked, err := openRevoked(ctx, js, replicas)
+	if err != nil {
+		return nil, err
+	}
+	return &Registry{kv: kv, revoked: revoked}, nil
 }
 
 // Create adds the entry for cfg. It returns tenant.ECONFLICT if the name is taken.

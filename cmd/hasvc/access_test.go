@@ -1,0 +1,330 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+
+	"hasvc/internal/auth"
+)
+
+// mintToken runs "hasvc token" with args and returns the token.
+func mintToken(t *testing.T, args ...string) string {
+	t.Helper()
+	var out, errOut bytes.Buffer
+	if code := runToken(args, func(string) string { return "" }, &out, &errOut); code != 0 {
+		t.Fatalf("hasvc token %v: exit %d: %s", args, code, errOut.String())
+	}
+	return strings.TrimSpace(out.String())
+}
+
+// streamSeq returns the last sequence of database db's stream.
+func (n *node) streamSeq(db string) uint64 {
+	n.t.Helper()
+	var info struct {
+		StreamSeq uint64 `json:"stream_seq"`
+	}
+	if err := json.Unmarshal([]byte(n.ok("GET", "/databases/"+db, "")), &info); err != nil {
+		n.t.Fatal(err)
+	}
+	return info.StreamSeq
+}
+
+// TestNATSTenantAccess reads a database's change stream over NATS with a
+// tenant's token, and tries what such a token must not do: reach another
+// database's stream, put messages into any stream (by publishing, or by
+// having JetStream deliver to a stream's subject), see other clients'
+// traffic, create consumers, or outlive its revocation.
+func TestNATSTenantAccess(t *testing.T) {
+	n := startNode(t, t.TempDir(), nil)
+	n.createDB("feed")
+	n.createDB("other")
+	n.ok("POST", "/db/feed", `{"sql": "CREATE TABLE t (id INTEGER PRIMARY KEY, v TEXT)"}`)
+	n.ok("POST", "/db/feed", `{"sql": "INSERT INTO t (v) VALUES ('hello')"}`)
+	n.ok("POST", "/db/other", `{"sql": "CREATE TABLE secret (v TEXT)"}`)
+	tok := mintToken(t, "--nats", "--db", "feed", "--data-dir", n.m.Config.DataDir)
+	if code, body := n.do("PUT", "/db/feed/consumers/app", tok, ""); code != 200 || !strings.Contains(body, `"stream":"HASVC_feed"`) {
+		t.Fatalf("create consumer: %d %s", code, body)
+	}
+	if code, body := n.do("PUT", "/db/other/consumers/app", tok, ""); code != 403 {
+		t.Fatalf("consumer on another database: %d %s", code, body)
+	}
+
+	disconnected := make(chan struct{}, 4)
+	nc, err := nats.Connect(n.m.NATSURL(), nats.Token(tok), nats.MaxReconnects(0),
+		nats.DisconnectErrHandler(func(*nats.Conn, error) { disconnected <- struct{}{} }))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer nc.Close()
+	// Everything the tenant's account carries: nothing of other clients'.
+	var seen []string
+	spy, err := nc.Subscribe(">", func(m *nats.Msg) { seen = append(seen, m.Subject+" "+string(m.Data)) })
+	if err != nil {
+		t.Fatal(err)
+	}
+	js, err := jetstream.New(nc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	cons, err := js.Consumer(ctx, "HASVC_feed", "app")
+	if err != nil {
+		t.Fatalf("consumer info: %v", err)
+	}
+	batch, err := cons.Fetch(2, jetstream.FetchMaxWait(5*time.Second))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var got []string
+	for m := range batch.Messages() {
+		got = append(got, string(m.Data()))
+		if err := m.Ack(); err != nil {
+			t.Fatalf("ack: %v", err)
+		}
+	}
+	if len(got) != 2 || !strings.Contains(got[1], `"hello"`) {
+		t.Fatalf("fetched %q", got)
+	}
+
+	feedSeq, otherSeq := n.streamSeq("feed"), n.streamSeq("other")
+	short, cancelShort := context.WithTimeout(ctx, 2*time.Second)
+	defer cancelShort()
+	if _, err := js.Consumer(short, "HASVC_other", "app"); err == nil {
+		t.Fatal("the token reached another database's stream")
+	}
+	if _, err := js.CreateOrUpdateConsumer(short, "HASVC_feed", jetstream.ConsumerConfig{Durable: "mine"}); err == nil {
+		t.Fatal("the token created a consumer over NATS")
+	}
+	// Forgeries: a publish on the databases' subjects, and fetches whose
+	// replies JetStream would deliver there.
+	nc.Publish("hasvc.db.feed", []byte(`{"changes":[{"operation":"SQL","sql":"DROP TABLE t"}]}`))
+	nc.PublishRequest("$JS.API.CONSUMER.MSG.NEXT.HASVC_feed.app", "hasvc.db.other", []byte(`{"batch":5}`))
+	nc.PublishRequest("$JS.API.CONSUMER.MSG.NEXT.HASVC_feed.app", "hasvc.db.feed", []byte(`{"batch":5}`))
+	nc.Flush()
+	n.ok("POST", "/db/other", `{"sql": "INSERT INTO secret VALUES ('other tenant''s data')"}`)
+	time.Sleep(time.Second)
+	if f, o := n.streamSeq("feed"), n.streamSeq("other"); f != feedSeq || o != otherSeq+1 {
+		t.Fatalf("streams went from %d, %d to %d, %d: a tenant put messages in", feedSeq, otherSeq, f, o)
+	}
+	spy.Unsubscribe()
+	for _, s := range seen {
+		if strings.Contains(s, "other tenant") || strings.Contains(s, "secret") {
+			t.Fatalf("the tenant saw another database's traffic: %s", s)
+		}
+	}
+
+	// Tokens that are not a NATS token, and the node credential's user
+	// with a wrong password.
+	for name, opt := range map[string]nats.Option{
+		"every database": nats.Token(n.token(auth.PermRead, time.Hour, "*")),
+		"two databases":  nats.Token(n.token(auth.PermRead, time.Hour, "feed", "other")),
+		"expired":        nats.Token(n.tokenAt(time.Now().Add(-time.Hour), auth.PermRead, time.Minute, "feed")),
+		"wrong password": nats.UserInfo("hasvc", "guess"),
+	} {
+		if c, err := nats.Connect(n.m.NATSURL(), opt, nats.MaxReconnects(0)); err == nil {
+			c.Close()
+			t.Errorf("%s: connected", name)
+		}
+	}
+
+	// Revoked, the connection closes within a second or two.
+	if code, body := n.do("POST", "/tokens/revoke", tok, `{"token": "`+tok+`"}`); code != 403 {
+		t.Fatalf("a read token revoked: %d %s", code, body)
+	}
+	n.ok("POST", "/tokens/revoke", `{"token": "`+tok+`"}`)
+	select {
+	case <-disconnected:
+	case <-time.After(3 * time.Second):
+		t.Fatal("the revoked token's NATS connection is still open")
+	}
+	if c, err := nats.Connect(n.m.NATSURL(), nats.Token(tok), nats.MaxReconnects(0)); err == nil {
+		c.Close()
+		t.Fatal("a revoked token connected")
+	}
+	if code, body := n.do("DELETE", "/db/feed/consumers/app", n.admin, ""); code != 204 {
+		t.Fatalf("delete consumer: %d %s", code, body)
+	}
+}
+
+// TestRevocation revokes tokens and checks that HTTP refuses them at once
+// and that open PostgreSQL sessions end, idle ones within a second.
+func TestRevocation(t *testing.T) {
+	n := startNode(t, t.TempDir(), nil)
+	n.createDB("rv")
+	n.ok("POST", "/db/rv", `{"sql": "CREATE TABLE t (x)"}`)
+	tok := n.token(auth.PermWrite, time.Hour, "rv")
+	other := n.token(auth.PermWrite, time.Hour, "rv")
+	if code, _ := n.do("POST", "/db/rv", tok, `{"sql": "SELECT 1"}`); code != 200 {
+		t.Fatal("token refused before revocation")
+	}
+	ctx := context.Background()
+	busy := n.pgConnect("rv", tok)
+	idleConn := n.pgConnect("rv", tok)
+
+	var out struct {
+		Revoked string `json:"revoked"`
+	}
+	json.Unmarshal([]byte(n.ok("POST", "/tokens/revoke", `{"token": "`+tok+`"}`)), &out)
+	if out.Revoked == "" {
+		t.Fatal("no id in the answer")
+	}
+	status, body := n.do("POST", "/db/rv", tok, `{"sql": "SELECT 1"}`)
+	wantError(t, status, body, 401, "EUNAUTHORIZED")
+	if !strings.Contains(body, "revoked") {
+		t.Fatalf("refusal does not say why: %s", body)
+	}
+	if code, _ := n.do("POST", "/db/rv", other, `{"sql": "SELECT 1"}`); code != 200 {
+		t.Fatal("another token of the same database was refused")
+	}
+	_, err := busy.Exec(ctx, "INSERT INTO t VALUES (1)")
+	if err == nil {
+		t.Fatal("a revoked token's session wrote")
+	}
+	var pgErr *pgconn.PgError
+	if errors.As(err, &pgErr) && pgErr.Code != "28P01" {
+		t.Fatalf("SQLSTATE %s, want 28P01", pgErr.Code)
+	}
+	deadline := time.Now().Add(2 * time.Second)
+	for !idleConn.IsClosed() && time.Now().Before(deadline) {
+		time.Sleep(50 * time.Millisecond)
+	}
+	if _, err := idleConn.Exec(ctx, "SELECT 1"); err == nil {
+		t.Fatal("the idle session of a revoked token still runs statements")
+	}
+	// Revoking again, or by id, is fine; garbage is not.
+	n.ok("POST", "/tokens/revoke", `{"id": "`+out.Revoked+`"}`)
+	status, body = n.do("POST", "/tokens/revoke", n.admin, `{"token": "not a token"}`)
+	wantError(t, status, body, 400, "EINVALID")
+	status, body = n.do("POST", "/tokens/revoke", n.admin, `{}`)
+	wantError(t, status, body, 400, "EINVALID")
+}
+
+// TestRevocationAcrossRestart: the deny list is the cluster's, kept in
+// JetStream, so a restarted node still refuses a revoked token.
+func TestRevocationAcrossRestart(t *testing.T) {
+	dir := t.TempDir()
+	n := startNode(t, dir, nil)
+	n.createDB("rr")
+	tok := n.token(auth.PermRead, time.Hour, "rr")
+	n.ok("POST", "/tokens/revoke", `{"token": "`+tok+`"}`)
+	n.stop()
+	n = startNode(t, dir, nil)
+	status, body := n.do("POST", "/db/rr", tok, `{"sql": "SELECT 1"}`)
+	wantError(t, status, body, 401, "EUNAUTHORIZED")
+}
+
+// TestKeyRotation introduces an EdDSA key next to an HS256 one, issues
+// with it, and retires the old key, reloading the node's keys file
+// without a restart.
+func TestKeyRotation(t *testing.T) {
+	dir := t.TempDir()
+	keysFile := filepath.Join(dir, "keys")
+	oldLine, _, err := auth.NewKeyLine("old", "HS256")
+	if err != nil {
+		t.Fatal(err)
+	}
+	os.WriteFile(keysFile, []byte(oldLine+"\n"), 0o600)
+	n := startNode(t, filepath.Join(dir, "data"), func(c *Config) { c.JWTKeys = keysFile; c.JWTSecret = testJWTSecret })
+	n.admin = mintToken(t, "--jwt-keys", keysFile, "--db", "*", "--perm", "admin")
+	n.createDB("rot")
+	oldTok := mintToken(t, "--jwt-keys", keysFile, "--db", "rot")
+	if code, _ := n.do("POST", "/db/rot", oldTok, `{"sql": "SELECT 1"}`); code != 200 {
+		t.Fatal("old key's token refused")
+	}
+	// --jwt-secret is ignored when a keys file is given.
+	if code, _ := n.do("POST", "/db/rot", clusterToken(t, "rot", "read"), `{"sql": "SELECT 1"}`); code != 401 {
+		t.Fatal("a token of --jwt-secret was accepted next to --jwt-keys")
+	}
+
+	var out bytes.Buffer
+	if code := runKeygen([]string{"--kid", "new", "--alg", "EdDSA"}, &out, os.Stderr); code != 0 {
+		t.Fatal("keygen failed")
+	}
+	var newLine, publicLine string
+	for _, l := range strings.Split(out.String(), "\n") {
+		if strings.HasPrefix(l, "new EdDSA ") {
+			newLine = l
+		}
+		if strings.HasPrefix(l, "# new EdDSA-public ") {
+			publicLine = strings.TrimPrefix(l, "# ")
+		}
+	}
+	if newLine == "" || publicLine == "" {
+		t.Fatalf("keygen printed %q", out.String())
+	}
+	// The node verifies only (public key); the issuing host signs.
+	os.WriteFile(keysFile, []byte(publicLine+"\n"+oldLine+"\n"), 0o600)
+	if err := n.m.keys.Reload(); err != nil {
+		t.Fatal(err)
+	}
+	issuing := filepath.Join(dir, "issuing-keys")
+	os.WriteFile(issuing, []byte(newLine+"\n"), 0o600)
+	newTok := mintToken(t, "--jwt-keys", issuing, "--db", "rot")
+	for name, tok := range map[string]string{"old": oldTok, "new": newTok} {
+		if code, body := n.do("POST", "/db/rot", tok, `{"sql": "SELECT 1"}`); code != 200 {
+			t.Fatalf("%s key's token during the rotation: %d %s", name, code, body)
+		}
+	}
+	os.WriteFile(keysFile, []byte(publicLine+"\n"), 0o600)
+	if err := n.m.keys.Reload(); err != nil {
+		t.Fatal(err)
+	}
+	status, body := n.do("POST", "/db/rot", oldTok, `{"sql": "SELECT 1"}`)
+	wantError(t, status, body, 401, "EUNAUTHORIZED")
+	if code, _ := n.do("POST", "/db/rot", newTok, `{"sql": "SELECT 1"}`); code != 200 {
+		t.Fatal("new key's token refused after the old key left")
+	}
+	// A bad keys file is refused and the keys in force stay.
+	os.WriteFile(keysFile, []byte("broken line\n"), 0o600)
+	if err := n.m.keys.Reload(); err == nil {
+		t.Fatal("a broken keys file was loaded")
+	}
+	if code, _ := n.do("POST", "/db/rot", newTok, `{"sql": "SELECT 1"}`); code != 200 {
+		t.Fatal("a failed reload dropped the keys")
+	}
+}
+
+// TestTokenBoundToCreation deletes a database and creates it again: tokens
+// naming the old one no longer open the new one, on HTTP and PostgreSQL;
+// tokens for every database ("*") still do.
+func TestTokenBoundToCreation(t *testing.T) {
+	clock := &testClock{}
+	n := startNodeClock(t, t.TempDir(), nil, clock)
+	n.createDB("again")
+	n.ok("POST", "/db/again", `{"sql": "CREATE TABLE t (x)"}`)
+	old := n.tokenAt(clock.Now(), auth.PermRead, 24*time.Hour, "again")
+	every := n.tokenAt(clock.Now(), auth.PermRead, 24*time.Hour, "*")
+	if code, _ := n.do("POST", "/db/again", old, `{"sql": "SELECT 1"}`); code != 200 {
+		t.Fatal("token refused before the re-creation")
+	}
+	n.ok("DELETE", "/databases/again", "")
+	clock.Advance(2 * time.Second)
+	n.createDB("again")
+	status, body := n.do("POST", "/db/again", old, `{"sql": "SELECT 1"}`)
+	wantError(t, status, body, 401, "EUNAUTHORIZED")
+	if !strings.Contains(body, "issued before") {
+		t.Fatalf("refusal does not say why: %s", body)
+	}
+	_, err := pgx.Connect(context.Background(), n.pgDSN("again", old))
+	wantState(t, err, "28P01")
+	if code, _ := n.do("POST", "/db/again", every, `{"sql": "SELECT 1"}`); code != 200 {
+		t.Fatal("a token for every database was refused")
+	}
+	fresh := n.tokenAt(clock.Now(), auth.PermRead, time.Hour, "again")
+	if code, _ := n.do("POST", "/db/again", fresh, `{"sql": "SELECT 1"}`); code != 200 {
+		t.Fatal("a token issued after the re-creation was refused")
+	}
+}
