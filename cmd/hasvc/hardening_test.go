@@ -355,3 +355,105 @@ func TestConcurrencyLimits(t *testing.T) {
 		t.Fatalf("the fourth connection of a token: %v", err)
 	}
 }
+
+// TestLongReadsStarveNothing holds every reader of a database with endless
+// reads from PostgreSQL clients: a write (a text never seen, so it must be
+// classified) and a Parse still go through, and once the clients vanish
+// without a word their statements are cancelled and reads run again long
+// before the statement time limit.
+func TestLongReadsStarveNothing(t *testing.T) {
+	n := startNode(t, t.TempDir(), func(c *Config) { c.MaxStatementTime = 5 * time.Minute })
+	n.createDB("busy")
+	n.ok("POST", "/db/busy", `{"sql": "CREATE TABLE t (x)"}`)
+	const readers = 4 // a database's pooled readers
+	var conns []net.Conn
+	for range readers {
+		conns = append(conns, n.rawQuery("busy", endless))
+	}
+	time.Sleep(time.Second)
+	within := func(what string, limit time.Duration, f func() error) {
+		t.Helper()
+		start := time.Now()
+		if err := f(); err != nil {
+			t.Fatalf("%s: %v", what, err)
+		}
+		if took := time.Since(start); took > limit {
+			t.Fatalf("%s took %v with every reader busy", what, took)
+		}
+	}
+	within("a new write", 3*time.Second, func() error {
+		if code, body := n.do("POST", "/db/busy", n.admin, `{"sql": "INSERT INTO t VALUES (42)"}`); code != 200 {
+			return fmt.Errorf("%d %s", code, body)
+		}
+		return nil
+	})
+	within("a Parse", 3*time.Second, func() error {
+		c := n.pgConnect("busy", n.admin)
+		defer c.Close(context.Background())
+		_, err := c.Prepare(context.Background(), "ins", "INSERT INTO t VALUES ($1)")
+		return err
+	})
+	// A read waits for a reader...
+	read := make(chan string, 1)
+	go func() {
+		code, body, err := n.try("POST", "/db/busy", n.admin, `{"sql": "SELECT count(*) FROM t"}`)
+		read <- fmt.Sprintf("%d %s %v", code, body, err)
+	}()
+	select {
+	case got := <-read:
+		t.Fatalf("a read ran while every reader was busy: %s", got)
+	case <-time.After(2 * time.Second):
+	}
+	// ...until the clients vanish (no Terminate, no CancelRequest) and
+	// their statements are cancelled.
+	for _, c := range conns {
+		c.Close()
+	}
+	closed := time.Now()
+	select {
+	case got := <-read:
+		t.Logf("read %v after the close", time.Since(closed))
+		if !strings.HasPrefix(got, "200 ") {
+			t.Fatalf("read: %s", got)
+		}
+	case <-time.After(5 * time.Second):
+		t.Fatal("the readers are still held 5s after their clients left")
+	}
+}
+
+// rawQuery logs in to database db over PostgreSQL as a bare client and
+// sends sql as a simple query, without waiting for its answer: closing the
+// returned connection is a client that vanishes, with neither Terminate
+// nor CancelRequest (pgx sends a CancelRequest when its connection fails).
+func (n *node) rawQuery(db, sql string) net.Conn {
+	n.t.Helper()
+	conn, err := net.Dial("tcp", n.m.PGAddr())
+	if err != nil {
+		n.t.Fatal(err)
+	}
+	n.t.Cleanup(func() { conn.Close() })
+	conn.SetDeadline(time.Now().Add(10 * time.Second))
+	fe := pgproto3.NewFrontend(conn, conn)
+	fe.Send(&pgproto3.StartupMessage{ProtocolVersion: pgproto3.ProtocolVersionNumber, Parameters: map[string]string{"user": "raw", "database": db}})
+	fe.Flush()
+	for {
+		m, err := fe.Receive()
+		if err != nil {
+			n.t.Fatal(err)
+		}
+		switch m := m.(type) {
+		case *pgproto3.AuthenticationCleartextPassword:
+			fe.Send(&pgproto3.PasswordMessage{Password: n.admin})
+			fe.Flush()
+		case *pgproto3.ErrorResponse:
+			n.t.Fatalf("login: %s", m.Message)
+		case *pgproto3.ReadyForQuery:
+			fe.Send(&pgproto3.Query{String: sql})
+			if err := fe.Flush(); err != nil {
+				n.t.Fatal(err)
+			}
+			conn.SetDeadline(time.Time{})
+			return conn
+		}
+	}
+}

@@ -37,9 +37,11 @@ type DB struct {
 	readers   []*sqlite.Conn // idle readers
 	readerSem chan struct{}
 
-	// writes remembers SQL texts that are not read-only, so requests
-	// starting with them go to the writer without a try on a reader.
-	writes *writeTexts
+	// writes and reads remember SQL texts known to write or to only read
+	// (classify.go); classifier prepares the others.
+	writes, reads *sqlTexts
+	classifierMu  sync.Mutex
+	classifier    *sqlite.Conn
 
 	applied atomic.Uint64
 	stuck   atomic.Pointer[string] // why the database cannot apply its stream, if it cannot
@@ -116,7 +118,11 @@ func (d *DB) Exec(ctx context.Context, stmts []sqlite.Statement, opts ExecOption
 	ctx, cancel := context.WithTimeout(ctx, d.statementTime())
 	defer cancel()
 	readOnly := opts.ReadOnly
-	if !d.writes.has(stmts[0].SQL) {
+	isRead, err := d.classify(ctx, stmts)
+	if err != nil && readOnly {
+		return nil, err
+	}
+	if isRead {
 		res, isRead, err := d.read(ctx, stmts)
 		if isRead || (readOnly && err != nil) {
 			return res, err
@@ -235,6 +241,14 @@ func (d *DB) close() error {
 	}
 	d.readers = nil
 	d.readerMu.Unlock()
+	d.classifierMu.Lock()
+	if d.classifier != nil {
+		if err := d.classifier.Close(); err != nil && first == nil {
+			first = err
+		}
+		d.classifier = nil
+	}
+	d.classifierMu.Unlock()
 	if err := d.writer.Close(); err != nil && first == nil {
 		first = err
 	}

@@ -2,13 +2,27 @@ package engine
 
 import (
 	"context"
+	"slices"
+
 	"hasvc/internal/sqlite"
 )
 
-// Describe prepares sql (one statement) on a reader and describes it.
+// Describe prepares sql (one statement) and describes it. Only a read
+// whose columns include expressions, described with a dry run, needs a
+// reader; everything else is prepared on the classifier connection, so a
+// client's Parse does not wait behind long reads.
 func (d *DB) Describe(ctx context.Context, sql string, opts sqlite.DescribeOptions) (*sqlite.Description, error) {
 	ctx, cancel := context.WithTimeout(ctx, d.statementTime())
 	defer cancel()
+	var desc *sqlite.Description
+	err := d.withClassifier(func(c *sqlite.Conn) error {
+		var err error
+		desc, err = c.Describe(ctx, sql, sqlite.DescribeOptions{})
+		return err
+	})
+	if err != nil || !opts.DryRun || !desc.ReadOnly || !slices.Contains(desc.DeclTypes, "") {
+		return desc, err
+	}
 	r, err := d.reader(ctx)
 	if err != nil {
 		return nil, err

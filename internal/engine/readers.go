@@ -6,9 +6,9 @@ import (
 	"hasvc/internal/tenant"
 )
 
-// read tries stmts on a reader. isRead is false if a statement is not
-// read-only (nothing was changed: readers are query_only) or could not be
-// prepared there.
+// read runs stmts, classified as reads, on a reader. isRead is false if
+// a statement is not read-only after all (nothing was changed: readers are
+// query_only) or could not be prepared there.
 func (d *DB) read(ctx context.Context, stmts []sqlite.Statement) (*ExecResult, bool, error) {
 	r, err := d.reader(ctx)
 	if err != nil {
@@ -29,18 +29,6 @@ func (d *DB) read(ctx context.Context, stmts []sqlite.Statement) (*ExecResult, b
 			d.writes.add(stmts[0].SQL)
 		}
 		return nil, false, err
-	}
-	for i := range stmts {
-		ro, err := r.ReadOnly(ctx, stmts[i].SQL)
-		if err != nil {
-			return nil, false, tenant.AtStatement(err, i)
-		}
-		if !ro {
-			if i == 0 {
-				d.writes.add(stmts[0].SQL)
-			}
-			return nil, false, nil
-		}
 	}
 	// One snapshot for the whole request.
 	if err := r.Internal(func() error { return r.Exec("BEGIN") }); err != nil {

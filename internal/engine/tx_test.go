@@ -172,8 +172,8 @@ func TestWriteTextsBounded(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	if got := db.writes.len(); got > defaultWriteTexts {
-		t.Fatalf("%d write texts remembered, want at most %d", got, defaultWriteTexts)
+	if got := db.writes.len(); got > defaultTexts {
+		t.Fatalf("%d write texts remembered, want at most %d", got, defaultTexts)
 	}
 	grown := int64(heap()) - int64(base)
 	t.Logf("heap grew %d KB over the last %d distinct statements", grown/1024, total*9/10)

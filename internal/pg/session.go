@@ -651,7 +651,12 @@ func (ss *session) inspect(ctx context.Context, sql string) (*sqlite.Result, err
 	if ss.inTx && ss.tx != nil {
 		return ss.tx.Inspect(ctx, sqlite.Statement{SQL: sql})
 	}
-	return ss.execAlone(ctx, sqlite.Statement{SQL: sql}, true)
+	db, release, err := ss.srv.DB.Acquire(ctx, ss.db)
+	if err != nil {
+		return nil, err
+	}
+	defer release()
+	return db.Inspect(ctx, sqlite.Statement{SQL: sql})
 }
 
 // commandTag is PostgreSQL's CommandComplete tag for a statement.
