@@ -2,7 +2,9 @@
 # Runs the HTTP benchmarks of BENCHMARKS.md side by side, on this machine,
 # against a fresh node started from bin/hasvc: INSERT with 1 and 16
 # clients, point SELECT with 16 clients, and a bare net/http handler
-# serving a point-select-sized body with the same load generator.
+# serving a point-select-sized body with the same load generator; and range
+# reads of 1,000 rows (16 clients) and 100,000 rows (2 clients, a 3 MB
+# response, streamed).
 #
 #   make bench                         # 10 s per scenario
 #   DURATION=30s ROUNDS=3 make bench   # longer; report the median round
@@ -34,5 +36,7 @@ for r in $(seq "$ROUNDS"); do
 	./bin/load -url "$url" -token "$token" -db ins1 -scenario insert -c 1 -d "$DURATION"
 	./bin/load -url "$url" -token "$token" -db ins16 -scenario insert -c 16 -d "$DURATION"
 	./bin/load -url "$url" -token "$token" -db sel -scenario select -c 16 -d "$DURATION"
+	./bin/load -url "$url" -token "$token" -db scan -scenario scan -limit 1000 -c 16 -d "$DURATION"
+	./bin/load -url "$url" -token "$token" -db scan -scenario scan -limit 100000 -c 2 -d "$DURATION"
 	./bin/load -url "http://127.0.0.1:$BARE_PORT" -scenario bare -c 16 -d "$DURATION"
 done

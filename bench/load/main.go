@@ -29,7 +29,8 @@ func main() {
 	url := flag.String("url", "http://127.0.0.1:8080", "node URL; several, comma-separated, spread the clients over them")
 	token := flag.String("token", "", "bearer token")
 	db := flag.String("db", "bench", "database")
-	scenario := flag.String("scenario", "insert", "insert, select, bare, dbs")
+	scenario := flag.String("scenario", "insert", "insert, select, scan, bare, dbs, lag")
+	limit := flag.Int("limit", 1000, "rows each scan request reads")
 	clients := flag.Int("c", 16, "concurrent clients")
 	dur := flag.Duration("d", 10*time.Second, "duration")
 	n := flag.Int("n", 1000, "databases to create (dbs)")
@@ -75,6 +76,17 @@ func main() {
 		h.run("select", *clients, *dur, func() (int, error) {
 			id := rand.IntN(rows) + 1
 			return h.post("/db/"+*db, fmt.Sprintf(`{"sql":"SELECT id, name, n FROM users WHERE id = ?","params":[%d]}`, id))
+		})
+	case "scan":
+		// A range of rows (an INTEGER key, a TEXT and an INTEGER
+		// column): the result-encoding path; past 1 MB it streams.
+		rows := max(*limit, 10000)
+		h.must(h.post("/databases", `{"name":"`+*db+`"}`))(201, 409)
+		h.must(h.post("/db/"+*db, `{"sql":"CREATE TABLE IF NOT EXISTS users (id INTEGER PRIMARY KEY, name TEXT, n INTEGER)"}`))(200)
+		h.must(h.post("/db/"+*db, fmt.Sprintf(`{"sql":"WITH RECURSIVE s(v) AS (SELECT 1 UNION ALL SELECT v + 1 FROM s WHERE v < %d) INSERT OR IGNORE INTO users (id, name, n) SELECT v, 'user-' || v, v FROM s"}`, rows)))(200)
+		h.run(fmt.Sprintf("scan/%d", *limit), *clients, *dur, func() (int, error) {
+			from := rand.IntN(rows - *limit + 1)
+			return h.post("/db/"+*db, fmt.Sprintf(`{"sql":"SELECT id, name, n FROM users WHERE id > ? ORDER BY id LIMIT %d","params":[%d]}`, *limit, from))
 		})
 	case "bare":
 		h.run("bare", *clients, *dur, func() (int, error) {

@@ -4,10 +4,13 @@ import (
 	"context"
 	"crypto/tls"
 	"database/sql"
+	"encoding/json"
 	"fmt"
+	"io"
 	"net"
 	"net/http"
 	"path/filepath"
+	"runtime"
 	"strings"
 	"testing"
 	"time"
@@ -455,5 +458,104 @@ func (n *node) rawQuery(db, sql string) net.Conn {
 			conn.SetDeadline(time.Time{})
 			return conn
 		}
+	}
+}
+
+// rowsCTE yields n rows numbered from 1.
+func rowsCTE(n int) string {
+	return fmt.Sprintf("WITH RECURSIVE r(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM r WHERE i < %d) ", n)
+}
+
+// TestStreamedResults: a large read is sent as it is produced, so clients
+// that ask for large results and never read them cost the node little
+// memory; a read that fails after it started sending says so in the body
+// and cuts the connection; small results are answered whole.
+func TestStreamedResults(t *testing.T) {
+	n := startNode(t, t.TempDir(), nil)
+	n.createDB("big")
+	read := n.token(auth.PermRead, time.Hour, "big")
+
+	// Whole and correct, with text and integers.
+	req, _ := http.NewRequest("POST", n.url+"/db/big", strings.NewReader(`{"sql": "`+rowsCTE(100000)+`SELECT i, 'row ' || i FROM r"}`))
+	req.Header.Set("Authorization", "Bearer "+read)
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var out struct {
+		Results []struct {
+			Columns []string `json:"columns"`
+			Rows    [][]any  `json:"rows"`
+		} `json:"results"`
+	}
+	err = json.NewDecoder(resp.Body).Decode(&out)
+	resp.Body.Close()
+	if err != nil || resp.StatusCode != 200 {
+		t.Fatalf("%d %v", resp.StatusCode, err)
+	}
+	if resp.ContentLength >= 0 {
+		t.Errorf("a 2 MB result was sent with a Content-Length: not streamed")
+	}
+	rows := out.Results[0].Rows
+	if len(rows) != 100000 || rows[99999][1] != "row 100000" || rows[0][0] != 1.0 {
+		t.Fatalf("%d rows, last %v", len(rows), rows[len(rows)-1])
+	}
+	for _, c := range []struct{ token, body, want string }{
+		{read, `[{"sql": "SELECT 1; -- the last"}, {"sql": "SELECT 2; /* two */"}]`, `{"results":[{"columns":["1"],"rows":[[1]]},{"columns":["2"],"rows":[[2]]}]}`},
+		{n.admin, `[{"sql": "SELECT 1"}, {"sql": "SELECT 2; SELECT 3"}]`, `{"results":[{"columns":["1"],"rows":[[1]]},{"columns":["3"],"rows":[[3]]}]}`},
+	} {
+		if code, body := n.do("POST", "/db/big", c.token, c.body); code != 200 || body != c.want+"\n" {
+			t.Fatalf("%s: %d %s", c.body, code, body)
+		}
+	}
+
+	// Clients that never read: 40 MB each.
+	runtime.GC()
+	var before runtime.MemStats
+	runtime.ReadMemStats(&before)
+	var stalled []net.Conn
+	for range 4 {
+		c, err := net.Dial("tcp", n.m.HTTPAddr())
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer c.Close()
+		body := `{"sql": "` + rowsCTE(40000) + `SELECT randomblob(1000) FROM r"}`
+		fmt.Fprintf(c, "POST /db/big HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer %s\r\nContent-Length: %d\r\n\r\n%s", read, len(body), body)
+		stalled = append(stalled, c)
+	}
+	time.Sleep(3 * time.Second)
+	var during runtime.MemStats
+	runtime.ReadMemStats(&during)
+	if grown := int64(during.HeapAlloc) - int64(before.HeapAlloc); grown > 64<<20 {
+		t.Errorf("four unread 40 MB results hold %d MB", grown>>20)
+	} else {
+		t.Logf("four unread 40 MB results hold %d MB", grown>>20)
+	}
+	for _, c := range stalled {
+		c.Close()
+	}
+	start := time.Now()
+	if code, body := n.do("POST", "/db/big", read, `{"sql": "SELECT 1"}`); code != 200 {
+		t.Fatalf("%d %s", code, body)
+	}
+	if took := time.Since(start); took > 5*time.Second {
+		t.Errorf("readers held %v after their clients left", took)
+	}
+
+	// Past the result limit after sending began.
+	req, _ = http.NewRequest("POST", n.url+"/db/big", strings.NewReader(`{"sql": "`+rowsCTE(1000)+`SELECT randomblob(100000) FROM r"}`))
+	req.Header.Set("Authorization", "Bearer "+read)
+	resp, err = http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	got, err := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if err == nil {
+		t.Fatal("a failed streamed read ended like a complete one")
+	}
+	if tail := string(got[max(0, len(got)-200):]); !strings.Contains(tail, `"error":{"code":"ETOOLARGE"`) {
+		t.Fatalf("the body does not end with the error: ...%s", tail)
 	}
 }

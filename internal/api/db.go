@@ -52,9 +52,14 @@ func (s *Server) query(c echo.Context) error {
 		return err
 	}
 	opts.ReadOnly = p.Perm < auth.PermWrite
+	out := &resultStream{c: c}
+	opts.Sink = out
 	res, err := s.DB.Exec(c.Request().Context(), name, stmts, opts)
 	if err != nil {
-		return err
+		return out.fail(err)
+	}
+	if res.Streamed {
+		return out.finish()
 	}
 	writeDeadline(c, responseWriteTime)
 	return c.Blob(http.StatusOK, echo.MIMEApplicationJSON, appendResults(make([]byte, 0, 256), res))
@@ -170,54 +175,6 @@ func parseParams(v any) (any, error) {
 		return out, nil
 	}
 	return nil, tenant.Errorf(tenant.EINVALID, "params must be an array or an object")
-}
-
-// appendResults writes the ancestor's response shape, with the stream
-// sequence of a write.
-func appendResults(buf []byte, res *engine.ExecResult) []byte {
-	buf = append(buf, `{"results":[`...)
-	for i := range res.Results {
-		r := &res.Results[i]
-		if i > 0 {
-			buf = append(buf, ',')
-		}
-		buf = append(buf, `{"columns":[`...)
-		if r.HasRows() {
-			for j, c := range r.Columns {
-				if j > 0 {
-					buf = append(buf, ',')
-				}
-				buf = change.AppendString(buf, c)
-			}
-			buf = append(buf, `],"rows":[`...)
-			for j, row := range r.Rows {
-				if j > 0 {
-					buf = append(buf, ',')
-				}
-				buf = append(buf, '[')
-				for k, v := range row {
-					if k > 0 {
-						buf = append(buf, ',')
-					}
-					buf = change.AppendValue(buf, v)
-				}
-				buf = append(buf, ']')
-			}
-			buf = append(buf, "]}"...)
-		} else {
-			buf = append(buf, `"rows_affected","last_insert_id"],"rows":[[`...)
-			buf = strconv.AppendInt(buf, r.RowsAffected, 10)
-			buf = append(buf, ',')
-			buf = strconv.AppendInt(buf, r.LastInsertID, 10)
-			buf = append(buf, "]]}"...)
-		}
-	}
-	buf = append(buf, ']')
-	if res.Seq > 0 {
-		buf = append(buf, `,"sequence":`...)
-		buf = strconv.AppendUint(buf, res.Seq, 10)
-	}
-	return append(buf, "}\n"...)
 }
 
 // backup serves GET /db/<name>/backup: a consistent SQLite file.

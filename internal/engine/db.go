@@ -86,6 +86,8 @@ type DB struct {
 type ExecResult struct {
 	Results []sqlite.Result
 	Seq     uint64
+	// Streamed: the results went to ExecOptions.Sink, not into Results.
+	Streamed bool
 }
 
 // ExecOptions qualifies a request.
@@ -102,6 +104,11 @@ type ExecOptions struct {
 	// Wait bounds the wait for MinSeq or Strong (default 5s); past it the
 	// request fails with ETIMEOUT.
 	Wait time.Duration
+	// Sink, if set, receives the results of a request that only reads as
+	// they are produced, while the reader is held (ExecResult.Streamed).
+	// A request that writes returns its results once committed, as
+	// without a sink.
+	Sink sqlite.Sink
 }
 
 // Exec runs a request as one transaction. Requests whose statements are all
@@ -123,7 +130,7 @@ func (d *DB) Exec(ctx context.Context, stmts []sqlite.Statement, opts ExecOption
 		return nil, err
 	}
 	if isRead {
-		res, isRead, err := d.read(ctx, stmts)
+		res, isRead, err := d.read(ctx, stmts, opts.Sink)
 		if isRead || (readOnly && err != nil) {
 			return res, err
 		}

@@ -9,7 +9,7 @@ import (
 // read runs stmts, classified as reads, on a reader. isRead is false if
 // a statement is not read-only after all (nothing was changed: readers are
 // query_only) or could not be prepared there.
-func (d *DB) read(ctx context.Context, stmts []sqlite.Statement) (*ExecResult, bool, error) {
+func (d *DB) read(ctx context.Context, stmts []sqlite.Statement, sink sqlite.Sink) (*ExecResult, bool, error) {
 	r, err := d.reader(ctx)
 	if err != nil {
 		return nil, true, err
@@ -18,10 +18,13 @@ func (d *DB) read(ctx context.Context, stmts []sqlite.Statement) (*ExecResult, b
 	if len(stmts) == 1 {
 		// One statement: the statement prepared to see whether it only
 		// reads is the one that runs.
-		res, ran, err := r.RunIfReadOnly(ctx, stmts[0])
+		res, ran, err := r.RunIfReadOnly(ctx, stmts[0], sink)
 		if ran {
 			if err != nil {
 				return nil, true, err
+			}
+			if sink != nil {
+				return &ExecResult{Streamed: true}, true, nil
 			}
 			return &ExecResult{Results: []sqlite.Result{res}}, true, nil
 		}
@@ -35,6 +38,12 @@ func (d *DB) read(ctx context.Context, stmts []sqlite.Statement) (*ExecResult, b
 		return nil, true, err
 	}
 	defer r.Internal(func() error { return r.Exec("COMMIT") })
+	if sink != nil {
+		if err := r.RunTo(ctx, stmts, sink); err != nil {
+			return nil, true, err
+		}
+		return &ExecResult{Streamed: true}, true, nil
+	}
 	results, err := r.Run(ctx, stmts, nil)
 	if err != nil {
 		return nil, true, err

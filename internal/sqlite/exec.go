@@ -3,6 +3,7 @@ package sqlite
 import (
 	"context"
 	"fmt"
+	"strings"
 	"unicode/utf8"
 
 	"hasvc/internal/change"
@@ -35,12 +36,34 @@ func (r *Result) HasRows() bool { return r.Columns != nil }
 // maxResultBytes bounds what one request may return.
 const maxResultBytes = 64 << 20
 
+// Sink receives a request's results as they are produced (a read streamed
+// to its client) instead of in Result.Rows. For each statement object of
+// the request, in order: Columns if it produces rows, Row for each row
+// (values are the sink's to keep), then Done with the rest of its result.
+// An error from the sink stops the request.
+type Sink interface {
+	Columns(names, declTypes []string) error
+	Row(values []any) error
+	Done(res *Result) error
+}
+
 // Run executes the statements of one request on c, which is in tenant
 // mode. With cp non-nil (the writer's capture), row changes are captured
 // while they run, schema changes are recorded in cp before they run, and
 // row changes are named after each statement. Errors are tenant errors
 // naming the failing statement; SQL errors wrap an *Error.
 func (c *Conn) Run(ctx context.Context, stmts []Statement, cp *Capture) ([]Result, error) {
+	return c.run(ctx, stmts, cp, nil)
+}
+
+// RunTo runs the statements of a read on c, passing the results to sink
+// as they are produced.
+func (c *Conn) RunTo(ctx context.Context, stmts []Statement, sink Sink) error {
+	_, err := c.run(ctx, stmts, nil, sink)
+	return err
+}
+
+func (c *Conn) run(ctx context.Context, stmts []Statement, cp *Capture, sink Sink) ([]Result, error) {
 	if err := ctx.Err(); err != nil {
 		return nil, tenant.AtStatement(c.tenantError(ctx, newError(codeInterrupt, "interrupted")), 0)
 	}
@@ -50,11 +73,18 @@ func (c *Conn) Run(ctx context.Context, stmts []Statement, cp *Capture) ([]Resul
 		cp.on = true
 		defer func() { cp.on = false }()
 	}
-	results := make([]Result, len(stmts))
+	var results []Result
+	if sink == nil {
+		results = make([]Result, len(stmts))
+	}
 	size := 0
 	for i := range stmts {
-		if err := c.runOne(ctx, &stmts[i], &results[i], cp, &size); err != nil {
+		var res Result
+		if err := c.runOne(ctx, &stmts[i], &res, cp, &size, sink); err != nil {
 			return nil, tenant.AtStatement(err, i)
+		}
+		if sink == nil {
+			results[i] = res
 		}
 	}
 	return results, nil
@@ -62,8 +92,9 @@ func (c *Conn) Run(ctx context.Context, stmts []Statement, cp *Capture) ([]Resul
 
 // RunIfReadOnly runs st if its SQL is one statement that only reads, with
 // the statement it prepared to find that out. ran is false, and nothing
-// ran, if it is not (or does not prepare: err says why).
-func (c *Conn) RunIfReadOnly(ctx context.Context, st Statement) (res Result, ran bool, err error) {
+// ran, if it is not (or does not prepare: err says why). With sink set,
+// the result goes there rather than into res.
+func (c *Conn) RunIfReadOnly(ctx context.Context, st Statement, sink Sink) (res Result, ran bool, err error) {
 	s, used, err := c.prepare(st.SQL, 0)
 	if err != nil {
 		return Result{}, false, tenant.AtStatement(c.tenantError(ctx, err), 0)
@@ -72,14 +103,19 @@ func (c *Conn) RunIfReadOnly(ctx context.Context, st Statement) (res Result, ran
 		return Result{}, false, nil
 	}
 	defer c.Release(s)
-	if used != len(st.SQL) || !s.ReadOnly() {
+	if !onlyTrivia(st.SQL[used:]) || !s.ReadOnly() {
 		return Result{}, false, nil
 	}
 	stop := c.Watch(ctx)
 	defer stop()
 	size := 0
-	if err := c.step(ctx, s, st.Params, &res, nil, &size); err != nil {
+	if err := c.step(ctx, s, st.Params, &res, nil, &size, sink); err != nil {
 		return Result{}, true, tenant.AtStatement(err, 0)
+	}
+	if sink != nil {
+		if err := sink.Done(&res); err != nil {
+			return Result{}, true, tenant.AtStatement(err, 0)
+		}
 	}
 	return res, true, nil
 }
@@ -95,12 +131,16 @@ func (c *Conn) ReadOnly(ctx context.Context, sql string) (bool, error) {
 		return false, invalid(KindSyntax, "empty statement")
 	}
 	defer c.Release(s)
-	return s.ReadOnly() && used == len(sql), nil
+	return s.ReadOnly() && onlyTrivia(sql[used:]), nil
 }
 
-func (c *Conn) runOne(ctx context.Context, st *Statement, res *Result, cp *Capture, size *int) error {
+// runOne runs the SQL of one statement object: its result is that of its
+// last statement. With a sink, that last statement's rows go to the sink as
+// they come, and earlier statements' results are dropped as before.
+func (c *Conn) runOne(ctx context.Context, st *Statement, res *Result, cp *Capture, size *int, sink Sink) error {
 	sql := st.SQL
 	n := 0
+	sunk := false
 	for off := 0; off < len(sql); {
 		s, used, err := c.prepare(sql, off)
 		if err != nil {
@@ -116,7 +156,11 @@ func (c *Conn) runOne(ctx context.Context, st *Statement, res *Result, cp *Captu
 			return invalid(KindParams, "params need a statement of its own: this sql holds more than one")
 		}
 		*res = Result{}
-		err = c.step(ctx, s, st.Params, res, cp, size)
+		var to Sink
+		if sink != nil && onlyTrivia(sql[off:]) {
+			to, sunk = sink, true
+		}
+		err = c.step(ctx, s, st.Params, res, cp, size, to)
 		c.Release(s)
 		if err != nil {
 			return err
@@ -125,10 +169,54 @@ func (c *Conn) runOne(ctx context.Context, st *Statement, res *Result, cp *Captu
 	if n == 0 {
 		return invalid(KindSyntax, "empty statement")
 	}
-	return nil
+	if sink == nil {
+		return nil
+	}
+	if !sunk {
+		// The last statement was followed by text that turned out to
+		// hold none: its rows were kept, and go to the sink now.
+		if res.HasRows() {
+			if err := sink.Columns(res.Columns, res.DeclTypes); err != nil {
+				return err
+			}
+			for _, row := range res.Rows {
+				if err := sink.Row(row); err != nil {
+					return err
+				}
+			}
+			res.Rows = nil
+		}
+	}
+	return sink.Done(res)
 }
 
-func (c *Conn) step(ctx context.Context, s *Stmt, params any, res *Result, cp *Capture, size *int) error {
+// onlyTrivia reports whether sql holds no more statements for sure: only
+// whitespace, semicolons and comments.
+func onlyTrivia(sql string) bool {
+	for i := 0; i < len(sql); {
+		switch {
+		case sql[i] == ' ' || sql[i] == '\t' || sql[i] == '\n' || sql[i] == '\r' || sql[i] == '\f' || sql[i] == ';':
+			i++
+		case strings.HasPrefix(sql[i:], "--"):
+			end := strings.IndexByte(sql[i:], '\n')
+			if end < 0 {
+				return true
+			}
+			i += end + 1
+		case strings.HasPrefix(sql[i:], "/*"):
+			end := strings.Index(sql[i+2:], "*/")
+			if end < 0 {
+				return true
+			}
+			i += 2 + end + 2
+		default:
+			return false
+		}
+	}
+	return true
+}
+
+func (c *Conn) step(ctx context.Context, s *Stmt, params any, res *Result, cp *Capture, size *int, sink Sink) error {
 	if err := bindParams(s, params); err != nil {
 		return err
 	}
@@ -155,7 +243,13 @@ func (c *Conn) step(ctx context.Context, s *Stmt, params any, res *Result, cp *C
 	if s.ncols > 0 {
 		res.Columns = s.names
 		res.DeclTypes = s.decl
-		res.Rows = [][]any{}
+		if sink != nil {
+			if err := sink.Columns(s.names, s.decl); err != nil {
+				return err
+			}
+		} else {
+			res.Rows = [][]any{}
+		}
 		for {
 			more, err := s.step()
 			if err != nil {
@@ -171,6 +265,12 @@ func (c *Conn) step(ctx context.Context, s *Stmt, params any, res *Result, cp *C
 			}
 			if *size > maxResultBytes {
 				return tenant.Errorf(tenant.ETOOLARGE, "result larger than %d bytes", maxResultBytes)
+			}
+			if sink != nil {
+				if err := sink.Row(row); err != nil {
+					return err
+				}
+				continue
 			}
 			res.Rows = append(res.Rows, row)
 		}
