@@ -83,7 +83,9 @@ func main() {
 		rows := max(*limit, 10000)
 		h.must(h.post("/databases", `{"name":"`+*db+`"}`))(201, 409)
 		h.must(h.post("/db/"+*db, `{"sql":"CREATE TABLE IF NOT EXISTS users (id INTEGER PRIMARY KEY, name TEXT, n INTEGER)"}`))(200)
-		h.must(h.post("/db/"+*db, fmt.Sprintf(`{"sql":"WITH RECURSIVE s(v) AS (SELECT 1 UNION ALL SELECT v + 1 FROM s WHERE v < %d) INSERT OR IGNORE INTO users (id, name, n) SELECT v, 'user-' || v, v FROM s"}`, rows)))(200)
+		for from := 1; from <= rows; from += 10000 { // a transaction's changes stay under the message limit
+			h.must(h.post("/db/"+*db, fmt.Sprintf(`{"sql":"WITH RECURSIVE s(v) AS (SELECT %d UNION ALL SELECT v + 1 FROM s WHERE v < %d) INSERT OR IGNORE INTO users (id, name, n) SELECT v, 'user-' || v, v FROM s"}`, from, min(from+9999, rows))))(200)
+		}
 		h.run(fmt.Sprintf("scan/%d", *limit), *clients, *dur, func() (int, error) {
 			from := rand.IntN(rows - *limit + 1)
 			return h.post("/db/"+*db, fmt.Sprintf(`{"sql":"SELECT id, name, n FROM users WHERE id > ? ORDER BY id LIMIT %d","params":[%d]}`, *limit, from))
