@@ -359,11 +359,12 @@ func TestConcurrencyLimits(t *testing.T) {
 	}
 }
 
-// TestLongReadsStarveNothing holds every reader of a database with endless
-// reads from PostgreSQL clients: a write (a text never seen, so it must be
-// classified) and a Parse still go through, and once the clients vanish
-// without a word their statements are cancelled and reads run again long
-// before the statement time limit.
+// TestLongReadsStarveNothing sends endless reads from PostgreSQL clients
+// with one token, as many as a database has readers: a write (a text never
+// seen, so it must be classified), a Parse and another token's read still
+// go through (one token holds at most all readers but one); the token's own
+// next read waits; once the clients vanish without a word their statements
+// are cancelled and it runs, long before the statement time limit.
 func TestLongReadsStarveNothing(t *testing.T) {
 	n := startNode(t, t.TempDir(), func(c *Config) { c.MaxStatementTime = 5 * time.Minute })
 	n.createDB("busy")
@@ -396,7 +397,14 @@ func TestLongReadsStarveNothing(t *testing.T) {
 		_, err := c.Prepare(context.Background(), "ins", "INSERT INTO t VALUES ($1)")
 		return err
 	})
-	// A read waits for a reader...
+	// Another token's read: one reader is always left to the others.
+	within("another token's read", 3*time.Second, func() error {
+		if code, body := n.do("POST", "/db/busy", n.token(auth.PermRead, time.Hour, "busy"), `{"sql": "SELECT count(*) FROM t"}`); code != 200 {
+			return fmt.Errorf("%d %s", code, body)
+		}
+		return nil
+	})
+	// The busy token's next read waits...
 	read := make(chan string, 1)
 	go func() {
 		code, body, err := n.try("POST", "/db/busy", n.admin, `{"sql": "SELECT count(*) FROM t"}`)

@@ -82,11 +82,11 @@ func (d *DB) Backup(ctx context.Context) (*BackupFile, error) {
 
 // sizeBytes returns the size of the database's pages.
 func (d *DB) sizeBytes(ctx context.Context) (int64, error) {
-	r, err := d.reader(ctx)
+	r, release, err := d.reader(ctx)
 	if err != nil {
 		return 0, err
 	}
-	defer d.putReader(r)
+	defer release()
 	var n int64
 	err = r.Internal(func() error {
 		var err error

@@ -36,6 +36,7 @@ type DB struct {
 	readerMu  sync.Mutex
 	readers   []*sqlite.Conn // idle readers
 	readerSem chan struct{}
+	clients   clientShares // readers held by each client (readers.go)
 
 	// writes and reads remember SQL texts known to write or to only read
 	// (classify.go); classifier prepares the others.

@@ -23,10 +23,10 @@ func (d *DB) Describe(ctx context.Context, sql string, opts sqlite.DescribeOptio
 	if err != nil || !opts.DryRun || !desc.ReadOnly || !slices.Contains(desc.DeclTypes, "") {
 		return desc, err
 	}
-	r, err := d.reader(ctx)
+	r, release, err := d.reader(ctx)
 	if err != nil {
 		return nil, err
 	}
-	defer d.putReader(r)
+	defer release()
 	return r.Describe(ctx, sql, opts)
 }

@@ -4,17 +4,18 @@ import (
 	"context"
 	"hasvc/internal/sqlite"
 	"hasvc/internal/tenant"
+	"sync"
 )
 
 // read runs stmts, classified as reads, on a reader. isRead is false if
 // a statement is not read-only after all (nothing was changed: readers are
 // query_only) or could not be prepared there.
 func (d *DB) read(ctx context.Context, stmts []sqlite.Statement, sink sqlite.Sink) (*ExecResult, bool, error) {
-	r, err := d.reader(ctx)
+	r, release, err := d.reader(ctx)
 	if err != nil {
 		return nil, true, err
 	}
-	defer d.putReader(r)
+	defer release()
 	if len(stmts) == 1 {
 		// One statement: the statement prepared to see whether it only
 		// reads is the one that runs.
@@ -51,21 +52,89 @@ func (d *DB) read(ctx context.Context, stmts []sqlite.Statement, sink sqlite.Sin
 	return &ExecResult{Results: results}, true, nil
 }
 
-// reader returns a reader for a single read, waiting while readerSem's
-// readers are all busy.
-func (d *DB) reader(ctx context.Context) (*sqlite.Conn, error) {
+// reader returns a reader for a single read, and the function that gives
+// it back. It waits while readerSem's readers are all busy, and while the
+// request's client (WithClient) holds all of them but one: a client's long
+// reads leave a reader for everyone else.
+func (d *DB) reader(ctx context.Context) (*sqlite.Conn, func(), error) {
+	leave, err := d.clientShare(ctx)
+	if err != nil {
+		return nil, nil, err
+	}
 	select {
 	case d.readerSem <- struct{}{}:
 	case <-ctx.Done():
-		return nil, ctx.Err()
+		leave()
+		return nil, nil, ctx.Err()
 	case <-d.closed:
-		return nil, tenant.Errorf(tenant.EUNAVAILABLE, "database %q is closing", d.name)
+		leave()
+		return nil, nil, tenant.Errorf(tenant.EUNAVAILABLE, "database %q is closing", d.name)
 	}
 	r, err := d.txReader()
 	if err != nil {
 		<-d.readerSem
+		leave()
+		return nil, nil, err
 	}
-	return r, err
+	return r, func() { d.putReader(r); leave() }, nil
+}
+
+type clientKey struct{}
+
+// WithClient returns ctx naming the client a request comes from (its
+// token), for the share of readers one client may hold.
+func WithClient(ctx context.Context, client string) context.Context {
+	return context.WithValue(ctx, clientKey{}, client)
+}
+
+// clientShares counts the readers each client holds on a database.
+type clientShares struct {
+	mu   sync.Mutex
+	held map[string]*clientShare // removed when nobody holds or waits
+}
+
+type clientShare struct {
+	sem  chan struct{} // one token per reader held
+	refs int           // requests holding or waiting
+}
+
+// clientShare waits until the request's client may take one more reader
+// (all but one of them), takes the place and returns what gives it back.
+func (d *DB) clientShare(ctx context.Context) (func(), error) {
+	client, _ := ctx.Value(clientKey{}).(string)
+	limit := cap(d.readerSem) - 1
+	if client == "" || limit < 1 {
+		return func() {}, nil
+	}
+	cs := &d.clients
+	cs.mu.Lock()
+	sh := cs.held[client]
+	if sh == nil {
+		if cs.held == nil {
+			cs.held = map[string]*clientShare{}
+		}
+		sh = &clientShare{sem: make(chan struct{}, limit)}
+		cs.held[client] = sh
+	}
+	sh.refs++
+	cs.mu.Unlock()
+	unref := func() {
+		cs.mu.Lock()
+		if sh.refs--; sh.refs == 0 {
+			delete(cs.held, client)
+		}
+		cs.mu.Unlock()
+	}
+	select {
+	case sh.sem <- struct{}{}:
+		return func() { <-sh.sem; unref() }, nil
+	case <-ctx.Done():
+		unref()
+		return nil, ctx.Err()
+	case <-d.closed:
+		unref()
+		return nil, tenant.Errorf(tenant.EUNAVAILABLE, "database %q is closing", d.name)
+	}
 }
 
 // txReader returns an idle reader, or a new one. Used alone, for a

@@ -6,6 +6,7 @@ import (
 	"runtime"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -251,4 +252,47 @@ func TestCreateAfterHalfCreate(t *testing.T) {
 	}
 	defer release()
 	mustExec(t, db, "CREATE TABLE t (x)", nil)
+}
+
+// TestClientShareOfReaders: many concurrent readers taken for one client
+// never hold more than all of the database's readers but one, and every
+// slot comes back.
+func TestClientShareOfReaders(t *testing.T) {
+	n := newTestNode(t, t.TempDir())
+	db, release := n.createDB(t, "share")
+	defer release()
+	ctx := WithClient(context.Background(), "one token")
+	var held, most atomic.Int32
+	var wg sync.WaitGroup
+	for range 32 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			_, put, err := db.reader(ctx)
+			if err != nil {
+				t.Error(err)
+				return
+			}
+			h := held.Add(1)
+			for {
+				m := most.Load()
+				if h <= m || most.CompareAndSwap(m, h) {
+					break
+				}
+			}
+			time.Sleep(time.Millisecond)
+			held.Add(-1)
+			put()
+		}()
+	}
+	wg.Wait()
+	if got, limit := most.Load(), int32(cap(db.readerSem)-1); got != limit {
+		t.Fatalf("one client held up to %d readers at once, want exactly %d", got, limit)
+	}
+	db.clients.mu.Lock()
+	left := len(db.clients.held)
+	db.clients.mu.Unlock()
+	if left != 0 {
+		t.Fatalf("%d client shares left after every reader came back", left)
+	}
 }

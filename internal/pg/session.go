@@ -320,7 +320,9 @@ func (ss *session) send(msg pgproto3.BackendMessage) {
 func (ss *session) statementContext() (context.Context, func()) {
 	ss.mu.Lock()
 	if ss.ctx == nil || ss.ctx.Err() != nil {
-		ss.ctx, ss.cancelFn = context.WithCancel(ss.srv.ctx)
+		// The token names the client whose share of a database's
+		// readers the statements count against.
+		ss.ctx, ss.cancelFn = context.WithCancel(engine.WithClient(ss.srv.ctx, ss.token))
 	}
 	ctx := ss.ctx
 	ss.running = true
