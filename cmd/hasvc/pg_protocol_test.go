@@ -258,7 +258,7 @@ func TestPGProtocol(t *testing.T) {
 		m := recv(fe)
 		switch m := m.(type) {
 		case *pgproto3.DataRow:
-			trace = append(trace, fmt.Sprintf("row:%d", binary.BigEndian.Uint64(m.Values[0])))
+			trace = append(trace, fmt.Sprintf("row:%d", int32(binary.BigEndian.Uint32(m.Values[0]))))
 		case *pgproto3.RowDescription:
 			trace = append(trace, fmt.Sprintf("desc:%d/%d", m.Fields[0].DataTypeOID, m.Fields[0].Format))
 		case *pgproto3.CommandComplete:
@@ -271,7 +271,7 @@ func TestPGProtocol(t *testing.T) {
 		}
 	}
 	// What PostgreSQL 15 sends for the same messages.
-	want := "[ParseComplete BindComplete desc:20/1 row:2 row:3 PortalSuspended row:4 row:5 PortalSuspended SELECT 0 ReadyForQuery]"
+	want := "[ParseComplete BindComplete desc:23/1 row:2 row:3 PortalSuspended row:4 row:5 PortalSuspended SELECT 0 ReadyForQuery]"
 	if fmt.Sprint(trace) != want {
 		t.Errorf("portal\n got %v\nwant %s", trace, want)
 	}

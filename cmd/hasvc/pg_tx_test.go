@@ -302,3 +302,82 @@ func TestPGManyOpenTransactions(t *testing.T) {
 		t.Fatalf("%d transactions committed, want 1", committed)
 	}
 }
+
+// TestPGSequence: every committed write reports its stream sequence
+// (ParameterStatus hasvc.sequence, SHOW hasvc.sequence), from a statement,
+// a transaction block and a batch; hasvc.min_seq makes reads wait for it.
+func TestPGSequence(t *testing.T) {
+	n := startNode(t, t.TempDir(), nil)
+	n.createDB("seq")
+	ctx := context.Background()
+	c := n.pgConnect("seq", n.admin)
+	reported := func() string { return c.PgConn().ParameterStatus("hasvc.sequence") }
+	show := func() string {
+		var s string
+		if err := c.QueryRow(ctx, "SHOW hasvc.sequence").Scan(&s); err != nil {
+			t.Fatal(err)
+		}
+		return s
+	}
+	if got := show(); got != "0" || reported() != "" {
+		t.Fatalf("before any write: %q / %q", got, reported())
+	}
+	if _, err := c.Exec(ctx, "CREATE TABLE t (x INTEGER)"); err != nil {
+		t.Fatal(err)
+	}
+	if reported() != "1" || show() != "1" {
+		t.Fatalf("after the first write: %q / %q", reported(), show())
+	}
+	if err := pgx.BeginFunc(ctx, c, func(tx pgx.Tx) error {
+		_, err := tx.Exec(ctx, "INSERT INTO t VALUES (1)")
+		return err
+	}); err != nil {
+		t.Fatal(err)
+	}
+	if reported() != "2" {
+		t.Fatalf("after a transaction: %q", reported())
+	}
+	b := &pgx.Batch{}
+	b.Queue("INSERT INTO t VALUES (2)")
+	b.Queue("INSERT INTO t VALUES (3)")
+	if err := c.SendBatch(ctx, b).Close(); err != nil {
+		t.Fatal(err)
+	}
+	if reported() != "3" || show() != "3" {
+		t.Fatalf("after a batch: %q / %q", reported(), show())
+	}
+	_, err := c.Exec(ctx, "SET hasvc.sequence = 7")
+	wantState(t, err, "55P02")
+	_, err = c.Exec(ctx, "SET hasvc.min_seq = 'soon'")
+	wantState(t, err, "22023")
+
+	// A session asking for a sequence this node has reached reads at
+	// once; one asking for a sequence nobody wrote times out.
+	cfg, err := pgx.ParseConfig(n.pgDSN("seq", n.admin) + " options='-c hasvc.min_seq=3'")
+	if err != nil {
+		t.Fatal(err)
+	}
+	other, err := pgx.ConnectConfig(ctx, cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer other.Close(ctx)
+	var cnt int64
+	if err := other.QueryRow(ctx, "SELECT count(*) FROM t").Scan(&cnt); err != nil || cnt != 3 {
+		t.Fatalf("%d rows, %v", cnt, err)
+	}
+	if _, err := other.Exec(ctx, "SET hasvc.min_seq = 1000"); err != nil {
+		t.Fatal(err)
+	}
+	start := time.Now()
+	err = other.QueryRow(ctx, "SELECT count(*) FROM t").Scan(&cnt)
+	wantState(t, err, "57014")
+	if took := time.Since(start); took < 4*time.Second || took > 15*time.Second {
+		t.Fatalf("waited %v for an unreached sequence, want about 5s", took)
+	}
+	_, err = other.Exec(ctx, "BEGIN")
+	if err == nil {
+		_, err = other.Exec(ctx, "SELECT count(*) FROM t")
+	}
+	wantState(t, err, "57014")
+}

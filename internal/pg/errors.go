@@ -61,6 +61,8 @@ const (
 	stateFeatureNotSupp     = "0A000"
 	stateUnavailable        = "55000"
 	stateInvalidParamValue  = "22023"
+	stateCantChange         = "55P02"
+	stateOutOfRange         = "22003"
 	stateUndefinedParam     = "42704"
 	stateDupPrepared        = "42P05"
 	stateDupCursor          = "42P03"

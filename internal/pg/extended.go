@@ -4,6 +4,7 @@ package pg
 // prepared statements and portals, and the rows they send.
 
 import (
+	"errors"
 	"hasvc/internal/sqlite"
 	"slices"
 	"strconv"
@@ -54,7 +55,10 @@ func (ss *session) sendRow(row []any, cols []column, formats []int16) error {
 		if v != nil {
 			if formatOf(formats, i) == 1 {
 				buf, err = appendBinary(buf, v, cols[i].oid)
-				if err != nil {
+				var wide *outOfRange
+				if errors.As(err, &wide) {
+					return errorf(stateOutOfRange, "column %q: %v", cols[i].name, err)
+				} else if err != nil {
 					return errorf(stateInvalidText, "column %q: %v", cols[i].name, err)
 				}
 			} else {
@@ -94,6 +98,9 @@ func (ss *session) parse(m *pgproto3.Parse) error {
 		text = texts[0]
 	}
 	p := ss.prepare(text)
+	if p.err != nil {
+		return p.err
+	}
 	p.paramOIDs = append([]uint32(nil), m.ParameterOIDs...)
 	p.nparams = max(p.nparams, len(p.paramOIDs))
 	if p.kind == kindSQL {
@@ -231,7 +238,7 @@ func (ss *session) statementColumns(p *prepared) ([]column, error) {
 			if desc.Sample == nil {
 				sample = nil
 			}
-			p.fields = columnTypes(desc.Columns, desc.DeclTypes, sample, p.run)
+			p.fields, _ = columnTypes(desc.Columns, desc.DeclTypes, sample, p.run)
 		}
 	case kindShow:
 		out, err := ss.show(p.sql)

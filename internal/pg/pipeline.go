@@ -66,8 +66,11 @@ func (ss *session) runPipeline() {
 		ctx, done := ss.statementContext()
 		db, release, aerr := ss.srv.DB.Acquire(ctx, ss.db)
 		if err = aerr; err == nil {
-			res, err = db.Exec(ctx, p.stmts, engine.ExecOptions{ReadOnly: ss.readOnly})
+			res, err = db.Exec(ctx, p.stmts, ss.execOptions(ss.readOnly))
 			release()
+			if err == nil {
+				ss.committed(res.Seq)
+			}
 		}
 		done()
 	}

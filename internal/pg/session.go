@@ -32,6 +32,7 @@ type session struct {
 	principal *auth.Principal
 	token     string // verified again before every message (revocation, retired keys)
 	revoked   atomic.Bool
+	lastSeq   uint64 // stream sequence of the session's last committed write
 	readOnly  bool
 	pid       uint32
 	secret    uint32
@@ -115,6 +116,9 @@ type prepared struct {
 	// textDesc is the RowDescription of cols in text format, kept.
 	textDesc *pgproto3.RowDescription
 	descOf   []column
+	// err refuses the statement whenever it is parsed or run (a
+	// PostgreSQL feature hasvc cannot emulate, said plainly).
+	err *pgError
 }
 
 // portal is a bound statement and, once run, its result.
@@ -480,6 +484,15 @@ func (ss *session) prepare(sql string) *prepared {
 		return p
 	}
 	p.run, p.nparams = rewrite(sql, ss)
+	if kw[0] == "CREATE" {
+		p.run, p.err = rewriteSerial(p.run)
+	}
+	if strings.Contains(p.run, `'\`) {
+		// A string in bytea's input format may be a BLOB column's value.
+		ctx, cancel := context.WithTimeout(ss.srv.ctx, 5*time.Second)
+		p.run = byteaLiterals(p.run, func(table string) []tableColumn { return ss.tableColumns(ctx, table) })
+		cancel()
+	}
 	if isCatalogQuery(p.run) {
 		p.kind = kindCatalog
 	}
@@ -566,6 +579,10 @@ func (ss *session) run(ctx context.Context, p *prepared, params []any) (*outcome
 		return ss.deallocate(p.sql)
 	case kindListen:
 		return &outcome{tag: "UNLISTEN"}, nil
+	case kindSQL:
+		if p.err != nil {
+			return nil, p.err
+		}
 	case kindUnsupported:
 		return nil, errorf(stateFeatureNotSupp, "%s is not supported by hasvc", strings.Join(p.verb[:min(2, len(p.verb))], " "))
 	case kindCatalog:
@@ -597,8 +614,9 @@ func (ss *session) outcome(p *prepared, res *sqlite.Result) *outcome {
 		case p.declCols != nil && slices.Equal(p.decl, res.DeclTypes) && slices.Equal(p.names, res.Columns):
 			out.cols = p.declCols
 		default:
-			out.cols = columnTypes(res.Columns, res.DeclTypes, res.Rows, p.run)
-			if !slices.Contains(res.DeclTypes, "") {
+			var fixed bool
+			out.cols, fixed = columnTypes(res.Columns, res.DeclTypes, res.Rows, p.run)
+			if fixed {
 				// Declared types alone decide: the same every time.
 				p.declCols, p.decl, p.names = out.cols, res.DeclTypes, res.Columns
 			}
@@ -626,10 +644,11 @@ func (ss *session) execAlone(ctx context.Context, st sqlite.Statement, readOnly 
 		return nil, err
 	}
 	defer release()
-	res, err := db.Exec(ctx, []sqlite.Statement{st}, engine.ExecOptions{ReadOnly: readOnly})
+	res, err := db.Exec(ctx, []sqlite.Statement{st}, ss.execOptions(readOnly))
 	if err != nil {
 		return nil, err
 	}
+	ss.committed(res.Seq)
 	return &res.Results[0], nil
 }
 

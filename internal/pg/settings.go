@@ -82,6 +82,8 @@ func (ss *session) lookupSetting(name string) (string, bool) {
 		return v, true
 	}
 	switch key {
+	case settingSequence:
+		return strconv.FormatUint(ss.lastSeq, 10), true
 	case "session_authorization":
 		return ss.user(), true
 	case "transaction_read_only", "default_transaction_read_only":
@@ -117,6 +119,14 @@ func (ss *session) set(sql string) (*outcome, error) {
 	}
 	if name == "transaction_isolation" || name == "default_transaction_isolation" {
 		return out, nil
+	}
+	if name == settingMinSeq {
+		if err := checkMinSeq(value); err != nil {
+			return nil, err
+		}
+	}
+	if name == settingSequence {
+		return nil, errorf(stateCantChange, "parameter %q cannot be changed: it reports the session's last write", name)
 	}
 	if name == "statement_timeout" {
 		if _, err := parseTimeout(value); err != nil {
@@ -228,6 +238,9 @@ func (ss *session) show(sql string) (*outcome, error) {
 		return nil, errorf(stateSyntax, "syntax error at end of input")
 	}
 	name := strings.ToLower(kw[1])
+	if len(kw) > 3 && kw[2] == "." { // a qualified name: hasvc.sequence
+		name += "." + strings.ToLower(kw[3])
+	}
 	switch {
 	case name == "all":
 		out := &outcome{cols: []column{{"name", oidText}, {"setting", oidText}, {"description", oidText}}}

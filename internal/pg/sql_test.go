@@ -165,3 +165,42 @@ func TestValueFormats(t *testing.T) {
 		t.Error("text 'abc' accepted as int8")
 	}
 }
+
+func TestRewriteSerial(t *testing.T) {
+	for _, c := range []struct{ in, want, err string }{
+		{`CREATE TABLE t (id SERIAL PRIMARY KEY, n int)`, `CREATE TABLE t (id INTEGER PRIMARY KEY, n int)`, ""},
+		{`create table "T" ("Id" bigserial, x text, primary key ("Id"))`, `create table "T" ("Id" INTEGER, x text, primary key ("Id"))`, ""},
+		{`CREATE TABLE t (id int GENERATED ALWAYS AS IDENTITY (START 5) PRIMARY KEY)`, `CREATE TABLE t (id INTEGER  PRIMARY KEY)`, ""},
+		{`CREATE TABLE t (a int, b int GENERATED ALWAYS AS (a + 1))`, `CREATE TABLE t (a int, b int GENERATED ALWAYS AS (a + 1))`, ""},
+		{`CREATE TABLE t (id serial, other serial PRIMARY KEY)`, "", "0A000"},
+		{`CREATE TABLE t (id SERIAL, x int, PRIMARY KEY (id, x))`, "", "0A000"},
+		{`CREATE INDEX serial ON t (x)`, `CREATE INDEX serial ON t (x)`, ""},
+		{`SELECT 'SERIAL PRIMARY KEY'`, `SELECT 'SERIAL PRIMARY KEY'`, ""},
+	} {
+		got, err := rewriteSerial(c.in)
+		if c.err != "" {
+			if err == nil || err.code != c.err {
+				t.Errorf("%s: error %v, want %s", c.in, err, c.err)
+			}
+			continue
+		}
+		if err != nil || got != c.want {
+			t.Errorf("%s:\n got %q (%v)\nwant %q", c.in, got, err, c.want)
+		}
+	}
+}
+
+func TestByteaLiterals(t *testing.T) {
+	cols := func(string) []tableColumn { return []tableColumn{{"id", "INTEGER"}, {"b", "BLOB"}, {"s", "TEXT"}} }
+	for _, c := range []struct{ in, want string }{
+		{`INSERT INTO f VALUES (1, '\x00ff', '\x41')`, `INSERT INTO f VALUES (1, x'00ff', '\x41')`},
+		{`INSERT INTO f (s, b) VALUES ('\x41', '\001\377'), ('a', 'plain')`, `INSERT INTO f (s, b) VALUES ('\x41', x'01ff'), ('a', 'plain')`},
+		{`INSERT INTO f (b) VALUES ('\\001')`, `INSERT INTO f (b) VALUES (x'5c303031')`},
+		{`UPDATE f SET b = '\x0a' WHERE b = '\x0b' OR s = '\x0c'`, `UPDATE f SET b = x'0a' WHERE b = x'0b' OR s = '\x0c'`},
+		{`SELECT * FROM f WHERE b IN ('\x01', '\xzz')`, `SELECT * FROM f WHERE b IN (x'01', '\xzz')`},
+	} {
+		if got := byteaLiterals(c.in, cols); got != c.want {
+			t.Errorf("%s:\n got %s\nwant %s", c.in, got, c.want)
+		}
+	}
+}

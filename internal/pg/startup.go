@@ -242,6 +242,11 @@ func (ss *session) authenticate(encrypted bool) error {
 	if !s.register(ss) {
 		return fatalf(stateTooManyConnections, "sorry, too many clients already")
 	}
+	if err := ss.startupOptions(); err != nil {
+		pe := err.(*pgError)
+		pe.fatal = true
+		return pe
+	}
 	ss.be.Send(&pgproto3.AuthenticationOk{})
 	for _, name := range reportedSettings {
 		ss.be.Send(&pgproto3.ParameterStatus{Name: name, Value: ss.setting(name)})

@@ -57,6 +57,10 @@ func (ss *session) beginTx(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
+	if err := ss.waitMinSeq(ctx, db); err != nil {
+		release()
+		return err
+	}
 	ss.tx, ss.txRelease = db.Begin(ss.readOnly), release
 	return nil
 }
@@ -67,8 +71,12 @@ func (ss *session) endTx(commit bool) error {
 	if ss.tx != nil {
 		if commit {
 			ctx, done := ss.statementContext()
-			_, err = ss.tx.Commit(ctx)
+			var seq uint64
+			seq, err = ss.tx.Commit(ctx)
 			done()
+			if err == nil {
+				ss.committed(seq)
+			}
 			if err != nil {
 				ss.tx.Rollback()
 			}

@@ -64,7 +64,7 @@ func declaredOID(decl string) uint32 {
 	case strings.Contains(d, "BOOL"):
 		return oidBool
 	case strings.Contains(d, "INT"):
-		return oidInt8
+		return intOID(d)
 	case strings.Contains(d, "CHAR"), strings.Contains(d, "CLOB"), strings.Contains(d, "TEXT"):
 		return oidText
 	case strings.Contains(d, "BLOB"), d == "BYTEA":
@@ -76,6 +76,37 @@ func declaredOID(decl string) uint32 {
 	// Dates, times, JSON, UUIDs and other names: SQLite keeps what it is
 	// given, usually text.
 	return oidText
+}
+
+// intOID maps an integer type name to PostgreSQL's width for it: INT,
+// INTEGER, INT4 and MEDIUMINT are int4, SMALLINT, INT2 and TINYINT int2,
+// BIGINT, INT8 and any other name holding INT int8. SQLite stores 64 bits
+// in any of them; columnTypes widens a column whose values do not fit.
+func intOID(upper string) uint32 {
+	if i := strings.IndexByte(upper, '('); i >= 0 {
+		upper = upper[:i] // INT(11)
+	}
+	switch strings.TrimSpace(upper) {
+	case "INT", "INTEGER", "INT4", "MEDIUMINT":
+		return oidInt4
+	case "SMALLINT", "INT2", "TINYINT":
+		return oidInt2
+	}
+	return oidInt8
+}
+
+// isIntOID reports whether oid is one of PostgreSQL's integer types.
+func isIntOID(oid uint32) bool { return oid == oidInt2 || oid == oidInt4 || oid == oidInt8 }
+
+// intFits reports whether n fits integer type oid.
+func intFits(n int64, oid uint32) bool {
+	switch oid {
+	case oidInt2:
+		return n >= math.MinInt16 && n <= math.MaxInt16
+	case oidInt4:
+		return n >= math.MinInt32 && n <= math.MaxInt32
+	}
+	return true
 }
 
 // valueOID is the type of a column known only by a value of it.
@@ -92,17 +123,33 @@ func valueOID(v any) uint32 {
 }
 
 // columnTypes decides the type of each result column: its declared type,
-// else the first non-NULL value among rows, else text.
-func columnTypes(names, decl []string, rows [][]any, sql string) []column {
-	cols := make([]column, len(names))
+// else the first non-NULL value among rows, else text. An int2 or int4
+// column holding a value of rows that does not fit is announced wider
+// (SQLite keeps 64 bits whatever the declaration), so no value is ever
+// cut. fixed reports that declared types alone decided, so every run of
+// the statement has these types.
+func columnTypes(names, decl []string, rows [][]any, sql string) (cols []column, fixed bool) {
+	cols = make([]column, len(names))
+	fixed = true
 	for i, n := range names {
 		cols[i].name = columnName(n, sql)
 		if i < len(decl) {
 			cols[i].oid = declaredOID(decl[i])
 		}
+		if oid := cols[i].oid; oid == oidInt2 || oid == oidInt4 {
+			for _, r := range rows {
+				if x, ok := r[i].(int64); ok && !intFits(x, cols[i].oid) {
+					cols[i].oid, fixed = oidInt8, false
+					if intFits(x, oidInt4) && oid == oidInt2 {
+						cols[i].oid = oidInt4
+					}
+				}
+			}
+		}
 		if cols[i].oid != 0 {
 			continue
 		}
+		fixed = false
 		cols[i].oid = expressionOID(n)
 		for _, r := range rows {
 			if r[i] != nil {
@@ -111,7 +158,7 @@ func columnTypes(names, decl []string, rows [][]any, sql string) []column {
 			}
 		}
 	}
-	return cols
+	return cols, fixed
 }
 
 // expressionOID is the type of an expression column before any value says
@@ -144,7 +191,7 @@ func appendText(b []byte, v any, oid uint32) []byte {
 		}
 		return strconv.AppendInt(b, x, 10)
 	case float64:
-		if oid == oidInt8 && x == math.Trunc(x) && math.Abs(x) < 1<<63 {
+		if isIntOID(oid) && x == math.Trunc(x) && math.Abs(x) < 1<<63 {
 			return strconv.AppendInt(b, int64(x), 10)
 		}
 		return appendFloat(b, x)
@@ -190,6 +237,18 @@ func appendBinary(b []byte, v any, oid uint32) ([]byte, error) {
 			return b, err
 		}
 		return binary.BigEndian.AppendUint64(b, uint64(n)), nil
+	case oidInt4, oidInt2:
+		n, err := toInt(v)
+		if err != nil {
+			return b, err
+		}
+		if !intFits(n, oid) {
+			return b, &outOfRange{n, oid}
+		}
+		if oid == oidInt2 {
+			return binary.BigEndian.AppendUint16(b, uint16(n)), nil
+		}
+		return binary.BigEndian.AppendUint32(b, uint32(n)), nil
 	case oidFloat8:
 		f, err := toFloat(v)
 		if err != nil {
@@ -427,4 +486,19 @@ func isIdentifier(s string) bool {
 		}
 	}
 	return true
+}
+
+// outOfRange is a value too wide for the integer type its column was
+// announced with (a Describe, before any value was seen).
+type outOfRange struct {
+	n   int64
+	oid uint32
+}
+
+func (e *outOfRange) Error() string {
+	name := "integer"
+	if e.oid == oidInt2 {
+		name = "smallint"
+	}
+	return fmt.Sprintf("value %d is out of range for type %s (SQLite stores it; declare the column BIGINT, or read it in text format)", e.n, name)
 }

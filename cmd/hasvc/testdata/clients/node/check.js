@@ -1,6 +1,7 @@
 // Checks hasvc through node-postgres: parameters, named prepared
 // statements, types (int8 arrives as a string, as node-postgres does for
-// PostgreSQL), a transaction and an error code. Connection settings come
+// PostgreSQL; INTEGER and SMALLINT columns as numbers), SERIAL keys, a
+// transaction and an error code. Connection settings come
 // from the PG* environment variables. Exits non-zero on a failed check.
 const { Client } = require('pg');
 
@@ -31,6 +32,13 @@ async function main() {
   check(Buffer.isBuffer(row.raw) && row.raw.equals(Buffer.from([0, 4])), 'bytea ' + JSON.stringify(row.raw));
   check(row.ok === true, 'bool ' + row.ok);
   check(r.fields.map((f) => f.dataTypeID).join(',') === '20,25,701,17,16', 'types ' + r.fields.map((f) => f.dataTypeID));
+
+  await c.query('CREATE TABLE ser (id SERIAL PRIMARY KEY, n INTEGER, s SMALLINT)');
+  const ins = await c.query('INSERT INTO ser (n, s) VALUES ($1, $2), ($3, $4) RETURNING id', [7, 1, 8, 2]);
+  check(ins.rows.map((r) => r.id).join(',') === '1,2', 'serial ids ' + JSON.stringify(ins.rows));
+  const ints = await c.query('SELECT id, n, s FROM ser ORDER BY id');
+  check(ints.rows[1].id === 2 && ints.rows[1].n === 8 && ints.rows[1].s === 2, 'int4/int2 as numbers ' + JSON.stringify(ints.rows));
+  check(ints.fields.map((f) => f.dataTypeID).join(',') === '23,23,21', 'int types ' + ints.fields.map((f) => f.dataTypeID));
 
   const nulls = await c.query('SELECT NULL::text AS t, $1::text AS p', [null]);
   check(nulls.rows[0].t === null && nulls.rows[0].p === null, 'nulls');
