@@ -73,6 +73,7 @@ const (
 	stateInternal           = "XX000"
 	stateReadOnlyTx         = "25006"
 	stateDiskFull           = "53100"
+	stateBadCopy            = "22P04"
 )
 
 // kindStates maps each kind of statement error to its SQLSTATE.
@@ -161,10 +162,28 @@ func errorResponse(err error) *pgproto3.ErrorResponse {
 	} else if errors.Is(err, context.DeadlineExceeded) {
 		msg = "canceling statement due to statement timeout"
 	}
+	var where string
+	if ce := (*contextError)(nil); errors.As(err, &ce) {
+		where = ce.where
+	}
 	return &pgproto3.ErrorResponse{
 		Severity:            severity,
 		SeverityUnlocalized: severity,
 		Code:                sqlstate(err),
 		Message:             msg,
+		Where:               where,
 	}
 }
+
+// contextError is an error with where it happened (the ErrorResponse's
+// Where: psql prints it as CONTEXT).
+type contextError struct {
+	err   error
+	where string
+}
+
+func (e *contextError) Error() string { return e.err.Error() + " (" + e.where + ")" }
+func (e *contextError) Unwrap() error { return e.err }
+
+// withContext adds where err happened.
+func withContext(err error, where string) error { return &contextError{err, where} }

@@ -91,6 +91,7 @@ const (
 	kindRelease
 	kindRollbackTo
 	kindUnsupported
+	kindCopy
 	kindCatalog
 	kindEmpty
 )
@@ -266,6 +267,8 @@ func (ss *session) loop() {
 			}
 		case *pgproto3.Terminate:
 			return
+		case *pgproto3.CopyData, *pgproto3.CopyDone, *pgproto3.CopyFail:
+			// The rest of a COPY that failed: dropped, as PostgreSQL does.
 		default:
 			ss.be.Send(errorResponse(errorf(stateFeatureNotSupp, "%T messages are not supported", msg)))
 			ss.be.Send(&pgproto3.ReadyForQuery{TxStatus: ss.status()})
@@ -396,7 +399,13 @@ func controlsTx(stmts []*prepared) bool {
 
 func (ss *session) runSimple(p *prepared) error {
 	ctx, done := ss.statementContext()
-	out, err := ss.run(ctx, p, nil)
+	var out *outcome
+	var err error
+	if p.kind == kindCopy {
+		out, err = ss.copy(ctx, p.sql)
+	} else {
+		out, err = ss.run(ctx, p, nil)
+	}
 	done()
 	if err != nil {
 		return err
@@ -461,7 +470,10 @@ func (ss *session) prepare(sql string) *prepared {
 	case "VACUUM", "CHECKPOINT":
 		p.kind = kindDiscard // nothing to do: the engine keeps its files
 		return p
-	case "PREPARE", "EXECUTE", "COPY", "DECLARE", "FETCH", "MOVE", "CLOSE", "LOCK", "GRANT", "REVOKE", "NOTIFY", "LISTEN":
+	case "COPY":
+		p.kind = kindCopy
+		return p
+	case "PREPARE", "EXECUTE", "DECLARE", "FETCH", "MOVE", "CLOSE", "LOCK", "GRANT", "REVOKE", "NOTIFY", "LISTEN":
 		p.kind = kindUnsupported
 		return p
 	case "SET":
@@ -583,6 +595,8 @@ func (ss *session) run(ctx context.Context, p *prepared, params []any) (*outcome
 		if p.err != nil {
 			return nil, p.err
 		}
+	case kindCopy:
+		return nil, errorf(stateFeatureNotSupp, "COPY works through the simple query protocol only (psql, libpq's PQexec, psycopg's copy)")
 	case kindUnsupported:
 		return nil, errorf(stateFeatureNotSupp, "%s is not supported by hasvc", strings.Join(p.verb[:min(2, len(p.verb))], " "))
 	case kindCatalog:

@@ -3,6 +3,7 @@ or psycopg 3 (server-side parameters, extended protocol, prepared
 statements after the threshold, binary results). Connection settings come
 from the PG* environment variables. Usage: psycopg_check.py 2|3.
 Exits non-zero on the first failed check."""
+import io
 import os
 import sys
 
@@ -89,5 +90,20 @@ check(cur.rowcount == 10, f"rowcount {cur.rowcount}")
 cur.execute(f"SELECT sum(score) FROM {table}")
 total = cur.fetchone()[0]
 check(abs(total - (sum(i + 0.25 for i in range(1, 11)) * 2 + sum(i + 0.25 for i in range(11, 21)))) < 1e-9, f"sum {total}")
+
+# COPY both ways, as each driver does it.
+cur.execute("CREATE TABLE IF NOT EXISTS copied_" + which + " (id INTEGER PRIMARY KEY, name TEXT)")
+if which == "2":
+    cur.copy_expert("COPY copied_2 FROM STDIN WITH (FORMAT csv)", io.StringIO('1,"a, b"\n2,\n'))
+    out = io.StringIO()
+    cur.copy_expert("COPY copied_2 TO STDOUT WITH (FORMAT csv)", out)
+    check(out.getvalue() == '1,"a, b"\n2,\n', "copy out " + repr(out.getvalue()))
+else:
+    with cur.copy("COPY copied_3 (id, name) FROM STDIN") as cp:
+        cp.write_row((1, "a\tb"))
+        cp.write_row((2, None))
+    with cur.copy("COPY copied_3 TO STDOUT") as cp:
+        rows = [tuple(r) for r in cp.rows()]
+    check(rows == [("1", "a\tb"), ("2", None)], "copy out " + repr(rows))
 conn.close()
 print(f"psycopg{which} ok")
