@@ -121,7 +121,7 @@ func startClusterExcept(t *testing.T, n int, edit func(i int, c *Config), pendin
 }
 
 // clusterToken signs a token with the cluster's shared secret.
-func clusterToken(t *testing.T, db, perm string) string {
+func clusterToken(t testing.TB, db, perm string) string {
 	t.Helper()
 	var out strings.Builder
 	if code := runToken([]string{"--db", db, "--perm", perm, "--ttl", "1h", "--jwt-secret", testJWTSecret}, func(string) string { return "" }, &out, os.Stderr); code != 0 {

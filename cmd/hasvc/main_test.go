@@ -32,13 +32,13 @@ func TestMain(m *testing.M) {
 
 // node is a hasvc node started in-process on free ports.
 type node struct {
-	t     *testing.T
+	t     testing.TB
 	m     *Main
 	url   string
 	admin string
 }
 
-func startNode(t *testing.T, dir string, edit func(*Config)) *node {
+func startNode(t testing.TB, dir string, edit func(*Config)) *node {
 	t.Helper()
 	return startNodeClock(t, dir, edit, nil)
 }
@@ -54,7 +54,7 @@ func (c *testClock) Advance(d time.Duration) { c.offset.Add(int64(d)) }
 
 // startNodeClock starts a node whose tokens are checked against clock (if
 // not nil).
-func startNodeClock(t *testing.T, dir string, edit func(*Config), clock *testClock) *node {
+func startNodeClock(t testing.TB, dir string, edit func(*Config), clock *testClock) *node {
 	t.Helper()
 	m := NewMain()
 	if clock != nil {
