@@ -8,6 +8,8 @@ import (
 	"fmt"
 	"math"
 	"net"
+	"os/exec"
+	"regexp"
 	"strings"
 	"testing"
 	"time"
@@ -418,5 +420,88 @@ func TestPGByteaLiterals(t *testing.T) {
 	var ds string
 	if err := c.QueryRow(ctx, `SHOW DateStyle`).Scan(&ds); err != nil || ds != "ISO, MDY" || c.PgConn().ParameterStatus("DateStyle") != "ISO, MDY" {
 		t.Fatalf("DateStyle %q / %q (%v)", ds, c.PgConn().ParameterStatus("DateStyle"), err)
+	}
+}
+
+// TestPGPostgresDatabase: psql -l and GUI tools connect to "postgres"
+// first. Any valid token opens it: no tables, \l lists the databases the
+// token covers, SQL that reads no table runs, writes are refused.
+func TestPGPostgresDatabase(t *testing.T) {
+	n := startNode(t, t.TempDir(), nil)
+	n.createDB("mine")
+	n.createDB("theirs")
+	ctx := context.Background()
+	tok := n.token(auth.PermWrite, time.Hour, "mine")
+	c := n.pgConnect("postgres", tok)
+	var v string
+	if err := c.QueryRow(ctx, "SELECT version()").Scan(&v); err != nil || !strings.Contains(v, "PostgreSQL") {
+		t.Fatalf("%q %v", v, err)
+	}
+	var one int64
+	if err := c.QueryRow(ctx, "SELECT 1", pgx.QueryExecModeSimpleProtocol).Scan(&one); err != nil || one != 1 {
+		t.Fatal(err)
+	}
+	_, err := c.Exec(ctx, "CREATE TABLE t (x)")
+	wantState(t, err, "25006")
+	if psql, err := exec.LookPath("psql"); err == nil {
+		out, err := exec.Command(psql, "-X", "-l", "-A", "-t", n.pgDSN("postgres", tok)).CombinedOutput()
+		if err != nil || !strings.Contains(string(out), "mine|") || strings.Contains(string(out), "theirs") {
+			t.Fatalf("psql -l: %v\n%s", err, out)
+		}
+	}
+	// A bad token still gets nothing.
+	_, err = pgx.Connect(ctx, n.pgDSN("postgres", "garbage"))
+	wantState(t, err, "28P01")
+	// A database a tenant named postgres is that database, with its own
+	// access rules.
+	n.createDB("postgres")
+	_, err = pgx.Connect(ctx, n.pgDSN("postgres", tok))
+	wantState(t, err, "28P01")
+}
+
+// TestPGEverydayFunctions: now() and gen_random_uuid() are evaluated
+// where a statement runs, also in a prepared statement run twice.
+func TestPGEverydayFunctions(t *testing.T) {
+	n := startNode(t, t.TempDir(), nil)
+	n.createDB("fn")
+	ctx := context.Background()
+	c := n.pgConnect("fn", n.admin)
+	if _, err := c.Exec(ctx, `CREATE TABLE ev (id TEXT PRIMARY KEY, at TEXT)`); err != nil {
+		t.Fatal(err)
+	}
+	for range 2 {
+		if _, err := c.Exec(ctx, `INSERT INTO ev (id, at) VALUES (gen_random_uuid(), now())`); err != nil {
+			t.Fatal(err)
+		}
+	}
+	rows, err := c.Query(ctx, `SELECT id, at FROM ev`)
+	if err != nil {
+		t.Fatal(err)
+	}
+	uuid := regexp.MustCompile(`^[0-9a-f]{8}-[0-9a-f]{4}-4[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}$`)
+	stamp := regexp.MustCompile(`^\d{4}-\d\d-\d\d \d\d:\d\d:\d\d\.\d{3}\+00$`)
+	seen := map[string]bool{}
+	for rows.Next() {
+		var id, at string
+		rows.Scan(&id, &at)
+		if !uuid.MatchString(id) || !stamp.MatchString(at) || seen[id] {
+			t.Fatalf("id %q, at %q", id, at)
+		}
+		seen[id] = true
+	}
+	if rows.Close(); len(seen) != 2 {
+		t.Fatalf("%d rows", len(seen))
+	}
+	var name string
+	if err := c.QueryRow(ctx, `SELECT now()`).Scan(&name); err != nil {
+		t.Fatal(err)
+	}
+	fds := func() string {
+		r, _ := c.Query(ctx, `SELECT now(), pg_catalog.gen_random_uuid()`)
+		defer r.Close()
+		return string(r.FieldDescriptions()[0].Name) + "," + string(r.FieldDescriptions()[1].Name)
+	}()
+	if fds != "now,gen_random_uuid" {
+		t.Fatalf("column names %s", fds)
 	}
 }

@@ -1,6 +1,8 @@
 package pg
 
 import (
+	"context"
+
 	"github.com/jackc/pgx/v5/pgproto3"
 
 	"hasvc/internal/engine"
@@ -64,14 +66,7 @@ func (ss *session) runPipeline() {
 	var err error
 	if !p.failed && len(p.stmts) > 0 {
 		ctx, done := ss.statementContext()
-		db, release, aerr := ss.srv.DB.Acquire(ctx, ss.db)
-		if err = aerr; err == nil {
-			res, err = db.Exec(ctx, p.stmts, ss.execOptions(ss.readOnly))
-			release()
-			if err == nil {
-				ss.committed(res.Seq)
-			}
-		}
+		res, err = ss.execPipeline(ctx, p.stmts)
 		done()
 	}
 	for _, step := range p.steps {
@@ -93,4 +88,27 @@ func (ss *session) runPipeline() {
 			}
 		}
 	}
+}
+
+// execPipeline runs the statements of a pipeline as one implicit
+// transaction, and reports the sequence of what it committed.
+func (ss *session) execPipeline(ctx context.Context, stmts []sqlite.Statement) (*engine.ExecResult, error) {
+	if ss.scratch != nil {
+		results, err := ss.scratchRun(ctx, stmts)
+		if err != nil {
+			return nil, err
+		}
+		return &engine.ExecResult{Results: results}, nil
+	}
+	db, release, err := ss.srv.DB.Acquire(ctx, ss.db)
+	if err != nil {
+		return nil, err
+	}
+	defer release()
+	res, err := db.Exec(ctx, stmts, ss.execOptions(ss.readOnly))
+	if err != nil {
+		return nil, err
+	}
+	ss.committed(res.Seq)
+	return res, nil
 }

@@ -213,6 +213,9 @@ func (s *Server) unregister(ss *session) {
 	if ss.releaseSlot != nil {
 		ss.releaseSlot()
 	}
+	if ss.scratch != nil {
+		ss.scratch.Close()
+	}
 	s.mu.Lock()
 	if s.sessions[ss.pid] == ss {
 		delete(s.sessions, ss.pid)

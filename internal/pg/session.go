@@ -33,9 +33,12 @@ type session struct {
 	token     string // verified again before every message (revocation, retired keys)
 	revoked   atomic.Bool
 	lastSeq   uint64 // stream sequence of the session's last committed write
-	readOnly  bool
-	pid       uint32
-	secret    uint32
+	// scratch is set on a session of the postgres database (postgresdb.go):
+	// its statements run there, on no tenant's data.
+	scratch  *sqlite.Conn
+	readOnly bool
+	pid      uint32
+	secret   uint32
 	// releaseSlot gives back the session's place in its database's and
 	// token's concurrency (set once authenticated).
 	releaseSlot func()
@@ -642,6 +645,13 @@ func (ss *session) outcome(p *prepared, res *sqlite.Result) *outcome {
 // exec runs a statement on SQLite: in the transaction block if there is
 // one, else alone (reads on a reader, writes committed and replicated).
 func (ss *session) exec(ctx context.Context, st sqlite.Statement) (*sqlite.Result, error) {
+	if ss.scratch != nil {
+		res, err := ss.scratchRun(ctx, []sqlite.Statement{st})
+		if err != nil {
+			return nil, err
+		}
+		return &res[0], nil
+	}
 	if ss.inTx {
 		if err := ss.beginTx(ctx); err != nil {
 			return nil, err
@@ -671,6 +681,9 @@ func (ss *session) describeSQL(ctx context.Context, sql string, opts sqlite.Desc
 	if ss.inTx && ss.tx != nil {
 		return ss.tx.Describe(ctx, sql, opts)
 	}
+	if ss.scratch != nil {
+		return ss.scratch.Describe(ctx, sql, opts)
+	}
 	db, release, err := ss.srv.DB.Acquire(ctx, ss.db)
 	if err != nil {
 		return nil, err
@@ -685,6 +698,13 @@ func (ss *session) describeSQL(ctx context.Context, sql string, opts sqlite.Desc
 func (ss *session) inspect(ctx context.Context, sql string) (*sqlite.Result, error) {
 	if ss.inTx && ss.tx != nil {
 		return ss.tx.Inspect(ctx, sqlite.Statement{SQL: sql})
+	}
+	if ss.scratch != nil {
+		res, err := ss.scratchRun(ctx, []sqlite.Statement{{SQL: sql}})
+		if err != nil {
+			return nil, err
+		}
+		return &res[0], nil
 	}
 	db, release, err := ss.srv.DB.Acquire(ctx, ss.db)
 	if err != nil {

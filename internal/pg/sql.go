@@ -356,8 +356,17 @@ func rewrite(sql string, sub substitutions) (string, int) {
 			} else if p := lastSig(len(out)); p < 0 || out[p] != "." {
 				value, ok = sub.builtin(name)
 			}
+			expr, isExpr := exprFunctions[name]
+			if isExpr && call {
+				if k := nextSig(j + 1); k >= 0 && toks[k].text == ")" {
+					value, ok, end = expr, true, k
+				}
+			}
 			if ok {
-				lit := quoteString(value)
+				lit := value
+				if !isExpr {
+					lit = quoteString(value)
+				}
 				// A bare select item gets the function's name as its
 				// column name, as in PostgreSQL.
 				p := lastSig(len(out))
@@ -407,6 +416,19 @@ func rewrite(sql string, sub substitutions) (string, int) {
 		return sql, maxParam
 	}
 	return strings.Join(out, ""), maxParam
+}
+
+// exprFunctions are PostgreSQL functions without arguments that clients
+// call, as SQLite expressions evaluated where the statement runs (a
+// literal would be frozen in a prepared statement).
+var exprFunctions = map[string]string{
+	// now() and its synonyms: the time in UTC, as timestamptz's text.
+	"now":                   `(strftime('%Y-%m-%d %H:%M:%f', 'now') || '+00')`,
+	"transaction_timestamp": `(strftime('%Y-%m-%d %H:%M:%f', 'now') || '+00')`,
+	"statement_timestamp":   `(strftime('%Y-%m-%d %H:%M:%f', 'now') || '+00')`,
+	"clock_timestamp":       `(strftime('%Y-%m-%d %H:%M:%f', 'now') || '+00')`,
+	// A version 4 UUID from 122 random bits.
+	"gen_random_uuid": `(lower(hex(randomblob(4)) || '-' || hex(randomblob(2)) || '-4' || substr(hex(randomblob(2)), 2) || '-' || substr('89ab', 1 + (abs(random()) % 4), 1) || substr(hex(randomblob(2)), 2) || '-' || hex(randomblob(6))))`,
 }
 
 // castOperand returns the index in out where the operand of a :: cast

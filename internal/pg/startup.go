@@ -212,24 +212,37 @@ func (ss *session) authenticate(encrypted bool) error {
 	if err != nil {
 		return fatalf(stateInvalidPassword, "password authentication failed for user %q: %s", user, tenant.ErrorMessage(err))
 	}
-	if err := p.Can(ss.db, auth.PermRead); err != nil {
-		return fatalf(stateInvalidPassword, "password authentication failed for user %q: %s", user, tenant.ErrorMessage(err))
+	if ss.db != catalogDB {
+		// Checked before the database is looked up: a token learns
+		// nothing of the databases it does not cover.
+		if err := p.Can(ss.db, auth.PermRead); err != nil {
+			return fatalf(stateInvalidPassword, "password authentication failed for user %q: %s", user, tenant.ErrorMessage(err))
+		}
 	}
 	ss.principal, ss.token = p, strings.TrimSpace(pw.Password)
 	ss.readOnly = p.Perm < auth.PermWrite
 	ctx, cancel := context.WithTimeout(s.ctx, startupTimeout)
 	defer cancel()
 	db, release, err := s.DB.Acquire(ctx, ss.db)
-	if err != nil {
-		if tenant.ErrorCode(err) == tenant.ENOTFOUND || tenant.ErrorCode(err) == tenant.EINVALID {
-			return fatalf(stateUnknownDatabase, "database %q does not exist", ss.db)
+	switch {
+	case tenant.ErrorCode(err) == tenant.ENOTFOUND && ss.db == catalogDB:
+		// The postgres database: any valid token opens it.
+		if err := ss.openCatalogOnly(); err != nil {
+			return err
 		}
+	case tenant.ErrorCode(err) == tenant.ENOTFOUND || tenant.ErrorCode(err) == tenant.EINVALID:
+		return fatalf(stateUnknownDatabase, "database %q does not exist", ss.db)
+	case err != nil:
 		return &pgError{code: sqlstate(err), message: tenant.ErrorMessage(err), fatal: true}
-	}
-	created := db.CreatedAt()
-	release()
-	if err := p.CheckCreated(ss.db, created); err != nil {
-		return fatalf(stateInvalidPassword, "password authentication failed for user %q: %s", user, tenant.ErrorMessage(err))
+	default:
+		created := db.CreatedAt()
+		release()
+		if err := p.Can(ss.db, auth.PermRead); err != nil {
+			return fatalf(stateInvalidPassword, "password authentication failed for user %q: %s", user, tenant.ErrorMessage(err))
+		}
+		if err := p.CheckCreated(ss.db, created); err != nil {
+			return fatalf(stateInvalidPassword, "password authentication failed for user %q: %s", user, tenant.ErrorMessage(err))
+		}
 	}
 	// Only now does the session take one of the MaxConns slots.
 	if s.Concurrency != nil {
