@@ -505,3 +505,53 @@ func TestPGEverydayFunctions(t *testing.T) {
 		t.Fatalf("column names %s", fds)
 	}
 }
+
+// TestPGInformationSchema: information_schema.tables and .columns and
+// pg_tables answer ordinary queries (filters, parameters, ORDER BY) with
+// the database's tables, as GUI tools and ORMs browse them.
+func TestPGInformationSchema(t *testing.T) {
+	n := startNode(t, t.TempDir(), nil)
+	n.createDB("info")
+	ctx := context.Background()
+	c := n.pgConnect("info", n.admin)
+	for _, sql := range []string{
+		`CREATE TABLE users (id INTEGER PRIMARY KEY, name TEXT NOT NULL, score REAL DEFAULT 0)`,
+		`CREATE INDEX users_name ON users (name)`,
+		`CREATE VIEW names AS SELECT name FROM users`,
+	} {
+		if _, err := c.Exec(ctx, sql); err != nil {
+			t.Fatal(err)
+		}
+	}
+	collect := func(sql string, args ...any) string {
+		t.Helper()
+		rows, err := c.Query(ctx, sql, args...)
+		if err != nil {
+			t.Fatalf("%s: %v", sql, err)
+		}
+		var out []string
+		for rows.Next() {
+			vals, err := rows.Values()
+			if err != nil {
+				t.Fatal(err)
+			}
+			out = append(out, fmt.Sprint(vals...))
+		}
+		if err := rows.Err(); err != nil {
+			t.Fatalf("%s: %v", sql, err)
+		}
+		return strings.Join(out, "; ")
+	}
+	if got := collect(`SELECT table_name, table_type FROM information_schema.tables WHERE table_schema = 'public' ORDER BY table_name`); got != "namesVIEW; usersBASE TABLE" {
+		t.Errorf("tables: %s", got)
+	}
+	if got := collect(`SELECT column_name, data_type, is_nullable, ordinal_position FROM information_schema.columns WHERE table_name = $1 ORDER BY ordinal_position`, "users"); got != "idintegerNO1; nametextNO2; scoredouble precisionYES3" {
+		t.Errorf("columns: %s", got)
+	}
+	if got := collect(`SELECT tablename, hasindexes FROM pg_catalog.pg_tables WHERE schemaname = 'public'`, pgx.QueryExecModeSimpleProtocol); got != "userstrue" {
+		t.Errorf("pg_tables: %s", got)
+	}
+	if got := collect(`SELECT count(*) FROM pg_tables`); got != "1" {
+		t.Errorf("count: %s", got)
+	}
+}

@@ -50,8 +50,9 @@ func isCatalogQuery(sql string) bool {
 	return false
 }
 
-// catalog answers a catalog query.
-func (ss *session) catalog(ctx context.Context, sql string) (*outcome, error) {
+// catalog answers a catalog query (params: its parameters, nil for a
+// Describe).
+func (ss *session) catalog(ctx context.Context, sql string, params []any) (*outcome, error) {
 	has := func(parts ...string) bool {
 		for _, p := range parts {
 			if !strings.Contains(sql, p) {
@@ -79,6 +80,9 @@ func (ss *session) catalog(ctx context.Context, sql string) (*outcome, error) {
 		return ss.listDatabases(ctx)
 	case has("FROM pg_catalog.pg_namespace n", `AS "Name"`):
 		return textResult([]string{"Name", "Owner"}, [][]any{{"public", ss.user()}}), nil
+	}
+	if q, ok := viewsQuery(sql); ok {
+		return ss.catalogViewQuery(ctx, q, params)
 	}
 	return textResult(selectColumns(sql), nil), nil
 }

@@ -248,7 +248,7 @@ func (ss *session) statementColumns(p *prepared) ([]column, error) {
 		p.fields = out.cols
 	case kindCatalog:
 		ctx, done := ss.statementContext()
-		out, err := ss.catalog(ctx, p.sql)
+		out, err := ss.catalog(ctx, p.sql, nil)
 		done()
 		if err != nil {
 			return nil, err

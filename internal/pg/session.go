@@ -603,7 +603,7 @@ func (ss *session) run(ctx context.Context, p *prepared, params []any) (*outcome
 	case kindUnsupported:
 		return nil, errorf(stateFeatureNotSupp, "%s is not supported by hasvc", strings.Join(p.verb[:min(2, len(p.verb))], " "))
 	case kindCatalog:
-		return ss.catalog(ctx, p.sql)
+		return ss.catalog(ctx, p.sql, params)
 	}
 	st := sqlite.Statement{SQL: p.run}
 	if len(params) > 0 {
