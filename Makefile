@@ -24,9 +24,10 @@ test:
 
 # The fuzz targets, each for FUZZTIME: the HTTP statement parser, the SQL
 # statement splitter, the apply of change messages and the pgwire startup
-# reader. Their seed corpora run with every `make test` too.
+# reader and the COPY record reader. Their seed corpora run with every
+# `make test` too.
 FUZZTIME ?= 20s
-FUZZ := FuzzParseStatements:./internal/api FuzzSplit:./internal/sqlite FuzzApply:./internal/sqlite FuzzStartup:./internal/pg
+FUZZ := FuzzParseStatements:./internal/api FuzzSplit:./internal/sqlite FuzzApply:./internal/sqlite FuzzStartup:./internal/pg FuzzCopyRecord:./internal/pg
 fuzz:
 	@set -e; for t in $(FUZZ); do \
 		echo "fuzz $${t%%:*} for $(FUZZTIME)"; \

@@ -392,6 +392,30 @@ func TestClusterLifecycleAndReadYourWrites(t *testing.T) {
 		t.Fatalf("GET /cluster lists %d nodes", len(cluster.Nodes))
 	}
 
+	// A token revoked through one node is refused by every node (the
+	// deny list is the cluster's) within about a second.
+	tok := clusterToken(t, "shared", "read")
+	for _, n := range nodes {
+		if status, body := n.do("POST", "/db/shared", tok, `{"sql": "SELECT 1"}`); status != 200 {
+			t.Fatalf("%s before revocation: %d %s", n.m.Config.Name, status, body)
+		}
+	}
+	nodes[0].ok("POST", "/tokens/revoke", `{"token": "`+tok+`"}`)
+	revoked := time.Now()
+	for _, n := range nodes {
+		for {
+			status, _ := n.do("POST", "/db/shared", tok, `{"sql": "SELECT 1"}`)
+			if status == 401 {
+				break
+			}
+			if time.Since(revoked) > 3*time.Second {
+				t.Fatalf("%s still takes the revoked token after 3s", n.m.Config.Name)
+			}
+			time.Sleep(10 * time.Millisecond)
+		}
+	}
+	t.Logf("every node refuses the revoked token %v after the revocation", time.Since(revoked))
+
 	nodes[1].ok("DELETE", "/databases/shared", "")
 	deadline := time.Now().Add(2 * time.Second)
 	for _, n := range nodes {
