@@ -23,7 +23,7 @@ test:
 	$(GO) test -race -tags $(TAGS) -count=1 ./...
 
 # The fuzz targets, each for FUZZTIME: the HTTP statement parser, the SQL
-# statement splitter, the apply of change messages and the pgwire startup
+# statement splitter, the apply of change messages, the pgwire startup
 # reader and the COPY record reader. Their seed corpora run with every
 # `make test` too.
 FUZZTIME ?= 20s
