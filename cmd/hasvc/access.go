@@ -53,11 +53,9 @@ func (m *Main) revokeToken(reg *registry.Registry) func(ctx context.Context, tok
 		if id == "" {
 			return "", tenant.Errorf(tenant.EINVALID, `give "token" or "id"`)
 		}
-		if err := reg.Revoke(ctx, id, expires, m.Now()); err != nil {
+		expires, err := reg.Revoke(ctx, id, expires, m.Now())
+		if err != nil {
 			return "", err
-		}
-		if expires.IsZero() {
-			expires = m.Now().Add(24 * time.Hour * 400)
 		}
 		m.revoked.Add(id, expires)
 		return id, nil

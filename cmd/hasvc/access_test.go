@@ -278,10 +278,15 @@ func TestKeyRotation(t *testing.T) {
 			t.Fatalf("%s key's token during the rotation: %d %s", name, code, body)
 		}
 	}
+	session := n.pgConnect("rot", oldTok)
 	os.WriteFile(keysFile, []byte(publicLine+"\n"), 0o600)
 	if err := n.m.keys.Reload(); err != nil {
 		t.Fatal(err)
 	}
+	// An open PostgreSQL session of the retired key ends at its next
+	// statement.
+	_, err = session.Exec(context.Background(), "SELECT 1")
+	wantState(t, err, "28P01")
 	status, body := n.do("POST", "/db/rot", oldTok, `{"sql": "SELECT 1"}`)
 	wantError(t, status, body, 401, "EUNAUTHORIZED")
 	if code, _ := n.do("POST", "/db/rot", newTok, `{"sql": "SELECT 1"}`); code != 200 {

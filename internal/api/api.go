@@ -155,26 +155,34 @@ func (s *Server) health(c echo.Context) error {
 // request's context.
 func (s *Server) authenticate(next echo.HandlerFunc) echo.HandlerFunc {
 	return func(c echo.Context) error {
-		h := c.Request().Header.Get("Authorization")
 		if c.Request().TLS == nil && !s.AllowCleartext && !fromLoopback(c.Request()) {
 			// The token has crossed the network in the clear already;
 			// refusing it tells the operator before it is used.
 			return tenant.Errorf(tenant.EUNAUTHORIZED, "a bearer token over plain HTTP is accepted only from this machine: use https (--tls-cert) or start the node with --allow-cleartext")
 		}
-		token, ok := strings.CutPrefix(h, "Bearer ")
-		if !ok || token == "" {
+		token, ok := bearerToken(c.Request())
+		if !ok {
 			c.Response().Header().Set("WWW-Authenticate", `Bearer realm="hasvc"`)
 			return tenant.Errorf(tenant.EUNAUTHORIZED, "missing bearer token: send Authorization: Bearer <token>")
 		}
-		p, err := s.Auth.Verify(strings.TrimSpace(token))
+		p, err := s.Auth.Verify(token)
 		if err != nil {
 			c.Response().Header().Set("WWW-Authenticate", `Bearer realm="hasvc", error="invalid_token"`)
 			return err
 		}
+		// The token also names the client whose share of a database's
+		// readers the request counts against.
 		r := c.Request()
-		c.SetRequest(r.WithContext(auth.NewContext(r.Context(), p)))
+		c.SetRequest(r.WithContext(engine.WithClient(auth.NewContext(r.Context(), p), token)))
 		return next(c)
 	}
+}
+
+// bearerToken returns the request's bearer token, and false if it sent
+// none.
+func bearerToken(r *http.Request) (string, bool) {
+	token, ok := strings.CutPrefix(r.Header.Get("Authorization"), "Bearer ")
+	return strings.TrimSpace(token), ok && token != ""
 }
 
 // principal returns the request's principal after checking it may do perm
@@ -331,5 +339,6 @@ func (s *Server) admit(c echo.Context, db string) (func(), error) {
 	if s.Concurrency == nil {
 		return func() {}, nil
 	}
-	return s.Concurrency.Acquire(db, c.Request().Header.Get("Authorization"))
+	token, _ := bearerToken(c.Request())
+	return s.Concurrency.Acquire(db, token)
 }

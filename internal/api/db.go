@@ -8,7 +8,6 @@ import (
 	"io"
 	"net/http"
 	"strconv"
-	"strings"
 	"time"
 
 	"github.com/labstack/echo/v4"
@@ -55,11 +54,7 @@ func (s *Server) query(c echo.Context) error {
 	opts.ReadOnly = p.Perm < auth.PermWrite
 	out := &resultStream{c: c}
 	opts.Sink = out
-	// The token names the client whose share of the readers this counts
-	// against.
-	token, _ := strings.CutPrefix(c.Request().Header.Get("Authorization"), "Bearer ")
-	ctx := engine.WithClient(c.Request().Context(), strings.TrimSpace(token))
-	res, err := s.DB.Exec(ctx, name, stmts, opts)
+	res, err := s.DB.Exec(c.Request().Context(), name, stmts, opts)
 	if err != nil {
 		return out.fail(err)
 	}

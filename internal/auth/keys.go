@@ -71,6 +71,9 @@ type Keys struct {
 	set  atomic.Pointer[keySet]
 	Now  func() time.Time
 	file string // the keys file Reload reads again, or ""
+	// generation counts reloads: a holder of a verified token checks it
+	// again only when the keys changed.
+	generation atomic.Uint64
 
 	// Revoked, when set, reports whether the token with this id has been
 	// revoked; Verify refuses it.
@@ -260,8 +263,14 @@ func (k *Keys) Reload() error {
 	k.mu.Lock()
 	k.verified = nil
 	k.mu.Unlock()
+	k.generation.Add(1)
 	return nil
 }
+
+// Generation changes whenever the keys do (Reload): a token verified
+// under one generation stays valid, but for expiry and revocation, until
+// the next.
+func (k *Keys) Generation() uint64 { return k.generation.Load() }
 
 // CanIssue reports whether the keys include one that signs.
 func (k *Keys) CanIssue() bool { return k.set.Load().signer != nil }

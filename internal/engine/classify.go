@@ -24,21 +24,17 @@ import (
 func (d *DB) classify(ctx context.Context, stmts []sqlite.Statement) (bool, error) {
 	for i := range stmts {
 		sql := stmts[i].SQL
-		if d.writes.has(sql) {
-			return false, nil
-		}
-		if d.reads.has(sql) {
-			continue
-		}
-		ro, err := d.prepareOnly(ctx, sql)
-		if err != nil {
-			return false, tenant.AtStatement(err, i)
+		ro, known := d.texts.get(sql)
+		if !known {
+			var err error
+			if ro, err = d.prepareOnly(ctx, sql); err != nil {
+				return false, tenant.AtStatement(err, i)
+			}
+			d.texts.set(sql, ro)
 		}
 		if !ro {
-			d.writes.add(sql)
 			return false, nil
 		}
-		d.reads.add(sql)
 	}
 	return true, nil
 }
@@ -85,48 +81,55 @@ func (d *DB) withClassifier(f func(*sqlite.Conn) error) error {
 	return f(d.classifier)
 }
 
-// sqlTexts remembers recent SQL texts of one kind (those that write, or
-// those that only read). It holds at most max texts, dropping the least
-// recently used: a tenant that sends a new literal in every statement
-// must not grow the node's memory.
+// sqlTexts remembers recent SQL texts and whether each only reads. It
+// holds at most max texts, dropping the least recently used: a tenant
+// that sends a new literal in every statement must not grow the node's
+// memory.
 type sqlTexts struct {
 	mu    sync.Mutex
 	max   int
-	order *list.List // of string, most recent first
+	order *list.List // of *sqlText, most recent first
 	index map[string]*list.Element
 }
 
-// defaultTexts is how many texts of each kind a database remembers.
-const defaultTexts = 1024
+type sqlText struct {
+	sql      string
+	readOnly bool
+}
+
+// defaultTexts is how many texts a database remembers.
+const defaultTexts = 2048
 
 func newSQLTexts(max int) *sqlTexts {
 	return &sqlTexts{max: max, order: list.New(), index: map[string]*list.Element{}}
 }
 
-// has reports whether sql is remembered.
-func (w *sqlTexts) has(sql string) bool {
+// get reports whether sql is remembered, and whether it only reads.
+func (w *sqlTexts) get(sql string) (readOnly, known bool) {
 	w.mu.Lock()
 	defer w.mu.Unlock()
 	e, ok := w.index[sql]
-	if ok {
-		w.order.MoveToFront(e)
+	if !ok {
+		return false, false
 	}
-	return ok
+	w.order.MoveToFront(e)
+	return e.Value.(*sqlText).readOnly, true
 }
 
-// add remembers sql.
-func (w *sqlTexts) add(sql string) {
+// set remembers whether sql only reads.
+func (w *sqlTexts) set(sql string, readOnly bool) {
 	w.mu.Lock()
 	defer w.mu.Unlock()
 	if e, ok := w.index[sql]; ok {
+		e.Value.(*sqlText).readOnly = readOnly
 		w.order.MoveToFront(e)
 		return
 	}
-	w.index[sql] = w.order.PushFront(sql)
+	w.index[sql] = w.order.PushFront(&sqlText{sql, readOnly})
 	for w.order.Len() > w.max {
 		last := w.order.Back()
 		w.order.Remove(last)
-		delete(w.index, last.Value.(string))
+		delete(w.index, last.Value.(*sqlText).sql)
 	}
 }
 

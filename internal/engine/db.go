@@ -38,11 +38,11 @@ type DB struct {
 	readerSem chan struct{}
 	clients   clientShares // readers held by each client (readers.go)
 
-	// writes and reads remember SQL texts known to write or to only read
+	// texts remembers which SQL texts only read and which write
 	// (classify.go); classifier prepares the others.
-	writes, reads *sqlTexts
-	classifierMu  sync.Mutex
-	classifier    *sqlite.Conn
+	texts        *sqlTexts
+	classifierMu sync.Mutex
+	classifier   *sqlite.Conn
 
 	applied atomic.Uint64
 	stuck   atomic.Pointer[string] // why the database cannot apply its stream, if it cannot

@@ -367,8 +367,7 @@ func (e *Engine) openDB(ctx context.Context, name string) (*DB, error) {
 		closed:    make(chan struct{}),
 		ahead:     ahead,
 		atomic:    atomic,
-		writes:    newSQLTexts(defaultTexts),
-		reads:     newSQLTexts(defaultTexts),
+		texts:     newSQLTexts(defaultTexts),
 	}
 	d.ctx, d.cancel = context.WithCancel(context.Background())
 	d.maxStatementTime.Store(int64(cfg.MaxStatementTime))

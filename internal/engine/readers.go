@@ -30,7 +30,7 @@ func (d *DB) read(ctx context.Context, stmts []sqlite.Statement, sink sqlite.Sin
 			return &ExecResult{Results: []sqlite.Result{res}}, true, nil
 		}
 		if err == nil {
-			d.writes.add(stmts[0].SQL)
+			d.texts.set(stmts[0].SQL, false)
 		}
 		return nil, false, err
 	}

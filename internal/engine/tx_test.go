@@ -173,7 +173,7 @@ func TestWriteTextsBounded(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	if got := db.writes.len(); got > defaultTexts {
+	if got := db.texts.len(); got > defaultTexts {
 		t.Fatalf("%d write texts remembered, want at most %d", got, defaultTexts)
 	}
 	grown := int64(heap()) - int64(base)

@@ -149,7 +149,7 @@ func (ss *session) catalogViewQuery(ctx context.Context, sql string, params []an
 				names = [2]string{"text", "text"} // no declared type
 			}
 			add(`INSERT INTO information_schema_columns VALUES (?, 'public', ?, ?, ?, ?, ?, ?, NULL, NULL, NULL, ?, 'pg_catalog', ?, 'NO', ?, ?)`,
-				ss.db, o.name, r[1], pos+1, dflt, nullable, names[0], ss.db, names[1], "NEVER", insertableOf(o.kind))
+				ss.db, o.name, r[1], pos+1, dflt, nullable, names[0], ss.db, names[1], "NEVER", insertable)
 		}
 	}
 	if len(stmts) > 0 {
@@ -180,11 +180,4 @@ func boolInt(b bool) int64 {
 		return 1
 	}
 	return 0
-}
-
-func insertableOf(kind string) string {
-	if kind == "view" {
-		return "NO"
-	}
-	return "YES"
 }

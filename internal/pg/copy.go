@@ -260,7 +260,7 @@ func (ss *session) copyIn(ctx context.Context, s *copySpec) (*outcome, error) {
 	}
 	if cols == nil {
 		for _, c := range table {
-			cols = append(cols, quoteIdent(c.name))
+			cols = append(cols, sqlite.QuoteIdent(c.name))
 		}
 	}
 	kinds := make([]uint32, len(cols))
@@ -635,6 +635,3 @@ func (s *copySpec) appendField(b, f []byte) []byte {
 	}
 	return b
 }
-
-// quoteIdent quotes an identifier for SQL.
-func quoteIdent(name string) string { return `"` + strings.ReplaceAll(name, `"`, `""`) + `"` }

@@ -59,16 +59,3 @@ func peerGone(raw syscall.RawConn) bool {
 	})
 	return gone
 }
-
-// Revoke ends the sessions opened with token id: at once if idle, else
-// before their next message.
-func (s *Server) Revoke(id string) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	for _, ss := range s.sessions {
-		if ss.principal != nil && ss.principal.ID == id {
-			ss.revoked.Store(true)
-			ss.conn.SetReadDeadline(time.Now())
-		}
-	}
-}

@@ -35,6 +35,9 @@ type Databases interface {
 type Verifier interface {
 	// Verify returns EUNAUTHORIZED for a bad, expired or foreign token.
 	Verify(token string) (*auth.Principal, error)
+	// Generation changes when the keys do: a session verifies its token
+	// again then (revocations reach it through Server.Revoke).
+	Generation() uint64
 }
 
 // Server serves PostgreSQL clients.
@@ -232,4 +235,17 @@ func (s *Server) cancel(pid uint32, secret []byte) {
 		return
 	}
 	ss.cancelRunning()
+}
+
+// Revoke ends the sessions opened with token id: at once if idle, else
+// before their next message.
+func (s *Server) Revoke(id string) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for _, ss := range s.sessions {
+		if ss.principal != nil && ss.principal.ID == id {
+			ss.revoked.Store(true)
+			ss.conn.SetReadDeadline(time.Now())
+		}
+	}
 }

@@ -30,7 +30,8 @@ type session struct {
 	settings  map[string]string // SET values, by lower-case name
 	db        string
 	principal *auth.Principal
-	token     string // verified again before every message (revocation, retired keys)
+	token     string // verified again when the keys change (a key retired)
+	keysGen   uint64 // the keys' generation the token was last verified under
 	revoked   atomic.Bool
 	lastSeq   uint64 // stream sequence of the session's last committed write
 	// scratch is set on a session of the postgres database (postgresdb.go):
@@ -217,10 +218,14 @@ func (ss *session) loop() {
 			ss.fatal(fatalf(stateInvalidPassword, "the token expired at %s; reconnect with a new one", ss.principal.ExpiresAt.UTC().Format(time.RFC3339)))
 			return
 		}
-		if _, err := ss.srv.Auth.Verify(ss.token); err != nil {
-			// Revoked, or its key retired: the session ends with it.
-			ss.fatal(fatalf(stateInvalidPassword, "%s; reconnect with a new token", tenant.ErrorMessage(err)))
-			return
+		if g := ss.srv.Auth.Generation(); g != ss.keysGen {
+			// The keys changed: a session whose token's key was
+			// retired ends with it.
+			if _, err := ss.srv.Auth.Verify(ss.token); err != nil {
+				ss.fatal(fatalf(stateInvalidPassword, "%s; reconnect with a new token", tenant.ErrorMessage(err)))
+				return
+			}
+			ss.keysGen = g
 		}
 		if ss.skipToSync {
 			if _, ok := msg.(*pgproto3.Sync); !ok {

@@ -208,6 +208,7 @@ func (ss *session) authenticate(encrypted bool) error {
 	if !ok {
 		return fatalf(stateProtocolViolation, "expected a password message, got %T", msg)
 	}
+	gen := s.Auth.Generation() // before Verify: a reload in between is seen again
 	p, err := s.Auth.Verify(strings.TrimSpace(pw.Password))
 	if err != nil {
 		return fatalf(stateInvalidPassword, "password authentication failed for user %q: %s", user, tenant.ErrorMessage(err))
@@ -219,7 +220,7 @@ func (ss *session) authenticate(encrypted bool) error {
 			return fatalf(stateInvalidPassword, "password authentication failed for user %q: %s", user, tenant.ErrorMessage(err))
 		}
 	}
-	ss.principal, ss.token = p, strings.TrimSpace(pw.Password)
+	ss.principal, ss.token, ss.keysGen = p, strings.TrimSpace(pw.Password), gen
 	ss.readOnly = p.Perm < auth.PermWrite
 	ctx, cancel := context.WithTimeout(s.ctx, startupTimeout)
 	defer cancel()

@@ -15,6 +15,8 @@ import (
 
 type refuseAll struct{}
 
+func (refuseAll) Generation() uint64 { return 0 }
+
 func (refuseAll) Verify(string) (*auth.Principal, error) {
 	return nil, tenant.Errorf(tenant.EUNAUTHORIZED, "invalid token")
 }

@@ -43,27 +43,28 @@ func openRevoked(ctx context.Context, js jetstream.JetStream, replicas int) (jet
 }
 
 // Revoke puts token id on the deny list; expires is its token's expiry,
-// or zero if not known. Revoking a revoked token is not an error.
-func (r *Registry) Revoke(ctx context.Context, id string, expires time.Time, now time.Time) error {
+// or zero if not known. It returns the expiry the entry keeps. Revoking a
+// revoked token is not an error.
+func (r *Registry) Revoke(ctx context.Context, id string, expires time.Time, now time.Time) (time.Time, error) {
 	if expires.IsZero() {
 		expires = now.Add(maxRevocation)
 	}
 	ttl := expires.Sub(now) + time.Minute
 	if ttl < time.Minute {
-		return nil // expired already: refused anyway
+		return expires, nil // expired already: refused anyway
 	}
 	data, err := json.Marshal(revocation{Expires: expires.UTC()})
 	if err != nil {
-		return err
+		return expires, err
 	}
 	_, err = r.revoked.Create(ctx, id, data, jetstream.KeyTTL(ttl))
 	if err != nil && !errors.Is(err, jetstream.ErrKeyExists) {
 		if errors.Is(err, jetstream.ErrInvalidKey) {
-			return tenant.Errorf(tenant.EINVALID, "invalid token id %q", id)
+			return expires, tenant.Errorf(tenant.EINVALID, "invalid token id %q", id)
 		}
-		return tenant.Wrap(tenant.EUNAVAILABLE, err, "registry unavailable")
+		return expires, tenant.Wrap(tenant.EUNAVAILABLE, err, "registry unavailable")
 	}
-	return nil
+	return expires, nil
 }
 
 // WatchRevoked calls revoked with every token id on the deny list, then
