@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # pgbench point selects against hasvc and against a real PostgreSQL on the
-# same machine, side by side: the same custom script (pgbench -S's query on
-# a 100,000-row pgbench_accounts), 8 clients, simple, extended and prepared
+# same machine, side by side, with two result shapes: pgbench -S's query on
+# a 100,000-row pgbench_accounts (one integer column) and
+# `SELECT id, name FROM users WHERE id = :id` on a 100,000-row users table
+# (an integer and a text column). 8 clients, simple, extended and prepared
 # protocols, rounds alternating between the two servers.
 #
 #   ./bench/pgbench.sh                      # 10 s per run, 3 rounds
@@ -46,16 +48,26 @@ for k in 0 1 2 3 4; do
 	hpsql -c "INSERT INTO pgbench_accounts WITH RECURSIVE s(i) AS (SELECT $k*20000+1 UNION ALL SELECT i+1 FROM s WHERE i < ($k+1)*20000)
 		SELECT i, 1, 0, printf('%84s', '') FROM s"
 done
+hpsql -c "CREATE TABLE users (id INTEGER PRIMARY KEY, name TEXT NOT NULL)"
+for k in 0 1 2 3 4; do
+	hpsql -c "INSERT INTO users WITH RECURSIVE s(i) AS (SELECT $k*20000+1 UNION ALL SELECT i+1 FROM s WHERE i < ($k+1)*20000)
+		SELECT i, 'user-' || i FROM s"
+done
 
 # PostgreSQL, initialised by pgbench -i (scale 1: the same 100,000 rows).
 if [ "$(id -u)" = 0 ]; then chown postgres "$dir"; fi
 as_pg "$PGBIN/initdb -D $dir/pg -A trust -U postgres" >/dev/null
 as_pg "$PGBIN/pg_ctl -D $dir/pg -o '-p $PG_PORT -k $dir -c listen_addresses=127.0.0.1' -l $dir/pg.log -w start" >/dev/null
 pgbench -i -s 1 -q -h 127.0.0.1 -p "$PG_PORT" -U postgres postgres >/dev/null 2>&1
+ppsql() { PGPASSWORD= psql -X -q -h 127.0.0.1 -p "$PG_PORT" -U postgres -d postgres -v ON_ERROR_STOP=1 "$@"; }
+ppsql -c "CREATE TABLE users (id INTEGER PRIMARY KEY, name TEXT NOT NULL)"
+ppsql -c "INSERT INTO users SELECT i, 'user-' || i FROM generate_series(1, 100000) AS s(i)"
+ppsql -c "VACUUM ANALYZE users"
 
-script="$dir/select.sql"
-printf '\\set aid random(1, 100000)\nSELECT abalance FROM pgbench_accounts WHERE aid = :aid;\n' >"$script"
-run() { # server mode
+printf '\\set aid random(1, 100000)\nSELECT abalance FROM pgbench_accounts WHERE aid = :aid;\n' >"$dir/int.sql"
+printf '\\set id random(1, 100000)\nSELECT id, name FROM users WHERE id = :id;\n' >"$dir/text.sql"
+run() { # server mode shape
+	script="$dir/$3.sql"
 	if [ "$1" = hasvc ]; then
 		pgbench -n -h 127.0.0.1 -p "$HASVC_PG_PORT" -U bench -c "$CLIENTS" -j 2 -T "$DURATION" -M "$2" -f "$script" bench
 	else
@@ -64,9 +76,17 @@ run() { # server mode
 }
 echo "# $(date -u +%F) $(nproc) cores, PostgreSQL $("$PGBIN/postgres" --version | awk '{print $3}'), $CLIENTS clients, ${DURATION}s per run, tps"
 for r in $(seq "$ROUNDS"); do
-	for mode in simple extended prepared; do
-		h=$(run hasvc "$mode")
-		p=$(run postgres "$mode")
-		echo "round $r $mode hasvc $h postgres $p"
+	for shape in int text; do
+		for mode in simple extended prepared; do
+			# Alternate which server goes first from round to round.
+			if [ $((r % 2)) = 1 ]; then
+				h=$(run hasvc "$mode" "$shape")
+				p=$(run postgres "$mode" "$shape")
+			else
+				p=$(run postgres "$mode" "$shape")
+				h=$(run hasvc "$mode" "$shape")
+			fi
+			echo "round $r $shape $mode hasvc $h postgres $p"
+		done
 	done
 done

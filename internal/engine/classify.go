@@ -25,6 +25,15 @@ func (d *DB) classify(ctx context.Context, stmts []sqlite.Statement) (bool, erro
 	for i := range stmts {
 		sql := stmts[i].SQL
 		ro, known := d.texts.get(sql)
+		if !known && len(stmts) == 1 && sqlite.IsSelect(sql) {
+			// A lone SELECT goes to a reader unprepared: the reader
+			// prepares it once and runs it only if it is that one read
+			// (RunIfReadOnly), else it is remembered as a write. Texts
+			// differing only in their literals (every query of a client
+			// that does not bind parameters) then cost one prepare, not
+			// two, and do not churn this cache.
+			return true, nil
+		}
 		if !known {
 			var err error
 			if ro, err = d.prepareOnly(ctx, sql); err != nil {

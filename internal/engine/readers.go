@@ -29,10 +29,12 @@ func (d *DB) read(ctx context.Context, stmts []sqlite.Statement, sink sqlite.Sin
 			}
 			return &ExecResult{Results: []sqlite.Result{res}}, true, nil
 		}
-		if err == nil {
-			d.texts.set(stmts[0].SQL, false)
+		if err != nil {
+			// It does not prepare: as a write it would not either.
+			return nil, true, err
 		}
-		return nil, false, err
+		d.texts.set(stmts[0].SQL, false)
+		return nil, false, nil
 	}
 	// One snapshot for the whole request.
 	if err := r.Internal(func() error { return r.Exec("BEGIN") }); err != nil {

@@ -296,3 +296,34 @@ func TestClientShareOfReaders(t *testing.T) {
 		t.Fatalf("%d client shares left after every reader came back", left)
 	}
 }
+
+// TestSelectTextThatWrites: a lone text starting with SELECT goes to a
+// reader without being classified first; one that holds a write after
+// its SELECT must still run as a write, and be refused to a read-only
+// request, and a SELECT that does not prepare reports its error.
+func TestSelectTextThatWrites(t *testing.T) {
+	n := newTestNode(t, t.TempDir())
+	db, release := n.createDB(t, "sel")
+	defer release()
+	mustExec(t, db, "CREATE TABLE t (v INTEGER)", nil)
+	ctx := context.Background()
+	sneaky := []sqlite.Statement{{SQL: "SELECT 1; INSERT INTO t VALUES (7)"}}
+	for range 2 { // the second time, the text is known as a write
+		if _, err := db.Exec(ctx, sneaky, ExecOptions{ReadOnly: true}); tenant.ErrorCode(err) != tenant.EFORBIDDEN {
+			t.Fatalf("read-only: got %v, want EFORBIDDEN", err)
+		}
+	}
+	res, err := db.Exec(ctx, sneaky, ExecOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if res.Seq == 0 {
+		t.Fatalf("the write was not replicated: %+v", res)
+	}
+	if got := mustExec(t, db, "SELECT count(*) FROM t WHERE v = 7", nil).Results[0].Rows[0][0]; got != int64(1) {
+		t.Fatalf("count = %v, want 1", got)
+	}
+	if _, err := db.Exec(ctx, []sqlite.Statement{{SQL: "SELECT nope FROM t"}}, ExecOptions{}); tenant.ErrorCode(err) != tenant.EINVALID {
+		t.Fatalf("bad select: got %v, want EINVALID", err)
+	}
+}

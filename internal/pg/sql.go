@@ -34,7 +34,7 @@ type token struct {
 // lex splits sql into tokens. Unterminated strings, identifiers and
 // comments run to the end; SQLite reports them.
 func lex(sql string) []token {
-	var toks []token
+	toks := make([]token, 0, len(sql)/3+4) // about one token in three bytes
 	for i := 0; i < len(sql); {
 		c := sql[i]
 		start := i
@@ -328,6 +328,13 @@ func rewrite(sql string, sub substitutions) (string, int) {
 				changed = true
 				continue
 			}
+		case t.kind == tkWord && aliasKeywords[strings.ToLower(t.text)] && len(out) > 0 && lastSig(len(out)) >= 0 &&
+			strings.EqualFold(out[lastSig(len(out))], "AS"):
+			// PostgreSQL takes any keyword as a column label after AS
+			// (AS default); SQLite takes it quoted.
+			out = append(out, `"`+strings.ToLower(t.text)+`"`)
+			changed = true
+			continue
 		case t.kind == tkWord:
 			name := strings.ToLower(t.text)
 			j := nextSig(i + 1)
@@ -397,6 +404,9 @@ func rewrite(sql string, sub substitutions) (string, int) {
 			if lit, ok := byteaLiteral(operand, typ); ok {
 				// 'x'::bytea reads the text as bytea input ('\x...').
 				out = append(out[:start], lit)
+			} else if strings.HasPrefix(typ, regPrefix) {
+				// A catalog function (catalogFunctions) does the cast.
+				out = append(out[:start], typ+"("+operand+")")
 			} else {
 				out = append(out[:start], "CAST("+operand+" AS "+typ+")")
 			}
@@ -539,6 +549,8 @@ func multiWordType(words []string, next string) bool {
 // produce.
 func sqliteType(pg string) string {
 	switch pg {
+	case "regclass", "regtype", "regnamespace", "regproc", "regprocedure", "regrole":
+		return regPrefix + pg[len("reg"):]
 	case "int", "int2", "int4", "int8", "integer", "bigint", "smallint", "oid", "bool", "boolean":
 		return "INTEGER"
 	case "float4", "float8", "real", "double precision", "float":
@@ -550,6 +562,30 @@ func sqliteType(pg string) string {
 	}
 	return "TEXT"
 }
+
+// aliasKeywords are SQLite's reserved words that PostgreSQL clients use as
+// column labels after AS (not SELECT, VALUES, WITH, NOT or MATERIALIZED,
+// which follow AS in CREATE VIEW v AS SELECT and WITH x AS NOT
+// MATERIALIZED).
+var aliasKeywords = map[string]bool{
+	"default": true, "order": true, "group": true, "check": true, "primary": true, "references": true,
+	"table": true, "index": true, "limit": true, "offset": true, "where": true, "having": true, "from": true,
+	"to": true, "end": true, "case": true, "when": true, "then": true, "else": true, "and": true, "or": true,
+	"in": true, "is": true, "null": true, "unique": true, "constraint": true, "foreign": true, "collate": true,
+	"using": true, "join": true, "on": true, "set": true, "into": true, "all": true, "distinct": true,
+	"exists": true, "between": true, "like": true, "escape": true, "transaction": true, "union": true,
+	"intersect": true, "except": true, "create": true, "drop": true, "insert": true, "delete": true,
+	"update": true, "add": true, "alter": true, "as": true, "autoincrement": true, "cross": true,
+	"current_date": true, "current_time": true, "current_timestamp": true, "deferrable": true, "full": true,
+	"inner": true, "isnull": true, "left": true, "natural": true, "notnull": true, "outer": true,
+	"returning": true, "right": true, "window": true, "filter": true, "over": true, "partition": true,
+	"range": true, "rows": true, "groups": true, "do": true, "nothing": true, "first": true, "last": true,
+}
+
+// regPrefix starts the names of the functions that stand for casts to
+// PostgreSQL's object identifier types ('users'::regclass); only catalog
+// queries (catalogViewQuery) have them.
+const regPrefix = "hasvc_reg"
 
 // byteaLiteral turns a string literal cast to bytea into a blob literal.
 func byteaLiteral(operand, typ string) (string, bool) {

@@ -192,7 +192,11 @@ func (c *Conn) runOne(ctx context.Context, st *Statement, res *Result, cp *Captu
 
 // onlyTrivia reports whether sql holds no more statements for sure: only
 // whitespace, semicolons and comments.
-func onlyTrivia(sql string) bool {
+func onlyTrivia(sql string) bool { return skipTrivia(sql) == len(sql) }
+
+// skipTrivia returns the index of the first byte of sql that is not white
+// space, a comment or a semicolon (len(sql) if there is none).
+func skipTrivia(sql string) int {
 	for i := 0; i < len(sql); {
 		switch {
 		case sql[i] == ' ' || sql[i] == '\t' || sql[i] == '\n' || sql[i] == '\r' || sql[i] == '\f' || sql[i] == ';':
@@ -200,18 +204,35 @@ func onlyTrivia(sql string) bool {
 		case strings.HasPrefix(sql[i:], "--"):
 			end := strings.IndexByte(sql[i:], '\n')
 			if end < 0 {
-				return true
+				return len(sql)
 			}
 			i += end + 1
 		case strings.HasPrefix(sql[i:], "/*"):
 			end := strings.Index(sql[i+2:], "*/")
 			if end < 0 {
-				return true
+				return len(sql)
 			}
 			i += 2 + end + 2
 		default:
-			return false
+			return i
 		}
+	}
+	return len(sql)
+}
+
+// IsSelect reports whether sql's first word is SELECT. Such a statement
+// only reads (SQLite has no SELECT that writes); a caller may use this to
+// go to a reader without preparing sql first, but what runs there is still
+// checked (RunIfReadOnly), since the text may hold further statements.
+func IsSelect(sql string) bool {
+	i := skipTrivia(sql)
+	const kw = "select"
+	if len(sql)-i < len(kw) || !strings.EqualFold(sql[i:i+len(kw)], kw) {
+		return false
+	}
+	if j := i + len(kw); j < len(sql) {
+		c := sql[j]
+		return !(c == '_' || c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || c >= 0x80)
 	}
 	return true
 }

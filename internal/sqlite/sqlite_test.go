@@ -377,3 +377,23 @@ func TestMaxSize(t *testing.T) {
 		t.Fatal(err)
 	}
 }
+
+func TestIsSelect(t *testing.T) {
+	for sql, want := range map[string]bool{
+		"SELECT 1":                           true,
+		"select*from t":                      true,
+		"  -- why\n/* c */ Select 1":         true,
+		"SELECT":                             true,
+		"SELECTED":                           false,
+		"select_x()":                         false,
+		"WITH x AS (SELECT 1) DELETE FROM t": false,
+		"INSERT INTO t SELECT 1":             false,
+		"":                                   false,
+		"-- SELECT 1":                        false,
+		"/* SELECT 1":                        false,
+	} {
+		if got := IsSelect(sql); got != want {
+			t.Errorf("IsSelect(%q) = %v, want %v", sql, got, want)
+		}
+	}
+}
