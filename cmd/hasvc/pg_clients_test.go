@@ -76,6 +76,8 @@ func TestPGClientPsql(t *testing.T) {
 		// the rows, with the transaction committed and the other rolled back
 		"  1 | apple |     1\n  2 | pear  |  0.75\n  3 | plum  |  1.25\n(3 rows)",
 		" n | total \n---+-------\n 3 |     3\n(1 row)",
+		// \gdesc
+		" Column |       Type       \n--------+------------------\n id     | integer\n name   | text\n price  | double precision\n(3 rows)",
 		// \dt
 		"List of relations\n Schema | Name  | Type  | Owner  \n--------+-------+-------+--------\n public | items | table | tester\n(1 row)",
 		// \d items
@@ -165,6 +167,75 @@ func TestPGClientPsycopg(t *testing.T) {
 				t.Fatalf("%v\n%s", err, out)
 			}
 		})
+	}
+}
+
+// TestPGClientPgcli runs pgcli (Debian's, psycopg 3) with commands on its
+// standard input: its backslash commands (pgspecial's catalog queries,
+// not psql's), and the completion refresh it runs in the background on
+// connecting (schemata, tables, columns, foreign keys, functions, types,
+// databases), whose failures it prints as tracebacks and logs.
+func TestPGClientPgcli(t *testing.T) {
+	pgcli := needTool(t, "pgcli")
+	n := startNode(t, t.TempDir(), nil)
+	n.createDB("cli")
+	c := n.pgConnect("cli", n.admin)
+	for _, sql := range []string{
+		`CREATE TABLE customers (id INTEGER PRIMARY KEY, name TEXT NOT NULL)`,
+		`CREATE TABLE orders (id INTEGER PRIMARY KEY, customer_id INTEGER REFERENCES customers (id), total REAL DEFAULT 0)`,
+		`CREATE INDEX orders_customer ON orders (customer_id)`,
+		`CREATE VIEW big_orders AS SELECT * FROM orders WHERE total > 100`,
+		`INSERT INTO customers VALUES (1, 'ada')`,
+	} {
+		if _, err := c.Exec(context.Background(), sql); err != nil {
+			t.Fatal(err)
+		}
+	}
+	home := t.TempDir()
+	// At DEBUG, pgcli logs each completion query as it sends it.
+	if err := os.MkdirAll(filepath.Join(home, ".config", "pgcli"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(home, ".config", "pgcli", "config"), []byte("[main]\nlog_level = DEBUG\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, pgcli, "--less-chatty", "cli")
+	cmd.Env = append(n.clientEnv("cli"), "HOME="+home, "TERM=dumb")
+	// The last query (about a second of counting) gives the completion
+	// refresh time to finish before pgcli exits.
+	cmd.Stdin = strings.NewReader("\\dt\n\\d orders\n\\dv\n\\di\n\\l\nSELECT name FROM customers;\n" +
+		"WITH RECURSIVE s(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM s WHERE i < 3000000) SELECT count(*) FROM s;\n")
+	outb, _ := cmd.CombinedOutput()
+	out := string(outb)
+	for _, want := range []string{
+		"| public | customers | table |",
+		"| public | orders    | table |",
+		"| customer_id | integer |            |",
+		"| total       | real    |  default 0 |",
+		`"orders_pkey" PRIMARY KEY, btree (id)`,
+		`"orders_customer" btree (customer_id)`,
+		"| public | big_orders | view |",
+		"| public | orders_customer | index |",
+		"| cli  |",
+		"| ada  |",
+	} {
+		if !strings.Contains(out, want) {
+			t.Errorf("pgcli output lacks %q", want)
+		}
+	}
+	log, _ := os.ReadFile(filepath.Join(home, ".config", "pgcli", "log"))
+	// The refresh ends with the foreign keys' and the functions' queries,
+	// both logged as "Functions Query".
+	if strings.Count(string(log), "Functions Query") < 2 {
+		t.Errorf("the completion refresh did not finish before pgcli exited")
+	}
+	if strings.Contains(out, "Traceback") || strings.Contains(string(log), " ERROR ") {
+		t.Errorf("pgcli reported errors\n%s\nlog:\n%s", out, log)
+	}
+	if t.Failed() {
+		t.Logf("pgcli output:\n%s", out)
 	}
 }
 

@@ -555,3 +555,85 @@ func TestPGInformationSchema(t *testing.T) {
 		t.Errorf("count: %s", got)
 	}
 }
+
+// TestPGCatalogBrowse: the queries GUI tools and ORMs browse with
+// (pg_class, pg_namespace, pg_attribute, pg_type, pg_index,
+// pg_constraint joined and filtered, with regclass casts, format_type,
+// = ANY, regular expressions) answer from the database's schema.
+func TestPGCatalogBrowse(t *testing.T) {
+	n := startNode(t, t.TempDir(), nil)
+	n.createDB("browse")
+	ctx := context.Background()
+	c := n.pgConnect("browse", n.admin)
+	for _, sql := range []string{
+		`CREATE TABLE customers (id INTEGER PRIMARY KEY, name TEXT NOT NULL UNIQUE)`,
+		`CREATE TABLE orders (id INTEGER PRIMARY KEY, customer_id INTEGER NOT NULL REFERENCES customers (id) ON DELETE CASCADE, total REAL DEFAULT 0, note VARCHAR(20))`,
+		`CREATE INDEX orders_customer ON orders (customer_id, total)`,
+		`CREATE VIEW big_orders AS SELECT * FROM orders WHERE total > 100`,
+	} {
+		if _, err := c.Exec(ctx, sql); err != nil {
+			t.Fatal(err)
+		}
+	}
+	collect := func(sql string, args ...any) string {
+		t.Helper()
+		rows, err := c.Query(ctx, sql, args...)
+		if err != nil {
+			t.Fatalf("%s: %v", sql, err)
+		}
+		var out []string
+		for rows.Next() {
+			vals, err := rows.Values()
+			if err != nil {
+				t.Fatal(err)
+			}
+			out = append(out, strings.TrimSpace(fmt.Sprintln(vals...)))
+		}
+		if err := rows.Err(); err != nil {
+			t.Fatalf("%s: %v", sql, err)
+		}
+		return strings.Join(out, "; ")
+	}
+	for _, tc := range []struct{ sql, want string }{
+		{`SELECT n.nspname, c.relname, c.relkind FROM pg_catalog.pg_class c JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace
+			WHERE c.relkind = ANY('{r,v}') AND n.nspname = 'public' ORDER BY 2`,
+			"public big_orders v; public customers r; public orders r"},
+		{`SELECT relname FROM pg_class WHERE relkind = ANY(ARRAY['i']) AND relname !~ '_pkey$' ORDER BY 1`,
+			"customers_name_key; orders_customer"},
+		{`SELECT relname FROM pg_class WHERE relname ~* '^ORD' AND relkind <> ALL(ARRAY['i']) ORDER BY 1`, "orders"},
+		{`SELECT a.attnum, a.attname, pg_catalog.format_type(a.atttypid, a.atttypmod), a.attnotnull, a.atthasdef,
+				pg_get_expr(d.adbin, d.adrelid) AS default
+			FROM pg_attribute a LEFT JOIN pg_attrdef d ON d.adrelid = a.attrelid AND d.adnum = a.attnum
+			WHERE a.attrelid = 'public.orders'::regclass AND a.attnum > 0 AND NOT a.attisdropped ORDER BY a.attnum`,
+			"1 id integer true false <nil>; 2 customer_id integer true false <nil>; 3 total double precision false true 0; 4 note text false false <nil>"},
+		{`SELECT attname, atttypid::regtype::text FROM pg_attribute WHERE attrelid = 'customers'::regclass ORDER BY attnum`,
+			"id integer; name text"},
+		{`SELECT indexrelid::regclass::text, indrelid::regclass::text, indisunique, indisprimary, indkey, pg_get_indexdef(indexrelid)
+			FROM pg_index WHERE indrelid = 'orders'::regclass ORDER BY indisprimary DESC`,
+			"orders_pkey orders true true 1 CREATE UNIQUE INDEX orders_pkey ON public.orders USING btree (id); " +
+				"orders_customer orders false false 2 3 CREATE INDEX orders_customer ON public.orders USING btree (customer_id, total)"},
+		{`SELECT conname, contype, confrelid::regclass::text, conkey, confkey, pg_get_constraintdef(oid, true)
+			FROM pg_constraint WHERE conrelid = $1::regclass ORDER BY conname`,
+			"orders_customer_id_fkey f customers {2} {1} FOREIGN KEY (customer_id) REFERENCES customers(id) ON DELETE CASCADE; " +
+				"orders_pkey p - {1} <nil> PRIMARY KEY (id)"},
+		{`SELECT t.typname, t.typlen FROM pg_type t JOIN pg_namespace n ON n.oid = t.typnamespace
+			WHERE t.typname IN ('int4', 'text', 'bool') ORDER BY 1`, "bool 1; int4 4; text -1"},
+		{`SELECT count(*) FROM pg_database WHERE datname = current_database()`, "1"},
+		{`SELECT viewname, definition FROM pg_views`, "big_orders SELECT * FROM orders WHERE total > 100"},
+		{`SELECT schema_name FROM information_schema.schemata`, "public"},
+		// Beyond what the rewrites cover: no rows, the columns named.
+		{`SELECT r.rolname, ARRAY(SELECT b.rolname FROM pg_catalog.pg_roles b) AS memberof FROM pg_catalog.pg_roles r`, ""},
+	} {
+		var args []any
+		if strings.Contains(tc.sql, "$1") {
+			args = append(args, "orders")
+		}
+		if got := collect(tc.sql, args...); got != tc.want {
+			t.Errorf("%s\n got %q\nwant %q", tc.sql, got, tc.want)
+		}
+	}
+	_, err := c.Exec(ctx, `DELETE FROM pg_class`)
+	if pe := (*pgconn.PgError)(nil); !errors.As(err, &pe) || pe.Code != "42501" {
+		t.Errorf("writing the catalog: %v, want 42501", err)
+	}
+}

@@ -46,6 +46,9 @@ func isCatalogQuery(sql string) bool {
 		if catalogTables[w] && (i+1 >= len(toks) || toks[i+1].text != "(") {
 			return true
 		}
+		if strings.HasPrefix(w, regPrefix) || catalogFunctions[w] && i+1 < len(toks) && toks[i+1].text == "(" {
+			return true // a cast to regclass..., or format_type(...)
+		}
 	}
 	return false
 }
@@ -64,14 +67,20 @@ func (ss *session) catalog(ctx context.Context, sql string, params []any) (*outc
 	switch {
 	case has(`as "Schema"`, "c.relkind IN (", "pg_catalog.pg_class c"):
 		return ss.listRelations(ctx, sql)
-	case has("SELECT c.oid,", "c.relname", "pg_catalog.pg_table_is_visible(c.oid)"):
+	case has("SELECT c.oid,", "c.relname", "pg_catalog.pg_table_is_visible(c.oid)") && !has("$1"):
 		return ss.findRelations(ctx, sql)
-	case has("c.relchecks, c.relkind, c.relhasindex"):
+	case has("c.relchecks, c.relkind, c.relhasindex", "c.relrowsecurity"):
 		return ss.relationInfo(ctx, sql)
 	case has("SELECT a.attname,", "format_type(a.atttypid, a.atttypmod)", "pg_catalog.pg_attribute a"):
 		return ss.relationColumns(ctx, sql)
 	case has("SELECT c2.relname, i.indisprimary, i.indisunique"):
 		return ss.relationIndexes(ctx, sql)
+	case has("generate_subscripts(confkey, 1)", "fk.contype = 'f'"):
+		return ss.foreignKeyColumns(ctx)
+	case has("unnest(current_schemas("):
+		return textResult([]string{"unnest"}, [][]any{{"pg_catalog"}, {"public"}}), nil
+	case has("format_type(tp, tpm)", ") s(name, tp, tpm)"):
+		return gdesc(sql), nil
 	case has("pg_get_viewdef("):
 		return ss.viewDefinition(ctx, sql)
 	case has("AS TABLE_CAT", "AS TABLE_TYPE", "FROM pg_catalog.pg_namespace n, pg_catalog.pg_class c"):
@@ -82,9 +91,96 @@ func (ss *session) catalog(ctx context.Context, sql string, params []any) (*outc
 		return textResult([]string{"Name", "Owner"}, [][]any{{"public", ss.user()}}), nil
 	}
 	if q, ok := viewsQuery(sql); ok {
-		return ss.catalogViewQuery(ctx, q, params)
+		return ss.catalogViewQuery(ctx, q, sql, params)
 	}
 	return textResult(selectColumns(sql), nil), nil
+}
+
+// gdesc answers psql's \gdesc, which describes a query's columns with
+// SELECT name AS "Column", format_type(tp, tpm) AS "Type" FROM (VALUES
+// ('id', '23'::pg_catalog.oid, -1), ...) s(name, tp, tpm).
+func gdesc(sql string) *outcome {
+	var rows [][]any
+	var tuple []token
+	depth := 0
+	for _, t := range words(sql) {
+		switch t.text {
+		case "(":
+			depth++
+			if depth == 2 {
+				tuple = tuple[:0]
+			}
+			continue
+		case ")":
+			depth--
+			if depth == 1 && len(tuple) > 0 {
+				rows = append(rows, gdescRow(tuple))
+			}
+			continue
+		}
+		if depth == 2 {
+			tuple = append(tuple, t)
+		}
+	}
+	return textResult([]string{"Column", "Type"}, rows)
+}
+
+// gdescRow reads one (name, 'oid'::pg_catalog.oid, typmod) of \gdesc.
+func gdescRow(tuple []token) []any {
+	var strs []string
+	typmod := int64(-1)
+	for i, t := range tuple {
+		switch t.kind {
+		case tkString:
+			if t.text[0] == 'E' || t.text[0] == 'e' {
+				strs = append(strs, unescapeE(t.text[2:len(t.text)-1]))
+			} else {
+				strs = append(strs, strings.ReplaceAll(t.text[1:len(t.text)-1], "''", "'"))
+			}
+		case tkNumber:
+			n, _ := strconv.ParseInt(t.text, 10, 64)
+			if i > 0 && tuple[i-1].text == "-" {
+				n = -n
+			}
+			typmod = n
+		}
+	}
+	if len(strs) < 2 {
+		return []any{nil, nil}
+	}
+	oid, _ := strconv.ParseInt(strs[1], 10, 64)
+	return []any{strs[0], formatType(oid, typmod)}
+}
+
+// foreignKeyColumns answers pgcli's foreign key query: one row per column
+// of each foreign key (parentschema, parenttable, parentcolumn,
+// childschema, childtable, childcolumn).
+func (ss *session) foreignKeyColumns(ctx context.Context) (*outcome, error) {
+	names := []string{"parentschema", "parenttable", "parentcolumn", "childschema", "childtable", "childcolumn"}
+	objs, err := ss.schemaObjects(ctx)
+	if err != nil {
+		return nil, err
+	}
+	var rows [][]any
+	for _, o := range objs {
+		if o.kind != "table" {
+			continue
+		}
+		fks, err := ss.inspect(ctx, "PRAGMA foreign_key_list("+quoteString(o.name)+")")
+		if err != nil {
+			return nil, err
+		}
+		for _, r := range fks.Rows {
+			parent, to := fmt.Sprint(r[2]), r[4]
+			if to == nil { // REFERENCES parent: its primary key
+				if pk, err := ss.inspect(ctx, "SELECT name FROM pragma_table_info("+quoteString(parent)+") WHERE pk = 1"); err == nil && len(pk.Rows) > 0 {
+					to = pk.Rows[0][0]
+				}
+			}
+			rows = append(rows, []any{"public", parent, to, "public", o.name, r[3]})
+		}
+	}
+	return textResult(names, rows), nil
 }
 
 // textResult is a result whose columns are all text.
@@ -286,12 +382,9 @@ func (ss *session) relationColumns(ctx context.Context, sql string) (*outcome, e
 	}
 	var rows [][]any
 	for _, r := range res.Rows {
-		notNull := "f"
-		if n, _ := r[3].(int64); n != 0 {
-			notNull = "t"
-		}
+		notNull, _ := r[3].(int64)
 		if pk, _ := r[5].(int64); pk != 0 && strings.EqualFold(fmt.Sprint(r[2]), "INTEGER") {
-			notNull = "t" // a rowid alias is never NULL
+			notNull = 1 // a rowid alias is never NULL
 		}
 		typ := strings.ToLower(fmt.Sprint(r[2]))
 		var dflt any
@@ -300,7 +393,9 @@ func (ss *session) relationColumns(ctx context.Context, sql string) (*outcome, e
 		}
 		rows = append(rows, []any{r[1], typ, dflt, notNull, nil, "", ""})
 	}
-	return textResult(names, rows), nil
+	out := textResult(names, rows)
+	out.cols[3].oid = oidBool // pgcli's \d tests it for truth
+	return out, nil
 }
 
 // index is an index as \d shows it.

@@ -456,7 +456,11 @@ func columnName(name, sql string) string {
 		if strings.EqualFold(sig[0].text, "CAST") && len(sig) >= 6 && sig[len(sig)-3].is("AS") {
 			return castTypeName(sig[len(sig)-2].text)
 		}
-		return strings.ToLower(sig[0].text)
+		fn := strings.ToLower(sig[0].text)
+		if typ, ok := strings.CutPrefix(fn, regPrefix); ok {
+			return "reg" + typ // x::regclass
+		}
+		return fn
 	}
 	return "?column?"
 }

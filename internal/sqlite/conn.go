@@ -143,6 +143,14 @@ func (c *Conn) Autocommit() bool { return c.raw.autocommit() }
 // rolled back; call RolledBack first for a rollback).
 func (c *Conn) TxDone() { c.ddlRan = false }
 
+// RegisterFunc makes the Go function impl callable from SQL on c as name
+// (go-sqlite3's rules for argument and result types). For connections of
+// hasvc's own: a tenant's database must not depend on functions other
+// copies or tools do not have.
+func (c *Conn) RegisterFunc(name string, impl any, pure bool) error {
+	return c.sc.RegisterFunc(name, impl, pure)
+}
+
 func (c *Conn) Close() error {
 	for _, m := range []map[string]*Stmt{c.cache, c.icache} {
 		for k, s := range m {

@@ -12,6 +12,7 @@ DELETE FROM items;
 ROLLBACK;
 SELECT id, name, price FROM items ORDER BY id;
 SELECT count(*) AS n, sum(price) AS total FROM items;
+SELECT id, name, price FROM items \gdesc
 \dt
 \d items
 \l
