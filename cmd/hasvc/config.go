@@ -35,6 +35,13 @@ type Config struct {
 	PGMaxConns       int
 	PGIdleTimeout    time.Duration
 	TxIdleTimeout    time.Duration
+	SnapshotInterval time.Duration
+	// RetentionSnapshots and RetentionAge are the default retention.
+	RetentionSnapshots int
+	RetentionAge       time.Duration
+	// SnapshotCheck is how often the node looks for scheduled snapshots
+	// (tests shorten it; no flag).
+	SnapshotCheck    time.Duration
 	MaxStatementTime time.Duration
 	MaxDBSize        int64
 	DBConcurrency    int
@@ -68,25 +75,27 @@ func DefaultConfig() Config {
 		host = "hasvc"
 	}
 	return Config{
-		Name:             host,
-		Port:             8080,
-		PGPort:           5432,
-		PGMaxConns:       pg.DefaultMaxConns,
-		PGIdleTimeout:    pg.DefaultIdleTimeout,
-		TxIdleTimeout:    engine.DefaultTxIdleTimeout,
-		MaxStatementTime: engine.DefaultMaxStatementTime,
-		MaxDBSize:        engine.DefaultMaxSize,
-		DBConcurrency:    128,
-		TokenConcurrency: 64,
-		NATSPort:         4222,
-		Fsync:            broker.DefaultFsync,
-		ClusterPort:      6222,
-		ClusterName:      "hasvc",
-		DataDir:          "./data",
-		IdleTimeout:      engine.DefaultIdleTimeout,
-		PublishTimeout:   engine.DefaultPublishTimeout,
-		MaxRequestBytes:  api.DefaultMaxBodyBytes,
-		LogLevel:         "info",
+		Name:               host,
+		Port:               8080,
+		PGPort:             5432,
+		PGMaxConns:         pg.DefaultMaxConns,
+		PGIdleTimeout:      pg.DefaultIdleTimeout,
+		TxIdleTimeout:      engine.DefaultTxIdleTimeout,
+		RetentionSnapshots: engine.DefaultRetentionSnapshots,
+		RetentionAge:       engine.DefaultRetentionAge,
+		MaxStatementTime:   engine.DefaultMaxStatementTime,
+		MaxDBSize:          engine.DefaultMaxSize,
+		DBConcurrency:      128,
+		TokenConcurrency:   64,
+		NATSPort:           4222,
+		Fsync:              broker.DefaultFsync,
+		ClusterPort:        6222,
+		ClusterName:        "hasvc",
+		DataDir:            "./data",
+		IdleTimeout:        engine.DefaultIdleTimeout,
+		PublishTimeout:     engine.DefaultPublishTimeout,
+		MaxRequestBytes:    api.DefaultMaxBodyBytes,
+		LogLevel:           "info",
 	}
 }
 
@@ -132,6 +141,9 @@ func (c *Config) settings() []setting {
 		{"pg-max-conns", "", "HA_PG_MAX_CONNS", "PostgreSQL connections served at once", &c.PGMaxConns},
 		{"pg-idle-timeout", "", "HA_PG_IDLE_TIMEOUT", "close PostgreSQL connections idle outside a transaction this long (0: never)", &c.PGIdleTimeout},
 		{"tx-idle-timeout", "", "HA_TX_IDLE_TIMEOUT", "roll back a writing transaction that waits this long for its next statement", &c.TxIdleTimeout},
+		{"snapshot-interval", "", "HA_SNAPSHOT_INTERVAL", "take a snapshot of each database this often if it changed, for databases that set no snapshot_interval (0: only on request)", &c.SnapshotInterval},
+		{"retention-snapshots", "", "HA_RETENTION_SNAPSHOTS", "keep at least this many newest snapshots of each database, for databases that set no retention", &c.RetentionSnapshots},
+		{"retention-age", "", "HA_RETENTION_AGE", "keep every snapshot younger than this, and the stream after the oldest kept snapshot (0: keep every snapshot and the whole stream)", &c.RetentionAge},
 		{"db-concurrency", "", "HA_DB_CONCURRENCY", "HTTP requests in flight, and PostgreSQL connections, one database may have at once (0: no limit)", &c.DBConcurrency},
 		{"token-concurrency", "", "HA_TOKEN_CONCURRENCY", "HTTP requests in flight, and PostgreSQL connections, one token may have at once (0: no limit)", &c.TokenConcurrency},
 		{"max-db-size", "", "HA_MAX_DB_SIZE", "largest size in bytes a database may grow to, for databases that set no max_size", &c.MaxDBSize},
@@ -267,6 +279,15 @@ func (c *Config) Validate() error {
 	}
 	if c.TxIdleTimeout <= 0 {
 		errs = append(errs, errors.New("--tx-idle-timeout must be positive"))
+	}
+	if c.RetentionSnapshots < 1 || c.RetentionSnapshots > 1000 {
+		errs = append(errs, fmt.Errorf("--retention-snapshots %d: want 1 to 1000", c.RetentionSnapshots))
+	}
+	if c.RetentionAge < 0 {
+		errs = append(errs, errors.New("--retention-age must not be negative"))
+	}
+	if c.SnapshotInterval != 0 && c.SnapshotInterval < time.Second {
+		errs = append(errs, fmt.Errorf("--snapshot-interval %v: want 0 (off) or at least 1s", c.SnapshotInterval))
 	}
 	if c.NATSPort == 0 && c.ReplicationURL == "" {
 		errs = append(errs, errors.New("--nats-port 0 needs --replication-url"))

@@ -190,21 +190,25 @@ func (m *Main) Run(ctx context.Context) error {
 		advertise = m.ln.Addr().String()
 	}
 	m.engine = &engine.Engine{
-		DataDir:          c.DataDir,
-		Memory:           c.Memory,
-		Node:             c.Name,
-		NC:               m.nc,
-		JS:               js,
-		Registry:         reg,
-		Logger:           m.Logger,
-		IdleTimeout:      c.IdleTimeout,
-		PublishTimeout:   c.PublishTimeout,
-		TxIdleTimeout:    c.TxIdleTimeout,
-		MaxStatementTime: c.MaxStatementTime,
-		MaxSize:          c.MaxDBSize,
-		Replicas:         c.StreamReplicas(),
-		Advertise:        advertise,
-		Now:              m.Now,
+		DataDir:            c.DataDir,
+		Memory:             c.Memory,
+		Node:               c.Name,
+		NC:                 m.nc,
+		JS:                 js,
+		Registry:           reg,
+		Logger:             m.Logger,
+		IdleTimeout:        c.IdleTimeout,
+		PublishTimeout:     c.PublishTimeout,
+		TxIdleTimeout:      c.TxIdleTimeout,
+		MaxStatementTime:   c.MaxStatementTime,
+		MaxSize:            c.MaxDBSize,
+		SnapshotInterval:   c.SnapshotInterval,
+		RetentionSnapshots: c.RetentionSnapshots,
+		RetentionAge:       retentionAge(c.RetentionAge),
+		SnapshotCheck:      c.SnapshotCheck,
+		Replicas:           c.StreamReplicas(),
+		Advertise:          advertise,
+		Now:                m.Now,
 	}
 	if m.broker != nil {
 		b := m.broker
@@ -438,4 +442,13 @@ func (m *Main) Close() error {
 		m.lock = nil
 	}
 	return first
+}
+
+// retentionAge is the engine's spelling of --retention-age: 0 (keep every
+// snapshot) is negative there, where 0 means the default.
+func retentionAge(d time.Duration) time.Duration {
+	if d == 0 {
+		return -1
+	}
+	return d
 }

@@ -44,6 +44,23 @@ type Databases interface {
 	Exec(ctx context.Context, name string, stmts []sqlite.Statement, opts engine.ExecOptions) (*engine.ExecResult, error)
 	// Backup returns ENOTFOUND for an unknown database.
 	Backup(ctx context.Context, name string) (*engine.BackupFile, error)
+	// CreateFromFile creates a database from an uploaded SQLite file;
+	// EINVALID for a file it cannot take.
+	CreateFromFile(ctx context.Context, cfg tenant.Config, r io.Reader) (tenant.Config, error)
+	// Fork creates a database as a copy of another at a point; EINVALID
+	// when the point is outside the kept history.
+	Fork(ctx context.Context, cfg tenant.Config, from engine.ForkPoint) (tenant.Config, uint64, error)
+	// History lists a database's newest writes and the oldest sequence
+	// its stream keeps; ENOTFOUND.
+	History(ctx context.Context, name string, limit int) ([]engine.Write, uint64, error)
+	// TakeSnapshot stores a snapshot of the database in its bucket, or
+	// returns the newest if it reflects the same sequence (taken false).
+	TakeSnapshot(ctx context.Context, name string) (s engine.Snapshot, taken bool, err error)
+	// Snapshots lists a database's snapshots, newest first.
+	Snapshots(ctx context.Context, name string) ([]engine.Snapshot, error)
+	// SnapshotFile writes the snapshot at seq (0: the newest) to a file to
+	// download; ENOTFOUND.
+	SnapshotFile(ctx context.Context, name string, seq uint64) (*engine.BackupFile, error)
 	// Created returns when a database was created; ENOTFOUND.
 	Created(ctx context.Context, name string) (time.Time, error)
 	// Cluster returns EUNAVAILABLE when JetStream is.
@@ -114,6 +131,11 @@ func (s *Server) Handler() http.Handler {
 	a.PATCH("/databases/:name", s.patchDatabase)
 	a.POST("/db/:name", s.query)
 	a.GET("/db/:name/backup", s.backup)
+	a.POST("/db/:name/snapshot", s.takeSnapshot)
+	a.GET("/db/:name/snapshot", s.downloadSnapshot)
+	a.GET("/db/:name/snapshots", s.listSnapshots)
+	a.GET("/db/:name/snapshots/:seq", s.downloadSnapshot)
+	a.GET("/db/:name/history", s.history)
 	a.GET("/cluster", s.cluster)
 	if s.Revoke != nil {
 		a.POST("/tokens/revoke", s.revokeToken)

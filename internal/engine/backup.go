@@ -95,3 +95,43 @@ func (d *DB) sizeBytes(ctx context.Context) (int64, error) {
 	})
 	return n, err
 }
+
+// stripHasvc drops hasvc's own tables (_hasvc_*) from the copy, which a
+// tenant downloads: the sequence it reflects is in Seq (and the file's
+// name), and an upload of it (CreateFromFile) takes only tenants' tables.
+func (b *BackupFile) stripHasvc() error {
+	path := b.Name()
+	c, err := sqlite.Open("file:"+path, sqlite.Options{})
+	if err != nil {
+		return err
+	}
+	err = c.Internal(func() error {
+		var tables []string
+		if err := c.Query(`SELECT name FROM sqlite_schema WHERE type = 'table' AND name LIKE '\_hasvc%' ESCAPE '\'`, nil, func(s *sqlite.Stmt) error {
+			name, _ := s.Column(0).(string)
+			tables = append(tables, name)
+			return nil
+		}); err != nil {
+			return err
+		}
+		for _, t := range tables {
+			if err := c.Exec("DROP TABLE " + sqlite.QuoteIdent(t)); err != nil {
+				return err
+			}
+		}
+		// One file, nothing beside it: the copy is read in rollback mode.
+		return c.Exec("PRAGMA journal_mode = DELETE")
+	})
+	if cerr := c.Close(); err == nil {
+		err = cerr
+	}
+	if err != nil {
+		return fmt.Errorf("strip the copy: %w", err)
+	}
+	st, err := b.File.Stat()
+	if err != nil {
+		return err
+	}
+	b.Size = st.Size()
+	return nil
+}

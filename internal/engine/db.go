@@ -47,6 +47,12 @@ type DB struct {
 	applied atomic.Uint64
 	stuck   atomic.Pointer[string] // why the database cannot apply its stream, if it cannot
 
+	// snapMu makes this node take one snapshot of the database at a time.
+	snapMu sync.Mutex
+	// rebuilding is set once this copy is to be rebuilt from a snapshot
+	// (rebuildLater).
+	rebuilding atomic.Bool
+
 	// appliedMu guards appliedCh, closed and replaced whenever applied
 	// advances, for readers waiting for a sequence.
 	appliedMu sync.Mutex

@@ -45,6 +45,17 @@ type Engine struct {
 	// MaxSize bounds the size of a database whose configuration sets
 	// none, in bytes (default DefaultMaxSize).
 	MaxSize int64
+	// SnapshotInterval is how often a database whose configuration sets
+	// none gets a snapshot, if it changed (0: never).
+	SnapshotInterval time.Duration
+	// RetentionSnapshots and RetentionAge are the retention of databases
+	// whose configuration sets none (defaults DefaultRetentionSnapshots
+	// and DefaultRetentionAge; a negative age keeps every snapshot).
+	RetentionSnapshots int
+	RetentionAge       time.Duration
+	// SnapshotCheck is how often the node looks for databases due a
+	// scheduled snapshot (default DefaultSnapshotCheck).
+	SnapshotCheck time.Duration
 
 	counters counters
 
@@ -120,6 +131,8 @@ func (e *Engine) Open(ctx context.Context) error {
 		e.wg.Add(1)
 		go e.closeIdle()
 	}
+	e.wg.Add(1)
+	go e.scheduleSnapshots()
 	return e.startCluster(ctx)
 }
 
@@ -321,6 +334,13 @@ func (e *Engine) openDB(ctx context.Context, name string) (*DB, error) {
 			e.Logger.Warn("stream does not take atomic batches; strong-mode writes publish one at a time", "db", name, "err", err)
 		}
 	}
+	hold, err := e.bootFromSnapshot(ctx, name, stream)
+	if err != nil {
+		return nil, err
+	}
+	if hold != nil {
+		defer hold.Close() // once the writer holds the in-memory copy
+	}
 	// The writer runs tenants' SQL in the sandbox and captures their
 	// changes; hasvc's own SQL on it goes through Internal.
 	w, err := sqlite.Open(e.dsn(name), sqlite.Options{Tenant: true, Capture: true})
@@ -479,8 +499,11 @@ type Info struct {
 	SizeBytes int64 `json:"size_bytes"`
 	// SizeLimitBytes is the size the database may grow to: its max_size,
 	// or the node's default.
-	SizeLimitBytes int64      `json:"size_limit_bytes"`
-	StreamSeq      uint64     `json:"stream_seq"`
+	SizeLimitBytes int64  `json:"size_limit_bytes"`
+	StreamSeq      uint64 `json:"stream_seq"`
+	// StreamFirstSeq is the oldest message the stream keeps (retention
+	// trims the ones before the oldest kept snapshot).
+	StreamFirstSeq uint64     `json:"stream_first_seq"`
 	StreamBytes    uint64     `json:"stream_bytes"`
 	StreamSubject  string     `json:"stream_subject"`
 	StreamName     string     `json:"stream_name"`
@@ -526,6 +549,7 @@ func (e *Engine) Info(ctx context.Context, name string) (*Info, error) {
 	}
 	info.StreamSeq = si.State.LastSeq
 	info.StreamBytes = si.State.Bytes
+	info.StreamFirstSeq = si.State.FirstSeq
 	if e.Memory {
 		size, err := db.sizeBytes(ctx)
 		if err != nil {
@@ -571,12 +595,21 @@ func (e *Engine) Exec(ctx context.Context, name string, stmts []sqlite.Statement
 	return db.Exec(ctx, stmts, opts)
 }
 
-// Backup makes a consistent copy of database name; see DB.Backup.
+// Backup makes a consistent copy of database name for its tenant (see
+// DB.Backup): the tenant's tables only, without hasvc's bookkeeping.
 func (e *Engine) Backup(ctx context.Context, name string) (*BackupFile, error) {
 	db, release, err := e.Acquire(ctx, name)
 	if err != nil {
 		return nil, err
 	}
 	defer release()
-	return db.Backup(ctx)
+	f, err := db.Backup(ctx)
+	if err != nil {
+		return nil, err
+	}
+	if err := f.stripHasvc(); err != nil {
+		f.Close()
+		return nil, err
+	}
+	return f, nil
 }

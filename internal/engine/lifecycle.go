@@ -4,12 +4,13 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"hasvc/internal/sqlite"
-	"hasvc/internal/tenant"
 	"os"
 	"time"
 
 	"github.com/nats-io/nats.go/jetstream"
+
+	"hasvc/internal/sqlite"
+	"hasvc/internal/tenant"
 )
 
 // Creating and deleting databases.
@@ -17,6 +18,14 @@ import (
 // Create creates a database: its registry entry, its stream, its
 // snapshot bucket and its SQLite file. A failure undoes what was done.
 func (e *Engine) Create(ctx context.Context, cfg tenant.Config) (tenant.Config, error) {
+	return e.create(ctx, cfg, "")
+}
+
+// create creates a database, empty or, with seed (a SQLite file with
+// hasvc's tables, nothing applied), starting from seed's contents: seed
+// becomes the database's snapshot at sequence 0, stored before its stream
+// exists, so that no node opens the database without it.
+func (e *Engine) create(ctx context.Context, cfg tenant.Config, seed string) (tenant.Config, error) {
 	if cfg.Replicas == 0 {
 		cfg.Replicas = e.Replicas
 	}
@@ -45,6 +54,20 @@ func (e *Engine) Create(ctx context.Context, cfg tenant.Config) (tenant.Config, 
 		e.Registry.Delete(context.Background(), cfg.Name)
 		return cfg, err
 	}
+	_, err = e.JS.CreateObjectStore(ctx, jetstream.ObjectStoreConfig{
+		Bucket:      tenant.BucketName(cfg.Name),
+		Description: "hasvc snapshots of database " + cfg.Name,
+		Storage:     jetstream.FileStorage,
+		Replicas:    cfg.Replicas,
+	})
+	if err != nil {
+		return undo(tenant.Wrap(tenant.EUNAVAILABLE, err, "create snapshot bucket: "+err.Error()))
+	}
+	if seed != "" {
+		if err := e.storeSeed(ctx, cfg.Name, seed); err != nil {
+			return undo(err)
+		}
+	}
 	_, err = e.JS.CreateStream(ctx, jetstream.StreamConfig{
 		Name:        tenant.StreamName(cfg.Name),
 		Description: "hasvc change log of database " + cfg.Name,
@@ -62,16 +85,7 @@ func (e *Engine) Create(ctx context.Context, cfg tenant.Config) (tenant.Config, 
 	if err != nil {
 		return undo(tenant.Wrap(tenant.EUNAVAILABLE, err, "create stream: "+err.Error()))
 	}
-	_, err = e.JS.CreateObjectStore(ctx, jetstream.ObjectStoreConfig{
-		Bucket:      tenant.BucketName(cfg.Name),
-		Description: "hasvc snapshots of database " + cfg.Name,
-		Storage:     jetstream.FileStorage,
-		Replicas:    cfg.Replicas,
-	})
-	if err != nil {
-		return undo(tenant.Wrap(tenant.EUNAVAILABLE, err, "create snapshot bucket: "+err.Error()))
-	}
-	if !e.Memory {
+	if !e.Memory && seed == "" {
 		c, err := sqlite.Open(e.dsn(cfg.Name), sqlite.Options{})
 		if err == nil {
 			err = prepareFile(c)
@@ -82,6 +96,26 @@ func (e *Engine) Create(ctx context.Context, cfg tenant.Config) (tenant.Config, 
 		}
 	}
 	return cfg, nil
+}
+
+// storeSeed stores the file seed as database name's snapshot at sequence
+// 0.
+func (e *Engine) storeSeed(ctx context.Context, name, seed string) error {
+	b, err := e.JS.ObjectStore(ctx, tenant.BucketName(name))
+	if err != nil {
+		return tenant.Wrap(tenant.EUNAVAILABLE, err, "snapshot bucket: "+err.Error())
+	}
+	f, err := os.Open(seed)
+	if err != nil {
+		return err
+	}
+	defer f.Close()
+	st, err := f.Stat()
+	if err != nil {
+		return err
+	}
+	_, err = putSnapshot(ctx, b, f, 0, st.Size(), e.Node, name)
+	return err
 }
 
 // createGrace is how long a registry entry without a stream is taken for

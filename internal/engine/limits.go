@@ -12,8 +12,10 @@ import (
 // after it is created (PATCH /databases/<name>); a nil field stays as it
 // is, zero means the node's default.
 type Limits struct {
-	MaxStatementTime *tenant.Duration `json:"max_statement_time"`
-	MaxSize          *int64           `json:"max_size"`
+	MaxStatementTime *tenant.Duration  `json:"max_statement_time"`
+	MaxSize          *int64            `json:"max_size"`
+	SnapshotInterval *tenant.Duration  `json:"snapshot_interval"`
+	Retention        *tenant.Retention `json:"retention"`
 }
 
 // sizeLimit is how large cfg's database may grow.
@@ -41,6 +43,12 @@ func (e *Engine) UpdateLimits(ctx context.Context, name string, l Limits) (tenan
 		}
 		if l.MaxSize != nil {
 			c.MaxSize = *l.MaxSize
+		}
+		if l.SnapshotInterval != nil {
+			c.SnapshotInterval = *l.SnapshotInterval
+		}
+		if l.Retention != nil {
+			c.Retention = l.Retention
 		}
 		return c.Normalize()
 	})

@@ -5,9 +5,10 @@ import (
 	"hasvc/internal/tenant"
 )
 
-// Repair rebuilds this node's copy of database name from its stream: the
-// copy is closed (its users finish first), its file removed, and the
-// database opened again, which applies the whole stream. It is the way
+// Repair rebuilds this node's copy of database name: the copy is closed
+// (its users finish first), its file removed, and the database opened
+// again, which installs its newest snapshot, if it has one, and applies
+// the stream after it (else the whole stream). It is the way
 // out for a copy stuck on a message: if the stream itself holds a message
 // no copy can apply, the rebuilt copy is stuck on it again, and its
 // status says so.

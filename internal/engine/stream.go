@@ -32,6 +32,7 @@ func (d *DB) catchUp(ctx context.Context) error {
 		return nil
 	}
 	if info.State.FirstSeq > applied+1 {
+		d.rebuildLater()
 		return d.setStuck(fmt.Sprintf("stream starts at %d but this copy has applied only %d", info.State.FirstSeq, applied))
 	}
 	if last-applied <= directGetMax {
@@ -149,7 +150,8 @@ func (d *DB) applyMessages(msgs []seqMessage) error {
 		}
 		if m.seq != applied+1 {
 			w.Internal(func() error { return w.Exec("ROLLBACK") })
-			return fmt.Errorf("gap in the stream: got %d after %d", m.seq, applied)
+			d.rebuildLater()
+			return fmt.Errorf("%w: got %d after %d", errGap, m.seq, applied)
 		}
 		if err := w.ApplyChanges(m.msg.Changes, d.ahead[m.seq]); err != nil {
 			w.Internal(func() error { return w.Exec("ROLLBACK") })
@@ -189,6 +191,28 @@ func (d *DB) applyMessages(msgs []seqMessage) error {
 		}
 	}
 	return nil
+}
+
+// errGap is a message that does not follow the last one applied: the
+// stream was trimmed past this copy.
+var errGap = errors.New("gap in the stream")
+
+// rebuildLater rebuilds this copy from the newest snapshot and the stream
+// after it (Repair), once its current users are done: the messages it
+// lacks were trimmed from the stream (retention), so only a snapshot has
+// them.
+func (d *DB) rebuildLater() {
+	if !d.rebuilding.CompareAndSwap(false, true) {
+		return
+	}
+	d.log.Warn("the stream was trimmed past this copy; rebuilding it from the newest snapshot")
+	go func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Minute)
+		defer cancel()
+		if _, err := d.eng.Repair(ctx, d.name); err != nil {
+			d.log.Error("rebuild from snapshot", "err", err)
+		}
+	}()
 }
 
 // markStuck records that message seq cannot be applied: the database

@@ -143,6 +143,20 @@ func (c *Conn) Autocommit() bool { return c.raw.autocommit() }
 // rolled back; call RolledBack first for a rollback).
 func (c *Conn) TxDone() { c.ddlRan = false }
 
+// CopyFrom replaces c's database with src's, page by page (SQLite's
+// backup API): how a snapshot file becomes an in-memory database.
+func (c *Conn) CopyFrom(src *Conn) error {
+	b, err := c.sc.Backup("main", src.sc, "main")
+	if err != nil {
+		return err
+	}
+	if _, err := b.Step(-1); err != nil {
+		b.Close()
+		return err
+	}
+	return b.Finish()
+}
+
 // RegisterFunc makes the Go function impl callable from SQL on c as name
 // (go-sqlite3's rules for argument and result types). For connections of
 // hasvc's own: a tenant's database must not depend on functions other

@@ -25,8 +25,23 @@ type Config struct {
 	MaxStatementTime Duration `json:"max_statement_time,omitempty"`
 	// MaxSize bounds the database's size in bytes; 0: the node's
 	// default.
-	MaxSize   int64     `json:"max_size,omitempty"`
-	CreatedAt time.Time `json:"created_at"`
+	MaxSize int64 `json:"max_size,omitempty"`
+	// SnapshotInterval is how often a snapshot of the database is taken
+	// if it changed; 0: the node's default.
+	SnapshotInterval Duration `json:"snapshot_interval,omitempty"`
+	// Retention is how much history the database keeps; nil: the node's
+	// default.
+	Retention *Retention `json:"retention,omitempty"`
+	CreatedAt time.Time  `json:"created_at"`
+}
+
+// Retention is how much of a database's history is kept: its newest
+// Snapshots snapshots, every snapshot younger than MaxAge (negative:
+// all), and the stream after the oldest of them. Zero fields follow the
+// node's defaults.
+type Retention struct {
+	Snapshots int      `json:"snapshots,omitempty"`
+	MaxAge    Duration `json:"max_age,omitempty"`
 }
 
 // MaxStatementTimeLimit is the largest max_statement_time a database may
@@ -79,6 +94,12 @@ func (c *Config) Normalize() error {
 	}
 	if d := time.Duration(c.MaxStatementTime); d < 0 || d > MaxStatementTimeLimit {
 		return Errorf(EINVALID, "invalid max_statement_time %v: want up to %v", d, MaxStatementTimeLimit)
+	}
+	if r := c.Retention; r != nil && (r.Snapshots < 0 || r.Snapshots > 1000) {
+		return Errorf(EINVALID, "invalid retention snapshots %d: want 1 to 1000 (0: the node's default)", r.Snapshots)
+	}
+	if d := time.Duration(c.SnapshotInterval); d != 0 && d < time.Second {
+		return Errorf(EINVALID, "invalid snapshot_interval %v: want 0 (the node's default) or at least 1s", d)
 	}
 	return nil
 }
