@@ -26,38 +26,42 @@ start() {
 		curl -fs "$url/healthz" >/dev/null 2>&1 && return
 		sleep 0.1
 	done
-	echo "node did not start" >&2
+	echo "node did not start:" >&2
+	tail -5 "$dir/node.log" >&2
 	exit 1
 }
 stop() { kill "$pid"; wait "$pid" 2>/dev/null || true; pid=; }
 req() { curl -fsS -H "Authorization: Bearer $(cat "$dir/data/admin.token")" "$@"; }
 now() { date +%s.%N; }
 secs() { awk -v a="$1" -v b="$2" 'BEGIN { printf "%.2f", b - a }'; }
-first_query() { # seconds until the first read of a lost copy answers
+first_query() { # sets took: seconds until the first read of a lost copy answers
 	stop
 	rm -f "$dir/data/db/big.db" "$dir/data/db/big.db-wal" "$dir/data/db/big.db-shm"
 	start
 	local t0
 	t0=$(now)
 	req -X POST "$url/db/big" -d '{"sql":"SELECT count(*) FROM t"}' >/dev/null
-	secs "$t0" "$(now)"
+	took=$(secs "$t0" "$(now)")
 }
 
 start
 req -X POST "$url/databases" -d '{"name":"big"}' >/dev/null
 req -X POST "$url/db/big" -d '{"sql":"CREATE TABLE t (id INTEGER PRIMARY KEY, n INTEGER, s TEXT)"}' >/dev/null
-# Messages of 20,000 rows of about 250 bytes (5 MB each).
+# Messages of 20,000 rows of about 250 bytes (5 MB each): an integer and
+# 240 random hexadecimal characters, which compress about 2:1.
 rows=$((SIZE_MB * 4000))
 for ((k = 0; k < rows; k += 20000)); do
-	req -X POST "$url/db/big" -d "{\"sql\":\"INSERT INTO t (n, s) WITH RECURSIVE r(i) AS (SELECT $k UNION ALL SELECT i + 1 FROM r WHERE i < $k + 19999) SELECT i, printf('%.240c', char(65 + i % 26)) FROM r\"}" >/dev/null
+	req -X POST "$url/db/big" -d "{\"sql\":\"INSERT INTO t (n, s) WITH RECURSIVE r(i) AS (SELECT $k UNION ALL SELECT i + 1 FROM r WHERE i < $k + 19999) SELECT i, hex(randomblob(120)) FROM r\"}" >/dev/null
 done
 size=$(stat -c %s "$dir/data/db/big.db")
 echo "# $(date -u +%F) $(nproc) cores; database $((size / 1000000)) MB, $rows rows, $((rows / 20000)) messages"
-echo "replay from sequence 1: first query after $(first_query) s"
+first_query
+echo "replay from sequence 1: first query after $took s"
 t0=$(now)
 snap=$(req -X POST "$url/db/big/snapshot")
 echo "snapshot: $(secs "$t0" "$(now)") s, $snap"
-echo "boot from the snapshot: first query after $(first_query) s"
+first_query
+echo "boot from the snapshot: first query after $took s"
 t0=$(now)
 req -X POST "$url/databases" -d '{"name":"fork","from":{"database":"big"}}' >/dev/null
 echo "fork: $(secs "$t0" "$(now)") s"

@@ -29,11 +29,11 @@ func main() {
 	url := flag.String("url", "http://127.0.0.1:8080", "node URL; several, comma-separated, spread the clients over them")
 	token := flag.String("token", "", "bearer token")
 	db := flag.String("db", "bench", "database")
-	scenario := flag.String("scenario", "insert", "insert, select, scan, bare, dbs, lag")
+	scenario := flag.String("scenario", "insert", "insert, select, scan, bare, dbs, lag, feed (n events through one change feed client), feed-idle (n idle feed clients)")
 	limit := flag.Int("limit", 1000, "rows each scan request reads")
 	clients := flag.Int("c", 16, "concurrent clients")
 	dur := flag.Duration("d", 10*time.Second, "duration")
-	n := flag.Int("n", 1000, "databases to create (dbs)")
+	n := flag.Int("n", 1000, "databases to create (dbs); events or clients (feed, feed-idle)")
 	pid := flag.Int("pid", 0, "node process id, for RSS (dbs)")
 	serveBare := flag.String("serve-bare", "", "serve a bare handler on this address and do nothing else")
 	rate := flag.Int("rate", 1000, "writes per second (lag)")
@@ -98,6 +98,10 @@ func main() {
 		h.databases(*n, *pid)
 	case "lag":
 		h.lag(*rate, *dur)
+	case "feed":
+		h.feedThroughput(*n)
+	case "feed-idle":
+		h.feedIdle(*n, *pid)
 	default:
 		fmt.Fprintln(os.Stderr, "unknown scenario", *scenario)
 		os.Exit(2)

@@ -512,35 +512,14 @@ func TestPGEverydayFunctions(t *testing.T) {
 func TestPGInformationSchema(t *testing.T) {
 	n := startNode(t, t.TempDir(), nil)
 	n.createDB("info")
-	ctx := context.Background()
 	c := n.pgConnect("info", n.admin)
-	for _, sql := range []string{
+	pgExecAll(t, c,
 		`CREATE TABLE users (id INTEGER PRIMARY KEY, name TEXT NOT NULL, score REAL DEFAULT 0)`,
 		`CREATE INDEX users_name ON users (name)`,
-		`CREATE VIEW names AS SELECT name FROM users`,
-	} {
-		if _, err := c.Exec(ctx, sql); err != nil {
-			t.Fatal(err)
-		}
-	}
+		`CREATE VIEW names AS SELECT name FROM users`)
 	collect := func(sql string, args ...any) string {
 		t.Helper()
-		rows, err := c.Query(ctx, sql, args...)
-		if err != nil {
-			t.Fatalf("%s: %v", sql, err)
-		}
-		var out []string
-		for rows.Next() {
-			vals, err := rows.Values()
-			if err != nil {
-				t.Fatal(err)
-			}
-			out = append(out, fmt.Sprint(vals...))
-		}
-		if err := rows.Err(); err != nil {
-			t.Fatalf("%s: %v", sql, err)
-		}
-		return strings.Join(out, "; ")
+		return pgRows(t, c, fmt.Sprint, sql, args...)
 	}
 	if got := collect(`SELECT table_name, table_type FROM information_schema.tables WHERE table_schema = 'public' ORDER BY table_name`); got != "namesVIEW; usersBASE TABLE" {
 		t.Errorf("tables: %s", got)
@@ -565,34 +544,15 @@ func TestPGCatalogBrowse(t *testing.T) {
 	n.createDB("browse")
 	ctx := context.Background()
 	c := n.pgConnect("browse", n.admin)
-	for _, sql := range []string{
+	pgExecAll(t, c,
 		`CREATE TABLE customers (id INTEGER PRIMARY KEY, name TEXT NOT NULL UNIQUE)`,
 		`CREATE TABLE orders (id INTEGER PRIMARY KEY, customer_id INTEGER NOT NULL REFERENCES customers (id) ON DELETE CASCADE, total REAL DEFAULT 0, note VARCHAR(20))`,
 		`CREATE INDEX orders_customer ON orders (customer_id, total)`,
-		`CREATE VIEW big_orders AS SELECT * FROM orders WHERE total > 100`,
-	} {
-		if _, err := c.Exec(ctx, sql); err != nil {
-			t.Fatal(err)
-		}
-	}
+		`CREATE VIEW big_orders AS SELECT * FROM orders WHERE total > 100`)
+	spaced := func(vals ...any) string { return strings.TrimSpace(fmt.Sprintln(vals...)) }
 	collect := func(sql string, args ...any) string {
 		t.Helper()
-		rows, err := c.Query(ctx, sql, args...)
-		if err != nil {
-			t.Fatalf("%s: %v", sql, err)
-		}
-		var out []string
-		for rows.Next() {
-			vals, err := rows.Values()
-			if err != nil {
-				t.Fatal(err)
-			}
-			out = append(out, strings.TrimSpace(fmt.Sprintln(vals...)))
-		}
-		if err := rows.Err(); err != nil {
-			t.Fatalf("%s: %v", sql, err)
-		}
-		return strings.Join(out, "; ")
+		return pgRows(t, c, spaced, sql, args...)
 	}
 	for _, tc := range []struct{ sql, want string }{
 		{`SELECT n.nspname, c.relname, c.relkind FROM pg_catalog.pg_class c JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace
@@ -636,4 +596,36 @@ func TestPGCatalogBrowse(t *testing.T) {
 	if pe := (*pgconn.PgError)(nil); !errors.As(err, &pe) || pe.Code != "42501" {
 		t.Errorf("writing the catalog: %v, want 42501", err)
 	}
+}
+
+// pgExecAll runs statements on c, failing the test at the first error.
+func pgExecAll(t *testing.T, c *pgx.Conn, stmts ...string) {
+	t.Helper()
+	for _, sql := range stmts {
+		if _, err := c.Exec(context.Background(), sql); err != nil {
+			t.Fatalf("%s: %v", sql, err)
+		}
+	}
+}
+
+// pgRows runs a query on c and returns its rows, each formatted by
+// format, joined by "; ".
+func pgRows(t *testing.T, c *pgx.Conn, format func(...any) string, sql string, args ...any) string {
+	t.Helper()
+	rows, err := c.Query(context.Background(), sql, args...)
+	if err != nil {
+		t.Fatalf("%s: %v", sql, err)
+	}
+	var out []string
+	for rows.Next() {
+		vals, err := rows.Values()
+		if err != nil {
+			t.Fatal(err)
+		}
+		out = append(out, format(vals...))
+	}
+	if err := rows.Err(); err != nil {
+		t.Fatalf("%s: %v", sql, err)
+	}
+	return strings.Join(out, "; ")
 }

@@ -50,6 +50,9 @@ type Databases interface {
 	// Fork creates a database as a copy of another at a point; EINVALID
 	// when the point is outside the kept history.
 	Fork(ctx context.Context, cfg tenant.Config, from engine.ForkPoint) (tenant.Config, uint64, error)
+	// Feed opens a database's change feed after a sequence, or from its
+	// end; a *engine.TrimmedError when those messages were trimmed.
+	Feed(ctx context.Context, name string, after uint64, fromEnd bool) (*engine.Feed, error)
 	// History lists a database's newest writes and the oldest sequence
 	// its stream keeps; ENOTFOUND.
 	History(ctx context.Context, name string, limit int) ([]engine.Write, uint64, error)
@@ -136,6 +139,7 @@ func (s *Server) Handler() http.Handler {
 	a.GET("/db/:name/snapshots", s.listSnapshots)
 	a.GET("/db/:name/snapshots/:seq", s.downloadSnapshot)
 	a.GET("/db/:name/history", s.history)
+	a.GET("/db/:name/changes", s.changes)
 	a.GET("/cluster", s.cluster)
 	if s.Revoke != nil {
 		a.POST("/tokens/revoke", s.revokeToken)
@@ -183,6 +187,12 @@ func (s *Server) authenticate(next echo.HandlerFunc) echo.HandlerFunc {
 			return tenant.Errorf(tenant.EUNAUTHORIZED, "a bearer token over plain HTTP is accepted only from this machine: use https (--tls-cert) or start the node with --allow-cleartext")
 		}
 		token, ok := bearerToken(c.Request())
+		if !ok && c.Request().Method == http.MethodGet && strings.HasSuffix(c.Request().URL.Path, "/changes") {
+			// A browser's EventSource cannot send headers: the change feed
+			// takes its token in the query string too.
+			token = c.QueryParam("access_token")
+			ok = token != ""
+		}
 		if !ok {
 			c.Response().Header().Set("WWW-Authenticate", `Bearer realm="hasvc"`)
 			return tenant.Errorf(tenant.EUNAUTHORIZED, "missing bearer token: send Authorization: Bearer <token>")

@@ -2,12 +2,14 @@ package api
 
 import (
 	"bytes"
+	"compress/gzip"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
 	"net/http"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/labstack/echo/v4"
@@ -188,11 +190,18 @@ func (s *Server) backup(c echo.Context) error {
 		return err
 	}
 	defer release()
+	format := c.QueryParam("format")
+	if format != "" && format != "sqlite" && format != "sql" {
+		return tenant.Errorf(tenant.EINVALID, "format %q: want sqlite or sql", format)
+	}
 	f, err := s.DB.Backup(c.Request().Context(), name)
 	if err != nil {
 		return err
 	}
 	defer f.Close()
+	if format == "sql" {
+		return dump(c, name, f)
+	}
 	h := c.Response().Header()
 	h.Set("Content-Type", "application/vnd.sqlite3")
 	h.Set("Content-Disposition", fmt.Sprintf(`attachment; filename="%s-%d.db"`, name, f.Seq))
@@ -203,4 +212,34 @@ func (s *Server) backup(c echo.Context) error {
 	c.Response().WriteHeader(http.StatusOK)
 	_, err = io.Copy(c.Response(), f)
 	return err
+}
+
+// dump answers GET /db/<name>/backup?format=sql: the backup as SQL text
+// (engine.WriteDump), gzip-compressed when the client accepts it.
+func dump(c echo.Context, name string, f *engine.BackupFile) error {
+	h := c.Response().Header()
+	h.Set("Content-Type", "application/sql; charset=utf-8")
+	h.Set("Content-Disposition", fmt.Sprintf(`attachment; filename="%s-%d.sql"`, name, f.Seq))
+	h.Set("X-Hasvc-Sequence", strconv.FormatUint(f.Seq, 10))
+	h.Set("X-Sequence", strconv.FormatUint(f.Seq, 10))
+	writeDeadline(c, time.Minute+time.Duration(f.Size>>20)*2*time.Second)
+	var w io.Writer = c.Response()
+	var zw *gzip.Writer
+	if strings.Contains(c.Request().Header.Get("Accept-Encoding"), "gzip") {
+		h.Set("Content-Encoding", "gzip")
+		h.Add("Vary", "Accept-Encoding")
+		zw = gzip.NewWriter(w)
+		w = zw
+	}
+	c.Response().WriteHeader(http.StatusOK)
+	err := engine.WriteDump(w, f.Name())
+	if err == nil && zw != nil {
+		err = zw.Close()
+	}
+	if err != nil {
+		// The status has gone out: cut the connection, so the client
+		// sees a truncated response rather than a short dump.
+		panic(http.ErrAbortHandler)
+	}
+	return nil
 }

@@ -257,6 +257,9 @@ type Stmt struct {
 
 func (s *Stmt) ReadOnly() bool { return C.sqlite3_stmt_readonly(s.st) != 0 }
 
+// ColumnCount is the number of columns of the statement's rows.
+func (s *Stmt) ColumnCount() int { return s.ncols }
+
 func (s *Stmt) finalize() {
 	if s.st != nil {
 		C.sqlite3_finalize(s.st)
