@@ -9,8 +9,15 @@ BIN     := bin/hasvc
 
 .PHONY: build run test fuzz bench bench-engine clean
 
+# The binary says what it was built from (hasvc version): the git
+# commit and the nearest tag (when built in a checkout), and the time.
+COMMIT  := $(shell git rev-parse --short=12 HEAD 2>/dev/null)$(shell git diff --quiet HEAD 2>/dev/null || echo -dirty)
+BUILT   := $(shell date -u +%Y-%m-%dT%H:%M:%SZ)
+VERSION := $(shell git describe --tags --always 2>/dev/null)
+LDFLAGS := -X main.commit=$(COMMIT) -X main.buildDate=$(BUILT) -X main.version=$(VERSION)
+
 build:
-	$(GO) build -tags $(TAGS) -o $(BIN) ./cmd/hasvc
+	$(GO) build -tags $(TAGS) -ldflags "$(LDFLAGS)" -o $(BIN) ./cmd/hasvc
 
 # Starts a node on :8080 (HTTP) and :4222 (NATS) with ./data; pass more
 # flags with ARGS="...".

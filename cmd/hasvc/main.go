@@ -16,6 +16,7 @@ import (
 	"os"
 	"os/signal"
 	"path/filepath"
+	"runtime"
 	"strconv"
 	"syscall"
 	"time"
@@ -42,6 +43,10 @@ func main() {
 	}
 	if len(os.Args) > 1 && os.Args[1] == "keygen" {
 		os.Exit(runKeygen(os.Args[2:], os.Stdout, os.Stderr))
+	}
+	if wantsVersion(os.Args[1:]) {
+		fmt.Println(versionLine())
+		os.Exit(0)
 	}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
@@ -208,6 +213,7 @@ func (m *Main) Run(ctx context.Context) error {
 		SnapshotCheck:      c.SnapshotCheck,
 		Replicas:           c.StreamReplicas(),
 		Advertise:          advertise,
+		Version:            versionLine(),
 		Now:                m.Now,
 	}
 	if m.broker != nil {
@@ -263,6 +269,14 @@ func (m *Main) Run(ctx context.Context) error {
 func (m *Main) metrics() http.Handler {
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(m.engine.Metrics(), collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	v, c, d := buildInfo()
+	build := prometheus.NewGauge(prometheus.GaugeOpts{
+		Name:        "hasvc_build_info",
+		Help:        "1, labelled with the binary's version, commit, build date and Go version.",
+		ConstLabels: prometheus.Labels{"version": v, "commit": c, "build_date": d, "go_version": runtime.Version()},
+	})
+	build.Set(1)
+	reg.MustRegister(build)
 	reg.MustRegister(prometheus.NewGaugeFunc(prometheus.GaugeOpts{
 		Name: "hasvc_pg_connections",
 		Help: "PostgreSQL client sessions open on this node.",

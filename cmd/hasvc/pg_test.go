@@ -296,10 +296,18 @@ func TestMetrics(t *testing.T) {
 		"hasvc_pg_connections 1",
 		"hasvc_databases_open 1",
 		"go_goroutines",
+		`hasvc_build_info{build_date="`,
 	} {
 		if !strings.Contains(body, want) {
 			t.Errorf("/metrics lacks %q", want)
 		}
+	}
+	// The build, also in GET /cluster, and readiness.
+	if got := n.ok("GET", "/cluster", ""); !strings.Contains(got, `"version":"hasvc `) {
+		t.Errorf("GET /cluster: %s", got)
+	}
+	if status, body := n.do("GET", "/readyz", "", ""); status != 200 || body != `{"status":"ready"}`+"\n" {
+		t.Errorf("GET /readyz: %d %q", status, body)
 	}
 }
 

@@ -11,6 +11,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"runtime"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -403,4 +404,17 @@ func TestClusterMinorityRefusesWrites(t *testing.T) {
 		t.Fatalf("rows %s", first)
 	}
 	t.Logf("rows after the partition: %s", first)
+}
+
+// TestVersionCommand: hasvc version and hasvc --version print the build
+// and exit 0, without starting a node.
+func TestVersionCommand(t *testing.T) {
+	for _, args := range []string{"version", "--version"} {
+		cmd := exec.Command(os.Args[0])
+		cmd.Env = append(os.Environ(), "HASVC_TEST_RUN_MAIN=1", "HASVC_TEST_ARGS="+args)
+		out, err := cmd.CombinedOutput()
+		if err != nil || !strings.HasPrefix(string(out), "hasvc ") || !strings.Contains(string(out), "commit ") || !strings.Contains(string(out), runtime.Version()) {
+			t.Fatalf("hasvc %s: %v %q", args, err, out)
+		}
+	}
 }

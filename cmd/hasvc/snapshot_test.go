@@ -299,6 +299,28 @@ func TestScheduledSnapshotsCluster(t *testing.T) {
 		}
 	}
 	t.Logf("%d snapshots, all by %s", len(list), list[0].Node)
+
+	// Readiness: with two of three nodes gone, the last is alive but
+	// cannot serve writes, and says so.
+	if status, body, _ := nodes[2].try("GET", "/readyz", "", ""); status != 200 || !strings.Contains(body, "ready") {
+		t.Fatalf("readyz with three nodes: %d %s", status, body)
+	}
+	nodes[0].stop()
+	nodes[1].stop()
+	deadline = time.Now().Add(20 * time.Second)
+	for {
+		status, body, _ := nodes[2].try("GET", "/readyz", "", "")
+		if status == http.StatusServiceUnavailable && strings.Contains(body, "unavailable") {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("readyz without a quorum: %d %s", status, body)
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
+	if status, _, _ := nodes[2].try("GET", "/healthz", "", ""); status != 200 {
+		t.Fatalf("healthz without a quorum: %d", status)
+	}
 }
 
 // purgeBelow drops database db's stream messages below seq, as retention

@@ -66,6 +66,8 @@ type Databases interface {
 	SnapshotFile(ctx context.Context, name string, seq uint64) (*engine.BackupFile, error)
 	// Created returns when a database was created; ENOTFOUND.
 	Created(ctx context.Context, name string) (time.Time, error)
+	// Ready returns nil when the node can serve writes, else why not.
+	Ready(ctx context.Context) error
 	// Cluster returns EUNAVAILABLE when JetStream is.
 	Cluster(ctx context.Context) (*engine.ClusterInfo, error)
 }
@@ -122,6 +124,7 @@ func (s *Server) Handler() http.Handler {
 	e.JSONSerializer = jsonSerializer{}
 
 	e.GET("/healthz", s.health)
+	e.GET("/readyz", s.ready)
 	a := e.Group("", s.authenticate)
 	if s.Metrics != nil {
 		a.GET("/metrics", s.metrics)
@@ -175,6 +178,19 @@ func (s *Server) metrics(c echo.Context) error {
 
 func (s *Server) health(c echo.Context) error {
 	return c.JSON(http.StatusOK, map[string]string{"status": "ok"})
+}
+
+// ready serves GET /readyz: 200 when the node can serve writes, 503 with
+// the reason otherwise (no token needed, for load balancers and
+// orchestrators).
+func (s *Server) ready(c echo.Context) error {
+	ctx, cancel := context.WithTimeout(c.Request().Context(), 2*time.Second)
+	defer cancel()
+	if err := s.DB.Ready(ctx); err != nil {
+		c.Response().Header().Set("Retry-After", "1")
+		return c.JSON(http.StatusServiceUnavailable, map[string]string{"status": "unavailable", "reason": err.Error()})
+	}
+	return c.JSON(http.StatusOK, map[string]string{"status": "ready"})
 }
 
 // authenticate verifies the bearer token and puts its principal in the

@@ -294,8 +294,23 @@ func (e *Engine) Nodes(ctx context.Context) ([]Node, error) {
 // ClusterInfo is the cluster as this node sees it.
 type ClusterInfo struct {
 	Node      string `json:"node"`
+	Version   string `json:"version,omitempty"` // this node's build
 	Nodes     []Node `json:"nodes"`
 	JetStream any    `json:"jetstream,omitempty"`
+}
+
+// Ready returns nil when the node can serve writes: JetStream's meta
+// group and the registry have their quorum. Otherwise the error says why.
+func (e *Engine) Ready(ctx context.Context) error {
+	if e.NC.Status() != nats.CONNECTED {
+		return tenant.Errorf(tenant.EUNAVAILABLE, "not connected to NATS (%s)", e.NC.Status())
+	}
+	// Account info comes from JetStream's meta leader: without a quorum
+	// of the cluster, databases cannot be created or placed.
+	if _, err := e.JS.AccountInfo(ctx); err != nil {
+		return tenant.Wrap(tenant.EUNAVAILABLE, err, "JetStream unavailable: "+err.Error())
+	}
+	return e.Registry.Ready(ctx)
 }
 
 // Cluster returns the live nodes and, with an embedded server, JetStream's
@@ -305,7 +320,7 @@ func (e *Engine) Cluster(ctx context.Context) (*ClusterInfo, error) {
 	if err != nil {
 		return nil, err
 	}
-	ci := &ClusterInfo{Node: e.Node, Nodes: nodes}
+	ci := &ClusterInfo{Node: e.Node, Version: e.Version, Nodes: nodes}
 	if e.JetStreamView != nil {
 		v, err := e.JetStreamView()
 		if err != nil {

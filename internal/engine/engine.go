@@ -32,6 +32,7 @@ type Engine struct {
 	Now      func() time.Time
 
 	Advertise     string              // this node's HTTP address, listed in the nodes bucket
+	Version       string              // this node's build, shown in GET /cluster
 	JetStreamView func() (any, error) // the embedded server's JetStream view, if any
 
 	Replicas       int           // default stream replicas for new databases

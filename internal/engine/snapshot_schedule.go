@@ -27,7 +27,10 @@ func (e *Engine) scheduleSnapshots() {
 	if every <= 0 {
 		every = DefaultSnapshotCheck
 	}
-	tick := time.NewTicker(every)
+	// A round reads every database's registry entry: with many
+	// databases it waits ten times as long as the last round took, so
+	// the walk stays a tenth of the node's time at most.
+	tick := time.NewTimer(every)
 	defer tick.Stop()
 	// Closing the engine ends a round at once, not after its requests
 	// time out against a cluster going down.
@@ -48,8 +51,10 @@ func (e *Engine) scheduleSnapshots() {
 		case <-tick.C:
 		}
 		ctx, cancel := context.WithTimeout(base, time.Minute)
+		start := time.Now()
 		e.snapshotRound(ctx, next, nextTrim)
 		cancel()
+		tick.Reset(max(every, 10*time.Since(start)))
 	}
 }
 

@@ -185,3 +185,12 @@ func (rw *Watch) Run(ctx context.Context, changed func(tenant.Config), deleted f
 		}
 	}
 }
+
+// Ready returns nil if the registry answers: its bucket's stream has a
+// leader (a quorum, in a cluster) and replies within ctx.
+func (r *Registry) Ready(ctx context.Context) error {
+	if _, err := r.kv.Status(ctx); err != nil {
+		return tenant.Wrap(tenant.EUNAVAILABLE, err, "registry unavailable: "+err.Error())
+	}
+	return nil
+}
