@@ -5,7 +5,9 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -331,5 +333,40 @@ func TestTokenBoundToCreation(t *testing.T) {
 	fresh := n.tokenAt(clock.Now(), auth.PermRead, time.Hour, "again")
 	if code, _ := n.do("POST", "/db/again", fresh, `{"sql": "SELECT 1"}`); code != 200 {
 		t.Fatal("a token issued after the re-creation was refused")
+	}
+}
+
+// TestNATSConsumerExample runs examples/nats-consumer, as the README
+// shows it, twice against a node: the second run goes on after the
+// transactions the first acknowledged.
+func TestNATSConsumerExample(t *testing.T) {
+	bin := filepath.Join(t.TempDir(), "nats-consumer")
+	if out, err := exec.Command("go", "build", "-o", bin, "../../examples/nats-consumer").CombinedOutput(); err != nil {
+		t.Fatalf("build the example: %v\n%s", err, out)
+	}
+	n := startNode(t, t.TempDir(), nil)
+	n.createDB("ex")
+	n.ok("POST", "/db/ex", `{"sql":"CREATE TABLE users (id INTEGER PRIMARY KEY, name TEXT)"}`)
+	tok := n.token(auth.PermRead, time.Hour, "ex")
+	n.ok("PUT", "/db/ex/consumers/app", "")
+	for i := range 3 {
+		n.ok("POST", "/db/ex", fmt.Sprintf(`{"sql":"INSERT INTO users (name) VALUES ('u%d')"}`, i))
+	}
+	runExample := func() string {
+		t.Helper()
+		cmd := exec.Command(bin, "-url", n.m.NATSURL(), "-db", "ex", "-consumer", "app", "-n", "2")
+		cmd.Env = append(os.Environ(), "NATS_TOKEN="+tok)
+		out, err := cmd.CombinedOutput()
+		if err != nil {
+			t.Fatalf("example: %v\n%s", err, out)
+		}
+		return string(out)
+	}
+	node := n.m.Config.Name
+	if got := runExample(); got != fmt.Sprintf("1 %[1]s [(schema)]\n2 %[1]s [users]\n", node) {
+		t.Fatalf("first run:\n%s", got)
+	}
+	if got := runExample(); got != fmt.Sprintf("3 %[1]s [users]\n4 %[1]s [users]\n", node) {
+		t.Fatalf("second run, after a restart:\n%s", got)
 	}
 }

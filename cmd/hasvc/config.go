@@ -64,6 +64,7 @@ type Config struct {
 	PublishTimeout   time.Duration
 	MaxRequestBytes  int64
 	LogLevel         string
+	LogFormat        string
 	ConfigFile       string
 	Import           string // positional FILE.db
 }
@@ -96,6 +97,7 @@ func DefaultConfig() Config {
 		PublishTimeout:     engine.DefaultPublishTimeout,
 		MaxRequestBytes:    api.DefaultMaxBodyBytes,
 		LogLevel:           "info",
+		LogFormat:          "text",
 	}
 }
 
@@ -166,6 +168,7 @@ func (c *Config) settings() []setting {
 		{"publish-timeout", "", "HA_PUBLISH_TIMEOUT", "how long a write waits for JetStream's acknowledgement", &c.PublishTimeout},
 		{"max-request-bytes", "", "HA_MAX_REQUEST_BYTES", "largest HTTP request body", &c.MaxRequestBytes},
 		{"log-level", "", "HA_LOG_LEVEL", "debug, info, warn or error", &c.LogLevel},
+		{"log-format", "", "HA_LOG_FORMAT", "text (key=value lines) or json (one object per line)", &c.LogFormat},
 		{"config", "", "HA_CONFIG", "JSON config file with the long flag names as keys", &c.ConfigFile},
 	}
 }
@@ -320,6 +323,9 @@ func (c *Config) Validate() error {
 	}
 	if c.PublishTimeout <= 0 {
 		errs = append(errs, errors.New("--publish-timeout must be positive"))
+	}
+	if c.LogFormat != "text" && c.LogFormat != "json" {
+		errs = append(errs, fmt.Errorf("--log-format %q: want text or json", c.LogFormat))
 	}
 	switch c.LogLevel {
 	case "debug", "info", "warn", "error":

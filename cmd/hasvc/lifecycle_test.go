@@ -146,8 +146,8 @@ func TestConfigPrecedence(t *testing.T) {
 	}
 	var stderr bytes.Buffer
 	bad := DefaultConfig()
-	err := bad.Parse([]string{"--fsync", "sometimes", "--port", "70000"}, func(string) string { return "" }, &stderr)
-	if err == nil || !strings.Contains(err.Error(), "--fsync") || !strings.Contains(err.Error(), "--port 70000") {
+	err := bad.Parse([]string{"--fsync", "sometimes", "--port", "70000", "--log-format", "xml"}, func(string) string { return "" }, &stderr)
+	if err == nil || !strings.Contains(err.Error(), "--fsync") || !strings.Contains(err.Error(), "--port 70000") || !strings.Contains(err.Error(), "--log-format") {
 		t.Fatalf("Validate: %v", err)
 	}
 }
@@ -173,5 +173,15 @@ func TestTokenCommand(t *testing.T) {
 	wantError(t, status, body, 403, "EFORBIDDEN")
 	if code := runToken([]string{"--db", "app", "--perm", "root", "--data-dir", dir}, func(string) string { return "" }, io.Discard, io.Discard); code == 0 {
 		t.Fatal("token with an invalid permission succeeded")
+	}
+	// Help is asked for: stdout, status 0. A bad flag: stderr, status 2.
+	stdout.Reset()
+	stderr.Reset()
+	if code := runToken([]string{"--help"}, func(string) string { return "" }, &stdout, &stderr); code != 0 || !strings.Contains(stdout.String(), "-db") || stderr.Len() != 0 {
+		t.Fatalf("token --help: exit %d, stdout %q, stderr %q", code, stdout.String(), stderr.String())
+	}
+	stdout.Reset()
+	if code := runToken([]string{"--bogus"}, func(string) string { return "" }, &stdout, &stderr); code != 2 || stdout.Len() != 0 || stderr.Len() == 0 {
+		t.Fatalf("token --bogus: exit %d, stdout %q", code, stdout.String())
 	}
 }

@@ -51,7 +51,7 @@ func main() {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
 	m := NewMain()
-	if err := m.Config.Parse(os.Args[1:], os.Getenv, os.Stderr); err != nil {
+	if err := m.Config.Parse(os.Args[1:], os.Getenv, helpOutput(os.Args[1:], os.Stdout, os.Stderr)); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
 			os.Exit(0)
 		}
@@ -75,10 +75,12 @@ func main() {
 		}
 	}()
 	<-ctx.Done()
+	m.Logger.Info("stopping: finishing requests in flight")
 	if err := m.Close(); err != nil {
 		fmt.Fprintln(os.Stderr, "hasvc: shutdown:", err)
 		os.Exit(1)
 	}
+	m.Logger.Info("stopped")
 }
 
 // Main is a running node: what main wires, and what tests drive.
@@ -120,7 +122,11 @@ func (m *Main) Run(ctx context.Context) error {
 	if m.Logger == nil {
 		var level slog.Level
 		_ = level.UnmarshalText([]byte(c.LogLevel))
-		m.Logger = slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: level})).With("node", c.Name)
+		var h slog.Handler = slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: level})
+		if c.LogFormat == "json" {
+			h = slog.NewJSONHandler(os.Stderr, &slog.HandlerOptions{Level: level})
+		}
+		m.Logger = slog.New(h).With("node", c.Name)
 	}
 	if err := os.MkdirAll(c.DataDir, 0o700); err != nil {
 		return err

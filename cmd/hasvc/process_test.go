@@ -418,3 +418,21 @@ func TestVersionCommand(t *testing.T) {
 		}
 	}
 }
+
+// TestBusyNATSPort: a NATS port already in use fails the start at once,
+// saying so (the embedded server alone would only log it and time out).
+func TestBusyNATSPort(t *testing.T) {
+	busy, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer busy.Close()
+	port := busy.Addr().(*net.TCPAddr).Port
+	cmd := exec.Command(os.Args[0])
+	cmd.Env = append(os.Environ(), "HASVC_TEST_RUN_MAIN=1", fmt.Sprintf("HASVC_TEST_ARGS=--name busy --host 127.0.0.1 --port 0 --pg-port 0 --nats-port %d --data-dir %s", port, t.TempDir()))
+	start := time.Now()
+	out, err := cmd.CombinedOutput()
+	if err == nil || !strings.Contains(string(out), "address already in use") || time.Since(start) > 10*time.Second {
+		t.Fatalf("start on a busy NATS port: %v after %v\n%s", err, time.Since(start), out)
+	}
+}

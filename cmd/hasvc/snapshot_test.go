@@ -759,3 +759,32 @@ func TestClusterBootFromSnapshot(t *testing.T) {
 	late.ok("POST", "/db/joined", `{"sql":"INSERT INTO t (v) VALUES ('late')"}`)
 	waitConverged(t, []*node{nodes[0], nodes[1], late}, "joined")
 }
+
+// TestMethodNotAllowed: a route called with a method it does not take
+// answers 405 with the methods it does, not a 404 that reads as "no
+// such database"; asking for more replicas than nodes is a 400.
+func TestMethodNotAllowed(t *testing.T) {
+	n := startNode(t, t.TempDir(), nil)
+	n.createDB("m")
+	for path, allow := range map[string]string{"/databases": "GET, POST", "/db/m": "POST", "/db/m/snapshot": "GET, POST"} {
+		req, _ := http.NewRequest("PUT", n.url+path, nil)
+		req.Header.Set("Authorization", "Bearer "+n.admin)
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		body, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		if resp.StatusCode != http.StatusMethodNotAllowed || resp.Header.Get("Allow") != allow || !strings.Contains(string(body), `"EMETHOD"`) {
+			t.Errorf("PUT %s: %d Allow %q %s", path, resp.StatusCode, resp.Header.Get("Allow"), body)
+		}
+	}
+	status, body := n.do("GET", "/nothing/here", n.admin, "")
+	wantError(t, status, body, http.StatusNotFound, "ENOTFOUND")
+	// More replicas than nodes is the request's fault, and says so.
+	status, body = n.do("POST", "/databases", n.admin, `{"name":"r3","replicas":3}`)
+	wantError(t, status, body, http.StatusBadRequest, "EINVALID")
+	if !strings.Contains(body, "1 live node") {
+		t.Errorf("replicas 3 on one node: %s", body)
+	}
+}

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"errors"
 	"flag"
 	"fmt"
 	"io"
@@ -14,7 +15,7 @@ import (
 // token, on stdout. It finds the signing key as a node does.
 func runToken(args []string, getenv func(string) string, stdout, stderr io.Writer) int {
 	fs := flag.NewFlagSet("hasvc token", flag.ContinueOnError)
-	fs.SetOutput(stderr)
+	fs.SetOutput(helpOutput(args, stdout, stderr))
 	dbs := fs.String("db", "", "databases the token may use, comma-separated, or * for all")
 	perm := fs.String("perm", "read", "read, write or admin")
 	nats := fs.Bool("nats", false, "a read token for one database's change stream over NATS (the NATS token)")
@@ -24,7 +25,7 @@ func runToken(args []string, getenv func(string) string, stdout, stderr io.Write
 	secret := fs.String("jwt-secret", getenv("HA_JWT_SECRET"), "signing secret, if the node uses one (HA_JWT_SECRET)")
 	keysFile := fs.String("jwt-keys", getenv("HA_JWT_KEYS"), "keys file, if the node uses one; its first signing key signs (HA_JWT_KEYS)")
 	if err := fs.Parse(args); err != nil {
-		return 2
+		return helpStatus(err)
 	}
 	if *dbs == "" {
 		fmt.Fprintln(stderr, "hasvc token: --db is required (a name, a comma-separated list, or *)")
@@ -66,11 +67,11 @@ func runToken(args []string, getenv func(string) string, stdout, stderr io.Write
 // keys file (--jwt-keys).
 func runKeygen(args []string, stdout, stderr io.Writer) int {
 	fs := flag.NewFlagSet("hasvc keygen", flag.ContinueOnError)
-	fs.SetOutput(stderr)
+	fs.SetOutput(helpOutput(args, stdout, stderr))
 	kid := fs.String("kid", "", "the key's id, one word (required)")
 	alg := fs.String("alg", "EdDSA", "EdDSA or HS256")
 	if err := fs.Parse(args); err != nil {
-		return 2
+		return helpStatus(err)
 	}
 	signing, verifyOnly, err := auth.NewKeyLine(*kid, *alg)
 	if err != nil {
@@ -91,4 +92,24 @@ func or(a, b string) string {
 		return a
 	}
 	return b
+}
+
+// helpOutput is where a command's flag set writes: its help goes to
+// stdout when asked for (-h, --help), its errors to stderr.
+func helpOutput(args []string, stdout, stderr io.Writer) io.Writer {
+	for _, a := range args {
+		if a == "-h" || a == "-help" || a == "--help" {
+			return stdout
+		}
+	}
+	return stderr
+}
+
+// helpStatus is a command's exit status after its flags failed to parse:
+// 0 when help was asked for.
+func helpStatus(err error) int {
+	if errors.Is(err, flag.ErrHelp) {
+		return 0
+	}
+	return 2
 }

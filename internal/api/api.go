@@ -292,6 +292,16 @@ func (s *Server) handleError(err error, c echo.Context) {
 		switch he.Code {
 		case http.StatusNotFound:
 			code = tenant.ENOTFOUND
+			if allow := s.allowedMethods(c.Request().URL.Path); len(allow) > 0 {
+				// The route exists with other methods: say which, rather
+				// than a 404 that reads as "no such database".
+				c.Response().Header().Set("Allow", strings.Join(allow, ", "))
+				if err := c.JSON(http.StatusMethodNotAllowed, map[string]errorBody{"error": {Code: "EMETHOD",
+					Message: fmt.Sprintf("%s is not allowed on %s; allowed: %s", c.Request().Method, c.Request().URL.Path, strings.Join(allow, ", "))}}); err != nil {
+					s.Logger.Error("write error response", "err", err)
+				}
+				return
+			}
 		case http.StatusRequestEntityTooLarge:
 			code = tenant.ETOOLARGE
 		}
@@ -389,4 +399,18 @@ func (s *Server) admit(c echo.Context, db string) (func(), error) {
 	}
 	token, _ := bearerToken(c.Request())
 	return s.Concurrency.Acquire(db, token)
+}
+
+// allowedMethods lists the methods a route at path takes (none if no
+// route has that path).
+func (s *Server) allowedMethods(path string) []string {
+	var allow []string
+	for _, m := range []string{http.MethodGet, http.MethodPost, http.MethodPut, http.MethodPatch, http.MethodDelete} {
+		c := s.echo.NewContext(nil, nil)
+		s.echo.Router().Find(m, path, c)
+		if p := c.Path(); p != "" && p != "/*" && !strings.HasSuffix(p, "/*") {
+			allow = append(allow, m)
+		}
+	}
+	return allow
 }

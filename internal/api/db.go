@@ -202,15 +202,22 @@ func (s *Server) backup(c echo.Context) error {
 	if format == "sql" {
 		return dump(c, name, f)
 	}
+	return sendFile(c, name, f)
+}
+
+// sendFile answers with a copy of database name (a backup or a
+// snapshot) as a SQLite file to save.
+func sendFile(c echo.Context, name string, f *engine.BackupFile) error {
 	h := c.Response().Header()
 	h.Set("Content-Type", "application/vnd.sqlite3")
 	h.Set("Content-Disposition", fmt.Sprintf(`attachment; filename="%s-%d.db"`, name, f.Seq))
 	h.Set("Content-Length", strconv.FormatInt(f.Size, 10))
+	h.Set("X-Sequence", strconv.FormatUint(f.Seq, 10))
 	h.Set("X-Hasvc-Sequence", strconv.FormatUint(f.Seq, 10))
 	// A minute, plus a second per megabyte: a slow reader, not a stuck one.
 	writeDeadline(c, time.Minute+time.Duration(f.Size>>20)*time.Second)
 	c.Response().WriteHeader(http.StatusOK)
-	_, err = io.Copy(c.Response(), f)
+	_, err := io.Copy(c.Response(), f)
 	return err
 }
 

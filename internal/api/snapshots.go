@@ -1,11 +1,8 @@
 package api
 
 import (
-	"fmt"
-	"io"
 	"net/http"
 	"strconv"
-	"time"
 
 	"github.com/labstack/echo/v4"
 
@@ -78,16 +75,7 @@ func (s *Server) downloadSnapshot(c echo.Context) error {
 		return err
 	}
 	defer r.Close()
-	h := c.Response().Header()
-	h.Set("Content-Type", "application/vnd.sqlite3")
-	h.Set("Content-Disposition", fmt.Sprintf(`attachment; filename="%s-%d.db"`, name, r.Seq))
-	h.Set("Content-Length", strconv.FormatInt(r.Size, 10))
-	h.Set("X-Sequence", strconv.FormatUint(r.Seq, 10))
-	h.Set("X-Hasvc-Sequence", strconv.FormatUint(r.Seq, 10))
-	writeDeadline(c, time.Minute+time.Duration(r.Size>>20)*time.Second)
-	c.Response().WriteHeader(http.StatusOK)
-	_, err = io.Copy(c.Response(), r)
-	return err
+	return sendFile(c, name, r)
 }
 
 // history serves GET /db/<name>/history?limit=n (read permission): the

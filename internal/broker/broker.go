@@ -8,9 +8,11 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"net"
 	"net/url"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"time"
 
@@ -55,6 +57,21 @@ type Server struct {
 
 // Start starts the server and waits until it accepts clients.
 func Start(cfg Config) (*Server, error) {
+	// The server listens in a goroutine of its own and only logs a port
+	// in use; find out here, at once, rather than after the 30 s wait.
+	for _, p := range []struct {
+		flag string
+		port int
+	}{{"--nats-port", cfg.Port}, {"--cluster-port", cfg.ClusterPort}} {
+		if p.port <= 0 {
+			continue
+		}
+		ln, err := net.Listen("tcp", net.JoinHostPort(cfg.Host, strconv.Itoa(p.port)))
+		if err != nil {
+			return nil, fmt.Errorf("%s %d: %w", p.flag, p.port, err)
+		}
+		ln.Close()
+	}
 	opts := &server.Options{
 		ServerName:            cfg.Name,
 		Host:                  cfg.Host,

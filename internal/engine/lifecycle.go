@@ -32,6 +32,12 @@ func (e *Engine) create(ctx context.Context, cfg tenant.Config, seed string) (te
 	if err := cfg.Normalize(); err != nil {
 		return cfg, err
 	}
+	if cfg.Replicas > 1 {
+		// JetStream would refuse with a server error; say what is wrong.
+		if live, err := e.Nodes(ctx); err == nil && len(live) < cfg.Replicas {
+			return cfg, tenant.Errorf(tenant.EINVALID, "replicas %d: this cluster has %d live node(s); each replica needs a node of its own", cfg.Replicas, len(live))
+		}
+	}
 	cfg.CreatedAt = e.now().UTC()
 	err := e.Registry.Create(ctx, cfg)
 	if tenant.ErrorCode(err) == tenant.ECONFLICT && e.halfCreated(ctx, cfg.Name) {

@@ -28,8 +28,8 @@ func (e *Engine) scheduleSnapshots() {
 		every = DefaultSnapshotCheck
 	}
 	// A round reads every database's registry entry: with many
-	// databases it waits ten times as long as the last round took, so
-	// the walk stays a tenth of the node's time at most.
+	// databases it waits ten times as long as that walk took, so the walk
+	// stays a tenth of the node's time at most.
 	tick := time.NewTimer(every)
 	defer tick.Stop()
 	// Closing the engine ends a round at once, not after its requests
@@ -51,10 +51,9 @@ func (e *Engine) scheduleSnapshots() {
 		case <-tick.C:
 		}
 		ctx, cancel := context.WithTimeout(base, time.Minute)
-		start := time.Now()
-		e.snapshotRound(ctx, next, nextTrim)
+		walk := e.snapshotRound(ctx, next, nextTrim)
 		cancel()
-		tick.Reset(max(every, 10*time.Since(start)))
+		tick.Reset(max(every, 10*walk))
 	}
 }
 
@@ -64,10 +63,12 @@ const retentionCheck = time.Hour
 
 // snapshotRound takes the scheduled snapshots due now, and applies the
 // retention of databases due it.
-func (e *Engine) snapshotRound(ctx context.Context, next, nextTrim map[string]time.Time) {
+func (e *Engine) snapshotRound(ctx context.Context, next, nextTrim map[string]time.Time) (walk time.Duration) {
+	start := time.Now()
 	cfgs, err := e.List(ctx)
+	walk = time.Since(start)
 	if err != nil {
-		return // the registry is unavailable: next round
+		return walk // the registry is unavailable: next round
 	}
 	seen := make(map[string]bool, len(cfgs))
 	for _, cfg := range cfgs {
@@ -104,6 +105,7 @@ func (e *Engine) snapshotRound(ctx context.Context, next, nextTrim map[string]ti
 			delete(nextTrim, name)
 		}
 	}
+	return walk
 }
 
 // scheduledSnapshot takes a snapshot of database name if it is due, it
