@@ -59,12 +59,28 @@ func (e *Engine) bootFromSnapshot(ctx context.Context, name string, stream jetst
 			return nil, nil
 		}
 	}
-	b, err := e.JS.ObjectStore(ctx, tenant.BucketName(name))
-	if err != nil {
-		return nil, tenant.Wrap(tenant.EUNAVAILABLE, err, "snapshot bucket: "+err.Error())
+	// With the whole stream still there, a snapshot only saves time: if
+	// the bucket does not answer at once (its own quorum lost while the
+	// stream has one), the copy replays the stream as it always could.
+	replayable := first <= 1
+	bctx := ctx
+	if replayable {
+		var cancel context.CancelFunc
+		bctx, cancel = context.WithTimeout(ctx, 2*time.Second)
+		defer cancel()
 	}
-	newest, err := newestSnapshot(ctx, b)
+	b, err := e.JS.ObjectStore(bctx, tenant.BucketName(name))
+	var newest *Snapshot
+	if err == nil {
+		newest, err = newestSnapshot(bctx, b)
+	} else {
+		err = tenant.Wrap(tenant.EUNAVAILABLE, err, "snapshot bucket: "+err.Error())
+	}
 	if err != nil {
+		if replayable {
+			e.Logger.Warn("snapshots unavailable; replaying the stream instead", "db", name, "err", err)
+			return nil, nil
+		}
 		return nil, err
 	}
 	switch {
@@ -81,6 +97,11 @@ func (e *Engine) bootFromSnapshot(ctx context.Context, name string, stream jetst
 		hold, err = e.installSnapshotInMemory(ctx, b, newest, name)
 	} else {
 		err = installSnapshot(ctx, b, newest, path, filepath.Join(e.DataDir, "tmp"))
+	}
+	if err != nil && replayable && !exists {
+		// Nothing was installed (the file is renamed into place last).
+		e.Logger.Warn("restoring from the snapshot failed; replaying the stream instead", "db", name, "err", err)
+		return nil, nil
 	}
 	if err != nil {
 		return nil, fmt.Errorf("restore %s from snapshot %d: %w", name, newest.Sequence, err)
