@@ -2,6 +2,7 @@ package engine
 
 import (
 	"context"
+	"math/rand/v2"
 	"time"
 
 	"github.com/nats-io/nats.go/jetstream"
@@ -73,6 +74,11 @@ func (e *Engine) snapshotRound(ctx context.Context, next, nextTrim map[string]ti
 	seen := make(map[string]bool, len(cfgs))
 	for _, cfg := range cfgs {
 		seen[cfg.Name] = true
+		if _, known := nextTrim[cfg.Name]; !known {
+			// Spread the hourly retention checks over the hour rather than
+			// run them all in the node's first round.
+			nextTrim[cfg.Name] = e.now().Add(rand.N(retentionCheck))
+		}
 		if !e.now().Before(nextTrim[cfg.Name]) {
 			nextTrim[cfg.Name] = e.now().Add(retentionCheck)
 			if e.leads(ctx, cfg.Name) {
