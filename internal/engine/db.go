@@ -47,6 +47,9 @@ type DB struct {
 	applied atomic.Uint64
 	stuck   atomic.Pointer[string] // why the database cannot apply its stream, if it cannot
 
+	// writerDone is closed when the writer goroutine (loop) has returned.
+	writerDone chan struct{}
+
 	// snapMu makes this node take one snapshot of the database at a time.
 	snapMu sync.Mutex
 	// rebuilding is set once this copy is to be rebuilt from a snapshot

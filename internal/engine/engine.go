@@ -377,18 +377,19 @@ func (e *Engine) openDB(ctx context.Context, name string) (*DB, error) {
 		return nil, err
 	}
 	d := &DB{
-		name:      name,
-		cfg:       cfg,
-		eng:       e,
-		log:       e.Logger.With("db", name),
-		stream:    stream,
-		writer:    w,
-		ops:       make(chan *op, maxBatch),
-		readerSem: make(chan struct{}, e.Readers),
-		closed:    make(chan struct{}),
-		ahead:     ahead,
-		atomic:    atomic,
-		texts:     newSQLTexts(defaultTexts),
+		name:       name,
+		cfg:        cfg,
+		eng:        e,
+		log:        e.Logger.With("db", name),
+		stream:     stream,
+		writer:     w,
+		ops:        make(chan *op, maxBatch),
+		readerSem:  make(chan struct{}, e.Readers),
+		closed:     make(chan struct{}),
+		writerDone: make(chan struct{}),
+		ahead:      ahead,
+		atomic:     atomic,
+		texts:      newSQLTexts(defaultTexts),
 	}
 	d.ctx, d.cancel = context.WithCancel(context.Background())
 	d.maxStatementTime.Store(int64(cfg.MaxStatementTime))

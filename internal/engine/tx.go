@@ -332,6 +332,20 @@ func (t *Tx) toWriter(ctx context.Context) error {
 			t.reqs = nil
 		}
 		return err
+	case <-d.writerDone:
+		// Queued as the database closed, after the writer's last drain
+		// (see submit), unless it started just before.
+		select {
+		case err := <-started:
+			if err != nil {
+				<-t.done
+				t.reqs = nil
+			}
+			return err
+		default:
+			t.reqs = nil
+			return d.closingError()
+		}
 	case <-ctx.Done():
 		return ctx.Err()
 	}

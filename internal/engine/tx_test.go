@@ -327,3 +327,31 @@ func TestSelectTextThatWrites(t *testing.T) {
 		t.Fatalf("bad select: got %v, want EINVALID", err)
 	}
 }
+
+// TestSubmitAfterClose: requests that reach a database as it closes fail
+// with EUNAVAILABLE instead of waiting forever. The send to the writer's
+// buffered queue and the closed channel are both ready then, so a
+// request could land in the queue after the writer's last drain (a node's
+// shutdown hung on it, with its follow loop waiting in submit).
+func TestSubmitAfterClose(t *testing.T) {
+	n := newTestNode(t, t.TempDir())
+	db, release := n.createDB(t, "closing")
+	release()
+	n.eng.closeDB("closing")
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		for range 200 {
+			o := &op{ctx: context.Background(), done: make(chan struct{}), fn: func(*sqlite.Conn) error { return nil }}
+			if err := db.submit(context.Background(), o); tenant.ErrorCode(err) != tenant.EUNAVAILABLE {
+				t.Errorf("submit after close: %v", err)
+				return
+			}
+		}
+	}()
+	select {
+	case <-done:
+	case <-time.After(10 * time.Second):
+		t.Fatal("submit after close hung")
+	}
+}

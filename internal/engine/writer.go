@@ -46,10 +46,22 @@ func (d *DB) submit(ctx context.Context, o *op) error {
 	case <-ctx.Done():
 		return ctx.Err()
 	}
-	// Once queued, the op always completes: the writer answers every op it
-	// takes, and a cancelled context only makes it fail faster.
-	<-o.done
-	return nil
+	// Once queued, the op completes: the writer answers every op it
+	// takes, and a cancelled context only makes it fail faster. An op
+	// queued while the database closed (the send and d.closed were both
+	// ready) may land after the writer's last drain: the writer is gone
+	// and will never take it.
+	select {
+	case <-o.done:
+		return nil
+	case <-d.writerDone:
+		select {
+		case <-o.done: // answered just before the writer stopped
+			return nil
+		default:
+			return d.closingError()
+		}
+	}
 }
 
 func (d *DB) closingError() error {
@@ -61,6 +73,7 @@ func (d *DB) closingError() error {
 // runs alone, after the group queued before it.
 func (d *DB) loop() {
 	defer d.wg.Done()
+	defer close(d.writerDone)
 	for {
 		select {
 		case <-d.closed:
