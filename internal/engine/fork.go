@@ -80,9 +80,9 @@ func (e *Engine) forkFile(ctx context.Context, from ForkPoint, tmpDir string) (s
 			return "", 0, err
 		}
 	}
-	b, err := e.JS.ObjectStore(ctx, tenant.BucketName(src))
+	b, err := e.bucket(ctx, src)
 	if err != nil {
-		return "", 0, tenant.Wrap(tenant.EUNAVAILABLE, err, "snapshot bucket: "+err.Error())
+		return "", 0, err
 	}
 	list, err := listSnapshots(ctx, b)
 	if err != nil {

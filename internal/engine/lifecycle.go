@@ -107,9 +107,9 @@ func (e *Engine) create(ctx context.Context, cfg tenant.Config, seed string) (te
 // storeSeed stores the file seed as database name's snapshot at sequence
 // 0.
 func (e *Engine) storeSeed(ctx context.Context, name, seed string) error {
-	b, err := e.JS.ObjectStore(ctx, tenant.BucketName(name))
+	b, err := e.bucket(ctx, name)
 	if err != nil {
-		return tenant.Wrap(tenant.EUNAVAILABLE, err, "snapshot bucket: "+err.Error())
+		return err
 	}
 	f, err := os.Open(seed)
 	if err != nil {

@@ -50,7 +50,7 @@ func (e *Engine) retention(cfg tenant.Config) (keep int, age time.Duration) {
 // reports the first sequence the stream keeps (0: nothing trimmed).
 func (e *Engine) applyRetention(ctx context.Context, cfg tenant.Config) (uint64, error) {
 	keep, age := e.retention(cfg)
-	b, err := e.JS.ObjectStore(ctx, tenant.BucketName(cfg.Name))
+	b, err := e.bucket(ctx, cfg.Name)
 	if err != nil {
 		return 0, err
 	}

@@ -69,12 +69,10 @@ func (e *Engine) bootFromSnapshot(ctx context.Context, name string, stream jetst
 		bctx, cancel = context.WithTimeout(ctx, 2*time.Second)
 		defer cancel()
 	}
-	b, err := e.JS.ObjectStore(bctx, tenant.BucketName(name))
+	b, err := e.bucket(bctx, name)
 	var newest *Snapshot
 	if err == nil {
 		newest, err = newestSnapshot(bctx, b)
-	} else {
-		err = tenant.Wrap(tenant.EUNAVAILABLE, err, "snapshot bucket: "+err.Error())
 	}
 	if err != nil {
 		if replayable {

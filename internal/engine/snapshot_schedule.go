@@ -127,7 +127,7 @@ func (e *Engine) scheduledSnapshot(ctx context.Context, cfg tenant.Config, inter
 	if !e.leader(info) {
 		return now.Add(interval), nil // the leader's node takes it
 	}
-	b, err := e.JS.ObjectStore(ctx, tenant.BucketName(name))
+	b, err := e.bucket(ctx, name)
 	if err != nil {
 		return now, err
 	}

@@ -46,7 +46,13 @@ func snapshotName(seq uint64) string { return fmt.Sprintf("%s%020d.db.gz", snaps
 
 // bucket opens the database's snapshot bucket.
 func (d *DB) bucket(ctx context.Context) (jetstream.ObjectStore, error) {
-	b, err := d.eng.JS.ObjectStore(ctx, tenant.BucketName(d.name))
+	return d.eng.bucket(ctx, d.name)
+}
+
+// bucket opens database name's snapshot bucket; EUNAVAILABLE if it does
+// not answer.
+func (e *Engine) bucket(ctx context.Context, name string) (jetstream.ObjectStore, error) {
+	b, err := e.JS.ObjectStore(ctx, tenant.BucketName(name))
 	if err != nil {
 		return nil, tenant.Wrap(tenant.EUNAVAILABLE, err, "snapshot bucket: "+err.Error())
 	}
@@ -275,14 +281,17 @@ func (e *Engine) TakeSnapshot(ctx context.Context, name string) (Snapshot, bool,
 	return s, taken, err
 }
 
-// Snapshots lists database name's snapshots, newest first.
+// Snapshots lists database name's snapshots, newest first. It reads the
+// bucket only: the database's copy need not be open.
 func (e *Engine) Snapshots(ctx context.Context, name string) ([]Snapshot, error) {
-	db, release, err := e.Acquire(ctx, name)
+	if _, err := e.Registry.Get(ctx, name); err != nil {
+		return nil, err
+	}
+	b, err := e.bucket(ctx, name)
 	if err != nil {
 		return nil, err
 	}
-	defer release()
-	return db.Snapshots(ctx)
+	return listSnapshots(ctx, b)
 }
 
 // SnapshotFile writes one of database name's snapshots (seq 0: the

@@ -511,11 +511,7 @@ func (ss *session) viewDefinition(ctx context.Context, sql string) (*outcome, er
 	}
 	var rows [][]any
 	if o != nil {
-		def := o.sql
-		if i := strings.Index(strings.ToUpper(def), " AS "); i >= 0 {
-			def = strings.TrimSpace(def[i+4:])
-		}
-		rows = [][]any{{def}}
+		rows = [][]any{{viewBody(o.sql)}}
 	}
 	return textResult([]string{"pg_get_viewdef"}, rows), nil
 }
