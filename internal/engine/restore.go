@@ -69,7 +69,8 @@ func (e *Engine) CreateFromFile(ctx context.Context, cfg tenant.Config, r io.Rea
 func checkUpload(path string) error {
 	c, err := sqlite.Open("file:"+path+"?mode=ro", sqlite.Options{ReadOnly: true})
 	if err != nil {
-		return tenant.Wrap(tenant.EINVALID, err, "not a SQLite file: "+err.Error())
+		// The error names the node's temporary file: not for the client.
+		return tenant.Wrap(tenant.EINVALID, err, "not a SQLite file")
 	}
 	defer c.Close()
 	var problems []string
