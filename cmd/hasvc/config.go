@@ -154,7 +154,7 @@ func (c *Config) settings() []setting {
 		{"replication-url", "", "HA_REPLICATION_URL", "NATS URL of an existing server, used with --nats-port 0", &c.ReplicationURL},
 		{"nats-user", "", "HA_NATS_USER", "NATS user (default: hasvc)", &c.NATSUser},
 		{"nats-pass", "", "HA_NATS_PASS", "NATS password (default: generated into <data-dir>/nats.password)", &c.NATSPass},
-		{"fsync", "", "HA_FSYNC", `JetStream fsync policy: "always" or an interval such as 1s`, &c.Fsync},
+		{"fsync", "", "HA_FSYNC", `"always" (every acknowledged write is on disk before its answer) or an interval such as 1s (a power loss loses up to that much)`, &c.Fsync},
 		{"join", "", "HA_JOIN", "cluster ports (host:port, comma-separated) of the other nodes; forms a JetStream cluster", &c.Join},
 		{"cluster-port", "", "HA_CLUSTER_PORT", "port other nodes' servers connect to (with --join)", &c.ClusterPort},
 		{"cluster-name", "", "HA_CLUSTER_NAME", "cluster name, the same on every node", &c.ClusterName},

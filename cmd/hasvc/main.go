@@ -31,6 +31,7 @@ import (
 	"hasvc/internal/auth"
 	"hasvc/internal/broker"
 	"hasvc/internal/engine"
+	"hasvc/internal/fsutil"
 	"hasvc/internal/pg"
 	"hasvc/internal/registry"
 	"hasvc/internal/sqlite"
@@ -225,6 +226,10 @@ func (m *Main) Run(ctx context.Context) error {
 	if m.broker != nil {
 		b := m.broker
 		m.engine.JetStreamView = func() (any, error) { return b.JetStreamInfo() }
+		if f := b.Flusher(); f != nil { // a nil *Flusher is not a nil Durability
+			m.engine.Durable = f
+			reg.Flush = f.All
+		}
 	}
 	if err := m.engine.Open(ctx); err != nil {
 		return err
@@ -398,7 +403,7 @@ func (m *Main) printAdminToken(keys *auth.Keys) error {
 		return err
 	}
 	path := filepath.Join(m.Config.DataDir, "admin.token")
-	if err := os.WriteFile(path, []byte(tok+"\n"), 0o600); err != nil {
+	if err := fsutil.WriteFile(path, []byte(tok+"\n"), 0o600); err != nil {
 		return err
 	}
 	fmt.Fprintf(m.Stdout, "hasvc: new signing key; admin token (valid one year, also in %s):\n%s\n", path, tok)

@@ -95,17 +95,7 @@ func TestKillNineKeepsAcknowledgedWrites(t *testing.T) {
 	dir := t.TempDir()
 	httpPort, natsPort := freePort(t), freePort(t)
 	p := startProc(t, dir, httpPort, natsPort)
-	tokenBytes, err := os.ReadFile(filepath.Join(dir, "admin.token"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	token := strings.TrimSpace(string(tokenBytes))
-	if status, body, err := p.post(token, "/databases", `{"name":"app"}`); err != nil || status != 201 {
-		t.Fatalf("create: %d %s %v", status, body, err)
-	}
-	if status, body, _ := p.post(token, "/db/app", `{"sql":"CREATE TABLE t (id INTEGER PRIMARY KEY AUTOINCREMENT, client INTEGER, n INTEGER)"}`); status != 200 {
-		t.Fatalf("create table: %d %s", status, body)
-	}
+	token := createApp(t, p, dir, "s TEXT")
 
 	var acked sync.Map // "client/n" -> true
 	var count atomic.Int64
@@ -143,18 +133,7 @@ func TestKillNineKeepsAcknowledgedWrites(t *testing.T) {
 	if err != nil || status != 200 {
 		t.Fatalf("select after restart: %d %s %v", status, body, err)
 	}
-	var res struct {
-		Results []struct {
-			Rows [][2]int64 `json:"rows"`
-		} `json:"results"`
-	}
-	if err := json.Unmarshal([]byte(body), &res); err != nil {
-		t.Fatal(err)
-	}
-	present := map[string]bool{}
-	for _, r := range res.Results[0].Rows {
-		present[fmt.Sprintf("%d/%d", r[0], r[1])] = true
-	}
+	present := clientRows(t, body)
 	lost := len(missing(&acked, func(k string) bool { return present[k] }))
 	t.Logf("acknowledged %d inserts before SIGKILL, %d rows after restart", count.Load(), len(present))
 	if lost > 0 {
@@ -321,6 +300,45 @@ func TestClusterKillNineRejoins(t *testing.T) {
 
 // missing returns the acknowledged keys (strings) that present does not
 // find.
+// createApp creates database app on the node p (data directory dir) with
+// the table t (id, client, n, and the extra column) and returns the
+// node's admin token.
+func createApp(t *testing.T, p *proc, dir, extra string) string {
+	t.Helper()
+	tokenBytes, err := os.ReadFile(filepath.Join(dir, "admin.token"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	token := strings.TrimSpace(string(tokenBytes))
+	if status, body, err := p.post(token, "/databases", `{"name":"app"}`); err != nil || status != 201 {
+		t.Fatalf("create: %d %s %v", status, body, err)
+	}
+	sql := fmt.Sprintf(`{"sql":"CREATE TABLE t (id INTEGER PRIMARY KEY AUTOINCREMENT, client INTEGER, n INTEGER, %s)"}`, extra)
+	if status, body, _ := p.post(token, "/db/app", sql); status != 200 {
+		t.Fatalf("create table: %d %s", status, body)
+	}
+	return token
+}
+
+// clientRows reads the answer to SELECT client, n: the set of
+// "client/n" keys.
+func clientRows(t *testing.T, body string) map[string]bool {
+	t.Helper()
+	var res struct {
+		Results []struct {
+			Rows [][2]int64 `json:"rows"`
+		} `json:"results"`
+	}
+	if err := json.Unmarshal([]byte(body), &res); err != nil {
+		t.Fatal(err)
+	}
+	present := map[string]bool{}
+	for _, r := range res.Results[0].Rows {
+		present[fmt.Sprintf("%d/%d", r[0], r[1])] = true
+	}
+	return present
+}
+
 func missing(acked *sync.Map, present func(string) bool) []string {
 	var out []string
 	acked.Range(func(k, _ any) bool {

@@ -16,6 +16,7 @@ import (
 
 	"github.com/golang-jwt/jwt/v5"
 
+	"hasvc/internal/fsutil"
 	"hasvc/internal/tenant"
 )
 
@@ -238,7 +239,7 @@ func LoadKeys(dataDir, secret, keysFile string, create bool) (keys *Keys, create
 	if err := os.MkdirAll(dataDir, 0o700); err != nil {
 		return nil, false, err
 	}
-	if err := os.WriteFile(path, []byte(hex.EncodeToString(raw)+"\n"), 0o600); err != nil {
+	if err := fsutil.WriteFile(path, []byte(hex.EncodeToString(raw)+"\n"), 0o600); err != nil {
 		return nil, false, err
 	}
 	k, err := NewKeys(raw)

@@ -7,6 +7,7 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"hasvc/internal/fsutil"
 	"log/slog"
 	"net"
 	"net/url"
@@ -28,9 +29,9 @@ type Config struct {
 	StoreDir string // JetStream file store
 	User     string // client credential; clients without it are refused
 	Password string
-	// Fsync is "always" (fsync every stored message) or a Go duration
-	// (fsync at that interval; a process crash loses nothing, a power
-	// loss may lose that much).
+	// Fsync is "always" (every acknowledged message is on disk: see
+	// Flusher) or a Go duration (fsync at that interval; a process crash
+	// loses nothing, a power loss may lose that much).
 	Fsync      string
 	MaxPayload int32
 	Logger     *slog.Logger
@@ -50,9 +51,10 @@ type Config struct {
 
 // Server is a running embedded NATS server.
 type Server struct {
-	ns   *server.Server
-	user string
-	pass string
+	ns      *server.Server
+	user    string
+	pass    string
+	flusher *Flusher
 }
 
 // Start starts the server and waits until it accepts clients.
@@ -93,12 +95,20 @@ func Start(cfg Config) (*Server, error) {
 	if opts.MaxPayload == 0 {
 		opts.MaxPayload = 8 << 20
 	}
+	groupCommit := false
 	if cfg.Fsync != "" {
 		always, every, err := ParseFsync(cfg.Fsync)
 		if err != nil {
 			return nil, err
 		}
 		opts.SyncAlways, opts.SyncInterval = always, every
+		if always && cfg.ClusterPort == 0 {
+			// Group commit (see Flusher): the writers fsync once per
+			// acknowledged group; the server's own interval is a
+			// backstop for what they do not cover.
+			opts.SyncAlways, opts.SyncInterval = false, time.Minute
+			groupCommit = true
+		}
 	}
 	if cfg.ClusterPort != 0 {
 		opts.Cluster = server.ClusterOpts{
@@ -129,8 +139,17 @@ func Start(cfg Config) (*Server, error) {
 		ns.Shutdown()
 		return nil, errors.New("nats server did not start in 30s")
 	}
-	return &Server{ns: ns, user: cfg.User, pass: cfg.Password}, nil
+	srv := &Server{ns: ns, user: cfg.User, pass: cfg.Password}
+	if groupCommit {
+		srv.flusher = newFlusher(ns.StoreDir(), ns.GlobalAccount().Name)
+	}
+	return srv, nil
 }
+
+// Flusher returns what makes acknowledged messages durable under
+// `--fsync always` on a node without a cluster, or nil when the server
+// does it itself (or the policy is an interval).
+func (s *Server) Flusher() *Flusher { return s.flusher }
 
 // Peers returns the names of the JetStream cluster's servers this server
 // knows of, itself included.
@@ -199,7 +218,7 @@ func Credential(dataDir, user, pass string) (string, string, error) {
 	if err := os.MkdirAll(dataDir, 0o700); err != nil {
 		return "", "", err
 	}
-	if err := os.WriteFile(path, []byte(pass+"\n"), 0o600); err != nil {
+	if err := fsutil.WriteFile(path, []byte(pass+"\n"), 0o600); err != nil {
 		return "", "", err
 	}
 	return user, pass, nil
@@ -218,12 +237,14 @@ func (l *logger) Tracef(format string, v ...any)  { l.l.Debug(fmt.Sprintf(format
 // DefaultUser is the NATS user of hasvc's nodes when none is given.
 const DefaultUser = "hasvc"
 
-// DefaultFsync is JetStream's fsync policy when none is given: NATS's own
-// default interval.
-const DefaultFsync = "2m"
+// DefaultFsync is the fsync policy when none is given: every acknowledged
+// write is on disk (NATS's own default, a 2-minute interval, can lose two
+// minutes of acknowledged writes, and every stream's metadata with them,
+// in a power loss).
+const DefaultFsync = "always"
 
-// ParseFsync reads an fsync policy: "always" (fsync every stored message)
-// or a positive interval.
+// ParseFsync reads an fsync policy: "always" (every acknowledged message
+// is on disk) or a positive interval.
 func ParseFsync(s string) (always bool, every time.Duration, err error) {
 	if s == "always" {
 		return true, 0, nil

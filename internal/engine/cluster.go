@@ -310,6 +310,11 @@ func (e *Engine) Ready(ctx context.Context) error {
 	if _, err := e.JS.AccountInfo(ctx); err != nil {
 		return tenant.Wrap(tenant.EUNAVAILABLE, err, "JetStream unavailable: "+err.Error())
 	}
+	if e.Durable != nil {
+		if err := e.Durable.Err(); err != nil {
+			return tenant.Wrap(tenant.EUNAVAILABLE, err, "the disk failed an fsync; writes cannot be made durable: "+err.Error())
+		}
+	}
 	return e.Registry.Ready(ctx)
 }
 

@@ -249,6 +249,9 @@ func (d *DB) close() error {
 	close(d.closed)
 	d.cancel()
 	d.wg.Wait()
+	if d.eng.Durable != nil {
+		d.eng.Durable.Release(tenant.StreamName(d.name)) // its writer is gone
+	}
 	var first error
 	d.readerMu.Lock()
 	for _, r := range d.readers {

@@ -27,8 +27,11 @@
 //     with them the group's messages go out as one atomic batch at the
 //     end. In eventual mode publishes are pipelined.
 //  4. commitGroup.finish keeps the acknowledged messages before the first
-//     one JetStream did not take, rolls back to that one's savepoint,
-//     writes the new applied sequence into _hasvc_state, and commits.
+//     one JetStream did not take, makes them durable with one fsync of the
+//     stream's files when the node does group commit (Engine.Durable:
+//     `--fsync always` without a cluster), rolls back to the first
+//     failure's savepoint, writes the new applied sequence into
+//     _hasvc_state, and commits.
 //  5. Each op is answered: success only once its message is acknowledged
 //     and its changes committed here; a strong-mode op another node beat
 //     to the stream runs again after catch-up (commitWithRetry), up to
@@ -44,7 +47,9 @@
 // _hasvc_ahead), and applied is stored in the same transaction as the data.
 // A crash between publish and commit leaves a message beyond applied, which
 // catch-up applies when the database opens again: no acknowledged write
-// is lost.
+// is lost. A power loss under an fsync interval can leave the copy ahead
+// of a stream that lost its newest messages; catch-up then rebuilds the
+// copy from the stream.
 //
 // # The apply loop
 //

@@ -34,6 +34,11 @@ type Engine struct {
 	Advertise     string              // this node's HTTP address, listed in the nodes bucket
 	Version       string              // this node's build, shown in GET /cluster
 	JetStreamView func() (any, error) // the embedded server's JetStream view, if any
+	// Durable makes acknowledged messages survive a power loss when the
+	// embedded server does not fsync each one itself (group commit, see
+	// broker.Flusher); nil when it does, or when the policy promises
+	// less.
+	Durable Durability
 
 	Replicas       int           // default stream replicas for new databases
 	Readers        int           // reader connections per database
@@ -70,6 +75,26 @@ type Engine struct {
 
 	stop chan struct{}
 	wg   sync.WaitGroup
+}
+
+// Durability makes what JetStream acknowledged durable.
+type Durability interface {
+	Stream(name string) error // every message of the stream acknowledged so far
+	All() error               // everything the server stored so far
+	Release(name string)      // the stream's writer is gone, or the stream deleted
+	Err() error               // the first fsync that failed, if any
+}
+
+// flushAll makes everything the server stored durable (see Durable), for
+// the rare writes of hasvc's own that users are told succeeded.
+func (e *Engine) flushAll() error {
+	if e.Durable == nil {
+		return nil
+	}
+	if err := e.Durable.All(); err != nil {
+		return tenant.Wrap(tenant.EUNAVAILABLE, err, "stored, but not flushed to disk")
+	}
+	return nil
 }
 
 // entry is a database in the open set. ready is closed once db or err is

@@ -101,6 +101,9 @@ func (e *Engine) create(ctx context.Context, cfg tenant.Config, seed string) (te
 			return undo(fmt.Errorf("create database file: %w", err))
 		}
 	}
+	if err := e.flushAll(); err != nil {
+		return cfg, err
+	}
 	return cfg, nil
 }
 
@@ -176,6 +179,9 @@ func (e *Engine) removeResources(ctx context.Context, name string) error {
 	}
 	if err := e.JS.DeleteStream(ctx, tenant.StreamName(name)); err != nil && !errors.Is(err, jetstream.ErrStreamNotFound) {
 		errs = append(errs, err)
+	}
+	if e.Durable != nil {
+		e.Durable.Release(tenant.StreamName(name))
 	}
 	if err := e.JS.DeleteObjectStore(ctx, tenant.BucketName(name)); err != nil &&
 		!errors.Is(err, jetstream.ErrStreamNotFound) && !errors.Is(err, jetstream.ErrBucketNotFound) {

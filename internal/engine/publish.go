@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"slices"
 	"strconv"
 
 	"github.com/nats-io/nats.go"
@@ -183,6 +184,17 @@ func (g *commitGroup) finish(aborted bool) (committed bool) {
 		}
 	}
 
+	// Under group commit the writer makes the acknowledged messages
+	// durable: one fsync for the whole group, before the copy commits
+	// them (a copy must never hold on disk what the stream could lose).
+	var flushErr error
+	if d.eng.Durable != nil && slices.ContainsFunc(g.pubs, func(p *pending) bool { return p.acked }) {
+		if err := d.eng.Durable.Stream(tenant.StreamName(d.name)); err != nil {
+			d.log.Error("flush the stream to disk", "err", err)
+			flushErr = tenant.Wrap(tenant.EUNAVAILABLE, err, "the write is in the log but could not be flushed to disk; its outcome after a power loss is unknown")
+		}
+	}
+
 	// What the transaction commits: the acknowledged messages before the
 	// first failure. In strong mode their sequences follow the applied
 	// one; in eventual mode other nodes' messages may lie between, and the
@@ -239,6 +251,8 @@ func (g *commitGroup) finish(aborted bool) (committed bool) {
 	now := d.applied.Load()
 	for _, p := range g.pubs {
 		switch {
+		case p.acked && flushErr != nil:
+			p.err = flushErr
 		case p.acked && (p.seq <= now || (committed && d.ahead[p.seq])):
 			p.ok, p.err = true, nil
 			d.eng.counters.writes.Add(1)

@@ -145,6 +145,11 @@ func (d *DB) TakeSnapshot(ctx context.Context) (s Snapshot, taken bool, err erro
 	if err != nil {
 		return Snapshot{}, false, err
 	}
+	// Retention purges the stream below a snapshot: the snapshot must be
+	// on disk before anyone learns of it.
+	if err := d.eng.flushAll(); err != nil {
+		return Snapshot{}, false, err
+	}
 	d.log.Info("snapshot stored", "sequence", s.Sequence, "size", s.Size, "compressed", s.Compressed)
 	return s, true, nil
 }

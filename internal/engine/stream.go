@@ -28,11 +28,24 @@ func (d *DB) catchUp(ctx context.Context) error {
 	}
 	last := info.State.LastSeq
 	applied := d.applied.Load()
-	if applied >= last {
+	if applied > last {
+		// The copy committed writes the stream no longer has: the store
+		// lost its newest messages (a power loss under an fsync
+		// interval), or the stream was deleted and made again. The stream
+		// is the truth; until the copy is rebuilt from it, writes here
+		// would collide with sequences the copy thinks it has.
+		reason := fmt.Sprintf("this copy has applied %d but the stream ends at %d", applied, last)
+		if d.rebuilding.Load() {
+			return errors.New(reason) // said once already
+		}
+		d.rebuildLater(reason)
+		return d.setStuck(reason)
+	}
+	if applied == last {
 		return nil
 	}
 	if info.State.FirstSeq > applied+1 {
-		d.rebuildLater()
+		d.rebuildLater("the stream was trimmed past this copy")
 		return d.setStuck(fmt.Sprintf("stream starts at %d but this copy has applied only %d", info.State.FirstSeq, applied))
 	}
 	if last-applied <= directGetMax {
@@ -150,7 +163,7 @@ func (d *DB) applyMessages(msgs []seqMessage) error {
 		}
 		if m.seq != applied+1 {
 			w.Internal(func() error { return w.Exec("ROLLBACK") })
-			d.rebuildLater()
+			d.rebuildLater("the stream was trimmed past this copy")
 			return fmt.Errorf("%w: got %d after %d", errGap, m.seq, applied)
 		}
 		if err := w.ApplyChanges(m.msg.Changes, d.ahead[m.seq]); err != nil {
@@ -200,12 +213,12 @@ var errGap = errors.New("gap in the stream")
 // rebuildLater rebuilds this copy from the newest snapshot and the stream
 // after it (Repair), once its current users are done: the messages it
 // lacks were trimmed from the stream (retention), so only a snapshot has
-// them.
-func (d *DB) rebuildLater() {
+// them, or it holds messages the stream lost.
+func (d *DB) rebuildLater(reason string) {
 	if !d.rebuilding.CompareAndSwap(false, true) {
 		return
 	}
-	d.log.Warn("the stream was trimmed past this copy; rebuilding it from the newest snapshot")
+	d.log.Warn("rebuilding this copy from the newest snapshot and the stream", "reason", reason)
 	go func() {
 		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Minute)
 		defer cancel()

@@ -21,6 +21,22 @@ import (
 type Registry struct {
 	kv      jetstream.KeyValue
 	revoked jetstream.KeyValue // the deny list (revoked.go)
+
+	// Flush, if set, makes a change durable before the method that made
+	// it returns (group commit leaves it to hasvc: see broker.Flusher).
+	// Create leaves it to the caller, which creates more first.
+	Flush func() error
+}
+
+// flushed ends a successful change: err, or the failure to flush it.
+func (r *Registry) flushed() error {
+	if r.Flush == nil {
+		return nil
+	}
+	if err := r.Flush(); err != nil {
+		return tenant.Wrap(tenant.EUNAVAILABLE, err, "registry changed, but not flushed to disk")
+	}
+	return nil
 }
 
 // Open creates the registry bucket if needed and returns the registry.
@@ -105,7 +121,7 @@ func (r *Registry) Delete(ctx context.Context, name string) error {
 	if err := r.kv.Purge(ctx, name); err != nil {
 		return tenant.Wrap(tenant.EUNAVAILABLE, err, "registry unavailable")
 	}
-	return nil
+	return r.flushed()
 }
 
 // Update changes the entry of name with edit, which may refuse with an
@@ -131,7 +147,7 @@ func (r *Registry) Update(ctx context.Context, name string, edit func(*tenant.Co
 			return cfg, err
 		}
 		if _, err := r.kv.Update(ctx, name, data, e.Revision()); err == nil {
-			return cfg, nil
+			return cfg, r.flushed()
 		} else if !errors.Is(err, jetstream.ErrKeyExists) {
 			var apiErr *jetstream.APIError
 			if !errors.As(err, &apiErr) || apiErr.ErrorCode != jetstream.JSErrCodeStreamWrongLastSequence {

@@ -64,7 +64,7 @@ func (r *Registry) Revoke(ctx context.Context, id string, expires time.Time, now
 		}
 		return expires, tenant.Wrap(tenant.EUNAVAILABLE, err, "registry unavailable")
 	}
-	return expires, nil
+	return expires, r.flushed()
 }
 
 // WatchRevoked calls revoked with every token id on the deny list, then
