@@ -228,7 +228,7 @@ func (m *Main) Run(ctx context.Context) error {
 		m.engine.JetStreamView = func() (any, error) { return b.JetStreamInfo() }
 		if f := b.Flusher(); f != nil { // a nil *Flusher is not a nil Durability
 			m.engine.Durable = f
-			reg.Flush = f.All
+			reg.Flush = f.Stream
 		}
 	}
 	if err := m.engine.Open(ctx); err != nil {

@@ -29,11 +29,10 @@ import (
 // batch of entries).
 //
 // Writes of hasvc's own that are acknowledged to users and are rare
-// (the registry, snapshots, new databases) call All, a syncfs of the
-// store's file system.
+// (the registry, snapshots, new databases) flush their streams the same
+// way (a KV bucket and an object store are streams too).
 type Flusher struct {
-	store   string // the server's JetStream store
-	streams string // store/<account>/streams
+	streams string // <store>/<account>/streams
 
 	mu     sync.Mutex
 	files  map[string]*streamFiles
@@ -42,7 +41,6 @@ type Flusher struct {
 
 func newFlusher(store, account string) *Flusher {
 	return &Flusher{
-		store:   store,
 		streams: filepath.Join(store, account, "streams"),
 		files:   map[string]*streamFiles{},
 	}
@@ -117,20 +115,6 @@ func (f *Flusher) Release(name string) {
 	}
 }
 
-// All makes everything the server stored so far durable: one syncfs of the
-// file system holding the store.
-func (f *Flusher) All() error {
-	d, err := os.Open(f.store)
-	if err != nil {
-		return err
-	}
-	defer d.Close()
-	if err := unix.Syncfs(int(d.Fd())); err != nil {
-		return f.note(fmt.Errorf("syncfs %s: %w", f.store, err))
-	}
-	return nil
-}
-
 func (s *streamFiles) flush() error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -199,10 +183,12 @@ func (s *streamFiles) flushAll() error {
 	}
 	if !s.dirs {
 		// Once per stream (and after a restart): its metadata and every
-		// directory on the way to its blocks.
+		// directory on the way to its blocks, up to the store.
+		streams := filepath.Dir(s.dir)
+		account := filepath.Dir(streams)
 		for _, p := range []string{
 			filepath.Join(s.dir, "meta.inf"), filepath.Join(s.dir, "meta.sum"),
-			msgs, s.dir, filepath.Dir(s.dir),
+			msgs, s.dir, streams, account, filepath.Dir(account),
 		} {
 			if err := syncFile(p, false); err != nil && !errors.Is(err, fs.ErrNotExist) {
 				return err

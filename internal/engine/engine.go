@@ -80,19 +80,20 @@ type Engine struct {
 // Durability makes what JetStream acknowledged durable.
 type Durability interface {
 	Stream(name string) error // every message of the stream acknowledged so far
-	All() error               // everything the server stored so far
 	Release(name string)      // the stream's writer is gone, or the stream deleted
 	Err() error               // the first fsync that failed, if any
 }
 
-// flushAll makes everything the server stored durable (see Durable), for
-// the rare writes of hasvc's own that users are told succeeded.
-func (e *Engine) flushAll() error {
+// flush makes what the named streams acknowledged durable (see Durable),
+// for the rare writes of hasvc's own that users are told succeeded.
+func (e *Engine) flush(streams ...string) error {
 	if e.Durable == nil {
 		return nil
 	}
-	if err := e.Durable.All(); err != nil {
-		return tenant.Wrap(tenant.EUNAVAILABLE, err, "stored, but not flushed to disk")
+	for _, s := range streams {
+		if err := e.Durable.Stream(s); err != nil {
+			return tenant.Wrap(tenant.EUNAVAILABLE, err, "stored, but not flushed to disk")
+		}
 	}
 	return nil
 }

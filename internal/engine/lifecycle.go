@@ -9,6 +9,7 @@ import (
 
 	"github.com/nats-io/nats.go/jetstream"
 
+	"hasvc/internal/registry"
 	"hasvc/internal/sqlite"
 	"hasvc/internal/tenant"
 )
@@ -60,17 +61,8 @@ func (e *Engine) create(ctx context.Context, cfg tenant.Config, seed string) (te
 		e.Registry.Delete(context.Background(), cfg.Name)
 		return cfg, err
 	}
-	_, err = e.JS.CreateObjectStore(ctx, jetstream.ObjectStoreConfig{
-		Bucket:      tenant.BucketName(cfg.Name),
-		Description: "hasvc snapshots of database " + cfg.Name,
-		Storage:     jetstream.FileStorage,
-		Replicas:    cfg.Replicas,
-	})
-	if err != nil {
-		return undo(tenant.Wrap(tenant.EUNAVAILABLE, err, "create snapshot bucket: "+err.Error()))
-	}
 	if seed != "" {
-		if err := e.storeSeed(ctx, cfg.Name, seed); err != nil {
+		if err := e.storeSeed(ctx, cfg.Name, cfg.Replicas, seed); err != nil {
 			return undo(err)
 		}
 	}
@@ -101,7 +93,12 @@ func (e *Engine) create(ctx context.Context, cfg tenant.Config, seed string) (te
 			return undo(fmt.Errorf("create database file: %w", err))
 		}
 	}
-	if err := e.flushAll(); err != nil {
+	// The registry entry, the new stream and (with a seed) the bucket.
+	streams := []string{registry.Stream, tenant.StreamName(cfg.Name)}
+	if seed != "" {
+		streams = append(streams, objectStream(cfg.Name))
+	}
+	if err := e.flush(streams...); err != nil {
 		return cfg, err
 	}
 	return cfg, nil
@@ -109,8 +106,8 @@ func (e *Engine) create(ctx context.Context, cfg tenant.Config, seed string) (te
 
 // storeSeed stores the file seed as database name's snapshot at sequence
 // 0.
-func (e *Engine) storeSeed(ctx context.Context, name, seed string) error {
-	b, err := e.bucket(ctx, name)
+func (e *Engine) storeSeed(ctx context.Context, name string, replicas int, seed string) error {
+	b, err := e.makeBucket(ctx, name, replicas)
 	if err != nil {
 		return err
 	}

@@ -50,11 +50,40 @@ func (d *DB) bucket(ctx context.Context) (jetstream.ObjectStore, error) {
 }
 
 // bucket opens database name's snapshot bucket; EUNAVAILABLE if it does
-// not answer.
+// not answer. A database's bucket is made with its first snapshot
+// (makeBucket): until then bucket returns nil, which listSnapshots and
+// newestSnapshot take as a bucket without snapshots. Most databases never
+// snapshot; without a bucket each costs JetStream one stream (and, in a
+// cluster, one Raft group) instead of two.
 func (e *Engine) bucket(ctx context.Context, name string) (jetstream.ObjectStore, error) {
 	b, err := e.JS.ObjectStore(ctx, tenant.BucketName(name))
+	if errors.Is(err, jetstream.ErrBucketNotFound) || errors.Is(err, jetstream.ErrStreamNotFound) {
+		return nil, nil
+	}
 	if err != nil {
 		return nil, tenant.Wrap(tenant.EUNAVAILABLE, err, "snapshot bucket: "+err.Error())
+	}
+	return b, nil
+}
+
+// objectStream names the JetStream stream behind database name's bucket.
+func objectStream(name string) string { return "OBJ_" + tenant.BucketName(name) }
+
+// makeBucket opens database name's snapshot bucket, creating it (with the
+// database's replicas) if it is not there yet. Nodes creating it at once
+// all succeed: JetStream takes an identical configuration again.
+func (e *Engine) makeBucket(ctx context.Context, name string, replicas int) (jetstream.ObjectStore, error) {
+	if b, err := e.bucket(ctx, name); b != nil || err != nil {
+		return b, err
+	}
+	b, err := e.JS.CreateObjectStore(ctx, jetstream.ObjectStoreConfig{
+		Bucket:      tenant.BucketName(name),
+		Description: "hasvc snapshots of database " + name,
+		Storage:     jetstream.FileStorage,
+		Replicas:    replicas,
+	})
+	if err != nil {
+		return nil, tenant.Wrap(tenant.EUNAVAILABLE, err, "create snapshot bucket: "+err.Error())
 	}
 	return b, nil
 }
@@ -70,6 +99,9 @@ func (d *DB) Snapshots(ctx context.Context) ([]Snapshot, error) {
 
 // listSnapshots lists the snapshots in bucket b, newest first.
 func listSnapshots(ctx context.Context, b jetstream.ObjectStore) ([]Snapshot, error) {
+	if b == nil {
+		return []Snapshot{}, nil // no bucket yet: no snapshot yet
+	}
 	infos, err := b.List(ctx)
 	if errors.Is(err, jetstream.ErrNoObjectsFound) {
 		return []Snapshot{}, nil
@@ -126,7 +158,7 @@ func snapshotOf(info *jetstream.ObjectInfo) (Snapshot, bool) {
 func (d *DB) TakeSnapshot(ctx context.Context) (s Snapshot, taken bool, err error) {
 	d.snapMu.Lock() // one at a time per database on this node
 	defer d.snapMu.Unlock()
-	b, err := d.bucket(ctx)
+	b, err := d.eng.makeBucket(ctx, d.name, d.cfg.Replicas)
 	if err != nil {
 		return Snapshot{}, false, err
 	}
@@ -147,7 +179,7 @@ func (d *DB) TakeSnapshot(ctx context.Context) (s Snapshot, taken bool, err erro
 	}
 	// Retention purges the stream below a snapshot: the snapshot must be
 	// on disk before anyone learns of it.
-	if err := d.eng.flushAll(); err != nil {
+	if err := d.eng.flush(objectStream(d.name)); err != nil {
 		return Snapshot{}, false, err
 	}
 	d.log.Info("snapshot stored", "sequence", s.Sequence, "size", s.Size, "compressed", s.Compressed)

@@ -22,18 +22,24 @@ type Registry struct {
 	kv      jetstream.KeyValue
 	revoked jetstream.KeyValue // the deny list (revoked.go)
 
-	// Flush, if set, makes a change durable before the method that made
-	// it returns (group commit leaves it to hasvc: see broker.Flusher).
-	// Create leaves it to the caller, which creates more first.
-	Flush func() error
+	// Flush, if set, makes what the JetStream stream named stream
+	// acknowledged durable; a change is flushed before the method that
+	// made it returns (group commit leaves it to hasvc: see
+	// broker.Flusher). Create leaves it to the caller, which creates more
+	// first.
+	Flush func(stream string) error
 }
 
-// flushed ends a successful change: err, or the failure to flush it.
-func (r *Registry) flushed() error {
+// Stream names the JetStream stream behind the registry's bucket.
+const Stream = "KV_" + tenant.RegistryBucket
+
+// flushed ends a successful change of bucket: nil, or the failure to
+// flush it.
+func (r *Registry) flushed(bucket string) error {
 	if r.Flush == nil {
 		return nil
 	}
-	if err := r.Flush(); err != nil {
+	if err := r.Flush("KV_" + bucket); err != nil { // as Stream
 		return tenant.Wrap(tenant.EUNAVAILABLE, err, "registry changed, but not flushed to disk")
 	}
 	return nil
@@ -121,7 +127,7 @@ func (r *Registry) Delete(ctx context.Context, name string) error {
 	if err := r.kv.Purge(ctx, name); err != nil {
 		return tenant.Wrap(tenant.EUNAVAILABLE, err, "registry unavailable")
 	}
-	return r.flushed()
+	return r.flushed(tenant.RegistryBucket)
 }
 
 // Update changes the entry of name with edit, which may refuse with an
@@ -147,7 +153,7 @@ func (r *Registry) Update(ctx context.Context, name string, edit func(*tenant.Co
 			return cfg, err
 		}
 		if _, err := r.kv.Update(ctx, name, data, e.Revision()); err == nil {
-			return cfg, r.flushed()
+			return cfg, r.flushed(tenant.RegistryBucket)
 		} else if !errors.Is(err, jetstream.ErrKeyExists) {
 			var apiErr *jetstream.APIError
 			if !errors.As(err, &apiErr) || apiErr.ErrorCode != jetstream.JSErrCodeStreamWrongLastSequence {

@@ -64,7 +64,7 @@ func (r *Registry) Revoke(ctx context.Context, id string, expires time.Time, now
 		}
 		return expires, tenant.Wrap(tenant.EUNAVAILABLE, err, "registry unavailable")
 	}
-	return expires, r.flushed()
+	return expires, r.flushed(RevokedBucket)
 }
 
 // WatchRevoked calls revoked with every token id on the deny list, then
