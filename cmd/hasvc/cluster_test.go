@@ -6,9 +6,12 @@ import (
 	"encoding/hex"
 	"encoding/json"
 	"fmt"
+	"io"
 	"math/rand/v2"
+	"net/http"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -591,5 +594,77 @@ func TestClusterPGTransactions(t *testing.T) {
 	t.Logf("%d transfers committed, %d conflicts retried", committed, conflicts)
 	if committed != 75 {
 		t.Fatalf("%d of 75 transfers committed", committed)
+	}
+}
+
+// TestClusterJoinListsItself starts two nodes whose --join is the same
+// list, each node included (the usual habit with NATS routes): they must
+// form a two-node cluster whose databases have two replicas, not wait
+// for a third node that does not exist.
+func TestClusterJoinListsItself(t *testing.T) {
+	nodes := startCluster(t, 2, func(_ int, c *Config) {
+		peers := append(c.Peers(), fmt.Sprintf("127.0.0.1:%d", c.ClusterPort))
+		slices.Sort(peers)
+		c.Join = strings.Join(peers, ",")
+		if got := c.StreamReplicas(); got != 2 {
+			t.Errorf("--join %s: %d replicas, want 2", c.Join, got)
+		}
+	})
+	nodes[0].createDB("both")
+	nodes[0].ok("POST", "/db/both", `{"sql": "CREATE TABLE t (v TEXT)"}`)
+	nodes[1].ok("POST", "/db/both", `{"sql": "INSERT INTO t VALUES ('from n2')"}`)
+	if got := nodes[0].ok("POST", "/db/both?consistency=strong", `{"sql": "SELECT v FROM t"}`); !strings.Contains(got, "from n2") {
+		t.Fatalf("n1 reads %s", got)
+	}
+	if got := nodes[0].ok("GET", "/databases/both", ""); !strings.Contains(got, `"replicas":2`) {
+		t.Fatalf("database: %s", got)
+	}
+}
+
+// TestConfigIsSelf: which --join entries name the node itself.
+func TestConfigIsSelf(t *testing.T) {
+	for _, c := range []struct {
+		host, peer string
+		want       bool
+	}{
+		{"127.0.0.1", "127.0.0.1:7001", true},
+		{"127.0.0.1", "localhost:7001", true},
+		{"127.0.0.1", "127.0.0.1:7002", false},
+		{"", "127.0.0.1:7001", true},
+		{"0.0.0.0", "localhost:7001", true},
+		{"", "192.0.2.1:7001", false}, // TEST-NET: not this machine
+		{"192.0.2.1", "127.0.0.1:7001", false},
+		{"", "not a peer", false},
+	} {
+		cfg := Config{Host: c.host, ClusterPort: 7001}
+		if got := cfg.isSelf(c.peer); got != c.want {
+			t.Errorf("--host %q, peer %s: self %v, want %v", c.host, c.peer, got, c.want)
+		}
+	}
+}
+
+// TestNATSMonitorPort: with --nats-monitor-port the embedded server serves
+// NATS's monitoring endpoints; without it, none.
+func TestNATSMonitorPort(t *testing.T) {
+	off := startNode(t, t.TempDir(), nil)
+	if a := off.m.broker.MonitorAddr(); a != "" {
+		t.Fatalf("monitoring on %s without --nats-monitor-port", a)
+	}
+	n := startNode(t, t.TempDir(), func(c *Config) { c.NATSMonitorPort = -1 })
+	n.createDB("watched")
+	addr := n.m.broker.MonitorAddr()
+	for _, path := range []string{"/varz", "/routez", "/jsz?streams=true"} {
+		resp, err := http.Get("http://" + addr + path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		body, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		if resp.StatusCode != 200 || !json.Valid(body) {
+			t.Fatalf("%s: %d %.200s", path, resp.StatusCode, body)
+		}
+		if path == "/jsz?streams=true" && !strings.Contains(string(body), "HASVC_watched") {
+			t.Fatalf("/jsz does not list the database's stream: %.300s", body)
+		}
 	}
 }

@@ -14,6 +14,7 @@ import (
 	"net"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"time"
 )
@@ -53,6 +54,8 @@ type Config struct {
 	Fsync            string
 	ClusterPort      int
 	ClusterName      string
+	ClusterAdvertise string
+	NATSMonitorPort  int
 	Join             string // host:port of other nodes' cluster ports, comma-separated
 	Replicas         int
 	Advertise        string
@@ -158,6 +161,8 @@ func (c *Config) settings() []setting {
 		{"join", "", "HA_JOIN", "cluster ports (host:port, comma-separated) of the other nodes; forms a JetStream cluster", &c.Join},
 		{"cluster-port", "", "HA_CLUSTER_PORT", "port other nodes' servers connect to (with --join)", &c.ClusterPort},
 		{"cluster-name", "", "HA_CLUSTER_NAME", "cluster name, the same on every node", &c.ClusterName},
+		{"cluster-advertise", "", "HA_CLUSTER_ADVERTISE", "host:port other nodes reach this node's cluster port at, when it is not the listen address (NAT, containers)", &c.ClusterAdvertise},
+		{"nats-monitor-port", "", "HA_NATS_MONITOR_PORT", "port of the embedded NATS server's monitoring endpoints (/varz, /routez, /jsz ...; no authentication); 0: off", &c.NATSMonitorPort},
 		{"replicas", "", "HA_REPLICAS", "stream replicas for new databases (default: min(3, cluster size))", &c.Replicas},
 		{"advertise", "", "HA_ADVERTISE", "HTTP address other nodes and clients reach this node at (default: host:port)", &c.Advertise},
 		{"memory", "m", "HA_MEMORY", "keep SQLite databases in memory (the log stays in JetStream)", &c.Memory},
@@ -301,6 +306,17 @@ func (c *Config) Validate() error {
 	if c.ClusterPort < -1 || c.ClusterPort > 65535 {
 		errs = append(errs, fmt.Errorf("--cluster-port %d: want -1 to 65535", c.ClusterPort))
 	}
+	if c.NATSMonitorPort < -1 || c.NATSMonitorPort > 65535 {
+		errs = append(errs, fmt.Errorf("--nats-monitor-port %d: want -1 to 65535", c.NATSMonitorPort))
+	}
+	if c.NATSMonitorPort != 0 && c.NATSPort == 0 {
+		errs = append(errs, errors.New("--nats-monitor-port monitors the embedded NATS server; it cannot go with --nats-port 0"))
+	}
+	if c.ClusterAdvertise != "" {
+		if _, _, err := net.SplitHostPort(c.ClusterAdvertise); err != nil {
+			errs = append(errs, fmt.Errorf("--cluster-advertise %q: want host:port", c.ClusterAdvertise))
+		}
+	}
 	if c.Join != "" && c.NATSPort == 0 {
 		errs = append(errs, errors.New("--join forms a cluster of embedded servers; it cannot go with --nats-port 0"))
 	}
@@ -359,7 +375,62 @@ func (c *Config) StreamReplicas() int {
 	if c.Replicas > 0 {
 		return c.Replicas
 	}
-	return min(3, 1+len(c.Peers()))
+	return min(3, 1+len(c.otherPeers()))
+}
+
+// otherPeers is --join without the entries that name this node itself:
+// NATS's habit is one identical route list for every node, each listing
+// itself too, and the server ignores a route to itself; counted as a
+// peer, it made a two-node cluster ask for three replicas, which it can
+// never place.
+func (c *Config) otherPeers() []string {
+	var out []string
+	for _, p := range c.Peers() {
+		if !c.isSelf(p) {
+			out = append(out, p)
+		}
+	}
+	return out
+}
+
+// isSelf reports whether the route address peer (host:port) is this
+// node's own cluster port: the same port on an address of this machine.
+func (c *Config) isSelf(peer string) bool {
+	host, port, err := net.SplitHostPort(peer)
+	if err != nil || port != strconv.Itoa(c.ClusterPort) {
+		return false
+	}
+	ips, err := net.LookupIP(host)
+	if err != nil {
+		return false
+	}
+	if listen := net.ParseIP(c.Host); c.Host != "" && !listen.IsUnspecified() {
+		// Listening on one address: only that address is this node.
+		if host == c.Host {
+			return true
+		}
+		for _, ip := range ips {
+			if ip.Equal(listen) {
+				return true
+			}
+		}
+		return false
+	}
+	local, err := net.InterfaceAddrs()
+	if err != nil {
+		return false
+	}
+	for _, ip := range ips {
+		if ip.IsLoopback() {
+			return true
+		}
+		for _, a := range local {
+			if n, ok := a.(*net.IPNet); ok && n.IP.Equal(ip) {
+				return true
+			}
+		}
+	}
+	return false
 }
 
 // ImportName is the database name a positional FILE.db is imported as.

@@ -168,7 +168,9 @@ func (m *Main) Run(ctx context.Context) error {
 		}
 		if peers := c.Peers(); len(peers) > 0 {
 			bc.ClusterName, bc.ClusterPort, bc.Routes = c.ClusterName, c.ClusterPort, peers
+			bc.ClusterAdvertise = c.ClusterAdvertise
 		}
+		bc.MonitorPort = c.NATSMonitorPort
 		m.broker, err = broker.Start(bc)
 		if err != nil {
 			return err

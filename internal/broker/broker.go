@@ -47,6 +47,13 @@ type Config struct {
 	ClusterName string
 	ClusterPort int
 	Routes      []string
+	// ClusterAdvertise is the host:port the other nodes reach this
+	// node's cluster port at, if not the listen address.
+	ClusterAdvertise string
+
+	// MonitorPort serves NATS's monitoring endpoints (/varz, /routez,
+	// /jsz ...) on Host; 0: off, -1: any free port.
+	MonitorPort int
 }
 
 // Server is a running embedded NATS server.
@@ -64,7 +71,7 @@ func Start(cfg Config) (*Server, error) {
 	for _, p := range []struct {
 		flag string
 		port int
-	}{{"--nats-port", cfg.Port}, {"--cluster-port", cfg.ClusterPort}} {
+	}{{"--nats-port", cfg.Port}, {"--cluster-port", cfg.ClusterPort}, {"--nats-monitor-port", cfg.MonitorPort}} {
 		if p.port <= 0 {
 			continue
 		}
@@ -112,17 +119,21 @@ func Start(cfg Config) (*Server, error) {
 	}
 	if cfg.ClusterPort != 0 {
 		opts.Cluster = server.ClusterOpts{
-			Name:     cfg.ClusterName,
-			Host:     cfg.Host,
-			Port:     cfg.ClusterPort,
-			Username: cfg.User,
-			Password: cfg.Password,
+			Name:      cfg.ClusterName,
+			Host:      cfg.Host,
+			Port:      cfg.ClusterPort,
+			Username:  cfg.User,
+			Password:  cfg.Password,
+			Advertise: cfg.ClusterAdvertise,
 		}
 		var urls []string
 		for _, r := range cfg.Routes {
 			urls = append(urls, fmt.Sprintf("nats://%s:%s@%s", url.QueryEscape(cfg.User), url.QueryEscape(cfg.Password), r))
 		}
 		opts.Routes = server.RoutesFromStr(strings.Join(urls, ","))
+	}
+	if cfg.MonitorPort != 0 {
+		opts.HTTPHost, opts.HTTPPort = cfg.Host, cfg.MonitorPort
 	}
 	ns, err := server.NewServer(opts)
 	if err != nil {
@@ -150,6 +161,15 @@ func Start(cfg Config) (*Server, error) {
 // `--fsync always` on a node without a cluster, or nil when the server
 // does it itself (or the policy is an interval).
 func (s *Server) Flusher() *Flusher { return s.flusher }
+
+// MonitorAddr returns the address of the monitoring endpoints, or "" when
+// they are off.
+func (s *Server) MonitorAddr() string {
+	if a := s.ns.MonitorAddr(); a != nil {
+		return a.String()
+	}
+	return ""
+}
 
 // Peers returns the names of the JetStream cluster's servers this server
 // knows of, itself included.

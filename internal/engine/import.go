@@ -3,6 +3,7 @@ package engine
 import (
 	"context"
 	"strings"
+	"time"
 
 	"hasvc/internal/change"
 	"hasvc/internal/sqlite"
@@ -158,7 +159,7 @@ func (d *DB) publishApply(changes []change.Change) error {
 	if err := w.Internal(func() error { return w.Exec("BEGIN IMMEDIATE") }); err != nil {
 		return err
 	}
-	g := d.newGroup(true, false)
+	g := d.newGroup(true, false, time.Time{})
 	p := &pending{}
 	err := w.ApplyChanges(changes, false)
 	if err == nil {

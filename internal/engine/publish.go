@@ -6,6 +6,7 @@ import (
 	"errors"
 	"slices"
 	"strconv"
+	"time"
 
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
@@ -66,9 +67,14 @@ type commitGroup struct {
 
 // newGroup starts a commit group on the writer's open transaction. With
 // batched, strong-mode messages wait for finish and go to the stream as
-// one atomic batch (the stream must allow them: see openDB).
-func (d *DB) newGroup(strong, batched bool) *commitGroup {
-	deadline, cancel := context.WithTimeout(context.Background(), d.eng.publishTimeout())
+// one atomic batch (the stream must allow them: see openDB). The group
+// waits for JetStream until the publish timeout, or until, if sooner (a
+// request's earlier attempts used the rest).
+func (d *DB) newGroup(strong, batched bool, until time.Time) *commitGroup {
+	if limit := time.Now().Add(d.eng.publishTimeout()); until.IsZero() || until.After(limit) {
+		until = limit
+	}
+	deadline, cancel := context.WithDeadline(context.Background(), until)
 	base := d.applied.Load()
 	return &commitGroup{
 		d: d, strong: strong, batched: strong && batched,
@@ -244,7 +250,11 @@ func (g *commitGroup) finish(aborted bool) (committed bool) {
 		// JetStream is the truth: apply whatever it holds beyond what
 		// this copy committed (another node's writes, acknowledged
 		// writes after a failure, writes whose acknowledgement was lost).
-		if err := d.catchUp(context.Background()); err != nil {
+		// The requests wait for it, so it gets no more than a publish
+		// timeout; the apply loop brings the rest.
+		ctx, cancel := context.WithTimeout(context.Background(), d.eng.publishTimeout())
+		defer cancel()
+		if err := d.catchUp(ctx); err != nil {
 			d.log.Error("catch-up after a failed publish", "err", err)
 		}
 	}

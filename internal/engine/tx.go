@@ -514,7 +514,7 @@ func (t *Tx) commit(w *sqlite.Conn) (uint64, error) {
 		return 0, nil
 	}
 	defer cp.Reset()
-	g := d.newGroup(d.strong(), false)
+	g := d.newGroup(d.strong(), false, time.Time{})
 	p := &pending{}
 	if err := g.add(p, d.message(cp.Changes())); err != nil {
 		g.cancel()

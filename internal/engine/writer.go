@@ -118,16 +118,19 @@ const (
 )
 
 // commitWithRetry commits batch, then runs again (after catching up) the
-// requests that another node's write beat to the stream.
+// requests that another node's write beat to the stream. The publish
+// timeout bounds the attempts together, not each: past it, a request
+// that keeps losing answers ECONFLICT.
 func (d *DB) commitWithRetry(batch []*op) {
+	until := time.Now().Add(d.eng.publishTimeout())
 	for attempt := 1; len(batch) > 0; attempt++ {
-		retry := d.commit(batch)
+		retry := d.commit(batch, until)
 		for _, o := range batch {
 			if !slices.Contains(retry, o) {
 				close(o.done)
 			}
 		}
-		if attempt >= maxAttempts {
+		if attempt >= maxAttempts || !time.Now().Before(until) {
 			for _, o := range retry {
 				close(o.done) // with its ECONFLICT
 			}
@@ -137,7 +140,7 @@ func (d *DB) commitWithRetry(batch []*op) {
 			// The first retry runs at once on the caught-up copy; later
 			// ones back off, so nodes that keep colliding spread out.
 			b := min(maxBackoff, time.Millisecond<<min(attempt-1, 10))
-			time.Sleep(b/2 + time.Duration(rand.Int64N(int64(b))))
+			time.Sleep(min(b/2+time.Duration(rand.Int64N(int64(b))), time.Until(until)))
 		}
 		batch = retry
 	}
@@ -164,7 +167,7 @@ func (d *DB) strong() bool { return d.cfg.Mode != tenant.ModeEventual }
 // changed something to one commit group (publish.go), which commits what
 // JetStream acknowledged. It returns the requests to run again: in strong
 // mode, those that lost to another node's write.
-func (d *DB) commit(batch []*op) (retry []*op) {
+func (d *DB) commit(batch []*op, until time.Time) (retry []*op) {
 	w := d.writer
 	for _, o := range batch {
 		o.err, o.res, o.msg, o.published = nil, ExecResult{}, pending{}, false
@@ -182,7 +185,7 @@ func (d *DB) commit(batch []*op) (retry []*op) {
 		}
 		return nil
 	}
-	g := d.newGroup(d.strong(), d.atomic && len(batch) > 1)
+	g := d.newGroup(d.strong(), d.atomic && len(batch) > 1, until)
 	aborted := false
 	for i, o := range batch {
 		switch {
