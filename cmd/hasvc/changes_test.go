@@ -5,10 +5,12 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"net"
 	"net/http"
 	"strconv"
 	"strings"
 	"sync"
+	"syscall"
 	"testing"
 	"time"
 
@@ -28,6 +30,15 @@ type sseClient struct {
 // Last-Event-ID if lastID is set.
 func (n *node) openFeed(t *testing.T, path, token, lastID string) *sseClient {
 	t.Helper()
+	c, read := n.openFeedPaused(t, http.DefaultClient, path, token, lastID)
+	go read()
+	return c
+}
+
+// openFeedPaused connects like openFeed, with client, but reads nothing
+// until read runs.
+func (n *node) openFeedPaused(t *testing.T, client *http.Client, path, token, lastID string) (c *sseClient, read func()) {
+	t.Helper()
 	req, _ := http.NewRequest("GET", n.url+path, nil)
 	if token != "" {
 		req.Header.Set("Authorization", "Bearer "+token)
@@ -35,7 +46,7 @@ func (n *node) openFeed(t *testing.T, path, token, lastID string) *sseClient {
 	if lastID != "" {
 		req.Header.Set("Last-Event-ID", lastID)
 	}
-	resp, err := http.DefaultClient.Do(req)
+	resp, err := client.Do(req)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -43,8 +54,8 @@ func (n *node) openFeed(t *testing.T, path, token, lastID string) *sseClient {
 		resp.Body.Close()
 		t.Fatalf("%s: %d %v", path, resp.StatusCode, resp.Header)
 	}
-	c := &sseClient{resp: resp, events: make(chan sseEvent, 1024)}
-	go func() {
+	c = &sseClient{resp: resp, events: make(chan sseEvent, 1024)}
+	read = func() {
 		defer close(c.events)
 		r := bufio.NewReader(resp.Body)
 		var ev sseEvent
@@ -68,9 +79,9 @@ func (n *node) openFeed(t *testing.T, path, token, lastID string) *sseClient {
 				ev.data = line[6:]
 			}
 		}
-	}()
+	}
 	t.Cleanup(func() { resp.Body.Close() })
-	return c
+	return c, read
 }
 
 // next returns the next event, failing after wait.
@@ -196,5 +207,80 @@ func TestChangeFeed(t *testing.T) {
 	resp.Body.Close()
 	if resp.StatusCode != http.StatusForbidden {
 		t.Fatalf("another database's token: %d", resp.StatusCode)
+	}
+}
+
+// TestChangeFeedSharedTail: caught-up readers share one consumer per
+// database (the tail); readers catching up from the start, and one that
+// stops reading long enough to be dropped from the tail, still see every
+// transaction once and in order.
+func TestChangeFeedSharedTail(t *testing.T) {
+	n := startNode(t, t.TempDir(), nil)
+	n.createDB("tail")
+	n.ok("POST", "/db/tail", `{"sql":"CREATE TABLE a (v)"}`) // 1
+	reader := n.token(auth.PermRead, time.Hour, "tail")
+
+	var feeds []*sseClient
+	for i := range 12 {
+		from := ""
+		if i%3 == 0 {
+			from = "?from=0"
+		}
+		feeds = append(feeds, n.openFeed(t, "/db/tail/changes"+from, reader, ""))
+	}
+	// A reader behind a tiny socket buffer that reads nothing for a
+	// while: the node's writes to it block, the tail's hand-off fills up.
+	small := &http.Client{Transport: &http.Transport{DialContext: (&net.Dialer{
+		Control: func(_, _ string, rc syscall.RawConn) error {
+			return rc.Control(func(fd uintptr) {
+				syscall.SetsockoptInt(int(fd), syscall.SOL_SOCKET, syscall.SO_RCVBUF, 4096)
+			})
+		},
+	}).DialContext}}
+	slow, read := n.openFeedPaused(t, small, "/db/tail/changes?from=0", reader, "")
+	time.Sleep(200 * time.Millisecond)
+
+	const writes = 800
+	for i := range writes { // sequences 2 .. writes+1
+		n.ok("POST", "/db/tail", fmt.Sprintf(`{"sql":"INSERT INTO a VALUES (%d || hex(zeroblob(500)))"}`, i))
+	}
+	check := func(name string, c *sseClient, first uint64) {
+		t.Helper()
+		for want := first; want <= writes+1; want++ {
+			ev := c.next(t, 10*time.Second)
+			if ev.typ != "change" || ev.id != strconv.FormatUint(want, 10) {
+				t.Fatalf("%s: event %s %q, want change %d", name, ev.typ, ev.id, want)
+			}
+		}
+	}
+	for i, c := range feeds {
+		first := uint64(2) // opened at the end: what came after
+		if i%3 == 0 {
+			first = 1
+		}
+		check(fmt.Sprintf("reader %d", i), c, first)
+	}
+	go read()
+	check("slow reader", slow, 1)
+
+	// All caught up and idle: one consumer (the tail) serves them all.
+	deadline := time.Now().Add(15 * time.Second)
+	for {
+		var info struct {
+			Consumers int `json:"consumer_count"`
+		}
+		if st, err := n.m.engine.JS.Stream(context.Background(), "HASVC_tail"); err == nil {
+			si, err := st.Info(context.Background())
+			if err == nil {
+				info.Consumers = si.State.Consumers
+			}
+		}
+		if info.Consumers == 1 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("13 caught-up readers use %d consumers, want 1 (the shared tail)", info.Consumers)
+		}
+		time.Sleep(200 * time.Millisecond)
 	}
 }

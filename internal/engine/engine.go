@@ -68,6 +68,9 @@ type Engine struct {
 	mu  sync.Mutex
 	dbs map[string]*entry
 
+	tailMu sync.Mutex
+	tails  map[string]*tail // change feeds' shared tails, by database (tail.go)
+
 	nodes     jetstream.KeyValue
 	others    atomic.Int64 // live nodes besides this one; see countOthers
 	statusSub *nats.Subscription
