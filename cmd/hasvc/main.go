@@ -45,6 +45,9 @@ func main() {
 	if len(os.Args) > 1 && os.Args[1] == "keygen" {
 		os.Exit(runKeygen(os.Args[2:], os.Stdout, os.Stderr))
 	}
+	if len(os.Args) > 1 && os.Args[1] == "replica" {
+		os.Exit(runReplica(os.Args[2:], os.Getenv, os.Stdout, os.Stderr))
+	}
 	if wantsVersion(os.Args[1:]) {
 		fmt.Println(versionLine())
 		os.Exit(0)

@@ -85,7 +85,22 @@ func (e *Engine) makeBucket(ctx context.Context, name string, replicas int) (jet
 	if err != nil {
 		return nil, tenant.Wrap(tenant.EUNAVAILABLE, err, "create snapshot bucket: "+err.Error())
 	}
-	return b, nil
+	// In a cluster the bucket's stream is created before its replicas
+	// have elected a leader; a put before that waits for it until its
+	// deadline. Wait here instead, while the caller's time allows.
+	for {
+		st, err := e.JS.Stream(ctx, objectStream(name))
+		if err == nil {
+			if c := st.CachedInfo().Cluster; c == nil || c.Leader != "" {
+				return b, nil
+			}
+		}
+		select {
+		case <-ctx.Done():
+			return nil, tenant.Wrap(tenant.EUNAVAILABLE, ctx.Err(), "the new snapshot bucket has no leader yet")
+		case <-time.After(100 * time.Millisecond):
+		}
+	}
 }
 
 // Snapshots lists the database's snapshots, newest first.

@@ -1,0 +1,59 @@
+package main
+
+import (
+	"context"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"os/signal"
+	"syscall"
+
+	"hasvc/internal/replica"
+)
+
+// runReplica is `hasvc replica`: keep a local SQLite file a live copy of
+// one database (package replica), until interrupted.
+func runReplica(args []string, getenv func(string) string, stdout, stderr io.Writer) int {
+	fs := flag.NewFlagSet("hasvc replica", flag.ContinueOnError)
+	fs.SetOutput(helpOutput(args, stdout, stderr))
+	fs.Usage = func() {
+		fmt.Fprintln(fs.Output(), "usage: hasvc replica --url http://node:8080 --db NAME --file NAME.db  (token in HASVC_TOKEN or --token)")
+		fmt.Fprintln(fs.Output(), "Keeps FILE a live, read-only copy of database NAME: downloads it once, then applies every")
+		fmt.Fprintln(fs.Output(), "committed transaction as it happens; resumes where it stopped. Open FILE read-only.")
+		fs.PrintDefaults()
+	}
+	nodeURL := fs.String("url", or(getenv("HASVC_URL"), "http://127.0.0.1:8080"), "the node's HTTP address (HASVC_URL)")
+	db := fs.String("db", "", "the database to follow")
+	file := fs.String("file", "", "the local SQLite file (default: <db>.db)")
+	token := fs.String("token", "", "a read token for the database (default: HASVC_TOKEN)")
+	if err := fs.Parse(args); err != nil {
+		return helpStatus(err)
+	}
+	if *db == "" {
+		fmt.Fprintln(stderr, "hasvc replica: --db is required")
+		return 2
+	}
+	if *token == "" {
+		*token = getenv("HASVC_TOKEN")
+	}
+	if *token == "" {
+		fmt.Fprintln(stderr, "hasvc replica: give a read token for the database in HASVC_TOKEN or --token")
+		return 2
+	}
+	if *file == "" {
+		*file = *db + ".db"
+	}
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	r := &replica.Replica{
+		URL: *nodeURL, DB: *db, Token: *token, File: *file,
+		Logger: slog.New(slog.NewTextHandler(stderr, nil)).With("component", "replica"),
+	}
+	if err := r.Run(ctx); err != nil {
+		fmt.Fprintln(stderr, "hasvc replica:", err)
+		return 1
+	}
+	return 0
+}
