@@ -8,6 +8,7 @@ import (
 	"log/slog"
 	"os"
 	"os/signal"
+	"strings"
 	"syscall"
 
 	"hasvc/internal/replica"
@@ -19,15 +20,17 @@ func runReplica(args []string, getenv func(string) string, stdout, stderr io.Wri
 	fs := flag.NewFlagSet("hasvc replica", flag.ContinueOnError)
 	fs.SetOutput(helpOutput(args, stdout, stderr))
 	fs.Usage = func() {
-		fmt.Fprintln(fs.Output(), "usage: hasvc replica --url http://node:8080 --db NAME --file NAME.db  (token in HASVC_TOKEN or --token)")
-		fmt.Fprintln(fs.Output(), "Keeps FILE a live, read-only copy of database NAME: downloads it once, then applies every")
-		fmt.Fprintln(fs.Output(), "committed transaction as it happens; resumes where it stopped. Open FILE read-only.")
+		fmt.Fprintln(fs.Output(), "usage: hasvc replica --url http://node:8080 --db NAME --out NAME.db  (token in HASVC_TOKEN or --token)")
+		fmt.Fprintln(fs.Output(), "Keeps OUT a live, read-only copy of database NAME: downloads it once, then applies every")
+		fmt.Fprintln(fs.Output(), "committed transaction as it happens; resumes where it stopped. Open OUT read-only.")
 		fs.PrintDefaults()
 	}
-	nodeURL := fs.String("url", or(getenv("HASVC_URL"), "http://127.0.0.1:8080"), "the node's HTTP address (HASVC_URL)")
+	nodeURL := fs.String("url", or(getenv("HASVC_URL"), "http://127.0.0.1:8080"), "the node's HTTP address, or several comma-separated: the next is tried when one fails (HASVC_URL)")
 	db := fs.String("db", "", "the database to follow")
-	file := fs.String("file", "", "the local SQLite file (default: <db>.db)")
+	file := fs.String("out", "", "the local SQLite file (default: <db>.db)")
 	token := fs.String("token", "", "a read token for the database (default: HASVC_TOKEN)")
+	once := fs.Bool("once", false, "catch up with the database as it is now, then exit")
+	minSeq := fs.Uint64("min-seq", 0, "exit once this sequence is applied (a write's answer gives its sequence)")
 	if err := fs.Parse(args); err != nil {
 		return helpStatus(err)
 	}
@@ -47,8 +50,14 @@ func runReplica(args []string, getenv func(string) string, stdout, stderr io.Wri
 	}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
+	var urls []string
+	for _, u := range strings.Split(*nodeURL, ",") {
+		if u = strings.TrimSpace(u); u != "" {
+			urls = append(urls, u)
+		}
+	}
 	r := &replica.Replica{
-		URL: *nodeURL, DB: *db, Token: *token, File: *file,
+		URLs: urls, DB: *db, Token: *token, File: *file, Once: *once, Until: *minSeq,
 		Logger: slog.New(slog.NewTextHandler(stderr, nil)).With("component", "replica"),
 	}
 	if err := r.Run(ctx); err != nil {

@@ -6,6 +6,8 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"strconv"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -32,7 +34,7 @@ func TestReplica(t *testing.T) {
 	start = func() (stop func()) {
 		ctx, cancel := context.WithCancel(context.Background())
 		done := make(chan error, 1)
-		r := &replica.Replica{URL: n.url, DB: "rep", Token: reader, File: file,
+		r := &replica.Replica{URLs: []string{"http://127.0.0.1:1", n.url}, DB: "rep", Token: reader, File: file,
 			Applied: func(seq uint64) { applied.Store(seq) }}
 		go func() { done <- r.Run(ctx) }()
 		var once sync.Once
@@ -115,4 +117,36 @@ func TestReplica(t *testing.T) {
 	stop = start()
 	same("after the stream was trimmed past it")
 	stop()
+
+	// The command: --once catches up and exits; --min-seq waits for a
+	// sequence; --url lists several nodes, the first of them down.
+	var info struct {
+		StreamSeq uint64 `json:"stream_seq"`
+	}
+	json.Unmarshal([]byte(n.ok("GET", "/databases/rep", "")), &info)
+	env := func(k string) string {
+		if k == "HASVC_TOKEN" {
+			return reader
+		}
+		return ""
+	}
+	once := filepath.Join(t.TempDir(), "once.db")
+	var out, errs strings.Builder
+	if code := runReplica([]string{"--url", "http://127.0.0.1:1," + n.url, "--db", "rep", "--out", once, "--once"}, env, &out, &errs); code != 0 {
+		t.Fatalf("replica --once: exit %d: %s", code, errs.String())
+	}
+	if got := sqlite3Shell(t, once, "SELECT seq FROM _hasvc_replica"); got != strconv.FormatUint(info.StreamSeq, 10) {
+		t.Fatalf("--once stopped at %s, the database is at %d", got, info.StreamSeq)
+	}
+	go func() {
+		time.Sleep(300 * time.Millisecond)
+		n.ok("POST", "/db/rep", `{"sql":"INSERT INTO t (v) VALUES ('awaited')"}`)
+	}()
+	want := strconv.FormatUint(info.StreamSeq+1, 10)
+	if code := runReplica([]string{"--url", n.url, "--db", "rep", "--out", once, "--min-seq", want}, env, &out, &errs); code != 0 {
+		t.Fatalf("replica --min-seq: exit %d: %s", code, errs.String())
+	}
+	if got := sqlite3Shell(t, once, "SELECT v FROM t ORDER BY id DESC LIMIT 1"); got != "awaited" {
+		t.Fatalf("--min-seq %s: last row %q", want, got)
+	}
 }

@@ -26,9 +26,11 @@ import (
 	"hasvc/internal/sqlite"
 )
 
-// Replica follows database DB at URL into File.
+// Replica follows database DB at URLs into File.
 type Replica struct {
-	URL    string // the node, e.g. http://127.0.0.1:8080
+	// URLs are the nodes to read from, e.g. http://127.0.0.1:8080: the
+	// first, and the next one each time a connection fails.
+	URLs   []string
 	DB     string
 	Token  string // a read token for DB
 	File   string
@@ -38,7 +40,18 @@ type Replica struct {
 	// Applied, if set, is called with the file's sequence when the
 	// replica starts following, and after each transaction it applies.
 	Applied func(seq uint64)
+
+	// Until, if set, ends Run once the file has applied that sequence;
+	// with Once, Run ends once it has applied what the database held
+	// when it started.
+	Until uint64
+	Once  bool
+
+	cur int // index in URLs of the node in use
 }
+
+// errDone: the file reached Until.
+var errDone = errors.New("caught up")
 
 // stateTable holds the sequence the local file has applied. The backup a
 // replica starts from has no _hasvc_ tables of its own.
@@ -64,12 +77,24 @@ func (r *Replica) Run(ctx context.Context) error {
 	if r.Logger == nil {
 		r.Logger = slog.Default()
 	}
+	if len(r.URLs) == 0 {
+		return errors.New("no node to read from")
+	}
+	if r.Once {
+		last, err := r.lastSeq(ctx)
+		if err != nil {
+			return err
+		}
+		r.Until = max(last, 1)
+	}
 	backoff := 100 * time.Millisecond
 	for ctx.Err() == nil {
 		err := r.session(ctx)
 		var ended errEnded
 		var refused *refusedError
 		switch {
+		case errors.Is(err, errDone):
+			return nil
 		case ctx.Err() != nil:
 			return nil
 		case errors.As(err, &ended):
@@ -84,7 +109,8 @@ func (r *Replica) Run(ctx context.Context) error {
 			backoff = 100 * time.Millisecond
 			continue
 		}
-		r.Logger.Warn("replica: reconnecting", "err", err, "in", backoff)
+		r.cur = (r.cur + 1) % len(r.URLs) // the next node, if there are several
+		r.Logger.Warn("replica: reconnecting", "err", err, "in", backoff, "to", r.URLs[r.cur])
 		select {
 		case <-ctx.Done():
 			return nil
@@ -114,6 +140,9 @@ func (r *Replica) session(ctx context.Context) error {
 	}
 	if r.Applied != nil {
 		r.Applied(uint64(applied))
+	}
+	if r.Until > 0 && uint64(applied) >= r.Until {
+		return errDone
 	}
 	return r.follow(ctx, c, uint64(applied))
 }
@@ -191,10 +220,16 @@ func (r *Replica) follow(ctx context.Context, c *sqlite.Conn, applied uint64) er
 	br := bufio.NewReaderSize(resp.Body, 64<<10)
 	var id, typ string
 	var data strings.Builder
+	logged := time.Now()
+	r.Logger.Info("replica: following", "db", r.DB, "node", r.URLs[r.cur], "sequence", applied)
 	for {
 		line, err := br.ReadString('\n')
 		if err != nil {
 			return fmt.Errorf("change feed: %w", err)
+		}
+		if time.Since(logged) >= time.Minute { // heartbeats come every 15 s
+			r.Logger.Info("replica: following", "db", r.DB, "sequence", applied)
+			logged = time.Now()
 		}
 		line = strings.TrimSuffix(line, "\n")
 		switch {
@@ -220,6 +255,9 @@ func (r *Replica) follow(ctx context.Context, c *sqlite.Conn, applied uint64) er
 				applied = seq
 				if r.Applied != nil {
 					r.Applied(seq)
+				}
+				if r.Until > 0 && applied >= r.Until {
+					return errDone
 				}
 			case "trimmed":
 				return errRestart
@@ -259,6 +297,29 @@ func apply(c *sqlite.Conn, seq uint64, data string) error {
 	return err
 }
 
+// lastSeq asks the nodes, in turn, for the database's last sequence.
+func (r *Replica) lastSeq(ctx context.Context) (uint64, error) {
+	var resp *http.Response
+	var err error
+	for range r.URLs {
+		if resp, err = r.get(ctx, "/databases/"+url.PathEscape(r.DB)); err == nil {
+			break
+		}
+		r.cur = (r.cur + 1) % len(r.URLs)
+	}
+	if err != nil {
+		return 0, err
+	}
+	defer resp.Body.Close()
+	var info struct {
+		StreamSeq uint64 `json:"stream_seq"`
+	}
+	if err := json.NewDecoder(resp.Body).Decode(&info); err != nil {
+		return 0, err
+	}
+	return info.StreamSeq, nil
+}
+
 // refusedError is an answer other than 200.
 type refusedError struct {
 	status int
@@ -268,7 +329,7 @@ type refusedError struct {
 func (e *refusedError) Error() string { return fmt.Sprintf("%d %s", e.status, e.body) }
 
 func (r *Replica) get(ctx context.Context, path string) (*http.Response, error) {
-	req, err := http.NewRequestWithContext(ctx, "GET", strings.TrimSuffix(r.URL, "/")+path, nil)
+	req, err := http.NewRequestWithContext(ctx, "GET", strings.TrimSuffix(r.URLs[r.cur], "/")+path, nil)
 	if err != nil {
 		return nil, err
 	}
