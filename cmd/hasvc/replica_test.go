@@ -149,4 +149,24 @@ func TestReplica(t *testing.T) {
 	if got := sqlite3Shell(t, once, "SELECT v FROM t ORDER BY id DESC LIMIT 1"); got != "awaited" {
 		t.Fatalf("--min-seq %s: last row %q", want, got)
 	}
+
+	// --once on a database with no writes yet; a file that is not a
+	// replica is refused at once, not retried.
+	n.createDB("empty")
+	emptyTok := n.token(auth.PermRead, time.Hour, "empty")
+	emptyEnv := func(k string) string {
+		if k == "HASVC_TOKEN" {
+			return emptyTok
+		}
+		return ""
+	}
+	if code := runReplica([]string{"--url", n.url, "--db", "empty", "--out", filepath.Join(t.TempDir(), "e.db"), "--once"}, emptyEnv, &out, &errs); code != 0 {
+		t.Fatalf("replica --once of an empty database: exit %d: %s", code, errs.String())
+	}
+	other := filepath.Join(t.TempDir(), "other.db")
+	sqlite3Shell(t, other, "CREATE TABLE mine (a)")
+	errs.Reset()
+	if code := runReplica([]string{"--url", n.url, "--db", "rep", "--out", other}, env, &out, &errs); code != 1 || !strings.Contains(errs.String(), "not a replica") {
+		t.Fatalf("a file that is not a replica: exit %d: %s", code, errs.String())
+	}
 }

@@ -47,8 +47,16 @@ type Replica struct {
 	Until uint64
 	Once  bool
 
-	cur int // index in URLs of the node in use
+	cur    int    // index in URLs of the node in use
+	target uint64 // Until, or the sequence Once found
+	done   bool   // there is a target
 }
+
+// badFileError: the local file cannot be a replica; retrying would not
+// help.
+type badFileError struct{ err error }
+
+func (e badFileError) Error() string { return e.err.Error() }
 
 // errDone: the file reached Until.
 var errDone = errors.New("caught up")
@@ -80,24 +88,26 @@ func (r *Replica) Run(ctx context.Context) error {
 	if len(r.URLs) == 0 {
 		return errors.New("no node to read from")
 	}
+	r.target, r.done = r.Until, r.Until > 0
 	if r.Once {
 		last, err := r.lastSeq(ctx)
 		if err != nil {
 			return err
 		}
-		r.Until = max(last, 1)
+		r.target, r.done = last, true
 	}
 	backoff := 100 * time.Millisecond
 	for ctx.Err() == nil {
 		err := r.session(ctx)
 		var ended errEnded
 		var refused *refusedError
+		var bad badFileError
 		switch {
 		case errors.Is(err, errDone):
 			return nil
 		case ctx.Err() != nil:
 			return nil
-		case errors.As(err, &ended):
+		case errors.As(err, &ended), errors.As(err, &bad):
 			return err
 		case errors.As(err, &refused) && refused.status != http.StatusTooManyRequests && refused.status < 500:
 			return err
@@ -131,17 +141,17 @@ func (r *Replica) session(ctx context.Context) error {
 	}
 	c, err := sqlite.Open(r.File, sqlite.Options{})
 	if err != nil {
-		return err
+		return badFileError{err}
 	}
 	defer c.Close()
 	applied, err := c.QueryInt64("SELECT seq FROM " + stateTable)
 	if err != nil {
-		return fmt.Errorf("%s is not a replica of a hasvc database (%w); remove it to start one", r.File, err)
+		return badFileError{fmt.Errorf("%s is not a replica of a hasvc database (%w); remove it, or choose another file, to start one", r.File, err)}
 	}
 	if r.Applied != nil {
 		r.Applied(uint64(applied))
 	}
-	if r.Until > 0 && uint64(applied) >= r.Until {
+	if r.done && uint64(applied) >= r.target {
 		return errDone
 	}
 	return r.follow(ctx, c, uint64(applied))
@@ -256,7 +266,7 @@ func (r *Replica) follow(ctx context.Context, c *sqlite.Conn, applied uint64) er
 				if r.Applied != nil {
 					r.Applied(seq)
 				}
-				if r.Until > 0 && applied >= r.Until {
+				if r.done && applied >= r.target {
 					return errDone
 				}
 			case "trimmed":
