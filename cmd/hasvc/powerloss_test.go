@@ -10,8 +10,6 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
-	"sync"
-	"sync/atomic"
 	"syscall"
 	"testing"
 	"time"
@@ -127,37 +125,15 @@ func powerLoss(t *testing.T, fsync string) (acked, lost int) {
 	// must then be rebuilt from the stream).
 	run(t, "sync")
 
-	var ackedKeys sync.Map
-	var count atomic.Int64
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
-	var wg sync.WaitGroup
-	for c := range 8 {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			for i := 0; ctx.Err() == nil; i++ {
-				status, _, err := p.post(token, "/db/app", fmt.Sprintf(`{"sql":"INSERT INTO t (client, n, s) VALUES (%d, %d, hex(zeroblob(4000)) || ' row %d of client %d')"}`, c, i, i, c))
-				if err != nil {
-					return
-				}
-				if status == 200 {
-					ackedKeys.Store(fmt.Sprintf("%d/%d", c, i), true)
-					count.Add(1)
-				}
-			}
-		}()
-	}
-	for count.Load() < 700 && ctx.Err() == nil {
-		time.Sleep(10 * time.Millisecond)
-	}
+	ins := startInserters(ctx, p, token, "hex(zeroblob(4000))")
+	ins.waitFor(ctx, 700)
 	status, snapBody, _ := p.post(token, "/db/app/snapshot", "")
 	if status != 200 && status != 201 {
 		t.Fatalf("snapshot: %d %s", status, snapBody)
 	}
-	for count.Load() < 1500 && ctx.Err() == nil {
-		time.Sleep(10 * time.Millisecond)
-	}
+	ins.waitFor(ctx, 1500)
 	// The power fails: the node stops at once, and the disk keeps only
 	// what reached it.
 	if err := p.cmd.Process.Signal(syscall.SIGKILL); err != nil {
@@ -165,7 +141,7 @@ func powerLoss(t *testing.T, fsync string) (acked, lost int) {
 	}
 	p.cmd.Wait()
 	cut := disk.cut()
-	wg.Wait()
+	ins.wg.Wait()
 	cancel()
 
 	p2 := startProc(t, filepath.Join(cut, "data"), freePort(t), freePort(t), "--fsync", fsync)
@@ -191,9 +167,9 @@ func powerLoss(t *testing.T, fsync string) (acked, lost int) {
 		}
 		time.Sleep(200 * time.Millisecond)
 	}
-	lost = len(missing(&ackedKeys, func(k string) bool { return present[k] }))
+	lost = len(missing(&ins.acked, func(k string) bool { return present[k] }))
 	t.Logf("fsync %s: %d inserts acknowledged before the power loss, %d rows after it, %d acknowledged inserts lost",
-		fsync, count.Load(), len(present), lost)
+		fsync, ins.count.Load(), len(present), lost)
 	if fsync == "always" {
 		var snap struct {
 			Sequence uint64 `json:"sequence"`
@@ -203,7 +179,7 @@ func powerLoss(t *testing.T, fsync string) (acked, lost int) {
 			t.Errorf("snapshot %d, acknowledged before the power loss, is gone: %d %s", snap.Sequence, code, body)
 		}
 	}
-	return int(count.Load()), lost
+	return int(ins.count.Load()), lost
 }
 
 // survivors returns the inserts the node at p holds and its stream's last

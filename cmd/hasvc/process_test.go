@@ -97,35 +97,15 @@ func TestKillNineKeepsAcknowledgedWrites(t *testing.T) {
 	p := startProc(t, dir, httpPort, natsPort)
 	token := createApp(t, p, dir, "s TEXT")
 
-	var acked sync.Map // "client/n" -> true
-	var count atomic.Int64
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 	defer cancel()
-	var wg sync.WaitGroup
-	for c := range 8 {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			for i := 0; ctx.Err() == nil; i++ {
-				status, _, err := p.post(token, "/db/app", fmt.Sprintf(`{"sql":"INSERT INTO t (client, n) VALUES (%d, %d)"}`, c, i))
-				if err != nil {
-					return // the node is gone
-				}
-				if status == 200 {
-					acked.Store(fmt.Sprintf("%d/%d", c, i), true)
-					count.Add(1)
-				}
-			}
-		}()
-	}
-	for count.Load() < 300 && ctx.Err() == nil {
-		time.Sleep(10 * time.Millisecond)
-	}
+	ins := startInserters(ctx, p, token, "NULL")
+	ins.waitFor(ctx, 300)
 	if err := p.cmd.Process.Signal(syscall.SIGKILL); err != nil {
 		t.Fatal(err)
 	}
 	p.cmd.Wait()
-	wg.Wait()
+	ins.wg.Wait()
 	cancel()
 
 	p2 := startProc(t, dir, httpPort, natsPort)
@@ -134,8 +114,8 @@ func TestKillNineKeepsAcknowledgedWrites(t *testing.T) {
 		t.Fatalf("select after restart: %d %s %v", status, body, err)
 	}
 	present := clientRows(t, body)
-	lost := len(missing(&acked, func(k string) bool { return present[k] }))
-	t.Logf("acknowledged %d inserts before SIGKILL, %d rows after restart", count.Load(), len(present))
+	lost := len(missing(&ins.acked, func(k string) bool { return present[k] }))
+	t.Logf("acknowledged %d inserts before SIGKILL, %d rows after restart", ins.count.Load(), len(present))
 	if lost > 0 {
 		t.Fatalf("%d acknowledged inserts lost", lost)
 	}
@@ -337,6 +317,44 @@ func clientRows(t *testing.T, body string) map[string]bool {
 		present[fmt.Sprintf("%d/%d", r[0], r[1])] = true
 	}
 	return present
+}
+
+// inserters are 8 clients inserting rows (client, n, s) into database
+// app's table t until their context ends or the node goes away, keeping
+// which inserts were acknowledged.
+type inserters struct {
+	acked sync.Map // "client/n" -> true
+	count atomic.Int64
+	wg    sync.WaitGroup
+}
+
+// startInserters starts the clients; sExpr is the SQL for column s.
+func startInserters(ctx context.Context, p *proc, token, sExpr string) *inserters {
+	ins := &inserters{}
+	for c := range 8 {
+		ins.wg.Add(1)
+		go func() {
+			defer ins.wg.Done()
+			for i := 0; ctx.Err() == nil; i++ {
+				status, _, err := p.post(token, "/db/app", fmt.Sprintf(`{"sql":"INSERT INTO t (client, n, s) VALUES (%d, %d, %s)"}`, c, i, sExpr))
+				if err != nil {
+					return // the node is gone
+				}
+				if status == 200 {
+					ins.acked.Store(fmt.Sprintf("%d/%d", c, i), true)
+					ins.count.Add(1)
+				}
+			}
+		}()
+	}
+	return ins
+}
+
+// waitFor waits until n inserts are acknowledged, or ctx ends.
+func (ins *inserters) waitFor(ctx context.Context, n int64) {
+	for ins.count.Load() < n && ctx.Err() == nil {
+		time.Sleep(10 * time.Millisecond)
+	}
 }
 
 func missing(acked *sync.Map, present func(string) bool) []string {

@@ -3,6 +3,7 @@ package broker
 import (
 	"errors"
 	"fmt"
+	"hasvc/internal/fsutil"
 	"io/fs"
 	"os"
 	"path/filepath"
@@ -172,7 +173,7 @@ func (s *streamFiles) flushAll() error {
 		if n < s.synced {
 			continue
 		}
-		if err := syncFile(filepath.Join(msgs, strconv.Itoa(n)+".blk"), true); err != nil {
+		if err := fsutil.Sync(filepath.Join(msgs, strconv.Itoa(n)+".blk"), true); err != nil {
 			if errors.Is(err, fs.ErrNotExist) {
 				continue // removed since the listing: nothing to keep
 			}
@@ -190,14 +191,14 @@ func (s *streamFiles) flushAll() error {
 			filepath.Join(s.dir, "meta.inf"), filepath.Join(s.dir, "meta.sum"),
 			msgs, s.dir, streams, account, filepath.Dir(account),
 		} {
-			if err := syncFile(p, false); err != nil && !errors.Is(err, fs.ErrNotExist) {
+			if err := fsutil.Sync(p, false); err != nil && !errors.Is(err, fs.ErrNotExist) {
 				return err
 			}
 		}
 		s.dirs = true
 	} else if created {
 		// A new block's name must survive as well as its contents.
-		if err := syncFile(msgs, false); err != nil {
+		if err := fsutil.Sync(msgs, false); err != nil {
 			return err
 		}
 	}
@@ -230,24 +231,4 @@ func blockIndexes(dir string) ([]int, error) {
 	}
 	slices.Sort(blocks) // ReadDir sorts by name: "10.blk" before "9.blk"
 	return blocks, nil
-}
-
-// syncFile fsyncs the file or directory at path (fdatasync with data).
-func syncFile(path string, data bool) error {
-	f, err := os.Open(path)
-	if err != nil {
-		return err
-	}
-	if data {
-		err = unix.Fdatasync(int(f.Fd()))
-	} else {
-		err = f.Sync()
-	}
-	if cerr := f.Close(); err == nil {
-		err = cerr
-	}
-	if err != nil {
-		return fmt.Errorf("fsync %s: %w", path, err)
-	}
-	return nil
 }

@@ -189,7 +189,5 @@ func (t *tail) join(f *Feed) bool {
 func (t *tail) leave(f *Feed) {
 	t.mu.Lock()
 	defer t.mu.Unlock()
-	if _, ok := t.subs[f]; ok {
-		delete(t.subs, f)
-	}
+	delete(t.subs, f)
 }

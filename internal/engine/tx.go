@@ -325,23 +325,22 @@ func (t *Tx) toWriter(ctx context.Context) error {
 	}
 	// Queued: the writer will serve the transaction. If ctx ends first,
 	// the caller's Rollback (or the idle timeout) ends it there.
-	select {
-	case err := <-started:
+	began := func(err error) error {
 		if err != nil {
 			<-t.done
 			t.reqs = nil
 		}
 		return err
+	}
+	select {
+	case err := <-started:
+		return began(err)
 	case <-d.writerDone:
 		// Queued as the database closed, after the writer's last drain
 		// (see submit), unless it started just before.
 		select {
 		case err := <-started:
-			if err != nil {
-				<-t.done
-				t.reqs = nil
-			}
-			return err
+			return began(err)
 		default:
 			t.reqs = nil
 			return d.closingError()

@@ -4,8 +4,11 @@
 package fsutil
 
 import (
+	"fmt"
 	"os"
 	"path/filepath"
+
+	"golang.org/x/sys/unix"
 )
 
 // WriteFile writes data to path durably: into a temporary file in the same
@@ -41,18 +44,30 @@ func WriteFile(path string, data []byte, perm os.FileMode) error {
 	// The directory holds the new name; its parent, the directory's own
 	// (a node's data directory is made just before its first files).
 	for _, p := range []string{dir, filepath.Dir(dir)} {
-		if err := syncDir(p); err != nil {
+		if err := Sync(p, false); err != nil {
 			return err
 		}
 	}
 	return nil
 }
 
-func syncDir(path string) error {
-	d, err := os.Open(path)
+// Sync fsyncs the file or directory at path; with dataOnly, an
+// fdatasync (the file's data, and its size, not its times).
+func Sync(path string, dataOnly bool) error {
+	f, err := os.Open(path)
 	if err != nil {
 		return err
 	}
-	defer d.Close()
-	return d.Sync()
+	if dataOnly {
+		err = unix.Fdatasync(int(f.Fd()))
+	} else {
+		err = f.Sync()
+	}
+	if cerr := f.Close(); err == nil {
+		err = cerr
+	}
+	if err != nil {
+		return fmt.Errorf("fsync %s: %w", path, err)
+	}
+	return nil
 }
