@@ -370,3 +370,68 @@ func TestNATSConsumerExample(t *testing.T) {
 		t.Fatalf("second run, after a restart:\n%s", got)
 	}
 }
+
+// TestMintToken: GET /token says what a token allows; POST /tokens mints
+// a token that holds no more than its issuer: databases it covers, a
+// permission it has, a life no longer than its own.
+func TestMintToken(t *testing.T) {
+	n := startNode(t, t.TempDir(), nil)
+	n.createDB("a")
+	n.createDB("b")
+	if out := n.ok("GET", "/token", ""); !strings.Contains(out, `"databases":["*"]`) || !strings.Contains(out, `"perm":"admin"`) {
+		t.Errorf("GET /token: %s", out)
+	}
+	reader := n.token(auth.PermRead, time.Hour, "a")
+	if code, out := n.do("GET", "/token", reader, ""); code != 200 || !strings.Contains(out, `"perm":"read"`) || !strings.Contains(out, `"databases":["a"]`) {
+		t.Errorf("GET /token (reader): %d %s", code, out)
+	}
+	code, out := n.do("POST", "/tokens", reader, `{"databases":["a"]}`)
+	wantError(t, code, out, 403, "EFORBIDDEN")
+
+	// An admin of a alone can mint for a, not for b nor for every database.
+	adminA := n.token(auth.PermAdmin, time.Hour, "a")
+	code, out = n.do("POST", "/tokens", adminA, `{"databases":["a"],"perm":"write","ttl":"30m","subject":"app"}`)
+	if code != 201 {
+		t.Fatalf("mint: %d %s", code, out)
+	}
+	var minted struct {
+		Token string `json:"token"`
+		Info  struct {
+			Subject   string    `json:"subject"`
+			Perm      string    `json:"perm"`
+			ExpiresAt time.Time `json:"expires_at"`
+		} `json:"info"`
+	}
+	if err := json.Unmarshal([]byte(out), &minted); err != nil {
+		t.Fatal(err)
+	}
+	if minted.Info.Subject != "app" || minted.Info.Perm != "write" || time.Until(minted.Info.ExpiresAt) > 31*time.Minute {
+		t.Errorf("minted: %+v", minted.Info)
+	}
+	if code, out := n.do("POST", "/db/a", minted.Token, `{"sql":"CREATE TABLE t(x)"}`); code != 200 {
+		t.Errorf("minted token wrote: %d %s", code, out)
+	}
+	if code, _ := n.do("POST", "/db/b", minted.Token, `{"sql":"SELECT 1"}`); code != 403 {
+		t.Errorf("minted token for a read b: %d", code)
+	}
+	for _, body := range []string{`{"databases":["b"]}`, `{"databases":["a","b"]}`, `{"databases":["*"]}`} {
+		code, out := n.do("POST", "/tokens", adminA, body)
+		wantError(t, code, out, 403, "EFORBIDDEN")
+	}
+	for _, body := range []string{
+		`{"databases":["a"],"ttl":"2h"}`, // outlives its issuer
+		`{"databases":["a"],"ttl":"-1s"}`,
+		`{"databases":[]}`,
+		`{"databases":["Bad Name"]}`,
+		`{"databases":["a"],"perm":"root"}`,
+		`{"databases":["a"],"ttl":"soon"}`,
+		`{"databases":["a"],"extra":1}`,
+	} {
+		code, out := n.do("POST", "/tokens", adminA, body)
+		wantError(t, code, out, 400, "EINVALID")
+	}
+	// The root admin mints for every database.
+	if out := n.ok("POST", "/tokens", `{"databases":["*"],"perm":"read","ttl":"1h"}`); !strings.Contains(out, `"databases":["*"]`) {
+		t.Errorf("mint *: %s", out)
+	}
+}

@@ -252,6 +252,7 @@ func (m *Main) Run(ctx context.Context) error {
 	}
 	srv := &api.Server{DB: m.engine, Auth: keys, Revoke: m.revokeToken(reg), Consumers: m.engine, Logger: m.Logger, MaxBodyBytes: c.MaxRequestBytes, Metrics: m.metrics(),
 		AllowCleartext: c.AllowCleartext,
+		Issue:          keys.Issue,
 		Concurrency:    tenant.NewConcurrency(c.DBConcurrency, c.TokenConcurrency, "requests")}
 	m.requests, m.stopRequests = context.WithCancel(context.Background())
 	m.http = &http.Server{

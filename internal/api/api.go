@@ -100,6 +100,9 @@ type Server struct {
 	// Revoke puts a token (given whole, or by id) on the deny list and
 	// returns its id: POST /tokens/revoke; nil: no such route.
 	Revoke func(ctx context.Context, token, id string) (string, error)
+	// Issue signs a token for POST /tokens; nil: no such route (a node
+	// that holds public keys only).
+	Issue func(p auth.Principal, ttl time.Duration) (string, error)
 	// Consumers, if set, serves the tenants' NATS consumers.
 	Consumers Consumers
 
@@ -125,6 +128,7 @@ func (s *Server) Handler() http.Handler {
 
 	e.GET("/healthz", s.health)
 	e.GET("/readyz", s.ready)
+	routeConsole(e)
 	a := e.Group("", s.authenticate)
 	if s.Metrics != nil {
 		a.GET("/metrics", s.metrics)
@@ -144,6 +148,10 @@ func (s *Server) Handler() http.Handler {
 	a.GET("/db/:name/history", s.history)
 	a.GET("/db/:name/changes", s.changes)
 	a.GET("/cluster", s.cluster)
+	a.GET("/token", s.whoami)
+	if s.Issue != nil {
+		a.POST("/tokens", s.mintToken)
+	}
 	if s.Revoke != nil {
 		a.POST("/tokens/revoke", s.revokeToken)
 	}
