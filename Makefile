@@ -7,7 +7,7 @@ GO      ?= go
 ARGS    ?=
 BIN     := bin/hasvc
 
-.PHONY: build run test fuzz bench bench-engine clean
+.PHONY: build run test fuzz bench bench-engine image image-test clean
 
 # The binary says what it was built from (hasvc version): the git
 # commit and the nearest tag (when built in a checkout), and the time.
@@ -42,6 +42,16 @@ fuzz:
 		echo "fuzz $${t%%:*} for $(FUZZTIME)"; \
 		$(GO) test -tags $(TAGS) -run '^$$' -fuzz "^$${t%%:*}$$" -fuzztime $(FUZZTIME) $${t#*:}; \
 	done
+
+# The container image (needs docker, or buildah: make image DOCKER=buildah).
+DOCKER ?= docker
+image:
+	$(DOCKER) build -t hasvc --build-arg VERSION=$(VERSION) --build-arg COMMIT=$(COMMIT) --build-arg BUILT=$(BUILT) .
+
+# Builds the Dockerfile with buildah from local base images, runs the
+# image and uses it (root, buildah and debootstrap; CI runs it).
+image-test:
+	./deploy/image-test.sh
 
 # The HTTP benchmarks of BENCHMARKS.md, side by side in one run.
 bench: build

@@ -663,7 +663,19 @@ async function clusterPage() {
   const lag = el('tbody');
   parts.push(el('div', {class: 'scroll'}, el('table', {id: 'lag'},
     el('thead', {}, el('tr', {}, ['database', 'stream seq', 'nodes: applied seq (lag)'].map(h => el('th', {}, h)))), lag)));
-  parts.push(el('h2', {}, "JetStream's view"), el('pre', {class: 'mono notice', id: 'jetstream'}, JSON.stringify(c.jetstream || {}, null, 2)));
+  const js = c.jetstream || {};
+  const meta = js.meta_cluster;
+  parts.push(el('h2', {}, "JetStream's view"),
+    kvTable([['streams', js.streams ?? ''], ['consumers', js.consumers ?? ''], ['messages', js.messages ?? ''],
+      ['stored', bytes(js.bytes)], ['API errors', js.api ? `${js.api.errors} of ${js.api.total} requests` : ''],
+      ['meta leader', meta ? meta.leader || 'none (no quorum)' : 'single node']]));
+  if (meta && meta.replicas) {
+    parts.push(el('div', {class: 'scroll'}, el('table', {id: 'peers'},
+      el('thead', {}, el('tr', {}, ['peer', 'current', 'last seen', 'lag'].map(h => el('th', {}, h)))),
+      el('tbody', {}, meta.replicas.map(r => el('tr', {}, el('td', {}, r.name), el('td', {class: r.current ? 'good' : 'bad'}, r.current ? 'yes' : 'no'),
+        el('td', {}, r.active !== undefined ? `${(r.active / 1e9).toFixed(1)} s ago` : ''), el('td', {class: 'num'}, r.lag ?? '')))))));
+  }
+  parts.push(el('details', {}, el('summary', {}, 'All of it (JSON)'), el('pre', {class: 'mono notice', id: 'jetstream'}, JSON.stringify(js, null, 2))));
   show(parts);
   const info = await infos(databases.map(d => d.name));
   for (const d of databases) {

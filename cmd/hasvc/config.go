@@ -1,6 +1,7 @@
 package main
 
 import (
+	"bytes"
 	"encoding/json"
 	"errors"
 	"flag"
@@ -164,7 +165,7 @@ func (c *Config) settings() []setting {
 		{"cluster-advertise", "", "HA_CLUSTER_ADVERTISE", "host:port other nodes reach this node's cluster port at, when it is not the listen address (NAT, containers)", &c.ClusterAdvertise},
 		{"nats-monitor-port", "", "HA_NATS_MONITOR_PORT", "port of the embedded NATS server's monitoring endpoints (/varz, /routez, /jsz ...; no authentication); 0: off", &c.NATSMonitorPort},
 		{"replicas", "", "HA_REPLICAS", "stream replicas for new databases (default: min(3, cluster size))", &c.Replicas},
-		{"advertise", "", "HA_ADVERTISE", "HTTP address other nodes and clients reach this node at (default: host:port)", &c.Advertise},
+		{"advertise", "", "HA_ADVERTISE", "HTTP address (URL or host:port) listed for this node in GET /cluster (default: the listen address; a machine address when listening on all)", &c.Advertise},
 		{"memory", "m", "HA_MEMORY", "keep SQLite databases in memory (the log stays in JetStream)", &c.Memory},
 		{"data-dir", "", "HA_DATA_DIR", "directory for SQLite files, the JetStream store and keys", &c.DataDir},
 		{"jwt-secret", "", "HA_JWT_SECRET", "JWT signing secret, at least 32 bytes, shared by a cluster (default: <data-dir>/jwt.key)", &c.JWTSecret},
@@ -183,7 +184,17 @@ func (c *Config) Parse(args []string, getenv func(string) string, stderr io.Writ
 	fs := flag.NewFlagSet("hasvc", flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	fs.Usage = func() {
-		fmt.Fprintf(stderr, "Usage: hasvc [flags] [FILE.db]\n       hasvc token --db NAME --perm read|write|admin --ttl 24h\n\nFlags (each also an HA_* environment variable):\n")
+		fmt.Fprint(stderr, `Usage: hasvc [flags] [FILE.db]    run a node
+       hasvc sql [flags] DATABASE   a SQL shell over the HTTP API
+       hasvc token --db NAME --perm read|write|admin --ttl 24h
+       hasvc keygen --kid ID        a key for --jwt-keys
+       hasvc replica --url URL --db NAME --out FILE   a live local copy
+       hasvc ready [--url URL]      exit 0 when the node can serve writes
+       hasvc version
+Each command takes --help.
+
+Flags (each also an HA_* environment variable):
+`)
 		fs.PrintDefaults()
 	}
 	settings := c.settings()
@@ -214,7 +225,11 @@ func (c *Config) Parse(args []string, getenv func(string) string, stderr io.Writ
 		if err != nil {
 			return fmt.Errorf("config file: %w", err)
 		}
-		if err := json.Unmarshal(data, &file); err != nil {
+		// Numbers stay as written: a float64 would turn 1073741824
+		// into 1.073741824e+09, which an integer setting refuses.
+		dec := json.NewDecoder(bytes.NewReader(data))
+		dec.UseNumber()
+		if err := dec.Decode(&file); err != nil {
 			return fmt.Errorf("config file %s: %w", c.ConfigFile, err)
 		}
 	}

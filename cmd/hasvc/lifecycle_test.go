@@ -152,6 +152,19 @@ func TestConfigPrecedence(t *testing.T) {
 	}
 }
 
+// TestConfigExample: the example config file in deploy/ is one a node
+// takes, numbers and all.
+func TestConfigExample(t *testing.T) {
+	c := DefaultConfig()
+	env := map[string]string{"HA_CONFIG": filepath.Join("..", "..", "deploy", "config.json")}
+	if err := c.Parse(nil, func(k string) string { return env[k] }, io.Discard); err != nil {
+		t.Fatal(err)
+	}
+	if c.Name != "db1" || c.MaxDBSize != 1073741824 || c.Fsync != "always" || c.LogFormat != "json" || c.TokenConcurrency != 32 {
+		t.Fatalf("config = %+v", c)
+	}
+}
+
 // TestTokenCommand runs "hasvc token" and uses the token it prints.
 func TestTokenCommand(t *testing.T) {
 	dir := t.TempDir()

@@ -18,6 +18,7 @@ import (
 	"path/filepath"
 	"runtime"
 	"strconv"
+	"strings"
 	"syscall"
 	"time"
 
@@ -44,6 +45,12 @@ func main() {
 	}
 	if len(os.Args) > 1 && os.Args[1] == "keygen" {
 		os.Exit(runKeygen(os.Args[2:], os.Stdout, os.Stderr))
+	}
+	if len(os.Args) > 1 && os.Args[1] == "sql" {
+		os.Exit(runSQL(os.Args[2:], os.Getenv, os.Stdin, os.Stdout, os.Stderr))
+	}
+	if len(os.Args) > 1 && os.Args[1] == "ready" {
+		os.Exit(runReady(os.Args[2:], os.Getenv, os.Stdout, os.Stderr))
 	}
 	if len(os.Args) > 1 && os.Args[1] == "replica" {
 		os.Exit(runReplica(os.Args[2:], os.Getenv, os.Stdout, os.Stderr))
@@ -202,10 +209,7 @@ func (m *Main) Run(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	advertise := c.Advertise
-	if advertise == "" {
-		advertise = m.ln.Addr().String()
-	}
+	advertise := advertisedHTTP(c.Advertise, m.ln.Addr(), c.TLSCert != "")
 	m.engine = &engine.Engine{
 		DataDir:            c.DataDir,
 		Memory:             c.Memory,
@@ -482,4 +486,52 @@ func retentionAge(d time.Duration) time.Duration {
 		return -1
 	}
 	return d
+}
+
+// advertisedHTTP is the URL GET /cluster lists for this node: --advertise
+// (given a scheme if it has none), or the listen address, where a node
+// listening on every interface names this machine's first address that
+// is not loopback.
+func advertisedHTTP(advertise string, ln net.Addr, tls bool) string {
+	scheme := "http://"
+	if tls {
+		scheme = "https://"
+	}
+	if advertise != "" {
+		if strings.Contains(advertise, "://") {
+			return advertise
+		}
+		return scheme + advertise
+	}
+	host, port, err := net.SplitHostPort(ln.String())
+	if err != nil {
+		return scheme + ln.String()
+	}
+	if ip := net.ParseIP(host); ip == nil || ip.IsUnspecified() {
+		host = machineAddress()
+	}
+	return scheme + net.JoinHostPort(host, port)
+}
+
+// machineAddress is this machine's first global unicast address (IPv4
+// before IPv6), or 127.0.0.1 if it has none.
+func machineAddress() string {
+	addrs, _ := net.InterfaceAddrs()
+	var v6 string
+	for _, a := range addrs {
+		ipn, ok := a.(*net.IPNet)
+		if !ok || !ipn.IP.IsGlobalUnicast() {
+			continue
+		}
+		if ipn.IP.To4() != nil {
+			return ipn.IP.String()
+		}
+		if v6 == "" {
+			v6 = ipn.IP.String()
+		}
+	}
+	if v6 != "" {
+		return v6
+	}
+	return "127.0.0.1"
 }

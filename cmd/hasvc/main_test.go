@@ -5,7 +5,9 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"net"
 	"net/http"
+	"net/url"
 	"os"
 	"path/filepath"
 	"strings"
@@ -429,5 +431,25 @@ func TestSandbox(t *testing.T) {
 	got := n.ok("POST", "/db/app", `{"sql": "PRAGMA table_info('sqlite_schema')"}`)
 	if !strings.Contains(got, `"type"`) {
 		t.Fatalf("schema pragma refused: %s", got)
+	}
+}
+
+// TestAdvertisedHTTP: GET /cluster lists an address others can reach,
+// never a wildcard listen address.
+func TestAdvertisedHTTP(t *testing.T) {
+	tcp := func(s string) net.Addr { a, _ := net.ResolveTCPAddr("tcp", s); return a }
+	if got := advertisedHTTP("", tcp("127.0.0.1:8080"), false); got != "http://127.0.0.1:8080" {
+		t.Errorf("loopback: %s", got)
+	}
+	if got := advertisedHTTP("db1.example:8443", tcp("[::]:8080"), true); got != "https://db1.example:8443" {
+		t.Errorf("advertise without scheme: %s", got)
+	}
+	if got := advertisedHTTP("http://lb/", tcp("[::]:8080"), true); got != "http://lb/" {
+		t.Errorf("advertise URL: %s", got)
+	}
+	got := advertisedHTTP("", tcp("[::]:8080"), false)
+	u, err := url.Parse(got)
+	if err != nil || u.Port() != "8080" || net.ParseIP(u.Hostname()) == nil || net.ParseIP(u.Hostname()).IsUnspecified() {
+		t.Errorf("wildcard listen address advertised as %s", got)
 	}
 }

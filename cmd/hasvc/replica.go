@@ -20,7 +20,7 @@ func runReplica(args []string, getenv func(string) string, stdout, stderr io.Wri
 	fs := flag.NewFlagSet("hasvc replica", flag.ContinueOnError)
 	fs.SetOutput(helpOutput(args, stdout, stderr))
 	fs.Usage = func() {
-		fmt.Fprintln(fs.Output(), "usage: hasvc replica --url http://node:8080 --db NAME --out NAME.db  (token in HASVC_TOKEN or --token)")
+		fmt.Fprintln(fs.Output(), "usage: hasvc replica --url http://node:8080 --db NAME --out NAME.db  (token in HA_TOKEN or --token)")
 		fmt.Fprintln(fs.Output(), "Keeps OUT a live, read-only copy of database NAME: downloads it once, then applies every")
 		fmt.Fprintln(fs.Output(), "committed transaction as it happens; resumes where it stopped. Open OUT read-only.")
 		fs.PrintDefaults()
@@ -28,7 +28,7 @@ func runReplica(args []string, getenv func(string) string, stdout, stderr io.Wri
 	nodeURL := fs.String("url", or(getenv("HASVC_URL"), "http://127.0.0.1:8080"), "the node's HTTP address, or several comma-separated: the next is tried when one fails (HASVC_URL)")
 	db := fs.String("db", "", "the database to follow")
 	file := fs.String("out", "", "the local SQLite file (default: <db>.db)")
-	token := fs.String("token", "", "a read token for the database (default: HASVC_TOKEN)")
+	token := fs.String("token", "", "a read token for the database (default: HA_TOKEN)")
 	once := fs.Bool("once", false, "catch up with the database as it is now, then exit")
 	minSeq := fs.Uint64("min-seq", 0, "exit once this sequence is applied (a write's answer gives its sequence)")
 	if err := fs.Parse(args); err != nil {
@@ -39,10 +39,10 @@ func runReplica(args []string, getenv func(string) string, stdout, stderr io.Wri
 		return 2
 	}
 	if *token == "" {
-		*token = getenv("HASVC_TOKEN")
+		*token = or(getenv("HA_TOKEN"), getenv("HASVC_TOKEN"))
 	}
 	if *token == "" {
-		fmt.Fprintln(stderr, "hasvc replica: give a read token for the database in HASVC_TOKEN or --token")
+		fmt.Fprintln(stderr, "hasvc replica: give a read token for the database in HA_TOKEN or --token")
 		return 2
 	}
 	if *file == "" {

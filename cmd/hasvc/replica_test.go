@@ -125,7 +125,7 @@ func TestReplica(t *testing.T) {
 	}
 	json.Unmarshal([]byte(n.ok("GET", "/databases/rep", "")), &info)
 	env := func(k string) string {
-		if k == "HASVC_TOKEN" {
+		if k == "HA_TOKEN" {
 			return reader
 		}
 		return ""
@@ -155,7 +155,7 @@ func TestReplica(t *testing.T) {
 	n.createDB("empty")
 	emptyTok := n.token(auth.PermRead, time.Hour, "empty")
 	emptyEnv := func(k string) string {
-		if k == "HASVC_TOKEN" {
+		if k == "HA_TOKEN" {
 			return emptyTok
 		}
 		return ""

@@ -129,6 +129,7 @@ func (s *Server) Handler() http.Handler {
 	e.GET("/healthz", s.health)
 	e.GET("/readyz", s.ready)
 	routeConsole(e)
+	e.GET("/openapi.json", serveOpenAPI)
 	a := e.Group("", s.authenticate)
 	if s.Metrics != nil {
 		a.GET("/metrics", s.metrics)
