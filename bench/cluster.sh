@@ -6,11 +6,13 @@
 #
 #   make build && go build -o bin/load ./bench/load && ./bench/cluster.sh
 #   ROUNDS=3 DURATION=8s ./bench/cluster.sh   # report the median round
+#   FORWARD=false ./bench/cluster.sh          # nodes race for the stream instead of forwarding writes
 set -euo pipefail
 cd "$(dirname "$0")/.."
 DURATION=${DURATION:-10s}
 ROUNDS=${ROUNDS:-1}
 FSYNC=${FSYNC:-2m}
+FORWARD=${FORWARD:-true}
 base=${BASE_PORT:-18500}
 dir=$(mktemp -d)
 trap 'kill $(jobs -p) 2>/dev/null || true; wait 2>/dev/null || true; rm -rf "$dir"' EXIT
@@ -21,7 +23,7 @@ for i in 1 2 3; do
 	for j in 1 2 3; do [[ $j != "$i" ]] && peers+=("127.0.0.1:$((base + 20 + j))"); done
 	./bin/hasvc --name "node$i" --host 127.0.0.1 --port "$((base + i))" --nats-port "$((base + 10 + i))" --pg-port 0 \
 		--cluster-port "$((base + 20 + i))" --join "$(IFS=,; echo "${peers[*]}")" \
-		--data-dir "$dir/data$i" --fsync "$FSYNC" --log-level error >"$dir/node$i.log" 2>&1 &
+		--data-dir "$dir/data$i" --fsync "$FSYNC" --forward-writes="$FORWARD" --log-level error >"$dir/node$i.log" 2>&1 &
 	urls+=("http://127.0.0.1:$((base + i))")
 done
 for u in "${urls[@]}"; do
@@ -32,7 +34,7 @@ for u in "${urls[@]}"; do
 done
 token=$(./bin/hasvc token --db '*' --perm admin --ttl 1h)
 all=$(IFS=,; echo "${urls[*]}")
-echo "# $(date -u +%F) $(nproc) cores, 3 nodes on this machine, strong mode, fsync=$FSYNC, ${DURATION} per scenario"
+echo "# $(date -u +%F) $(nproc) cores, 3 nodes on this machine, strong mode, fsync=$FSYNC, forward-writes=$FORWARD, ${DURATION} per scenario"
 for r in $(seq "$ROUNDS"); do
 	echo "## round $r"
 	./bin/load -url "${urls[0]}" -token "$token" -db "one$r" -scenario insert -c 16 -d "$DURATION"

@@ -62,6 +62,8 @@ base localhost/hasvc-base &
 base localhost/hasvc-builder --include=gcc,libc6-dev,ca-certificates &
 wait -n && wait -n || { echo "making the base images failed"; exit 1; }
 
+# A new build replaces the last one rather than leave it behind untagged.
+"${B[@]}" rmi -f "$image" >/dev/null 2>&1 || true
 echo "building $image"
 start=$(date +%s)
 "${B[@]}" bud --isolation chroot --format docker --pull=never --layers=false -q \

@@ -629,6 +629,7 @@ async function infoTab(name, head) {
   const pairs = [['mode', i.mode], ['replicas', i.replicas], ['size', `${bytes(i.size_bytes)} of ${bytes(i.size_limit_bytes)}`],
     ['stream', `${i.stream_name}: sequences ${i.stream_first_seq}–${i.stream_seq}, ${bytes(i.stream_bytes)}`],
     ['subject', i.stream_subject], ['snapshot bucket', i.snapshot_bucket],
+    ['writes run on', i.mode === 'strong' && i.stream_leader ? i.stream_leader : 'the node that takes them'],
     ['max statement time', i.max_statement_time || 'node default'], ['snapshot interval', i.snapshot_interval || 'node default'],
     ['retention', i.retention ? JSON.stringify(i.retention) : 'node default'], ['created', when(i.created_at)]];
   const parts = [head, kvTable(pairs), el('h2', {}, 'Copies'),

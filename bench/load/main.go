@@ -112,6 +112,7 @@ type harness struct {
 	client         *http.Client
 	url, token, db string
 	urls           []string
+	firstError     atomic.Pointer[string]
 }
 
 func (h *harness) post(path, body string) (int, error) {
@@ -129,11 +130,27 @@ func (h *harness) postTo(url, path, body string) (int, error) {
 	}
 	resp, err := h.client.Do(req)
 	if err != nil {
+		msg := err.Error()
+		h.firstError.CompareAndSwap(nil, &msg)
 		return 0, err
+	}
+	if resp.StatusCode/100 != 2 {
+		// The first failure's answer, for the report.
+		body, _ := io.ReadAll(io.LimitReader(resp.Body, 300))
+		msg := fmt.Sprintf("%d %s", resp.StatusCode, bytes.TrimSpace(body))
+		h.firstError.CompareAndSwap(nil, &msg)
 	}
 	io.Copy(io.Discard, resp.Body)
 	resp.Body.Close()
 	return resp.StatusCode, nil
+}
+
+// failure says what the first failed request got, if one failed.
+func (h *harness) failure() string {
+	if v := h.firstError.Load(); v != nil {
+		return " (first: " + *v + ")"
+	}
+	return ""
 }
 
 func (h *harness) must(status int, err error) func(...int) {
@@ -184,8 +201,8 @@ func (h *harness) run(name string, c int, d time.Duration, fn func() (int, error
 		return
 	}
 	pct := func(p float64) time.Duration { return all[min(len(all)-1, int(float64(len(all))*p))] }
-	fmt.Printf("%-8s c=%-3d %9.0f req/s  p50 %7.2f ms  p99 %7.2f ms  errors %d\n", name, c,
-		float64(len(all))/d.Seconds(), ms(pct(0.50)), ms(pct(0.99)), errs.Load())
+	fmt.Printf("%-8s c=%-3d %9.0f req/s  p50 %7.2f ms  p99 %7.2f ms  errors %d%s\n", name, c,
+		float64(len(all))/d.Seconds(), ms(pct(0.50)), ms(pct(0.99)), errs.Load(), h.failure())
 }
 
 func ms(d time.Duration) float64 { return float64(d.Microseconds()) / 1000 }
@@ -241,6 +258,7 @@ func rss(pid int) int64 {
 func (h *harness) lag(rate int, d time.Duration) {
 	h.must(h.post("/databases", `{"name":"`+h.db+`"}`))(201, 409)
 	h.must(h.post("/db/"+h.db, `{"sql":"CREATE TABLE IF NOT EXISTS users (id INTEGER PRIMARY KEY, name TEXT, n INTEGER)"}`))(200)
+	h.firstError.Store(nil) // the setup's 409 (the database may exist) is no failure
 	tick := time.NewTicker(time.Second / time.Duration(rate))
 	defer tick.Stop()
 	end := time.Now().Add(d)
@@ -277,7 +295,7 @@ func (h *harness) lag(rate int, d time.Duration) {
 		} `json:"nodes"`
 	}
 	json.NewDecoder(resp.Body).Decode(&info)
-	fmt.Printf("lag      rate=%d/s sent %d (%.0f/s) errors %d\n", rate, sent.Load(), float64(sent.Load())/d.Seconds(), errs.Load())
+	fmt.Printf("lag      rate=%d/s sent %d (%.0f/s) errors %d%s\n", rate, sent.Load(), float64(sent.Load())/d.Seconds(), errs.Load(), h.failure())
 	for _, n := range info.Nodes {
 		if n.N > 0 {
 			fmt.Printf("         node %-8s lag p50 %6.2f ms  p99 %6.2f ms  (last %d writes)\n", n.Node, n.P50, n.P99, n.N)

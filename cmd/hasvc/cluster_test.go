@@ -172,7 +172,8 @@ func (n *node) checksum(db string) string {
 
 // dbInfo is the part of GET /databases/<name> the tests read.
 type dbInfo struct {
-	StreamSeq uint64 `json:"stream_seq"`
+	StreamSeq    uint64 `json:"stream_seq"`
+	StreamLeader string `json:"stream_leader"`
 	Nodes     []struct {
 		Node       string `json:"node"`
 		AppliedSeq uint64 `json:"applied_seq"`

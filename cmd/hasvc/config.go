@@ -66,6 +66,7 @@ type Config struct {
 	JWTKeys          string // keys file: several keys by kid, HS256 or EdDSA
 	IdleTimeout      time.Duration
 	PublishTimeout   time.Duration
+	ForwardWrites    bool
 	MaxRequestBytes  int64
 	LogLevel         string
 	LogFormat        string
@@ -99,6 +100,7 @@ func DefaultConfig() Config {
 		DataDir:            "./data",
 		IdleTimeout:        engine.DefaultIdleTimeout,
 		PublishTimeout:     engine.DefaultPublishTimeout,
+		ForwardWrites:      true,
 		MaxRequestBytes:    api.DefaultMaxBodyBytes,
 		LogLevel:           "info",
 		LogFormat:          "text",
@@ -172,6 +174,7 @@ func (c *Config) settings() []setting {
 		{"jwt-keys", "", "HA_JWT_KEYS", "file of token keys by key id, HS256 or EdDSA (hasvc keygen makes them); reread on SIGHUP; overrides --jwt-secret", &c.JWTKeys},
 		{"idle-timeout", "", "HA_IDLE_TIMEOUT", "close databases unused for this long", &c.IdleTimeout},
 		{"publish-timeout", "", "HA_PUBLISH_TIMEOUT", "how long a write waits for JetStream's acknowledgement", &c.PublishTimeout},
+		{"forward-writes", "", "HA_FORWARD_WRITES", "in a cluster, run a strong-mode database's writes on the node that leads its stream (false: on the node that takes them, racing the others)", &c.ForwardWrites},
 		{"max-request-bytes", "", "HA_MAX_REQUEST_BYTES", "largest HTTP request body", &c.MaxRequestBytes},
 		{"log-level", "", "HA_LOG_LEVEL", "debug, info, warn or error", &c.LogLevel},
 		{"log-format", "", "HA_LOG_FORMAT", "text (key=value lines) or json (one object per line)", &c.LogFormat},

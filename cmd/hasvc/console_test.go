@@ -97,7 +97,7 @@ func get[T any](p *page, a chromedp.Action[T]) T {
 // cells returns the class and text of every cell of a results table.
 func (p *page) cells(table string) []string {
 	p.t.Helper()
-	return get(p, chromedp.Evaluate[[]string](`[...document.querySelectorAll(` + "`" + table + " td`" + `)].map(td => td.className + '|' + td.textContent)`))
+	return get(p, chromedp.Evaluate[[]string](`[...document.querySelectorAll(`+"`"+table+" td`"+`)].map(td => td.className + '|' + td.textContent)`))
 }
 
 func (p *page) text(sel string) string {

@@ -220,6 +220,7 @@ func (m *Main) Run(ctx context.Context) error {
 		Logger:             m.Logger,
 		IdleTimeout:        c.IdleTimeout,
 		PublishTimeout:     c.PublishTimeout,
+		Forward:            c.ForwardWrites,
 		TxIdleTimeout:      c.TxIdleTimeout,
 		MaxStatementTime:   c.MaxStatementTime,
 		MaxSize:            c.MaxDBSize,

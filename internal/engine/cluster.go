@@ -95,6 +95,12 @@ func (e *Engine) startCluster(ctx context.Context) error {
 		return err
 	}
 	e.statusSub = sub
+	if e.forwardSub, err = e.NC.Subscribe(forwardSubject+e.Node, e.serveForwarded); err != nil {
+		return err
+	}
+	if err := e.replies.start(e.NC); err != nil {
+		return err
+	}
 
 	wctx, cancel := context.WithCancel(context.Background())
 	e.stopWatch = cancel
@@ -169,6 +175,12 @@ func (e *Engine) alone() bool { return e.others.Load() == 0 }
 func (e *Engine) stopCluster() {
 	if e.statusSub != nil {
 		e.statusSub.Unsubscribe()
+	}
+	if e.forwardSub != nil {
+		e.forwardSub.Unsubscribe()
+	}
+	if e.replies.sub != nil {
+		e.replies.sub.Unsubscribe()
 	}
 	if e.stopWatch != nil {
 		e.stopWatch()

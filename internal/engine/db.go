@@ -2,6 +2,7 @@ package engine
 
 import (
 	"context"
+	"errors"
 	"log/slog"
 	"sync"
 	"sync/atomic"
@@ -45,7 +46,11 @@ type DB struct {
 	classifier   *sqlite.Conn
 
 	applied atomic.Uint64
-	stuck   atomic.Pointer[string] // why the database cannot apply its stream, if it cannot
+	// leader is the node that leads the stream, as last asked (forward.go);
+	// leaderAsking is set while a refresh runs.
+	leader       atomic.Pointer[leader]
+	leaderAsking atomic.Bool
+	stuck        atomic.Pointer[string] // why the database cannot apply its stream, if it cannot
 
 	// writerDone is closed when the writer goroutine (loop) has returned.
 	writerDone chan struct{}
@@ -119,6 +124,10 @@ type ExecOptions struct {
 	// A request that writes returns its results once committed, as
 	// without a sink.
 	Sink sqlite.Sink
+
+	// forwarded: another node sent this write here (forward.go); it runs
+	// here whoever leads the stream now.
+	forwarded bool
 }
 
 // Exec runs a request as one transaction. Requests whose statements are all
@@ -147,6 +156,14 @@ func (d *DB) Exec(ctx context.Context, stmts []sqlite.Statement, opts ExecOption
 	}
 	if readOnly {
 		return nil, tenant.Errorf(tenant.EFORBIDDEN, "this token may only read; the request writes")
+	}
+	if !opts.forwarded {
+		if node := d.forwardTo(ctx); node != "" {
+			res, err := d.forward(ctx, node, stmts)
+			if !errors.Is(err, errNotForwarded) {
+				return res, err
+			}
+		}
 	}
 	o := &op{ctx: ctx, stmts: stmts, done: make(chan struct{})}
 	if err := d.submit(ctx, o); err != nil {

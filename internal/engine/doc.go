@@ -37,6 +37,11 @@
 //     to the stream runs again after catch-up (commitWithRetry), up to
 //     maxAttempts, then answers ECONFLICT.
 //
+// In a cluster, a strong-mode write request first goes to the node that
+// leads the database's stream, if that is another node (forward.go): it
+// runs there through the steps above and its answer comes back, so
+// writes from several nodes do not race for the stream.
+//
 // An interactive transaction (Tx, pgwire's BEGIN..COMMIT) holds the writer
 // from its first write to its end and commits through the same
 // commitGroup; an import (Import) applies its rows and commits them

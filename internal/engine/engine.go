@@ -76,6 +76,13 @@ type Engine struct {
 	statusSub *nats.Subscription
 	stopWatch func()
 
+	// Forward runs a clustered strong-mode database's write requests on
+	// the node that leads its stream (forward.go).
+	Forward    bool
+	forwardSub *nats.Subscription
+	forwarding atomic.Int64 // forwarded requests running here
+	replies    replies      // answers to this node's forwarded requests
+
 	stop chan struct{}
 	wg   sync.WaitGroup
 }
@@ -534,12 +541,15 @@ type Info struct {
 	StreamSeq      uint64 `json:"stream_seq"`
 	// StreamFirstSeq is the oldest message the stream keeps (retention
 	// trims the ones before the oldest kept snapshot).
-	StreamFirstSeq uint64     `json:"stream_first_seq"`
-	StreamBytes    uint64     `json:"stream_bytes"`
-	StreamSubject  string     `json:"stream_subject"`
-	StreamName     string     `json:"stream_name"`
-	SnapshotsName  string     `json:"snapshot_bucket"`
-	Nodes          []NodeInfo `json:"nodes"`
+	StreamFirstSeq uint64 `json:"stream_first_seq"`
+	StreamBytes    uint64 `json:"stream_bytes"`
+	StreamSubject  string `json:"stream_subject"`
+	StreamName     string `json:"stream_name"`
+	SnapshotsName  string `json:"snapshot_bucket"`
+	// StreamLeader is the node that leads the stream: in a cluster, a
+	// strong-mode database's writes run there (forward.go).
+	StreamLeader string     `json:"stream_leader,omitempty"`
+	Nodes        []NodeInfo `json:"nodes"`
 }
 
 // NodeInfo is one node's view of a database.
@@ -581,6 +591,9 @@ func (e *Engine) Info(ctx context.Context, name string) (*Info, error) {
 	info.StreamSeq = si.State.LastSeq
 	info.StreamBytes = si.State.Bytes
 	info.StreamFirstSeq = si.State.FirstSeq
+	if si.Cluster != nil {
+		info.StreamLeader = si.Cluster.Leader
+	}
 	if e.Memory {
 		size, err := db.sizeBytes(ctx)
 		if err != nil {

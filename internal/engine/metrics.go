@@ -13,6 +13,7 @@ type counters struct {
 	conflicts atomic.Uint64 // strong-mode requests another node's write beat to the stream
 	applied   atomic.Uint64 // messages from other nodes applied
 	stuck     atomic.Uint64 // databases marked stuck
+	forwarded atomic.Uint64 // write requests this node sent to the node leading their stream
 }
 
 var (
@@ -23,6 +24,7 @@ var (
 	descWrites    = prometheus.NewDesc("hasvc_writes_total", "Write requests and transactions committed through the stream by this node.", nil, nil)
 	descConflicts = prometheus.NewDesc("hasvc_write_conflicts_total", "Strong-mode writes rolled back and run again because another node's write reached the stream first.", nil, nil)
 	descAppliedN  = prometheus.NewDesc("hasvc_messages_applied_total", "Stream messages from other nodes applied by this node.", nil, nil)
+	descForwarded = prometheus.NewDesc("hasvc_writes_forwarded_total", "Write requests this node forwarded to the node that leads their database's stream.", nil, nil)
 	descStuckN    = prometheus.NewDesc("hasvc_databases_stuck_total", "Times a database copy was marked stuck on a message it could not apply.", nil, nil)
 )
 
@@ -34,7 +36,7 @@ type collector struct{ e *Engine }
 
 // Describe implements prometheus.Collector.
 func (c collector) Describe(ch chan<- *prometheus.Desc) {
-	for _, d := range []*prometheus.Desc{descOpen, descApplied, descStuck, descLag, descWrites, descConflicts, descAppliedN, descStuckN} {
+	for _, d := range []*prometheus.Desc{descOpen, descApplied, descStuck, descLag, descWrites, descConflicts, descForwarded, descAppliedN, descStuckN} {
 		ch <- d
 	}
 }
@@ -60,6 +62,7 @@ func (c collector) Collect(ch chan<- prometheus.Metric) {
 	ch <- prometheus.MustNewConstMetric(descWrites, prometheus.CounterValue, float64(e.counters.writes.Load()))
 	ch <- prometheus.MustNewConstMetric(descConflicts, prometheus.CounterValue, float64(e.counters.conflicts.Load()))
 	ch <- prometheus.MustNewConstMetric(descAppliedN, prometheus.CounterValue, float64(e.counters.applied.Load()))
+	ch <- prometheus.MustNewConstMetric(descForwarded, prometheus.CounterValue, float64(e.counters.forwarded.Load()))
 	ch <- prometheus.MustNewConstMetric(descStuckN, prometheus.CounterValue, float64(e.counters.stuck.Load()))
 }
 

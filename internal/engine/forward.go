@@ -1,0 +1,338 @@
+package engine
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/nats-io/nats.go"
+
+	"hasvc/internal/change"
+	"hasvc/internal/sqlite"
+	"hasvc/internal/tenant"
+)
+
+// Writes from any node. In a cluster, every node that takes a write for a
+// strong-mode database would race the others for the stream's next
+// sequence; losers roll back, catch up and run again, and under load (or
+// link latency) a node far from the stream leader can lose every race.
+// So a node forwards a write request to the node that leads the
+// database's stream, over NATS request/reply on forwardSubject+<node>
+// (the global account, which only nodes can use), and answers its client
+// with that node's answer. The leader's node runs the request as its own,
+// through the same commit path; optimistic concurrency stays as the
+// safety net while leadership moves. Reads, pgwire's interactive
+// transactions, imports and eventual-mode writes run where they arrive.
+//
+// A forwarded request is not retried once it may have reached the
+// leader: if no answer comes, the client gets EUNAVAILABLE, as it would
+// if its connection to a node broke, and cannot know whether the write
+// committed. A request no node listened to (the leader's node just
+// stopped) runs here instead.
+
+const forwardSubject = "hasvc.exec."
+
+// leaderFresh is how long a known stream leader is used before it is
+// asked again (in the background; requests keep forwarding meanwhile).
+const leaderFresh = 2 * time.Second
+
+// maxForwarded bounds the forwarded requests a node runs at once.
+const maxForwarded = 4096
+
+type fwdStatement struct {
+	SQL   string        `json:"sql"`
+	Args  change.Values `json:"args,omitempty"`
+	Names []string      `json:"names,omitempty"` // named parameters: Names[i] is Args[i]
+}
+
+type fwdRequest struct {
+	DB      string         `json:"db"`
+	Stmts   []fwdStatement `json:"stmts"`
+	Timeout time.Duration  `json:"timeout"` // what is left of the caller's deadline
+}
+
+type fwdResult struct {
+	Columns      []string        `json:"columns,omitempty"`
+	DeclTypes    []string        `json:"decl_types,omitempty"`
+	Rows         []change.Values `json:"rows,omitempty"`
+	RowsAffected int64           `json:"rows_affected,omitempty"`
+	LastInsertID int64           `json:"last_insert_id,omitempty"`
+}
+
+type fwdReply struct {
+	Results   []fwdResult `json:"results,omitempty"`
+	Seq       uint64      `json:"seq,omitempty"`
+	Code      string      `json:"code,omitempty"`
+	Message   string      `json:"message,omitempty"`
+	Statement *int        `json:"statement,omitempty"`
+}
+
+// leader is what a DB knows of its stream's leader.
+type leader struct {
+	node string
+	at   time.Time
+}
+
+// forwardTo returns the node this write should run on, or "" for here.
+func (d *DB) forwardTo(ctx context.Context) string {
+	e := d.eng
+	if !e.Forward || !d.strong() || e.alone() {
+		return ""
+	}
+	l := d.leader.Load()
+	switch {
+	case l == nil:
+		l = d.refreshLeader(ctx)
+	case time.Since(l.at) > leaderFresh && d.leaderAsking.CompareAndSwap(false, true):
+		go func() {
+			defer d.leaderAsking.Store(false)
+			ctx, cancel := context.WithTimeout(context.Background(), requestTimeout)
+			defer cancel()
+			d.refreshLeader(ctx)
+		}()
+	}
+	if l == nil || l.node == e.Node {
+		return ""
+	}
+	return l.node
+}
+
+// refreshLeader asks JetStream which node leads the stream. When it
+// cannot say, the leader known before stays (a forward to a node that
+// stopped finds out by itself).
+func (d *DB) refreshLeader(ctx context.Context) *leader {
+	ctx, cancel := context.WithTimeout(ctx, requestTimeout)
+	defer cancel()
+	info, err := d.stream.Info(ctx)
+	if err != nil || info.Cluster == nil || info.Cluster.Leader == "" {
+		d.log.Debug("stream leader unknown", "err", err)
+		return d.leader.Load()
+	}
+	l := &leader{node: info.Cluster.Leader, at: time.Now()}
+	d.leader.Store(l)
+	return l
+}
+
+// errNotForwarded: no node took the forwarded request; run it here.
+var errNotForwarded = errors.New("no node took the forwarded request")
+
+// forward runs a write request on node and returns its answer; after it
+// the request's writes are applied here too, so that a read on this node
+// sees them.
+func (d *DB) forward(ctx context.Context, node string, stmts []sqlite.Statement) (*ExecResult, error) {
+	req := fwdRequest{DB: d.name, Stmts: make([]fwdStatement, len(stmts))}
+	for i, st := range stmts {
+		fs := fwdStatement{SQL: st.SQL}
+		switch p := st.Params.(type) {
+		case []any:
+			fs.Args = p
+		case map[string]any:
+			for k, v := range p {
+				fs.Names = append(fs.Names, k)
+				fs.Args = append(fs.Args, v)
+			}
+		}
+		req.Stmts[i] = fs
+	}
+	if dl, ok := ctx.Deadline(); ok {
+		req.Timeout = time.Until(dl)
+	}
+	data, err := json.Marshal(req)
+	if err != nil {
+		return nil, err
+	}
+	msg, err := d.eng.request(ctx, node, data)
+	if err != nil {
+		return nil, err
+	}
+	d.eng.counters.forwarded.Add(1)
+	var rep fwdReply
+	if err := json.Unmarshal(msg.Data, &rep); err != nil {
+		return nil, fmt.Errorf("answer of node %s: %w", node, err)
+	}
+	if rep.Code != "" {
+		err := tenant.Errorf(rep.Code, "%s", rep.Message)
+		if rep.Statement != nil {
+			err = tenant.AtStatement(err, *rep.Statement)
+		}
+		return nil, err
+	}
+	res := &ExecResult{Seq: rep.Seq, Results: make([]sqlite.Result, len(rep.Results))}
+	for i, r := range rep.Results {
+		out := sqlite.Result{Columns: r.Columns, DeclTypes: r.DeclTypes, RowsAffected: r.RowsAffected, LastInsertID: r.LastInsertID}
+		if r.Columns != nil {
+			out.Rows = make([][]any, len(r.Rows))
+			for j, row := range r.Rows {
+				out.Rows[j] = row
+			}
+		}
+		res.Results[i] = out
+	}
+	if rep.Seq > 0 {
+		// Read-your-writes on this node: wait (briefly) for the write
+		// to arrive here. It committed whatever happens.
+		wctx, cancel := context.WithTimeout(ctx, 2*time.Second)
+		d.WaitApplied(wctx, rep.Seq)
+		cancel()
+	}
+	return res, nil
+}
+
+// request sends a forwarded request to node and waits for its answer.
+// The node says at once that it took the request; a node that does not
+// within the publish timeout is taken for unreachable (EUNAVAILABLE),
+// and one that cannot be reached at all for gone (errNotForwarded). Past
+// acceptance, the wait lasts as long as the caller's.
+func (e *Engine) request(ctx context.Context, node string, data []byte) (*nats.Msg, error) {
+	id, replies := e.replies.wait()
+	defer e.replies.done(id)
+	msg := &nats.Msg{Subject: forwardSubject + node, Reply: e.replies.prefix + id, Data: data}
+	if err := e.NC.PublishMsg(msg); err != nil {
+		if errors.Is(err, nats.ErrMaxPayload) {
+			return nil, errNotForwarded // too large to send: run it here
+		}
+		return nil, tenant.Wrap(tenant.EUNAVAILABLE, err, "forward the write")
+	}
+	accept := time.NewTimer(e.publishTimeout())
+	defer accept.Stop()
+	select {
+	case m := <-replies:
+		if m.Header.Get("Status") == "503" {
+			return nil, errNotForwarded // nobody listens for node: it stopped
+		}
+	case <-accept.C:
+		return nil, tenant.Errorf(tenant.EUNAVAILABLE, "node %s, which leads the database's stream, did not take the write within %s: it may be cut off from this node, and may still run it", node, e.publishTimeout())
+	case <-ctx.Done():
+		return nil, tenant.Wrap(tenant.ETIMEOUT, ctx.Err(), "the write was sent to node "+node)
+	}
+	select {
+	case m := <-replies:
+		return m, nil
+	case <-ctx.Done():
+		return nil, tenant.Errorf(tenant.EUNAVAILABLE, "the write went to node %s, which leads the database's stream, and no answer came in time: it may or may not have committed", node)
+	}
+}
+
+// replies receives the answers to this node's forwarded requests on one
+// wildcard subscription (prefix + request id): a subscription per request
+// would announce itself to every route and withdraw again.
+type replies struct {
+	prefix  string
+	sub     *nats.Subscription
+	next    atomic.Uint64
+	mu      sync.Mutex
+	waiting map[string]chan *nats.Msg
+}
+
+func (r *replies) start(nc *nats.Conn) error {
+	r.prefix = nats.NewInbox() + "."
+	r.waiting = map[string]chan *nats.Msg{}
+	sub, err := nc.Subscribe(r.prefix+"*", func(m *nats.Msg) {
+		r.mu.Lock()
+		ch := r.waiting[strings.TrimPrefix(m.Subject, r.prefix)]
+		r.mu.Unlock()
+		if ch != nil {
+			select {
+			case ch <- m:
+			default: // a reply nobody waits for any more
+			}
+		}
+	})
+	r.sub = sub
+	return err
+}
+
+// wait registers a new request id and returns where its replies arrive.
+func (r *replies) wait() (string, chan *nats.Msg) {
+	id := strconv.FormatUint(r.next.Add(1), 36)
+	ch := make(chan *nats.Msg, 2) // the acceptance and the answer
+	r.mu.Lock()
+	r.waiting[id] = ch
+	r.mu.Unlock()
+	return id, ch
+}
+
+func (r *replies) done(id string) {
+	r.mu.Lock()
+	delete(r.waiting, id)
+	r.mu.Unlock()
+}
+
+// serveForwarded runs write requests other nodes forward to this one.
+func (e *Engine) serveForwarded(m *nats.Msg) {
+	// Acceptance first (see request), then the answer.
+	if err := m.Respond(nil); err != nil {
+		return
+	}
+	if e.forwarding.Add(1) > maxForwarded {
+		e.forwarding.Add(-1)
+		e.replyForwarded(m, nil, tenant.Errorf(tenant.ETOOMANY, "node %s runs %d forwarded writes already", e.Node, maxForwarded))
+		return
+	}
+	go func() {
+		defer e.forwarding.Add(-1)
+		var req fwdRequest
+		if err := json.Unmarshal(m.Data, &req); err != nil {
+			e.replyForwarded(m, nil, fmt.Errorf("forwarded request: %w", err))
+			return
+		}
+		stmts := make([]sqlite.Statement, len(req.Stmts))
+		for i, fs := range req.Stmts {
+			st := sqlite.Statement{SQL: fs.SQL}
+			switch {
+			case fs.Names != nil:
+				named := make(map[string]any, len(fs.Names))
+				for j, k := range fs.Names {
+					named[k] = fs.Args[j]
+				}
+				st.Params = named
+			case fs.Args != nil:
+				st.Params = []any(fs.Args)
+			}
+			stmts[i] = st
+		}
+		timeout := req.Timeout
+		if timeout <= 0 {
+			timeout = time.Minute
+		}
+		ctx, cancel := context.WithTimeout(context.Background(), timeout)
+		defer cancel()
+		res, err := e.Exec(ctx, req.DB, stmts, ExecOptions{forwarded: true})
+		e.replyForwarded(m, res, err)
+	}()
+}
+
+func (e *Engine) replyForwarded(m *nats.Msg, res *ExecResult, err error) {
+	var rep fwdReply
+	if err != nil {
+		rep.Code, rep.Message = tenant.ErrorCode(err), tenant.ErrorMessage(err)
+		if i := tenant.ErrorStatement(err); i >= 0 {
+			rep.Statement = &i
+		}
+	} else {
+		rep.Seq = res.Seq
+		for _, r := range res.Results {
+			out := fwdResult{Columns: r.Columns, DeclTypes: r.DeclTypes, RowsAffected: r.RowsAffected, LastInsertID: r.LastInsertID}
+			for _, row := range r.Rows {
+				out.Rows = append(out.Rows, row)
+			}
+			rep.Results = append(rep.Results, out)
+		}
+	}
+	data, merr := json.Marshal(rep)
+	if merr == nil && len(data) > int(e.NC.MaxPayload()) {
+		data, merr = json.Marshal(fwdReply{Code: tenant.ETOOLARGE, Message: fmt.Sprintf("the answer (%d bytes) is over the %d bytes a node may send another", len(data), e.NC.MaxPayload())})
+	}
+	if merr != nil {
+		data, _ = json.Marshal(fwdReply{Code: tenant.EINTERNAL, Message: merr.Error()})
+	}
+	if err := m.Respond(data); err != nil {
+		e.Logger.Warn("answer a forwarded write", "err", err)
+	}
+}
