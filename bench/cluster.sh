@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # Cluster benchmarks of BENCHMARKS.md: three nodes as processes on this
-# machine. INSERT with 16 clients in strong mode, all on node 1 and spread
-# over the three nodes (and spread in eventual mode, for comparison), and
-# replication lag at a steady 1,000 writes/s.
+# machine. INSERT with 16 clients in strong mode, all on the node that
+# leads the database's stream, all on another node, and spread over the
+# three (and spread in eventual mode, for comparison), and replication
+# lag at a steady 1,000 writes/s.
 #
 #   make build && go build -o bin/load ./bench/load && ./bench/cluster.sh
 #   ROUNDS=3 DURATION=8s ./bench/cluster.sh   # report the median round
@@ -34,10 +35,35 @@ for u in "${urls[@]}"; do
 done
 token=$(./bin/hasvc token --db '*' --perm admin --ttl 1h)
 all=$(IFS=,; echo "${urls[*]}")
+create() {
+	curl -fs -X POST "${urls[0]}/databases" -H "Authorization: Bearer $token" -d "{\"name\":\"$1\"}" >/dev/null
+}
+# leader DB and follower DB print the URL of the node that leads the
+# database's stream, and of one that does not.
+leader() {
+	local n
+	n=$(curl -fs "${urls[0]}/databases/$1" -H "Authorization: Bearer $token" | sed -n 's/.*"stream_leader":"node\([0-9]\)".*/\1/p')
+	echo "${urls[$((n - 1))]}"
+}
+follower() {
+	local l
+	l=$(leader "$1")
+	for u in "${urls[@]}"; do
+		[[ $u != "$l" ]] && { echo "$u"; return; }
+	done
+}
 echo "# $(date -u +%F) $(nproc) cores, 3 nodes on this machine, strong mode, fsync=$FSYNC, forward-writes=$FORWARD, ${DURATION} per scenario"
 for r in $(seq "$ROUNDS"); do
 	echo "## round $r"
-	./bin/load -url "${urls[0]}" -token "$token" -db "one$r" -scenario insert -c 16 -d "$DURATION"
+	# All clients on the node that leads the database's stream, then all
+	# on a node that does not (its writes are forwarded, or race), then
+	# spread over the three.
+	create "lead$r"
+	create "follow$r"
+	echo "leader:   $(leader "lead$r")"
+	./bin/load -url "$(leader "lead$r")" -token "$token" -db "lead$r" -scenario insert -c 16 -d "$DURATION"
+	echo "follower: $(follower "follow$r")"
+	./bin/load -url "$(follower "follow$r")" -token "$token" -db "follow$r" -scenario insert -c 16 -d "$DURATION"
 	./bin/load -url "$all" -token "$token" -db "spread$r" -scenario insert -c 16 -d "$DURATION"
 	./bin/load -url "$all" -token "$token" -db "spread-eventual$r" -mode eventual -scenario insert -c 16 -d "$DURATION"
 	# Open the database on every node first: a node keeps (and follows) a
