@@ -174,7 +174,7 @@ func (n *node) checksum(db string) string {
 type dbInfo struct {
 	StreamSeq    uint64 `json:"stream_seq"`
 	StreamLeader string `json:"stream_leader"`
-	Nodes     []struct {
+	Nodes        []struct {
 		Node       string `json:"node"`
 		AppliedSeq uint64 `json:"applied_seq"`
 		Lag        uint64 `json:"lag"`

@@ -154,15 +154,21 @@ func (e *Engine) dropDeleted(name string) {
 // the stream catches up first (strong mode), and a read asking for a
 // sequence catches up before it runs.
 func (e *Engine) countOthers(ctx context.Context) {
-	nodes, err := e.Nodes(ctx)
+	// The keys alone: reading every record too costs a round trip each,
+	// and under link latency a slow listing cut short by its deadline
+	// would count live nodes as gone.
+	lister, err := e.nodes.ListKeys(ctx)
 	if err != nil {
 		return
 	}
 	others := int64(0)
-	for _, n := range nodes {
-		if n.Name != e.Node {
+	for k := range lister.Keys() {
+		if k != e.Node {
 			others++
 		}
+	}
+	if ctx.Err() != nil {
+		return // the listing may be incomplete
 	}
 	e.others.Store(others)
 }
