@@ -671,10 +671,12 @@ async function clusterPage() {
       ['stored', bytes(js.bytes)], ['API errors', js.api ? `${js.api.errors} of ${js.api.total} requests` : ''],
       ['meta leader', meta ? meta.leader || 'none (no quorum)' : 'single node']]));
   if (meta && meta.replicas) {
-    parts.push(el('div', {class: 'scroll'}, el('table', {id: 'peers'},
+    parts.push(el('p', {class: 'muted'}, `The meta group's other peers as ${c.node} sees them` +
+      (meta.leader === c.node ? ' (it leads the group).' : `; the leader, ${meta.leader || 'none'}, has the last word.`)),
+    el('div', {class: 'scroll'}, el('table', {id: 'peers'},
       el('thead', {}, el('tr', {}, ['peer', 'current', 'last seen', 'lag'].map(h => el('th', {}, h)))),
       el('tbody', {}, meta.replicas.map(r => el('tr', {}, el('td', {}, r.name), el('td', {class: r.current ? 'good' : 'bad'}, r.current ? 'yes' : 'no'),
-        el('td', {}, r.active !== undefined ? `${(r.active / 1e9).toFixed(1)} s ago` : ''), el('td', {class: 'num'}, r.lag ?? '')))))));
+        el('td', {}, r.active ? `${(r.active / 1e9).toFixed(1)} s ago` : ''), el('td', {class: 'num'}, r.lag ?? 0)))))));
   }
   parts.push(el('details', {}, el('summary', {}, 'All of it (JSON)'), el('pre', {class: 'mono notice', id: 'jetstream'}, JSON.stringify(js, null, 2))));
   show(parts);

@@ -253,3 +253,35 @@ func TestConsolePhone(t *testing.T) {
 		t.Errorf("the page is %d px wide on a %d px screen", scroll, client)
 	}
 }
+
+// TestConsoleCluster looks at a three-node cluster through one node's
+// console: the nodes, JetStream's meta group with its peers, which node a
+// database's writes run on, and every copy.
+func TestConsoleCluster(t *testing.T) {
+	nodes := startCluster(t, 3, nil)
+	nodes[0].createDB("shared")
+	nodes[1].ok("POST", "/db/shared", `[{"sql": "CREATE TABLE t(x)"}, {"sql": "INSERT INTO t VALUES (1)"}]`)
+	for _, n := range nodes {
+		n.query("shared", "SELECT 1") // each node opens (and follows) a copy
+	}
+	leader := nodes[0].info("shared").StreamLeader
+	p := &page{t: t, ctx: browser(t, 1280, 900), dir: screenshots(t)}
+	p.run("", chromedp.Navigate(nodes[2].url+"/ui/"), chromedp.WaitVisible(chromedp.ID("token")),
+		chromedp.SetValue(chromedp.ID("token"), nodes[2].admin), chromedp.Click(chromedp.CSS("#login button[type=submit]")),
+		chromedp.WaitVisible(chromedp.ID("databases")))
+	p.run("cluster-01-nodes", chromedp.Navigate(nodes[2].url+"/ui/#/cluster"), chromedp.WaitVisible(chromedp.CSS("#peers td")))
+	if got := p.text("#nodes"); !strings.Contains(got, "n1") || !strings.Contains(got, "n2") || !strings.Contains(got, "n3") {
+		t.Errorf("nodes: %q", got)
+	}
+	if got := p.text("#peers"); !strings.Contains(got, "yes") {
+		t.Errorf("JetStream peers: %q", got)
+	}
+	p.run("cluster-02-status", chromedp.Navigate(nodes[2].url+"/ui/#/db/shared/info"), chromedp.WaitVisible(chromedp.CSS("#copies td")))
+	runsOn := get(p, chromedp.Evaluate[string](`[...document.querySelectorAll('table.kv tr')].find(tr => tr.cells[0].textContent === 'writes run on')?.cells[1].textContent || ''`))
+	if runsOn != leader {
+		t.Errorf("status says writes run on %q, the stream leader is %q", runsOn, leader)
+	}
+	if got := p.text("#copies"); strings.Count(got, "ok") != 3 {
+		t.Errorf("copies: %q", got)
+	}
+}
