@@ -2,6 +2,7 @@ package main
 
 import (
 	"bufio"
+	"context"
 	"fmt"
 	"strconv"
 	"strings"
@@ -129,6 +130,17 @@ func TestClusterForwardedWrites(t *testing.T) {
 	if got := nodes[0].query("fw", "SELECT count(*) FROM log WHERE who = 'x-fail'"); got != "[[0]]" {
 		t.Errorf("a failed request committed: %s", got)
 	}
+	// Over pgwire too, on a node that forwards: SQLite's own error keeps
+	// its SQLSTATE (a unique violation is 23505, not a generic error).
+	for _, n := range nodes {
+		if n.m.Config.Name == leader {
+			continue
+		}
+		_, err := n.pgConnect("fw", n.admin).Exec(context.Background(), "INSERT INTO log (who) VALUES ('n1-w0-0')")
+		if sqlstate(err) != "23505" {
+			t.Errorf("unique violation over pgwire through %s: %v (SQLSTATE %s)", n.m.Config.Name, err, sqlstate(err))
+		}
+	}
 }
 
 // TestClusterForwardingLeaderStops: the node leading the stream stops in
@@ -157,7 +169,9 @@ func TestClusterForwardingLeaderStops(t *testing.T) {
 	var longestGap atomic.Int64
 	var wg sync.WaitGroup
 	stopped := make(chan struct{})
-	stop := time.Now().Add(8 * time.Second)
+	// 2 s of writes, then 10 s after the leader's node stops: an election
+	// under load (and the race detector) has taken up to 5 s here.
+	stop := time.Now().Add(12 * time.Second)
 	for i, n := range others {
 		for w := range 3 {
 			wg.Add(1)

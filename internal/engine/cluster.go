@@ -182,8 +182,11 @@ func (e *Engine) stopCluster() {
 	if e.statusSub != nil {
 		e.statusSub.Unsubscribe()
 	}
-	if e.forwardSub != nil {
-		e.forwardSub.Unsubscribe()
+	// Forwarded requests: new ones are turned away (the subscription
+	// goes with the connection), those running finish and are answered.
+	e.stopping.Store(true)
+	for deadline := time.Now().Add(e.publishTimeout()); e.forwarding.Load() > 0 && time.Now().Before(deadline); {
+		time.Sleep(10 * time.Millisecond)
 	}
 	if e.replies.sub != nil {
 		e.replies.sub.Unsubscribe()

@@ -170,6 +170,15 @@ func (d *DB) Exec(ctx context.Context, stmts []sqlite.Statement, opts ExecOption
 		return nil, err
 	}
 	if o.err != nil {
+		if tenant.ErrorCode(o.err) == tenant.ECONFLICT && !opts.forwarded {
+			// Lost every race: nothing of it committed. If another node
+			// leads the stream now, it runs the request there.
+			if node := d.forwardTo(ctx); node != "" {
+				if res, err := d.forward(ctx, node, stmts); !errors.Is(err, errNotForwarded) {
+					return res, err
+				}
+			}
+		}
 		return nil, o.err
 	}
 	return &o.res, nil

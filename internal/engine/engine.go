@@ -81,6 +81,7 @@ type Engine struct {
 	Forward    bool
 	forwardSub *nats.Subscription
 	forwarding atomic.Int64 // forwarded requests running here
+	stopping   atomic.Bool  // Close has begun: forwarded requests are turned away
 	replies    replies      // answers to this node's forwarded requests
 
 	stop chan struct{}

@@ -71,18 +71,35 @@ type fwdReply struct {
 	Code      string      `json:"code,omitempty"`
 	Message   string      `json:"message,omitempty"`
 	Statement *int        `json:"statement,omitempty"`
+	// SQLite is the statement's own error, when SQLite (or the sandbox)
+	// raised it: pgwire maps its kind to a SQLSTATE (23505 for a unique
+	// violation, 53100 past max_size...).
+	SQLite *fwdSQLiteError `json:"sqlite,omitempty"`
 }
 
-// leader is what a DB knows of its stream's leader.
+type fwdSQLiteError struct {
+	Code    int         `json:"code"`
+	Kind    sqlite.Kind `json:"kind"`
+	Message string      `json:"message"`
+}
+
+// leader is what a DB knows of its stream's leader. unreachable: nobody
+// answered for node (it stopped, or it is a NATS server that is no hasvc
+// node, with --replication-url), so writes run here until it is asked
+// again.
 type leader struct {
-	node string
-	at   time.Time
+	node        string
+	at          time.Time
+	unreachable bool
 }
 
 // forwardTo returns the node this write should run on, or "" for here.
 func (d *DB) forwardTo(ctx context.Context) string {
 	e := d.eng
-	if !e.Forward || !d.strong() || e.alone() {
+	// Not e.alone(): a node counts its peers every heartbeat, and one
+	// that has just started may not have seen them yet. The stream knows
+	// its leader (itself, without a cluster).
+	if !e.Forward || !d.strong() {
 		return ""
 	}
 	l := d.leader.Load()
@@ -97,17 +114,26 @@ func (d *DB) forwardTo(ctx context.Context) string {
 			d.refreshLeader(ctx)
 		}()
 	}
-	if l == nil || l.node == e.Node {
+	if l == nil || l.node == e.Node || l.unreachable {
 		return ""
 	}
 	return l.node
 }
 
+// leaderStale makes the next write ask for the stream's leader again, in
+// the background, while it goes on using the one it knows: another node
+// wrote to the stream, so leadership may have moved.
+func (d *DB) leaderStale() {
+	if l := d.leader.Load(); l != nil && !l.at.IsZero() {
+		d.leader.CompareAndSwap(l, &leader{node: l.node, unreachable: l.unreachable})
+	}
+}
+
 // refreshLeader asks JetStream which node leads the stream. When it
-// cannot say, the leader known before stays (a forward to a node that
-// stopped finds out by itself).
+// cannot say (an election is under way), the leader known before stays.
+// A write waits for it only when no leader is known at all.
 func (d *DB) refreshLeader(ctx context.Context) *leader {
-	ctx, cancel := context.WithTimeout(ctx, requestTimeout)
+	ctx, cancel := context.WithTimeout(ctx, 2*time.Second)
 	defer cancel()
 	info, err := d.stream.Info(ctx)
 	if err != nil || info.Cluster == nil || info.Cluster.Leader == "" {
@@ -120,7 +146,12 @@ func (d *DB) refreshLeader(ctx context.Context) *leader {
 }
 
 // errNotForwarded: no node took the forwarded request; run it here.
-var errNotForwarded = errors.New("no node took the forwarded request")
+// errTooLargeToForward is one of them: the request is larger than NATS
+// carries, which says nothing of the leader.
+var (
+	errNotForwarded      = errors.New("no node took the forwarded request")
+	errTooLargeToForward = fmt.Errorf("%w: too large to send", errNotForwarded)
+)
 
 // forward runs a write request on node and returns its answer; after it
 // the request's writes are applied here too, so that a read on this node
@@ -148,6 +179,13 @@ func (d *DB) forward(ctx context.Context, node string, stmts []sqlite.Statement)
 		return nil, err
 	}
 	msg, err := d.eng.request(ctx, node, data)
+	if errors.Is(err, errNotForwarded) && !errors.Is(err, errTooLargeToForward) {
+		// Writes run here until the leader is known again.
+		// Asked again (in the background) after leaderFresh: with
+		// --replication-url the stream's leader is a NATS server that is
+		// no node, and every write would try it first.
+		d.leader.Store(&leader{node: node, at: time.Now(), unreachable: true})
+	}
 	if err != nil {
 		return nil, err
 	}
@@ -158,6 +196,9 @@ func (d *DB) forward(ctx context.Context, node string, stmts []sqlite.Statement)
 	}
 	if rep.Code != "" {
 		err := tenant.Errorf(rep.Code, "%s", rep.Message)
+		if rep.SQLite != nil {
+			err = tenant.Wrap(rep.Code, &sqlite.Error{Code: rep.SQLite.Code, Kind: rep.SQLite.Kind, Message: rep.SQLite.Message}, rep.Message)
+		}
 		if rep.Statement != nil {
 			err = tenant.AtStatement(err, *rep.Statement)
 		}
@@ -195,7 +236,7 @@ func (e *Engine) request(ctx context.Context, node string, data []byte) (*nats.M
 	msg := &nats.Msg{Subject: forwardSubject + node, Reply: e.replies.prefix + id, Data: data}
 	if err := e.NC.PublishMsg(msg); err != nil {
 		if errors.Is(err, nats.ErrMaxPayload) {
-			return nil, errNotForwarded // too large to send: run it here
+			return nil, errTooLargeToForward
 		}
 		return nil, tenant.Wrap(tenant.EUNAVAILABLE, err, "forward the write")
 	}
@@ -203,8 +244,8 @@ func (e *Engine) request(ctx context.Context, node string, data []byte) (*nats.M
 	defer accept.Stop()
 	select {
 	case m := <-replies:
-		if m.Header.Get("Status") == "503" {
-			return nil, errNotForwarded // nobody listens for node: it stopped
+		if m.Header.Get("Status") == "503" || m.Header.Get(notTakenHeader) != "" {
+			return nil, errNotForwarded // node stopped, or is stopping: it will not run it
 		}
 	case <-accept.C:
 		return nil, tenant.Errorf(tenant.EUNAVAILABLE, "node %s, which leads the database's stream, did not take the write within %s: it may be cut off from this node, and may still run it", node, e.publishTimeout())
@@ -264,8 +305,21 @@ func (r *replies) done(id string) {
 	r.mu.Unlock()
 }
 
+// notTakenHeader marks the answer of a node that is stopping: it did not
+// take the request, and will not run it.
+const notTakenHeader = "Hasvc-Not-Taken"
+
 // serveForwarded runs write requests other nodes forward to this one.
 func (e *Engine) serveForwarded(m *nats.Msg) {
+	if e.stopping.Load() {
+		// The subscription lasts until the connection closes, so that a
+		// request routed here meanwhile is turned away at once rather
+		// than lost (its sender would wait the publish timeout).
+		reply := nats.NewMsg(m.Reply)
+		reply.Header.Set(notTakenHeader, e.Node)
+		m.RespondMsg(reply)
+		return
+	}
 	// Acceptance first (see request), then the answer.
 	if err := m.Respond(nil); err != nil {
 		return
@@ -314,6 +368,10 @@ func (e *Engine) replyForwarded(m *nats.Msg, res *ExecResult, err error) {
 		rep.Code, rep.Message = tenant.ErrorCode(err), tenant.ErrorMessage(err)
 		if i := tenant.ErrorStatement(err); i >= 0 {
 			rep.Statement = &i
+		}
+		var se *sqlite.Error
+		if errors.As(err, &se) {
+			rep.SQLite = &fwdSQLiteError{Code: se.Code, Kind: se.Kind, Message: se.Message}
 		}
 	} else {
 		rep.Seq = res.Seq

@@ -271,6 +271,8 @@ func (g *commitGroup) finish(aborted bool) (committed bool) {
 		case g.strong && tenant.ErrorCode(p.err) == tenant.ECONFLICT:
 			p.conflict = true
 			d.eng.counters.conflicts.Add(1)
+			// Another node wrote: the stream's leader may have moved.
+			d.leaderStale()
 		}
 	}
 	return committed
