@@ -213,7 +213,7 @@ func (sh *shell) line(line string, depth int) error {
 // one transaction on the node, so the statements between BEGIN and
 // COMMIT go as one request (their results print at COMMIT).
 func (sh *shell) statement(s string) error {
-	switch kw := firstWords(s, 2); {
+	switch kw := sqlite.LeadingWords(s, 2); {
 	case kw[0] == "BEGIN":
 		if sh.inTx {
 			return errors.New("a transaction is already open")
@@ -343,52 +343,11 @@ func isWriteResult(stmt string, r result) bool {
 	if len(r.Columns) != 2 || r.Columns[0] != "rows_affected" || r.Columns[1] != "last_insert_id" {
 		return false
 	}
-	switch firstWords(stmt, 1)[0] {
+	switch sqlite.LeadingWords(stmt, 1)[0] {
 	case "SELECT", "WITH", "VALUES", "PRAGMA", "EXPLAIN":
 		return false
 	}
 	return !strings.Contains(strings.ToUpper(stmt), "RETURNING")
-}
-
-// firstWords returns the first n words of a statement, upper-cased, after
-// white space and comments ("" for missing ones).
-func firstWords(s string, n int) []string {
-	out := make([]string, n)
-	i := 0
-	for k := 0; k < n; k++ {
-		for i < len(s) {
-			switch {
-			case s[i] == ' ' || s[i] == '\t' || s[i] == '\n' || s[i] == '\r':
-				i++
-				continue
-			case strings.HasPrefix(s[i:], "--"):
-				if j := strings.IndexByte(s[i:], '\n'); j >= 0 {
-					i += j + 1
-				} else {
-					i = len(s)
-				}
-				continue
-			case strings.HasPrefix(s[i:], "/*"):
-				if j := strings.Index(s[i+2:], "*/"); j >= 0 {
-					i += j + 4
-				} else {
-					i = len(s)
-				}
-				continue
-			}
-			break
-		}
-		j := i
-		for j < len(s) && (s[j] == '_' || s[j] >= 'A' && s[j] <= 'Z' || s[j] >= 'a' && s[j] <= 'z') {
-			j++
-		}
-		out[k] = strings.ToUpper(s[i:j])
-		if j == i {
-			break
-		}
-		i = j
-	}
-	return out
 }
 
 func firstLine(s string) string {

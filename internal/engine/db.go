@@ -2,7 +2,6 @@ package engine
 
 import (
 	"context"
-	"errors"
 	"log/slog"
 	"sync"
 	"sync/atomic"
@@ -158,11 +157,8 @@ func (d *DB) Exec(ctx context.Context, stmts []sqlite.Statement, opts ExecOption
 		return nil, tenant.Errorf(tenant.EFORBIDDEN, "this token may only read; the request writes")
 	}
 	if !opts.forwarded {
-		if node := d.forwardTo(ctx); node != "" {
-			res, err := d.forward(ctx, node, stmts)
-			if !errors.Is(err, errNotForwarded) {
-				return res, err
-			}
+		if res, err, done := d.tryForward(ctx, stmts); done {
+			return res, err
 		}
 	}
 	o := &op{ctx: ctx, stmts: stmts, done: make(chan struct{})}
@@ -173,10 +169,8 @@ func (d *DB) Exec(ctx context.Context, stmts []sqlite.Statement, opts ExecOption
 		if tenant.ErrorCode(o.err) == tenant.ECONFLICT && !opts.forwarded {
 			// Lost every race: nothing of it committed. If another node
 			// leads the stream now, it runs the request there.
-			if node := d.forwardTo(ctx); node != "" {
-				if res, err := d.forward(ctx, node, stmts); !errors.Is(err, errNotForwarded) {
-					return res, err
-				}
+			if res, err, done := d.tryForward(ctx, stmts); done {
+				return res, err
 			}
 		}
 		return nil, o.err

@@ -153,6 +153,18 @@ var (
 	errTooLargeToForward = fmt.Errorf("%w: too large to send", errNotForwarded)
 )
 
+// tryForward sends a write to the node that leads the stream, if that is
+// another node and it takes it; done is false when the write is to run
+// here.
+func (d *DB) tryForward(ctx context.Context, stmts []sqlite.Statement) (res *ExecResult, err error, done bool) {
+	node := d.forwardTo(ctx)
+	if node == "" {
+		return nil, nil, false
+	}
+	res, err = d.forward(ctx, node, stmts)
+	return res, err, !errors.Is(err, errNotForwarded)
+}
+
 // forward runs a write request on node and returns its answer; after it
 // the request's writes are applied here too, so that a read on this node
 // sees them.

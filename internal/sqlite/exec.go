@@ -194,6 +194,27 @@ func (c *Conn) runOne(ctx context.Context, st *Statement, res *Result, cp *Captu
 // whitespace, semicolons and comments.
 func onlyTrivia(sql string) bool { return skipTrivia(sql) == len(sql) }
 
+// LeadingWords returns the first n words of sql, upper-cased, after white
+// space and comments ("" for words it does not have): what kind of
+// statement a client holds, without preparing it.
+func LeadingWords(sql string, n int) []string {
+	out := make([]string, n)
+	i := 0
+	for k := range n {
+		i += skipTrivia(sql[i:])
+		j := i
+		for j < len(sql) && (sql[j] == '_' || sql[j] >= 'A' && sql[j] <= 'Z' || sql[j] >= 'a' && sql[j] <= 'z') {
+			j++
+		}
+		if j == i {
+			break
+		}
+		out[k] = strings.ToUpper(sql[i:j])
+		i = j
+	}
+	return out
+}
+
 // skipTrivia returns the index of the first byte of sql that is not white
 // space, a comment or a semicolon (len(sql) if there is none).
 func skipTrivia(sql string) int {
