@@ -7,7 +7,7 @@ GO      ?= go
 ARGS    ?=
 BIN     := bin/hasvc
 
-.PHONY: build run test fuzz bench bench-engine image image-test clean
+.PHONY: build ext run test fuzz bench bench-engine image image-test clean
 
 # The binary says what it was built from (hasvc version): the git
 # commit and the nearest tag (when built in a checkout), and the time.
@@ -19,6 +19,13 @@ LDFLAGS := -X main.commit=$(COMMIT) -X main.buildDate=$(BUILT) -X main.version=$
 build:
 	$(GO) build -tags $(TAGS) -ldflags "$(LDFLAGS)" -o $(BIN) ./cmd/hasvc
 
+# The hasvc_sync SQLite extension (bin/hasvc_sync.so): `.load
+# bin/hasvc_sync` in the sqlite3 shell. It calls the host's SQLite, so
+# building it needs SQLite's headers (Debian package libsqlite3-dev).
+ext:
+	$(GO) build -buildmode=c-shared -o bin/hasvc_sync.so ./cmd/hasvc_sync
+	rm -f bin/hasvc_sync.h
+
 # Starts a node on :8080 (HTTP) and :4222 (NATS) with ./data; pass more
 # flags with ARGS="...".
 run: build
@@ -27,7 +34,7 @@ run: build
 # Every test, with the race detector.
 test:
 	$(GO) vet -tags $(TAGS) ./...
-	$(GO) test -race -tags $(TAGS) -count=1 ./...
+	$(GO) test -race -tags $(TAGS) -count=1 -timeout 30m ./...
 
 # The fuzz targets, each for FUZZTIME (a count of inputs such as 100000x,
 # or a duration; Go 1.26 may fail a duration spuriously at its end,

@@ -193,7 +193,14 @@ func (m *Main) Run(ctx context.Context) error {
 			return fmt.Errorf("connect to %s: %w", c.ReplicationURL, err)
 		}
 	}
-	js, err := jetstream.New(m.nc)
+	// An acknowledgement that never comes (its stream leader stopped)
+	// must not keep its publication pending for ever: writes stop waiting
+	// after the publish timeout, and so does the client.
+	pubTimeout := c.PublishTimeout
+	if pubTimeout <= 0 {
+		pubTimeout = engine.DefaultPublishTimeout
+	}
+	js, err := jetstream.New(m.nc, jetstream.WithPublishAsyncTimeout(2*pubTimeout))
 	if err != nil {
 		return err
 	}
@@ -271,6 +278,7 @@ func (m *Main) Run(ctx context.Context) error {
 		IdleTimeout:       time.Minute,
 		BaseContext:       func(net.Listener) context.Context { return m.requests },
 	}
+	m.http.RegisterOnShutdown(srv.CloseStreams)
 	ln := m.ln
 	if c.TLSCert != "" {
 		cert, err := tls.LoadX509KeyPair(c.TLSCert, c.TLSKey)

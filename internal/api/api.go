@@ -12,6 +12,7 @@ import (
 	"net"
 	"net/http"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/labstack/echo/v4"
@@ -106,7 +107,23 @@ type Server struct {
 	// Consumers, if set, serves the tenants' NATS consumers.
 	Consumers Consumers
 
-	echo *echo.Echo
+	echo         *echo.Echo
+	closeStreams sync.Once
+	closing      chan struct{} // closed by CloseStreams
+}
+
+// CloseStreams ends the change feeds being served, so that a graceful
+// shutdown does not wait for them (they never end by themselves): their
+// clients reconnect, to another node if they know one.
+func (s *Server) CloseStreams() {
+	s.closeStreams.Do(func() { close(s.streamsClosing()) })
+}
+
+func (s *Server) streamsClosing() chan struct{} {
+	if s.closing == nil {
+		s.closing = make(chan struct{})
+	}
+	return s.closing
 }
 
 // Handler returns the HTTP handler, building it on first use.
@@ -114,6 +131,7 @@ func (s *Server) Handler() http.Handler {
 	if s.echo != nil {
 		return s.echo
 	}
+	s.streamsClosing()
 	if s.Logger == nil {
 		s.Logger = slog.Default()
 	}

@@ -119,6 +119,9 @@ func (s *Server) changes(c echo.Context) error {
 		select {
 		case <-ctx.Done():
 			return nil
+		case <-s.closing:
+			w.comment("this node is shutting down: reconnect")
+			return nil
 		case <-expiry.C:
 			w.event("", "end", `{"reason":"the token expired"}`)
 			return nil

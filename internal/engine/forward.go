@@ -148,10 +148,19 @@ func (d *DB) refreshLeader(ctx context.Context) *leader {
 // errNotForwarded: no node took the forwarded request; run it here.
 // errTooLargeToForward is one of them: the request is larger than NATS
 // carries, which says nothing of the leader.
+// errNotAccepted: the node did not say it took the request in time; it may
+// still run it, so the request must not run here too.
 var (
 	errNotForwarded      = errors.New("no node took the forwarded request")
 	errTooLargeToForward = fmt.Errorf("%w: too large to send", errNotForwarded)
+	errNotAccepted       = errors.New("the forwarded request was not taken in time")
 )
+
+// acceptWithin is how long a forwarded request waits for the node to say
+// it took it (a reply sent on arrival, before the request runs). A node
+// that does not is taken for gone, or cut off: this write answers
+// EUNAVAILABLE (the node may still run it) and the next ones run here.
+const acceptWithin = 2 * time.Second
 
 // tryForward sends a write to the node that leads the stream, if that is
 // another node and it takes it; done is false when the write is to run
@@ -191,7 +200,7 @@ func (d *DB) forward(ctx context.Context, node string, stmts []sqlite.Statement)
 		return nil, err
 	}
 	msg, err := d.eng.request(ctx, node, data)
-	if errors.Is(err, errNotForwarded) && !errors.Is(err, errTooLargeToForward) {
+	if errors.Is(err, errNotAccepted) || errors.Is(err, errNotForwarded) && !errors.Is(err, errTooLargeToForward) {
 		// Writes run here until the leader is known again.
 		// Asked again (in the background) after leaderFresh: with
 		// --replication-url the stream's leader is a NATS server that is
@@ -228,11 +237,15 @@ func (d *DB) forward(ctx context.Context, node string, stmts []sqlite.Statement)
 		res.Results[i] = out
 	}
 	if rep.Seq > 0 {
-		// Read-your-writes on this node: wait (briefly) for the write
-		// to arrive here. It committed whatever happens.
-		wctx, cancel := context.WithTimeout(ctx, 2*time.Second)
-		d.WaitApplied(wctx, rep.Seq)
-		cancel()
+		// Read-your-writes on this node: wait for the write to arrive
+		// here (a copy that falls behind slows the writes it forwards),
+		// up to the publish timeout, and not on a stuck copy. It
+		// committed whatever happens.
+		if d.Stuck() == "" {
+			wctx, cancel := context.WithTimeout(ctx, d.eng.publishTimeout())
+			d.WaitApplied(wctx, rep.Seq)
+			cancel()
+		}
 	}
 	return res, nil
 }
@@ -245,14 +258,16 @@ func (d *DB) forward(ctx context.Context, node string, stmts []sqlite.Statement)
 func (e *Engine) request(ctx context.Context, node string, data []byte) (*nats.Msg, error) {
 	id, replies := e.replies.wait()
 	defer e.replies.done(id)
-	msg := &nats.Msg{Subject: forwardSubject + node, Reply: e.replies.prefix + id, Data: data}
+	msg := &nats.Msg{Subject: forwardSubject + node, Reply: e.replies.prefix + id, Data: data, Header: nats.Header{}}
+	msg.Header.Set(sentHeader, strconv.FormatInt(time.Now().UnixNano(), 10))
 	if err := e.NC.PublishMsg(msg); err != nil {
 		if errors.Is(err, nats.ErrMaxPayload) {
 			return nil, errTooLargeToForward
 		}
 		return nil, tenant.Wrap(tenant.EUNAVAILABLE, err, "forward the write")
 	}
-	accept := time.NewTimer(e.publishTimeout())
+	within := min(acceptWithin, e.publishTimeout())
+	accept := time.NewTimer(within)
 	defer accept.Stop()
 	select {
 	case m := <-replies:
@@ -260,7 +275,7 @@ func (e *Engine) request(ctx context.Context, node string, data []byte) (*nats.M
 			return nil, errNotForwarded // node stopped, or is stopping: it will not run it
 		}
 	case <-accept.C:
-		return nil, tenant.Errorf(tenant.EUNAVAILABLE, "node %s, which leads the database's stream, did not take the write within %s: it may be cut off from this node, and may still run it", node, e.publishTimeout())
+		return nil, tenant.Wrap(tenant.EUNAVAILABLE, errNotAccepted, fmt.Sprintf("node %s, which leads the database's stream, did not take the write within %s: it may be cut off from this node, and may still run it", node, within))
 	case <-ctx.Done():
 		return nil, tenant.Wrap(tenant.ETIMEOUT, ctx.Err(), "the write was sent to node "+node)
 	}
@@ -317,9 +332,14 @@ func (r *replies) done(id string) {
 	r.mu.Unlock()
 }
 
-// notTakenHeader marks the answer of a node that is stopping: it did not
-// take the request, and will not run it.
-const notTakenHeader = "Hasvc-Not-Taken"
+// notTakenHeader marks the answer of a node that did not take the request
+// and will not run it: it is stopping, or the request came too late.
+// sentHeader carries when the request was sent (Unix nanoseconds, by the
+// sender's clock).
+const (
+	notTakenHeader = "Hasvc-Not-Taken"
+	sentHeader     = "Hasvc-Sent"
+)
 
 // serveForwarded runs write requests other nodes forward to this one.
 func (e *Engine) serveForwarded(m *nats.Msg) {
@@ -327,6 +347,15 @@ func (e *Engine) serveForwarded(m *nats.Msg) {
 		// The subscription lasts until the connection closes, so that a
 		// request routed here meanwhile is turned away at once rather
 		// than lost (its sender would wait the publish timeout).
+		reply := nats.NewMsg(m.Reply)
+		reply.Header.Set(notTakenHeader, e.Node)
+		m.RespondMsg(reply)
+		return
+	}
+	if sent, err := strconv.ParseInt(m.Header.Get(sentHeader), 10, 64); err == nil && time.Since(time.Unix(0, sent)) > acceptWithin {
+		// Its sender has stopped waiting for the acceptance (this node
+		// was frozen, or the link slow): it told its client the write
+		// may still run, and it is not run.
 		reply := nats.NewMsg(m.Reply)
 		reply.Header.Set(notTakenHeader, e.Node)
 		m.RespondMsg(reply)

@@ -1,6 +1,7 @@
 package engine
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -117,9 +118,100 @@ func (g *commitGroup) add(p *pending, data []byte) error {
 	p.fut = fut
 	g.pubs = append(g.pubs, p)
 	if g.strong {
-		g.await(len(g.pubs) - 1)
+		g.awaitStrong(len(g.pubs)-1, data)
 	}
 	return nil
+}
+
+// resendAfter is how long a strong-mode write waits for JetStream's answer
+// before it sends its message again.
+const resendAfter = time.Second
+
+// awaitStrong waits for the acknowledgement of pubs[j], whose message is
+// data, and sends the message again when no answer comes: a stream leader
+// that stops takes the requests it holds with it, and the new leader never
+// answers them, so the write would wait out the whole publish timeout.
+// While no leader is elected, the message is sent again until one is.
+// Sending again is safe because every copy expects the stream to end at
+// expect-1: at most one of them is stored, at expect, and the message
+// found there says whether it was this write (see settle).
+func (g *commitGroup) awaitStrong(j int, data []byte) {
+	p := g.pubs[j]
+	fut, sent := p.fut, 1
+	resend := time.NewTimer(resendAfter)
+	defer resend.Stop()
+	again := func() {
+		f, err := g.d.eng.JS.PublishAsync(tenant.Subject(g.d.name), data, jetstream.WithExpectLastSequence(p.expect-1))
+		if err == nil {
+			fut, sent = f, sent+1
+		}
+		resend.Reset(resendAfter)
+	}
+	for !p.acked && p.err == nil {
+		select {
+		case ack := <-fut.Ok():
+			if ack.Sequence != p.expect {
+				p.err = tenant.Errorf(tenant.EINTERNAL, "stream stored the write at %d, expected %d", ack.Sequence, p.expect)
+				g.needCatchUp = true
+			} else {
+				p.acked, p.seq = true, ack.Sequence
+			}
+		case err := <-fut.Err():
+			switch {
+			case errors.Is(err, jetstream.ErrNoStreamResponse):
+				// No leader yet: try again until one is elected.
+				select {
+				case <-time.After(100 * time.Millisecond):
+					again()
+				case <-g.deadline.Done():
+				}
+			case sent > 1 && tenant.ErrorCode(publishError(err)) == tenant.ECONFLICT:
+				// An earlier copy may be the one stored.
+				if err := g.d.settle(g.deadline, p.expect, data); err != nil {
+					p.err = err
+					g.needCatchUp = err == errNoAck
+				} else {
+					p.acked, p.seq = true, p.expect
+				}
+			default:
+				p.err = publishError(err)
+			}
+		case <-resend.C:
+			again()
+		case <-g.deadline.Done():
+			p.err = errNoAck
+			g.needCatchUp = true
+		}
+	}
+	if !p.acked && g.firstFailed < 0 {
+		g.firstFailed = j
+	}
+}
+
+// settle decides the outcome of a message sent more than once and refused
+// because the stream no longer ends at seq-1: if the message stored at seq
+// is data, an earlier copy was stored (nil); if it is another, another
+// node's write took the place (ECONFLICT). A message still on its way to
+// the store (the stream ends before seq) is waited for until the deadline
+// (errNoAck).
+func (d *DB) settle(deadline context.Context, seq uint64, data []byte) error {
+	for {
+		ctx, cancel := context.WithTimeout(deadline, resendAfter)
+		raw, err := d.stream.GetMsg(ctx, seq)
+		cancel()
+		switch {
+		case err == nil && bytes.Equal(raw.Data, data):
+			return nil
+		case err == nil:
+			return tenant.Errorf(tenant.ECONFLICT, "another write was committed first; retry")
+		}
+		// Not stored yet, or the leader is moving: ask again.
+		select {
+		case <-time.After(50 * time.Millisecond):
+		case <-deadline.Done():
+			return errNoAck
+		}
+	}
 }
 
 // await waits for the acknowledgement of pubs[j].
@@ -291,16 +383,75 @@ func (d *DB) message(changes []change.Change) []byte {
 
 // publishGroup publishes the messages of pubs as one JetStream atomic batch
 // that JetStream stores only if the stream still ends at sequence last,
-// and marks each acknowledged (with its sequence) or failed.
+// and marks each acknowledged (with its sequence) or failed. Like
+// awaitStrong, it sends the batch again (under a new batch id) when no
+// answer comes or no leader is elected: at most one copy is stored, right
+// after last, and the first message found there says which.
 func (d *DB) publishGroup(pubs []*pending, last uint64, deadline context.Context) {
 	fail := func(err error) {
 		for _, p := range pubs {
 			p.err = err
 		}
 	}
+	var reply *nats.Msg
+	for sent := 1; reply == nil; sent++ {
+		try, cancel := context.WithTimeout(deadline, resendAfter)
+		var err error
+		reply, err = d.sendBatch(pubs, last, try)
+		cancel()
+		switch {
+		case err == nil:
+		case deadline.Err() != nil:
+			fail(errNoAck)
+			return
+		case errors.Is(err, nats.ErrNoResponders):
+			select {
+			case <-time.After(100 * time.Millisecond):
+			case <-deadline.Done():
+			}
+		case try.Err() != nil || errors.Is(err, nats.ErrTimeout):
+			// No answer: the leader may have gone with the request.
+		default:
+			fail(publishError(err))
+			return
+		}
+		if reply == nil {
+			continue
+		}
+		var ack struct {
+			Error *jetstream.APIError `json:"error"`
+			Seq   uint64              `json:"seq"`
+			Count int                 `json:"count"`
+		}
+		if err := json.Unmarshal(reply.Data, &ack); err != nil {
+			fail(tenant.Wrap(tenant.EUNAVAILABLE, err, "replication sent an unreadable acknowledgement"))
+			return
+		}
+		if ack.Error != nil {
+			err := publishError(ack.Error)
+			if sent > 1 && tenant.ErrorCode(err) == tenant.ECONFLICT {
+				// An earlier copy may be the one stored.
+				err = d.settle(deadline, last+1, pubs[0].data)
+			}
+			if err != nil {
+				fail(err)
+				return
+			}
+		} else if ack.Count != len(pubs) || ack.Seq != last+uint64(len(pubs)) {
+			fail(tenant.Errorf(tenant.EINTERNAL, "stream stored the group of %d at %d (%d messages), expected it after %d", len(pubs), ack.Seq, ack.Count, last))
+			return
+		}
+	}
+	for j, p := range pubs {
+		p.acked, p.seq, p.data = true, last+uint64(j)+1, nil
+	}
+}
+
+// sendBatch sends pubs as one atomic batch expecting the stream to end at
+// last, and waits for the answer until ctx ends.
+func (d *DB) sendBatch(pubs []*pending, last uint64, ctx context.Context) (*nats.Msg, error) {
 	id := nuid.Next()
 	subject := tenant.Subject(d.name)
-	var reply *nats.Msg
 	for i, p := range pubs {
 		m := nats.NewMsg(subject)
 		m.Data = p.data
@@ -311,43 +462,14 @@ func (d *DB) publishGroup(pubs []*pending, last uint64, deadline context.Context
 		}
 		if i < len(pubs)-1 {
 			if err := d.eng.NC.PublishMsg(m); err != nil {
-				fail(publishError(err))
-				return
+				return nil, err
 			}
 			continue
 		}
 		m.Header.Set(batchCommitHeader, "1")
-		var err error
-		reply, err = d.eng.NC.RequestMsgWithContext(deadline, m)
-		if err != nil {
-			if deadline.Err() != nil || errors.Is(err, nats.ErrTimeout) {
-				fail(errNoAck)
-			} else {
-				fail(publishError(err))
-			}
-			return
-		}
+		return d.eng.NC.RequestMsgWithContext(ctx, m)
 	}
-	var ack struct {
-		Error *jetstream.APIError `json:"error"`
-		Seq   uint64              `json:"seq"`
-		Count int                 `json:"count"`
-	}
-	if err := json.Unmarshal(reply.Data, &ack); err != nil {
-		fail(tenant.Wrap(tenant.EUNAVAILABLE, err, "replication sent an unreadable acknowledgement"))
-		return
-	}
-	if ack.Error != nil {
-		fail(publishError(ack.Error))
-		return
-	}
-	if ack.Count != len(pubs) || ack.Seq != last+uint64(len(pubs)) {
-		fail(tenant.Errorf(tenant.EINTERNAL, "stream stored the group of %d at %d (%d messages), expected it after %d", len(pubs), ack.Seq, ack.Count, last))
-		return
-	}
-	for j, p := range pubs {
-		p.acked, p.seq, p.data = true, last+uint64(j)+1, nil
-	}
+	return nil, errors.New("empty batch")
 }
 
 // Headers of JetStream atomic batch publishing.

@@ -17,6 +17,7 @@ import (
 
 	"github.com/nats-io/nats.go/jetstream"
 
+	"hasvc/internal/registry"
 	"hasvc/internal/tenant"
 )
 
@@ -117,10 +118,20 @@ func listSnapshots(ctx context.Context, b jetstream.ObjectStore) ([]Snapshot, er
 	if b == nil {
 		return []Snapshot{}, nil // no bucket yet: no snapshot yet
 	}
-	infos, err := b.List(ctx)
-	if errors.Is(err, jetstream.ErrNoObjectsFound) {
-		return []Snapshot{}, nil
-	}
+	// A listing reads the bucket with a new consumer, which can wait
+	// for ever on a bucket whose stream is still electing its leader:
+	// each attempt has its own deadline, and all of them one together.
+	ctx, cancel := context.WithTimeout(ctx, 6*requestTimeout)
+	defer cancel()
+	var infos []*jetstream.ObjectInfo
+	err := registry.UntilReady(ctx, requestTimeout, func(ctx context.Context) error {
+		var err error
+		infos, err = b.List(ctx)
+		if errors.Is(err, jetstream.ErrNoObjectsFound) {
+			infos, err = nil, nil
+		}
+		return err
+	})
 	if err != nil {
 		return nil, tenant.Wrap(tenant.EUNAVAILABLE, err, "list snapshots: "+err.Error())
 	}

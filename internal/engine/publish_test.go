@@ -1,0 +1,104 @@
+package engine
+
+import (
+	"context"
+	"testing"
+	"time"
+
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+
+	"hasvc/internal/tenant"
+)
+
+// lostAnswer is a publication whose answer never comes: the request went
+// to a stream leader that stopped.
+type lostAnswer struct{}
+
+func (lostAnswer) Ok() <-chan *jetstream.PubAck { return nil }
+func (lostAnswer) Err() <-chan error            { return nil }
+func (lostAnswer) Msg() *nats.Msg               { return nil }
+
+// TestResendUnansweredWrite: a strong-mode write whose answer is lost is
+// sent again, and ends as what the stream holds at its place: this write
+// (whether the first copy or the second was stored, once), or another
+// node's (a conflict).
+func TestResendUnansweredWrite(t *testing.T) {
+	n := newTestNode(t, t.TempDir())
+	db, release := n.createDB(t, "app")
+	defer release()
+	mustExec(t, db, "CREATE TABLE t (v TEXT)", nil)
+	ctx := context.Background()
+
+	// await runs what the writer does after publishing data at expect,
+	// with the first copy's answer lost.
+	await := func(expect uint64, data []byte) *pending {
+		g := db.newGroup(true, false, time.Time{})
+		defer g.cancel()
+		p := &pending{expect: expect, fut: lostAnswer{}}
+		g.pubs = append(g.pubs, p)
+		g.awaitStrong(0, data)
+		return p
+	}
+	last := func() uint64 {
+		info, err := db.stream.Info(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return info.State.LastSeq
+	}
+	subject := tenant.Subject("app")
+
+	// The first copy was stored; its answer was lost.
+	seq := last() + 1
+	first := []byte(`{"node":"x","changes":[],"ts":1}`)
+	if _, err := n.js.Publish(ctx, subject, first, jetstream.WithExpectLastSequence(seq-1)); err != nil {
+		t.Fatal(err)
+	}
+	if p := await(seq, first); !p.acked || p.seq != seq || p.err != nil {
+		t.Errorf("first copy stored: acked %v at %d, err %v; want acked at %d", p.acked, p.seq, p.err, seq)
+	}
+	if got := last(); got != seq {
+		t.Errorf("stream ends at %d after the second copy, want %d (stored once)", got, seq)
+	}
+
+	// The first copy was lost on the way: the second is stored.
+	seq = last() + 1
+	second := []byte(`{"node":"x","changes":[],"ts":2}`)
+	if p := await(seq, second); !p.acked || p.seq != seq || p.err != nil {
+		t.Errorf("first copy lost: acked %v at %d, err %v; want acked at %d", p.acked, p.seq, p.err, seq)
+	}
+	if got, err := db.stream.GetMsg(ctx, seq); err != nil || string(got.Data) != string(second) {
+		t.Errorf("message %d = %v, %v; want the write", seq, got, err)
+	}
+
+	// Another node's write took the place: a conflict, nothing stored.
+	seq = last() + 1
+	if _, err := n.js.Publish(ctx, subject, []byte(`{"node":"y","changes":[],"ts":3}`), jetstream.WithExpectLastSequence(seq-1)); err != nil {
+		t.Fatal(err)
+	}
+	p := await(seq, []byte(`{"node":"x","changes":[],"ts":4}`))
+	if p.acked || tenant.ErrorCode(p.err) != tenant.ECONFLICT {
+		t.Errorf("place taken: acked %v, err %v; want ECONFLICT", p.acked, p.err)
+	}
+	if got := last(); got != seq {
+		t.Errorf("stream ends at %d, want %d", got, seq)
+	}
+}
+
+// TestSettleWaitsForTheStore: a place still empty is not taken for a
+// loss until the deadline.
+func TestSettleWaitsForTheStore(t *testing.T) {
+	n := newTestNode(t, t.TempDir())
+	db, release := n.createDB(t, "app")
+	defer release()
+	ctx, cancel := context.WithTimeout(context.Background(), 300*time.Millisecond)
+	defer cancel()
+	start := time.Now()
+	if err := db.settle(ctx, 99, []byte("x")); err != errNoAck {
+		t.Errorf("settle on an empty place = %v, want errNoAck", err)
+	}
+	if d := time.Since(start); d < 250*time.Millisecond {
+		t.Errorf("settle gave up after %v, before its deadline", d)
+	}
+}
