@@ -8,10 +8,15 @@ import (
 	"log/slog"
 	"os"
 	"os/signal"
+	"path/filepath"
 	"strings"
 	"syscall"
+	"time"
+
+	"github.com/chzyer/readline"
 
 	"hasvc/internal/replica"
+	"hasvc/internal/replica/sqlitefile"
 )
 
 // runReplica is `hasvc replica`: keep a local SQLite file a live copy of
@@ -56,13 +61,62 @@ func runReplica(args []string, getenv func(string) string, stdout, stderr io.Wri
 			urls = append(urls, u)
 		}
 	}
+	local := &sqlitefile.File{Path: *file}
+	defer local.Close()
 	r := &replica.Replica{
-		URLs: urls, DB: *db, Token: *token, File: *file, Once: *once, Until: *minSeq,
+		URLs: urls, DB: *db, Token: *token, Target: local, Dir: filepath.Dir(*file), Once: *once, Until: *minSeq,
 		Logger: slog.New(slog.NewTextHandler(stderr, nil)).With("component", "replica"),
+	}
+	if f, ok := stderr.(*os.File); ok && readline.IsTerminal(int(f.Fd())) {
+		r.Logger = slog.New(slog.NewTextHandler(clearLine{f}, nil)).With("component", "replica")
+		stopProgress := showProgress(r, f)
+		defer stopProgress()
 	}
 	if err := r.Run(ctx); err != nil {
 		fmt.Fprintln(stderr, "hasvc replica:", err)
 		return 1
 	}
 	return 0
+}
+
+// showProgress keeps one line on the terminal up to date with what r is
+// doing (its log lines go above it), until the returned function is
+// called.
+func showProgress(r *replica.Replica, term io.Writer) (stop func()) {
+	done := make(chan struct{})
+	finished := make(chan struct{})
+	go func() {
+		defer close(finished)
+		tick := time.NewTicker(250 * time.Millisecond)
+		defer tick.Stop()
+		for {
+			st := r.Status()
+			line := fmt.Sprintf("%s: sequence %d, lag %.1f ms", st.State, st.Sequence, st.Lag)
+			if st.Error != "" && st.State != "following" {
+				line += " (" + st.Error + ")"
+			}
+			fmt.Fprintf(term, "\r\033[K%s", line)
+			select {
+			case <-done:
+				fmt.Fprintln(term)
+				return
+			case <-tick.C:
+			}
+		}
+	}()
+	return func() {
+		close(done)
+		<-finished
+	}
+}
+
+// clearLine writes log lines over the progress line, which is drawn again
+// below them.
+type clearLine struct{ w io.Writer }
+
+func (c clearLine) Write(p []byte) (int, error) {
+	if _, err := io.WriteString(c.w, "\r\033[K"); err != nil {
+		return 0, err
+	}
+	return c.w.Write(p)
 }

@@ -1,43 +1,44 @@
 package sqlite
 
-import "strings"
+import (
+	"hasvc/internal/apply"
+	"strings"
+)
 
 // SQLite authorizer action codes (sqlite3.h).
 const (
-	authCreateIndex      = 1
-	authCreateTable      = 2
-	authCreateTempIndex  = 3
-	authCreateTempTable  = 4
-	authCreateTempTrig   = 5
-	authCreateTempView   = 6
-	authCreateTrigger    = 7
-	authCreateView       = 8
-	authDelete           = 9
-	authDropIndex        = 10
-	authDropTable        = 11
-	authDropTempIndex    = 12
-	authDropTempTable    = 13
-	authDropTempTrigger  = 14
-	authDropTempView     = 15
-	authDropTrigger      = 16
-	authDropView         = 17
-	authInsert           = 18
-	authPragma           = 19
-	authRead             = 20
-	authTransaction      = 22
-	authUpdate           = 23
-	authAttach           = 24
-	authDetach           = 25
-	authAlterTable       = 26
-	authCreateVTable     = 29
-	authDropVTable       = 30
-	authFunction         = 31
-	authSavepoint        = 32
-	authSelect           = 21
-	authOK               = 0
-	authDeny             = 1
-	internalTablePrefix  = "_hasvc"
-	sqliteInternalPrefix = "sqlite_"
+	authCreateIndex     = 1
+	authCreateTable     = 2
+	authCreateTempIndex = 3
+	authCreateTempTable = 4
+	authCreateTempTrig  = 5
+	authCreateTempView  = 6
+	authCreateTrigger   = 7
+	authCreateView      = 8
+	authDelete          = 9
+	authDropIndex       = 10
+	authDropTable       = 11
+	authDropTempIndex   = 12
+	authDropTempTable   = 13
+	authDropTempTrigger = 14
+	authDropTempView    = 15
+	authDropTrigger     = 16
+	authDropView        = 17
+	authInsert          = 18
+	authPragma          = 19
+	authRead            = 20
+	authTransaction     = 22
+	authUpdate          = 23
+	authAttach          = 24
+	authDetach          = 25
+	authAlterTable      = 26
+	authCreateVTable    = 29
+	authDropVTable      = 30
+	authFunction        = 31
+	authSavepoint       = 32
+	authSelect          = 21
+	authOK              = 0
+	authDeny            = 1
 )
 
 // Pragmas tenants may run, and only to read. Every other pragma, and every
@@ -165,11 +166,7 @@ func internalName(a, b string) string {
 }
 
 // isInternalTable reports whether name is one of hasvc's bookkeeping tables.
-func isInternalTable(name string) bool {
-	return len(name) >= len(internalTablePrefix) && strings.EqualFold(name[:len(internalTablePrefix)], internalTablePrefix)
-}
+func isInternalTable(name string) bool { return apply.Internal(name) }
 
 // isReplicatedTable reports whether changes to table name are captured.
-func isReplicatedTable(name string) bool {
-	return !isInternalTable(name) && !(len(name) >= len(sqliteInternalPrefix) && strings.EqualFold(name[:len(sqliteInternalPrefix)], sqliteInternalPrefix))
-}
+func isReplicatedTable(name string) bool { return apply.Replicated(name) }
