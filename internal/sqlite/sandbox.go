@@ -1,8 +1,9 @@
 package sqlite
 
 import (
-	"hasvc/internal/apply"
 	"strings"
+
+	"hasvc/internal/apply"
 )
 
 // SQLite authorizer action codes (sqlite3.h).

@@ -1,8 +1,6 @@
 package sqlite
 
-import (
-	"hasvc/internal/apply"
-)
+import "hasvc/internal/apply"
 
 // TableInfo is what capture and apply need to know of a table.
 type TableInfo = apply.Table
