@@ -451,6 +451,67 @@ func TestClusterMinorityRefusesWrites(t *testing.T) {
 
 // TestVersionCommand: hasvc version and hasvc --version print the build
 // and exit 0, without starting a node.
+// TestClusterIsolatedLeaderRefuses: the node that leads a database's
+// stream is cut off from the other two (they are frozen). Every write it
+// takes answers 503 within about the publish timeout: not 409, which a
+// client would retry at once, for ever (the leader counts the writes it
+// cannot commit, so the expected-sequence check refuses the next ones).
+// Their outcome is unknown, as the 503 says: the leader may commit them
+// once the others are back.
+func TestClusterIsolatedLeaderRefuses(t *testing.T) {
+	cluster := startProcCluster(t, 3, "--publish-timeout", "2s")
+	procs := cluster.procs
+	token := clusterToken(t, "*", "admin")
+	if status, body, err := procs[0].post(token, "/databases", `{"name":"iso"}`); err != nil || status != 201 {
+		t.Fatalf("create: %d %s %v", status, body, err)
+	}
+	if status, body, _ := procs[0].post(token, "/db/iso", `[{"sql":"CREATE TABLE t (x INTEGER)"},{"sql":"INSERT INTO t VALUES (1)"}]`); status != 200 {
+		t.Fatalf("write: %d %s", status, body)
+	}
+	req, _ := http.NewRequest("GET", procs[0].url+"/databases/iso", nil)
+	req.Header.Set("Authorization", "Bearer "+token)
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var info struct {
+		StreamLeader string `json:"stream_leader"`
+	}
+	json.NewDecoder(resp.Body).Decode(&info)
+	resp.Body.Close()
+	var leader *proc
+	var others []*proc
+	for i, p := range procs {
+		if fmt.Sprintf("k%d", i+1) == info.StreamLeader {
+			leader = p
+		} else {
+			others = append(others, p)
+		}
+	}
+	if leader == nil {
+		t.Fatalf("stream leader %q is none of the nodes", info.StreamLeader)
+	}
+	for _, p := range others {
+		p.cmd.Process.Signal(syscall.SIGSTOP)
+	}
+	defer func() {
+		for _, p := range others {
+			p.cmd.Process.Signal(syscall.SIGCONT)
+		}
+	}()
+	for i := range 4 {
+		began := time.Now()
+		status, body, err := leader.post(token, "/db/iso", fmt.Sprintf(`{"sql":"INSERT INTO t VALUES (%d)"}`, 10+i))
+		took := time.Since(began)
+		t.Logf("write %d on the isolated leader: %d after %v", i, status, took.Round(time.Millisecond))
+		if err != nil || status != 503 {
+			t.Errorf("write %d on the isolated leader: %d %s %v after %v", i, status, body, err, took)
+		} else if took > 5*time.Second {
+			t.Errorf("write %d: the 503 took %v, want about the 2s publish timeout", i, took)
+		}
+	}
+}
+
 func TestVersionCommand(t *testing.T) {
 	for _, args := range []string{"version", "--version"} {
 		cmd := exec.Command(os.Args[0])

@@ -137,13 +137,13 @@ const resendAfter = time.Second
 // found there says whether it was this write (see settle).
 func (g *commitGroup) awaitStrong(j int, data []byte) {
 	p := g.pubs[j]
-	fut, sent := p.fut, 1
+	fut := p.fut
 	resend := time.NewTimer(resendAfter)
 	defer resend.Stop()
 	again := func() {
 		f, err := g.d.eng.JS.PublishAsync(tenant.Subject(g.d.name), data, jetstream.WithExpectLastSequence(p.expect-1))
 		if err == nil {
-			fut, sent = f, sent+1
+			fut = f
 		}
 		resend.Reset(resendAfter)
 	}
@@ -165,8 +165,10 @@ func (g *commitGroup) awaitStrong(j int, data []byte) {
 					again()
 				case <-g.deadline.Done():
 				}
-			case sent > 1 && tenant.ErrorCode(publishError(err)) == tenant.ECONFLICT:
-				// An earlier copy may be the one stored.
+			case tenant.ErrorCode(publishError(err)) == tenant.ECONFLICT:
+				// An earlier copy may be the one stored; or the leader
+				// counts writes it cannot commit (cut off from the
+				// majority), and no other write is stored there either.
 				if err := g.d.settle(g.deadline, p.expect, data); err != nil {
 					p.err = err
 					g.needCatchUp = err == errNoAck
@@ -188,12 +190,14 @@ func (g *commitGroup) awaitStrong(j int, data []byte) {
 	}
 }
 
-// settle decides the outcome of a message sent more than once and refused
-// because the stream no longer ends at seq-1: if the message stored at seq
-// is data, an earlier copy was stored (nil); if it is another, another
-// node's write took the place (ECONFLICT). A message still on its way to
-// the store (the stream ends before seq) is waited for until the deadline
-// (errNoAck).
+// settle decides the outcome of a message refused because the stream no
+// longer ends at seq-1: if the message stored at seq is data, an earlier
+// copy was stored (nil); if it is another, another node's write took the
+// place (ECONFLICT). While nothing is stored at seq (a message on its way
+// to the store, or a leader cut off from the majority that counts writes
+// it cannot commit) it waits until the deadline (errNoAck): an isolated
+// leader answers 503 after the publish timeout, not a conflict its
+// clients would retry at once, for ever.
 func (d *DB) settle(deadline context.Context, seq uint64, data []byte) error {
 	for {
 		ctx, cancel := context.WithTimeout(deadline, resendAfter)
@@ -394,7 +398,7 @@ func (d *DB) publishGroup(pubs []*pending, last uint64, deadline context.Context
 		}
 	}
 	var reply *nats.Msg
-	for sent := 1; reply == nil; sent++ {
+	for reply == nil {
 		try, cancel := context.WithTimeout(deadline, resendAfter)
 		var err error
 		reply, err = d.sendBatch(pubs, last, try)
@@ -429,8 +433,9 @@ func (d *DB) publishGroup(pubs []*pending, last uint64, deadline context.Context
 		}
 		if ack.Error != nil {
 			err := publishError(ack.Error)
-			if sent > 1 && tenant.ErrorCode(err) == tenant.ECONFLICT {
-				// An earlier copy may be the one stored.
+			if tenant.ErrorCode(err) == tenant.ECONFLICT {
+				// An earlier copy may be the one stored, or the place
+				// may be taken by nothing yet (see awaitStrong).
 				err = d.settle(deadline, last+1, pubs[0].data)
 			}
 			if err != nil {

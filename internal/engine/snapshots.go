@@ -286,18 +286,34 @@ func (d *DB) OpenSnapshot(ctx context.Context, seq uint64) (*SnapshotReader, err
 }
 
 // openSnapshotObject opens snapshot s in bucket b.
+//
+// The whole read must end within its context's deadline: without one,
+// nats.go gives the read of all the object's chunks 5 s, which a snapshot
+// of some tens of MB read from disk can take (downloads failed with
+// "nats: timeout"). A context without a deadline gets a minute, and a
+// second more for each compressed MB.
 func openSnapshotObject(ctx context.Context, b jetstream.ObjectStore, s *Snapshot) (*SnapshotReader, error) {
+	cancel := context.CancelFunc(func() {})
+	if _, ok := ctx.Deadline(); !ok {
+		ctx, cancel = context.WithTimeout(ctx, time.Minute+time.Duration(s.Compressed>>20)*time.Second)
+	}
 	obj, err := b.Get(ctx, s.Name)
 	if err != nil {
+		cancel()
 		return nil, tenant.Wrap(tenant.EUNAVAILABLE, err, "read snapshot: "+err.Error())
+	}
+	closeAll := func() error {
+		err := obj.Close()
+		cancel()
+		return err
 	}
 	zr, err := gzip.NewReader(obj)
 	if err != nil {
-		obj.Close()
+		closeAll()
 		return nil, tenant.Wrap(tenant.EINTERNAL, err, "snapshot is not gzip: "+err.Error())
 	}
 	r := &checkedReader{r: zr, h: sha256.New(), want: s.SHA256, size: s.Size}
-	return &SnapshotReader{Reader: r, Snapshot: *s, close: obj.Close}, nil
+	return &SnapshotReader{Reader: r, Snapshot: *s, close: closeAll}, nil
 }
 
 // checkedReader passes a snapshot's bytes through and fails at their end
