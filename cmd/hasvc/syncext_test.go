@@ -95,13 +95,15 @@ func TestSyncExtension(t *testing.T) {
 	target := seq(a) + 60
 	shell := exec.Command("sqlite3", file)
 	shell.Stdin = strings.NewReader(fmt.Sprintf(`.load %s
+SELECT hasvc_sync_start('%s', 'ext', 'not-a-token');
+SELECT hasvc_sync_wait(1, 10000);
 SELECT hasvc_sync_start('%s', 'ext', '%s');
 SELECT hasvc_sync_start('%s', 'ext', '%s');
 SELECT hasvc_sync_wait(%d, 30000);
 %s;
 SELECT json_extract(hasvc_sync_status(), '$.state');
 SELECT hasvc_sync_stop();
-`, so, urls, token, urls, token, target, canon))
+`, so, urls, urls, token, urls, token, target, canon))
 	var shellOut strings.Builder
 	shell.Stdout, shell.Stderr = &shellOut, &shellOut
 	if err := shell.Start(); err != nil {
@@ -111,26 +113,29 @@ SELECT hasvc_sync_stop();
 	if got := writes(a, 60, "shell"); got != target {
 		t.Fatalf("the writes ended at %d, not %d", got, target)
 	}
-	// The shell's exit status is 1: one statement (the second start)
-	// failed, as it should.
+	// The shell's exit status is 1: statements failed, as they should.
 	if err := shell.Wait(); err != nil && shell.ProcessState.ExitCode() != 1 {
 		t.Fatalf("sqlite3: %v\n%s", err, shellOut.String())
 	}
-	// The refused second start goes to stderr, which the shell does not
-	// buffer as it does stdout: it is looked for apart.
+	// Errors go to stderr, which the shell does not buffer as it does
+	// stdout: they are looked for apart. A follower that failed (a bad
+	// token) is replaced by the next start; one that runs is not.
 	var lines []string
-	refused := false
+	failed, refused := false, false
 	for _, l := range strings.Split(strings.TrimSpace(shellOut.String()), "\n") {
-		if strings.Contains(l, "hasvc_sync: this connection already follows a database") {
+		switch {
+		case strings.Contains(l, "hasvc_sync: the replica is failed at sequence 0: 401"):
+			failed = true
+		case strings.Contains(l, "hasvc_sync: this connection already follows a database"):
 			refused = true
-			continue
+		default:
+			lines = append(lines, l)
 		}
-		lines = append(lines, l)
 	}
-	if !refused {
-		t.Errorf("a second hasvc_sync_start on one connection was not refused:\n%s", shellOut.String())
+	if !failed || !refused {
+		t.Errorf("a bad token did not fail the follower (%v), or a second start on one connection was not refused (%v):\n%s", failed, refused, shellOut.String())
 	}
-	wantLines := []string{"started", fmt.Sprint(target), want(a), "following", fmt.Sprint(target)}
+	wantLines := []string{"started", "started", fmt.Sprint(target), want(a), "following", fmt.Sprint(target)}
 	if len(lines) != len(wantLines) {
 		t.Fatalf("sqlite3 printed\n%s\nwant lines like %q", shellOut.String(), wantLines)
 	}

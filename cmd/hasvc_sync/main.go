@@ -14,7 +14,8 @@
 // SQLite (the routines the host hands an extension): two copies of SQLite
 // in one process would not see each other's locks and could corrupt the
 // file, so the extension links none. The token may be left out and given
-// in HA_TOKEN or HASVC_TOKEN instead.
+// in HA_TOKEN or HASVC_TOKEN instead. A follower that failed (see
+// hasvc_sync_status) may be started again without a stop.
 package main
 
 /*
@@ -88,8 +89,12 @@ func start(conn uintptr, file, urls, db, token string) (string, error) {
 	}
 	mu.Lock()
 	defer mu.Unlock()
-	if _, ok := syncs[conn]; ok {
-		return "", errors.New("this connection already follows a database: hasvc_sync_stop() first")
+	if s, ok := syncs[conn]; ok {
+		select {
+		case <-s.done: // it failed, or was stopped: start anew
+		default:
+			return "", errors.New("this connection already follows a database: hasvc_sync_stop() first")
+		}
 	}
 	local, err := openHost(file)
 	if err != nil {
@@ -105,7 +110,7 @@ func start(conn uintptr, file, urls, db, token string) (string, error) {
 	s := &follower{local: local, cancel: cancel, done: make(chan struct{})}
 	s.r = &replica.Replica{
 		URLs: list, DB: db, Token: token, Target: local, Dir: filepath.Dir(file),
-		Logger: slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn})).With("component", "hasvc_sync"),
+		Logger: slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: logLevel()})).With("component", "hasvc_sync"),
 	}
 	syncs[conn] = s
 	go func() {
@@ -114,6 +119,17 @@ func start(conn uintptr, file, urls, db, token string) (string, error) {
 		local.close()
 	}()
 	return "started", nil
+}
+
+// logLevel is HASVC_SYNC_LOG (debug, info, warn or error; default error):
+// the extension writes to its host's standard error, which is the host's
+// own, so by default only what stops it.
+func logLevel() slog.Level {
+	var l slog.Level
+	if err := l.UnmarshalText([]byte(os.Getenv("HASVC_SYNC_LOG"))); err != nil {
+		return slog.LevelError
+	}
+	return l
 }
 
 //export hasvcSyncStatus
