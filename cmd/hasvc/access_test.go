@@ -435,3 +435,51 @@ func TestMintToken(t *testing.T) {
 		t.Errorf("mint *: %s", out)
 	}
 }
+
+// TestNATSConsumerCluster: in a three-node cluster, a tenant's durable
+// consumer made through one node is read with the tenant's NATS token
+// through another (examples/nats-consumer), and, once that node stops,
+// through a third, going on after the last transaction acknowledged.
+func TestNATSConsumerCluster(t *testing.T) {
+	bin := filepath.Join(t.TempDir(), "nats-consumer")
+	if out, err := exec.Command("go", "build", "-o", bin, "../../examples/nats-consumer").CombinedOutput(); err != nil {
+		t.Fatalf("build the example: %v\n%s", err, out)
+	}
+	nodes := startCluster(t, 3, nil)
+	nodes[0].createDB("ex")
+	nodes[0].ok("POST", "/db/ex", `{"sql":"CREATE TABLE users (id INTEGER PRIMARY KEY, name TEXT)"}`)
+	tok := clusterToken(t, "ex", "read")
+	nodes[1].ok("PUT", "/db/ex/consumers/app", "")
+	for i := range 5 {
+		nodes[i%3].ok("POST", "/db/ex", fmt.Sprintf(`{"sql":"INSERT INTO users (name) VALUES ('u%d')"}`, i))
+	}
+	runExample := func(n *node) string {
+		t.Helper()
+		cmd := exec.Command(bin, "-url", n.m.NATSURL(), "-db", "ex", "-consumer", "app", "-n", "2")
+		cmd.Env = append(os.Environ(), "NATS_TOKEN="+tok)
+		out, err := cmd.CombinedOutput()
+		if err != nil {
+			t.Fatalf("example through %s: %v\n%s", n.m.Config.Name, err, out)
+		}
+		return string(out)
+	}
+	// Each line: sequence, the node that wrote it, the tables it touched.
+	want := func(got string, lines ...string) {
+		t.Helper()
+		var seen []string
+		for _, l := range strings.Split(strings.TrimSpace(got), "\n") {
+			f := strings.Fields(l)
+			if len(f) != 3 {
+				t.Fatalf("example printed %q", got)
+			}
+			seen = append(seen, f[0]+" "+f[2])
+		}
+		if strings.Join(seen, ", ") != strings.Join(lines, ", ") {
+			t.Fatalf("example printed\n%s\nwant %q", got, lines)
+		}
+	}
+	want(runExample(nodes[2]), "1 [(schema)]", "2 [users]")
+	want(runExample(nodes[2]), "3 [users]", "4 [users]")
+	nodes[2].stop()
+	want(runExample(nodes[0]), "5 [users]", "6 [users]")
+}
