@@ -45,7 +45,6 @@ func main() {}
 // A follower is one replica, started on one host connection.
 type follower struct {
 	r      *replica.Replica
-	local  *hostDB
 	cancel context.CancelFunc
 	done   chan struct{}
 }
@@ -107,7 +106,7 @@ func start(conn uintptr, file, urls, db, token string) (string, error) {
 		}
 	}
 	ctx, cancel := context.WithCancel(context.Background())
-	s := &follower{local: local, cancel: cancel, done: make(chan struct{})}
+	s := &follower{cancel: cancel, done: make(chan struct{})}
 	s.r = &replica.Replica{
 		URLs: list, DB: db, Token: token, Target: local, Dir: filepath.Dir(file),
 		Logger: slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: logLevel()})).With("component", "hasvc_sync"),

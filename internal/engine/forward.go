@@ -343,19 +343,14 @@ const (
 
 // serveForwarded runs write requests other nodes forward to this one.
 func (e *Engine) serveForwarded(m *nats.Msg) {
-	if e.stopping.Load() {
-		// The subscription lasts until the connection closes, so that a
-		// request routed here meanwhile is turned away at once rather
-		// than lost (its sender would wait the publish timeout).
-		reply := nats.NewMsg(m.Reply)
-		reply.Header.Set(notTakenHeader, e.Node)
-		m.RespondMsg(reply)
-		return
-	}
-	if sent, err := strconv.ParseInt(m.Header.Get(sentHeader), 10, 64); err == nil && time.Since(time.Unix(0, sent)) > acceptWithin {
-		// Its sender has stopped waiting for the acceptance (this node
-		// was frozen, or the link slow): it told its client the write
-		// may still run, and it is not run.
+	// Turned away, not run: while this node stops (the subscription
+	// lasts until the connection closes, so that a request routed here
+	// meanwhile is answered at once rather than lost, its sender waiting
+	// out the acceptance), and when the request is older than its
+	// sender waits for the acceptance (this node was frozen, or the link
+	// slow: the sender told its client the write may still run).
+	sent, err := strconv.ParseInt(m.Header.Get(sentHeader), 10, 64)
+	if e.stopping.Load() || err == nil && time.Since(time.Unix(0, sent)) > acceptWithin {
 		reply := nats.NewMsg(m.Reply)
 		reply.Header.Set(notTakenHeader, e.Node)
 		m.RespondMsg(reply)

@@ -218,17 +218,13 @@ func (d *DB) settle(deadline context.Context, seq uint64, data []byte) error {
 	}
 }
 
-// await waits for the acknowledgement of pubs[j].
+// await waits for the acknowledgement of pubs[j], published without an
+// expected sequence (eventual mode pipelines; strong mode: awaitStrong).
 func (g *commitGroup) await(j int) {
 	p := g.pubs[j]
 	select {
 	case ack := <-p.fut.Ok():
-		if g.strong && ack.Sequence != p.expect {
-			p.err = tenant.Errorf(tenant.EINTERNAL, "stream stored the write at %d, expected %d", ack.Sequence, p.expect)
-			g.needCatchUp = true
-		} else {
-			p.acked, p.seq = true, ack.Sequence
-		}
+		p.acked, p.seq = true, ack.Sequence
 	case err := <-p.fut.Err():
 		p.err = publishError(err)
 	case <-g.deadline.Done():
