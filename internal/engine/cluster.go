@@ -141,8 +141,7 @@ func (e *Engine) configChanged(cfg tenant.Config) {
 // dropDeleted drops the local copy of a database that another node (or
 // this one) deleted. Closing waits for requests in flight.
 func (e *Engine) dropDeleted(name string) {
-	e.closeDB(name)
-	if err := e.removeLocalFiles(name); err != nil {
+	if err := e.withFiles(name, func() error { return e.removeLocalFiles(name) }); err != nil {
 		e.Logger.Error("remove the files of a deleted database", "db", name, "err", err)
 	}
 }

@@ -283,6 +283,37 @@ func (e *Engine) closeDB(name string) {
 	}
 }
 
+// reserve takes name's place in the open set with an entry that is not
+// ready, closing the copy that is open (waiting for its users) first.
+// Until the caller closes ent.ready, nobody opens name: Acquire waits.
+func (e *Engine) reserve(name string) *entry {
+	for {
+		e.mu.Lock()
+		if _, open := e.dbs[name]; !open {
+			ent := newEntry()
+			e.dbs[name] = ent
+			e.mu.Unlock()
+			return ent
+		}
+		e.mu.Unlock()
+		e.closeDB(name)
+	}
+}
+
+// withFiles runs fn, which works on name's local files, while no copy of
+// name is open and none can open: a file being made or removed is never
+// opened half-way, nor removed under a copy in use. The caller holds no
+// reference to name.
+func (e *Engine) withFiles(name string, fn func() error) error {
+	ent := e.reserve(name)
+	err := fn()
+	e.mu.Lock()
+	e.remove(name, ent)
+	close(ent.ready)
+	e.mu.Unlock()
+	return err
+}
+
 // Acquire returns the open copy of database name, opening it if needed,
 // and a release function to call when done with it.
 func (e *Engine) Acquire(ctx context.Context, name string) (*DB, func(), error) {

@@ -84,11 +84,17 @@ func (e *Engine) create(ctx context.Context, cfg tenant.Config, seed string) (te
 		return undo(tenant.Wrap(tenant.EUNAVAILABLE, err, "create stream: "+err.Error()))
 	}
 	if !e.Memory && seed == "" {
-		c, err := sqlite.Open(e.dsn(cfg.Name), sqlite.Options{})
-		if err == nil {
-			err = prepareFile(c)
-			c.Close()
-		}
+		// The watch for deleted databases may still be removing the files
+		// of an earlier database of this name (a delete, or a half-created
+		// one cleared above): withFiles keeps the two apart.
+		err := e.withFiles(cfg.Name, func() error {
+			c, err := sqlite.Open(e.dsn(cfg.Name), sqlite.Options{})
+			if err != nil {
+				return err
+			}
+			defer c.Close()
+			return prepareFile(c)
+		})
 		if err != nil {
 			return undo(fmt.Errorf("create database file: %w", err))
 		}
@@ -149,7 +155,6 @@ func (e *Engine) Delete(ctx context.Context, name string) error {
 	if err := e.Registry.Delete(ctx, name); err != nil {
 		return err
 	}
-	e.closeDB(name)
 	return e.removeResources(ctx, name)
 }
 
@@ -171,7 +176,7 @@ func (e *Engine) removeLocalFiles(name string) error {
 // exist.
 func (e *Engine) removeResources(ctx context.Context, name string) error {
 	var errs []error
-	if err := e.removeLocalFiles(name); err != nil {
+	if err := e.withFiles(name, func() error { return e.removeLocalFiles(name) }); err != nil {
 		errs = append(errs, err)
 	}
 	if err := e.JS.DeleteStream(ctx, tenant.StreamName(name)); err != nil && !errors.Is(err, jetstream.ErrStreamNotFound) {

@@ -19,20 +19,8 @@ func (e *Engine) Repair(ctx context.Context, name string) (*Info, error) {
 	if _, err := e.Registry.Get(ctx, name); err != nil {
 		return nil, err
 	}
-	// Hold the name with an entry that is not ready, so that no request
-	// opens the old file while it goes.
-	var ent *entry
-	for ent == nil {
-		e.mu.Lock()
-		if _, open := e.dbs[name]; !open {
-			ent = newEntry()
-			e.dbs[name] = ent
-		}
-		e.mu.Unlock()
-		if ent == nil {
-			e.closeDB(name)
-		}
-	}
+	// No request opens the old file while it goes.
+	ent := e.reserve(name)
 	err := e.removeLocalFiles(name)
 	if err == nil {
 		ent.db, ent.err = e.openDB(ctx, name)
