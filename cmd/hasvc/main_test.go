@@ -9,6 +9,7 @@ import (
 	"net/http"
 	"net/url"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strings"
 	"sync/atomic"
@@ -451,5 +452,30 @@ func TestAdvertisedHTTP(t *testing.T) {
 	u, err := url.Parse(got)
 	if err != nil || u.Port() != "8080" || net.ParseIP(u.Hostname()) == nil || net.ParseIP(u.Hostname()).IsUnspecified() {
 		t.Errorf("wildcard listen address advertised as %s", got)
+	}
+}
+
+// TestSchemaShowsTenantTablesOnly reads the schema table over HTTP (a
+// write request, which runs on the writer, and a read, which runs on a
+// reader) and over pgwire: hasvc's own tables are never listed.
+func TestSchemaShowsTenantTablesOnly(t *testing.T) {
+	n := startNode(t, t.TempDir(), nil)
+	n.createDB("app")
+	n.ok("POST", "/db/app", `{"sql": "CREATE TABLE t (id INTEGER PRIMARY KEY, v TEXT UNIQUE)"}`)
+	const want = `{"columns":["type","name"],"rows":[["index","sqlite_autoindex_t_1"],["table","t"]]}`
+	for _, body := range []string{
+		`{"sql": "SELECT type, name FROM sqlite_master ORDER BY name"}`,
+		`[{"sql": "INSERT INTO t (v) VALUES ('a')"}, {"sql": "SELECT type, name FROM sqlite_schema ORDER BY name"}]`,
+	} {
+		got := n.ok("POST", "/db/app", body)
+		if !strings.Contains(got, want) || strings.Contains(got, "_hasvc") {
+			t.Errorf("%s:\n got  %s\n want %s", body, got, want)
+		}
+	}
+	if psql, err := exec.LookPath("psql"); err == nil {
+		out, err := n.runClient("app", psql, "-X", "-A", "-t", "-c", "SELECT group_concat(name, ',') FROM sqlite_master")
+		if err != nil || strings.TrimSpace(out) != "t,sqlite_autoindex_t_1" {
+			t.Errorf("psql: %q %v", out, err)
+		}
 	}
 }

@@ -3,7 +3,6 @@ package sqlite
 import (
 	"context"
 	"database/sql/driver"
-	"errors"
 	"fmt"
 	"strings"
 	"sync"
@@ -32,6 +31,9 @@ type Conn struct {
 	// created and reads with a SELECT: CREATE TABLE ... AS SELECT.
 	created  string
 	selected bool
+	// readsSchema: the statement being prepared reads a schema table,
+	// which tenants see without hasvc's rows (see schemaview.go).
+	readsSchema bool
 
 	// Prepared statements by SQL text, one cache per sandbox mode: a
 	// statement prepared for hasvc's own SQL never serves a tenant.
@@ -197,14 +199,25 @@ func (c *Conn) prepare(sql string, off int) (*Stmt, int, error) {
 			return nil, 0, statementError(KindSyntax, fmt.Sprintf("the SQL text holds a NUL byte at offset %d", i))
 		}
 	}
-	c.ddl, c.refused, c.created, c.selected = false, "", "", false
-	st, used, err := c.raw.prepare(sql, off)
+	st, used, err := c.prepareRaw(sql, off)
 	if err != nil {
-		var se *Error
-		if errors.As(err, &se) && se.Kind == KindRefused && c.refused != "" {
-			se.Message = c.refused
-		}
 		return nil, 0, err
+	}
+	var names []string // column names, if the statement was prepared again
+	if st != nil && c.tenant && c.readsSchema && !c.ddl {
+		// A tenant's read of the schema table: prepare it again with
+		// hasvc's rows left out (schemaview.go).
+		if renamed, ok := renameSchemaTables(sql[off : off+used]); ok {
+			// Columns keep the names the tenant's text gives them: an
+			// expression's column is named by its text.
+			orig := &Stmt{st: st}
+			orig.describe()
+			names = orig.names
+			orig.finalize()
+			if st, _, err = c.prepareRaw(renamed, 0); err != nil {
+				return nil, 0, err
+			}
+		}
 	}
 	if strings.TrimSpace(sql[off+used:]) == "" {
 		used = len(sql) - off // a statement followed by white space only is the whole text
@@ -223,6 +236,9 @@ func (c *Conn) prepare(sql string, off int) (*Stmt, int, error) {
 		s.ctas = c.created
 	}
 	s.describe()
+	if names != nil && len(names) == len(s.names) {
+		s.names = names
+	}
 	// Only a statement that is the whole text is cached: the key must
 	// identify it alone.
 	if _, taken := cache[sql]; off == 0 && used == len(sql) && !taken {

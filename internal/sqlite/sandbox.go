@@ -79,6 +79,10 @@ func (c *Conn) authorize(op int, arg1, arg2, dbName string) int {
 		c.created = arg1
 	case authSelect:
 		c.selected = true
+	case authRead:
+		if isSchemaTable(arg1) {
+			c.readsSchema = true
+		}
 	}
 	if !c.tenant {
 		return authOK
@@ -136,7 +140,7 @@ func (c *Conn) authorize(op int, arg1, arg2, dbName string) int {
 	switch dbName {
 	case "", "main":
 	case "temp":
-		if (op == authRead || op == authUpdate) && (arg1 == "sqlite_temp_master" || arg1 == "sqlite_master") {
+		if (op == authRead || op == authUpdate) && isSchemaTable(arg1) {
 			// ALTER TABLE ... RENAME reads and rewrites the temp schema
 			// for objects to fix up; tenants can create none, so it is
 			// empty (and SQLite refuses direct writes to a schema table).

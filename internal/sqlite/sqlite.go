@@ -187,6 +187,21 @@ func (r rawConn) prepare(sql string, off int) (*C.sqlite3_stmt, int, error) {
 	return st, int(used), nil
 }
 
+// prepareRaw prepares the statement at sql[off:] on c, with what the
+// authorizer notes about it reset first; a refusal says what it refused.
+func (c *Conn) prepareRaw(sql string, off int) (*C.sqlite3_stmt, int, error) {
+	c.ddl, c.refused, c.created, c.selected, c.readsSchema = false, "", "", false, false
+	st, used, err := c.raw.prepare(sql, off)
+	if err != nil {
+		var se *Error
+		if errors.As(err, &se) && se.Kind == KindRefused && c.refused != "" {
+			se.Message = c.refused
+		}
+		return nil, 0, err
+	}
+	return st, used, nil
+}
+
 func (r rawConn) changes() int64      { return int64(C.sqlite3_changes64(r.db)) }
 func (r rawConn) lastInsertID() int64 { return int64(C.sqlite3_last_insert_rowid(r.db)) }
 func (r rawConn) autocommit() bool    { return C.sqlite3_get_autocommit(r.db) != 0 }
