@@ -61,13 +61,26 @@ func TestPGCopy(t *testing.T) {
 	if !strings.Contains(err.Error(), "line 3") {
 		t.Fatalf("the error does not name the line: %v", err)
 	}
-	// A duplicate key in a chunk names the chunk's lines.
+	// A duplicate key names its line, as in PostgreSQL, though rows go in
+	// by chunks; nothing of the chunk stays.
 	_, err = pc.CopyFrom(ctx, strings.NewReader("20\tx\n1\tdup\n"), `COPY t (id, name) FROM STDIN`)
 	wantState(t, err, "23505")
 	var pe *pgconn.PgError
-	if !errors.As(err, &pe) || !strings.Contains(pe.Where, "lines 1 to 2") {
+	if !errors.As(err, &pe) || !strings.Contains(pe.Where, "COPY t, line 2;") {
 		t.Fatalf("where: %v", err)
 	}
+	// The same in a transaction block: the rows before the bad line went
+	// in, until ROLLBACK TO undoes them with the rest of the COPY.
+	pgExecAll(t, c, "BEGIN", "INSERT INTO t (id, name) VALUES (30, 'kept')", "SAVEPOINT s")
+	_, err = c.PgConn().CopyFrom(ctx, strings.NewReader("31\tx\n32\ty\n1\tdup\n33\tz\n"), `COPY t (id, name) FROM STDIN`)
+	if !errors.As(err, &pe) || pe.Code != "23505" || pe.Where != "COPY t, line 3" {
+		t.Fatalf("in a block: %v (%+v)", err, pe)
+	}
+	pgExecAll(t, c, "ROLLBACK TO s", "COMMIT")
+	if got := pgRows(t, c, fmt.Sprint, "SELECT id FROM t WHERE id >= 30 ORDER BY id"); got != "30" {
+		t.Fatalf("after ROLLBACK TO: %s", got)
+	}
+	pgExecAll(t, c, "DELETE FROM t WHERE id = 30")
 	// The session goes on.
 	var cnt int64
 	if err := c.QueryRow(ctx, "SELECT count(*) FROM t").Scan(&cnt); err != nil || cnt != 4 {
@@ -118,27 +131,40 @@ func TestPGCopy(t *testing.T) {
 	wantState(t, err, "42501")
 }
 
-// TestPGCopyPsql runs psql's \copy both ways with a CSV file.
+// TestPGCopyPsql runs psql's \copy both ways with a CSV file, against
+// hasvc and PostgreSQL.
 func TestPGCopyPsql(t *testing.T) {
 	psql := needTool(t, "psql")
-	n := startNode(t, t.TempDir(), nil)
-	n.createDB("pcp")
-	dir := t.TempDir()
-	in := filepath.Join(dir, "in.csv")
-	os.WriteFile(in, []byte("id,name\n1,\"a, b\"\n2,\n"), 0o644)
-	outFile := filepath.Join(dir, "out.csv")
-	out, err := n.runClient("pcp", psql, "-X", "-v", "ON_ERROR_STOP=1",
-		"-c", "CREATE TABLE p (id INTEGER PRIMARY KEY, name TEXT)",
-		"-c", `\copy p from '`+in+`' with (format csv, header)`,
-		"-c", `\copy p to '`+outFile+`' with (format csv, header)`)
-	if err != nil {
-		t.Fatalf("%v\n%s", err, out)
-	}
-	if !strings.Contains(out, "COPY 2") {
-		t.Fatalf("psql said %s", out)
-	}
-	got, _ := os.ReadFile(outFile)
-	if string(got) != "id,name\n1,\"a, b\"\n2,\n" {
-		t.Fatalf("exported %q", got)
-	}
+	onBothServers(t, func(t *testing.T, s pgServer) {
+		s.createDB(t, "pcp")
+		dir := t.TempDir()
+		in := filepath.Join(dir, "in.csv")
+		os.WriteFile(in, []byte("id,name\n1,\"a, b\"\n2,\n"), 0o644)
+		outFile := filepath.Join(dir, "out.csv")
+		out, err := s.run("pcp", psql, "-X", "-v", "ON_ERROR_STOP=1",
+			"-c", "CREATE TABLE p (id INTEGER PRIMARY KEY, name TEXT)",
+			"-c", `\copy p from '`+in+`' with (format csv, header)`,
+			"-c", `\copy p to '`+outFile+`' with (format csv, header)`)
+		if err != nil {
+			t.Fatalf("%v\n%s", err, out)
+		}
+		if !strings.Contains(out, "COPY 2") {
+			t.Fatalf("psql said %s", out)
+		}
+		got, _ := os.ReadFile(outFile)
+		if string(got) != "id,name\n1,\"a, b\"\n2,\n" {
+			t.Fatalf("exported %q", got)
+		}
+		// A bad line fails the whole COPY, and the error names the line.
+		bad := filepath.Join(dir, "bad.csv")
+		os.WriteFile(bad, []byte("3,c\n4,d\nfive,e\n"), 0o644)
+		out, err = s.run("pcp", psql, "-X", "-v", "ON_ERROR_STOP=1", "-c", `\copy p from '`+bad+`' with (format csv)`)
+		if err == nil || !strings.Contains(out, "line 3") {
+			t.Fatalf("bad line: %v\n%s", err, out)
+		}
+		out, err = s.run("pcp", psql, "-X", "-A", "-t", "-c", "SELECT count(*) FROM p")
+		if err != nil || strings.TrimSpace(out) != "2" {
+			t.Fatalf("after the failed COPY: %q %v", out, err)
+		}
+	})
 }

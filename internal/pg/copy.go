@@ -10,6 +10,7 @@ import (
 	"github.com/jackc/pgx/v5/pgproto3"
 
 	"hasvc/internal/sqlite"
+	"hasvc/internal/tenant"
 )
 
 // COPY ... FROM STDIN and COPY ... TO STDOUT (psql's \copy), in the text
@@ -281,7 +282,7 @@ func (ss *session) copyIn(ctx context.Context, s *copySpec) (*outcome, error) {
 		buf       []byte
 		chunk     []any
 		rows      int   // rows in chunk
-		chunkLine int   // line of the chunk's first row
+		lines     []int // line of each row in chunk
 		line      int   // lines read
 		committed int64 // rows committed (outside a block) or inserted
 		chunkSize int
@@ -300,15 +301,26 @@ func (ss *session) copyIn(ctx context.Context, s *copySpec) (*outcome, error) {
 			}
 			q.WriteString(marks)
 		}
-		if _, err := ss.exec(ctx, sqlite.Statement{SQL: q.String(), Params: chunk}); err != nil {
-			where := fmt.Sprintf("COPY %s, in the lines %d to %d", s.table, chunkLine, line)
-			if !ss.inTx {
-				where += fmt.Sprintf("; the %d rows before line %d are committed (outside a transaction block COPY commits every %d rows)", committed, chunkLine, perChunk)
+		_, err := ss.exec(ctx, sqlite.Statement{SQL: q.String(), Params: chunk})
+		if err != nil {
+			// Nothing of the chunk stays. Run it again a row per
+			// statement to learn which row fails (one INSERT of many rows
+			// cannot say), as PostgreSQL names the line. If the chunk goes
+			// in this time, what stopped it changed meanwhile: go on.
+			var row int
+			if row, err = ss.insertRows(ctx, "INSERT INTO "+s.table+" ("+strings.Join(cols, ", ")+") VALUES "+marks, chunk, len(cols)); err != nil {
+				where := fmt.Sprintf("COPY %s, in the lines %d to %d", s.table, lines[0], line)
+				if row >= 0 {
+					where = fmt.Sprintf("COPY %s, line %d", s.table, lines[row])
+				}
+				if !ss.inTx {
+					where += fmt.Sprintf("; the %d rows before line %d are committed (outside a transaction block COPY commits every %d rows)", committed, lines[0], perChunk)
+				}
+				return withContext(err, where)
 			}
-			return withContext(err, where)
 		}
 		committed += int64(rows)
-		chunk, rows, chunkSize = chunk[:0], 0, 0
+		chunk, rows, lines, chunkSize = chunk[:0], 0, lines[:0], 0
 		return nil
 	}
 	// records takes the complete records in buf (all of it when final).
@@ -336,9 +348,7 @@ func (ss *session) copyIn(ctx context.Context, s *copySpec) (*outcome, error) {
 			if len(fields) != len(cols) {
 				return errorf(stateBadCopy, "COPY %s, line %d: %d fields, the table has %d columns", s.table, line, len(fields), len(cols))
 			}
-			if rows == 0 {
-				chunkLine = line
-			}
+			lines = append(lines, line)
 			for i, f := range fields {
 				v, err := copyValue(f, kinds[i])
 				if err != nil {
@@ -382,6 +392,36 @@ func (ss *session) copyIn(ctx context.Context, s *copySpec) (*outcome, error) {
 			return nil, errorf(stateProtocolViolation, "unexpected %T during COPY", msg)
 		}
 	}
+}
+
+// insertRows runs insert (one row's INSERT) once for each row of values
+// (n values a row), all in one transaction: the session's, or one of
+// their own outside a transaction block. On failure it returns the row
+// that failed (-1 if unknown), and nothing of them stays outside a block.
+func (ss *session) insertRows(ctx context.Context, insert string, values []any, n int) (int, error) {
+	if ss.inTx || ss.scratch != nil {
+		for r := 0; r*n < len(values); r++ {
+			if _, err := ss.exec(ctx, sqlite.Statement{SQL: insert, Params: values[r*n : (r+1)*n]}); err != nil {
+				return r, err
+			}
+		}
+		return -1, nil
+	}
+	stmts := make([]sqlite.Statement, 0, len(values)/n)
+	for r := 0; r*n < len(values); r++ {
+		stmts = append(stmts, sqlite.Statement{SQL: insert, Params: values[r*n : (r+1)*n]})
+	}
+	db, release, err := ss.srv.DB.Acquire(ctx, ss.db)
+	if err != nil {
+		return -1, err
+	}
+	defer release()
+	res, err := db.Exec(ctx, stmts, ss.execOptions(ss.readOnly))
+	if err != nil {
+		return tenant.ErrorStatement(err), err
+	}
+	ss.committed(res.Seq)
+	return -1, nil
 }
 
 // copyField is one field of a COPY record.
