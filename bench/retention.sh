@@ -6,14 +6,19 @@
 # JetStream store (the stream and the snapshot bucket) and the stream's
 # first and last sequences.
 #
+# The table is kept at KEEP rows (each request inserts one and deletes
+# those more than KEEP behind), so the SQLite file stops growing once it
+# holds KEEP rows and what is left to grow is history.
+#
 #   ./bench/retention.sh                              # 10 minutes, after make build
-#   MINUTES=3 INTERVAL=20s AGE=40s ./bench/retention.sh
+#   MINUTES=3 INTERVAL=20s AGE=40s KEEP=2000 ./bench/retention.sh
 set -euo pipefail
 cd "$(dirname "$0")/.."
 MINUTES=${MINUTES:-10}
 INTERVAL=${INTERVAL:-30s}
 AGE=${AGE:-60s}
 STEP=${STEP:-30}
+KEEP=${KEEP:-2000}
 HTTP_PORT=${HTTP_PORT:-18591}
 dir=$(mktemp -d)
 pid=
@@ -39,17 +44,14 @@ end=$(($(date +%s) + MINUTES * 60))
 for w in 1 2 3 4; do
 	(
 		while [ "$(date +%s)" -lt "$end" ]; do
-			# Inserts that also delete old rows: the table stays about
-			# 20,000 rows, so the SQLite file stops growing and what grows
-			# is history.
-			req -X POST "$url/db/steady" -d '[{"sql":"INSERT INTO t (s) VALUES (hex(randomblob(100)))"},{"sql":"DELETE FROM t WHERE id <= (SELECT max(id) FROM t) - 20000"}]' >/dev/null || true
+			req -X POST "$url/db/steady" -d '[{"sql":"INSERT INTO t (s) VALUES (hex(randomblob(100)))"},{"sql":"DELETE FROM t WHERE id <= (SELECT max(id) FROM t) - '"$KEEP"'"}]' >/dev/null || true
 		done
 	) &
 done
-mb() { du -sm "$1" 2>/dev/null | cut -f1; }
-echo "# $(date -u +%F) $(nproc) cores; snapshot every $INTERVAL, retention age $AGE, ${MINUTES} min of 4 writers"
-echo "| minute | SQLite file + WAL (MB) | JetStream store (MB) | stream first..last | snapshots |"
-echo "|---|---|---|---|---|"
+mb() { echo "scale=1; $(du -sk "$1" 2>/dev/null | cut -f1) / 1000" | bc; }
+echo "# $(date -u +%F) $(nproc) cores; snapshot every $INTERVAL, retention age $AGE, table kept at $KEEP rows, ${MINUTES} min of 4 writers"
+echo "| minute | SQLite file + WAL (MB) | JetStream store (MB) | of which the stream | of which the bucket | stream first..last | snapshots |"
+echo "|---|---|---|---|---|---|---|"
 start=$(date +%s)
 while [ "$(date +%s)" -lt "$end" ]; do
 	sleep "$STEP"
@@ -58,6 +60,7 @@ while [ "$(date +%s)" -lt "$end" ]; do
 	last=$(echo "$info" | sed -n 's/.*"stream_seq":\([0-9]*\).*/\1/p')
 	snaps=$(req "$url/db/steady/snapshots" | grep -o '"sequence"' | wc -l)
 	db=$(($(stat -c %s "$dir/data/db/steady.db") + $(stat -c %s "$dir/data/db/steady.db-wal" 2>/dev/null || echo 0)))
-	printf "| %.1f | %d | %s | %s..%s | %s |\n" "$(echo "($(date +%s) - $start) / 60" | bc -l)" $((db / 1000000)) \
-		"$(mb "$dir/data/jetstream")" "$first" "$last" "$snaps"
+	printf "| %.1f | %.1f | %s | %s | %s | %s..%s | %s |\n" "$(echo "($(date +%s) - $start) / 60" | bc -l)" "$(echo "$db / 1000000" | bc -l)" \
+		"$(mb "$dir/data/jetstream")" "$(mb "$(find "$dir/data/jetstream" -type d -name HASVC_steady | head -1)")" \
+		"$(mb "$(find "$dir/data/jetstream" -type d -name OBJ_hasvc_snap_steady | head -1)")" "$first" "$last" "$snaps"
 done
