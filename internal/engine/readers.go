@@ -91,13 +91,22 @@ func WithClient(ctx context.Context, client string) context.Context {
 
 // clientShares counts the readers each client holds on a database.
 type clientShares struct {
-	mu   sync.Mutex
-	held map[string]*clientShare // removed when nobody holds or waits
+	mu sync.Mutex
+	// held has the clients that hold or wait for a reader, and up to
+	// keepIdleShares that did: a client's next request, usually soon,
+	// then makes nothing new.
+	held map[string]*clientShare
+	idle int // entries of held with refs 0
 }
+
+// keepIdleShares bounds the idle entries a database keeps.
+const keepIdleShares = 16
 
 type clientShare struct {
 	sem  chan struct{} // one token per reader held
 	refs int           // requests holding or waiting
+	// leave gives back a reader and the reference: made once.
+	leave func()
 }
 
 // clientShare waits until the request's client may take one more reader
@@ -111,32 +120,44 @@ func (d *DB) clientShare(ctx context.Context) (func(), error) {
 	cs := &d.clients
 	cs.mu.Lock()
 	sh := cs.held[client]
-	if sh == nil {
+	switch {
+	case sh == nil:
 		if cs.held == nil {
 			cs.held = map[string]*clientShare{}
 		}
 		sh = &clientShare{sem: make(chan struct{}, limit)}
+		sh.leave = func() { <-sh.sem; cs.unref(client, sh) }
 		cs.held[client] = sh
+	case sh.refs == 0:
+		cs.idle--
 	}
 	sh.refs++
 	cs.mu.Unlock()
-	unref := func() {
-		cs.mu.Lock()
-		if sh.refs--; sh.refs == 0 {
-			delete(cs.held, client)
-		}
-		cs.mu.Unlock()
-	}
 	select {
 	case sh.sem <- struct{}{}:
-		return func() { <-sh.sem; unref() }, nil
+		return sh.leave, nil
 	case <-ctx.Done():
-		unref()
+		cs.unref(client, sh)
 		return nil, ctx.Err()
 	case <-d.closed:
-		unref()
+		cs.unref(client, sh)
 		return nil, tenant.Errorf(tenant.EUNAVAILABLE, "database %q is closing", d.name)
 	}
+}
+
+// unref drops a request's reference to client's share. A share nobody
+// holds stays for the client's next request while there are few such.
+func (cs *clientShares) unref(client string, sh *clientShare) {
+	cs.mu.Lock()
+	defer cs.mu.Unlock()
+	if sh.refs--; sh.refs > 0 {
+		return
+	}
+	if cs.idle < keepIdleShares {
+		cs.idle++
+		return
+	}
+	delete(cs.held, client)
 }
 
 // txReader returns an idle reader, or a new one. Used alone, for a

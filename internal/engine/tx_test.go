@@ -289,11 +289,24 @@ func TestClientShareOfReaders(t *testing.T) {
 	if got, limit := most.Load(), int32(cap(db.readerSem)-1); got != limit {
 		t.Fatalf("one client held up to %d readers at once, want exactly %d", got, limit)
 	}
+	// Every slot came back; a database keeps a few idle shares, and no
+	// more however many clients came.
+	for i := range 100 {
+		_, put, err := db.reader(WithClient(context.Background(), fmt.Sprint("token ", i)))
+		if err != nil {
+			t.Fatal(err)
+		}
+		put()
+	}
 	db.clients.mu.Lock()
-	left := len(db.clients.held)
-	db.clients.mu.Unlock()
-	if left != 0 {
-		t.Fatalf("%d client shares left after every reader came back", left)
+	defer db.clients.mu.Unlock()
+	if n := len(db.clients.held); n != keepIdleShares || db.clients.idle != n {
+		t.Fatalf("%d client shares kept (%d idle), want %d", n, db.clients.idle, keepIdleShares)
+	}
+	for client, sh := range db.clients.held {
+		if sh.refs != 0 || len(sh.sem) != 0 {
+			t.Fatalf("%s: %d references, %d readers held after every reader came back", client, sh.refs, len(sh.sem))
+		}
 	}
 }
 

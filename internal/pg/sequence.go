@@ -37,6 +37,9 @@ func (ss *session) execOptions(readOnly bool) engine.ExecOptions {
 // minSeq is the session's hasvc.min_seq (0: none).
 func (ss *session) minSeq() uint64 {
 	v, _ := ss.lookupSetting(settingMinSeq)
+	if v == "" {
+		return 0
+	}
 	n, _ := strconv.ParseUint(strings.TrimSpace(v), 10, 64)
 	return n
 }

@@ -160,14 +160,24 @@ func (ss *session) status() byte {
 // read snapshot, which keeps the WAL from being checkpointed (a writing
 // block is rolled back by the engine after the same time, and the
 // session goes on).
-func (ss *session) idleLimit() (time.Duration, error) {
+func (ss *session) idleLimit() (time.Duration, func() error) {
 	switch {
 	case !ss.inTx:
-		return ss.srv.IdleTimeout, fatalf(stateIdleSession, "terminating connection due to idle-session timeout")
+		return ss.srv.IdleTimeout, errIdleSession
 	case ss.tx == nil || !ss.tx.Writing():
-		return ss.srv.TxIdleTimeout, fatalf(stateIdleInTx, "terminating connection due to idle-in-transaction timeout")
+		return ss.srv.TxIdleTimeout, errIdleInTx
 	}
 	return 0, nil
+}
+
+// The errors that end an idle session, made only when one ends (not for
+// every message).
+func errIdleSession() error {
+	return fatalf(stateIdleSession, "terminating connection due to idle-session timeout")
+}
+
+func errIdleInTx() error {
+	return fatalf(stateIdleInTx, "terminating connection due to idle-in-transaction timeout")
 }
 
 // loop reads and answers messages until the client leaves.
@@ -197,9 +207,10 @@ func (ss *session) loop() {
 			var ne net.Error
 			if errors.As(err, &ne) && ne.Timeout() {
 				if ss.revoked.Load() { // Server.Revoke woke the read
-					idleErr = fatalf(stateInvalidPassword, "the token was revoked")
+					ss.fatal(fatalf(stateInvalidPassword, "the token was revoked"))
+				} else if idleErr != nil {
+					ss.fatal(idleErr())
 				}
-				ss.fatal(idleErr)
 				return
 			}
 			var tooBig *pgproto3.ExceededMaxBodyLenErr
