@@ -64,6 +64,11 @@ func (s *Server) query(c echo.Context) error {
 		return out.finish()
 	}
 	writeDeadline(c, responseWriteTime)
+	if res.Replayed {
+		// The request's Idempotency-Key had committed: this is that
+		// commit's answer, and nothing ran now.
+		c.Response().Header().Set("Idempotent-Replayed", "true")
+	}
 	return c.Blob(http.StatusOK, echo.MIMEApplicationJSON, appendResults(make([]byte, 0, 256), res))
 }
 
@@ -97,6 +102,12 @@ func execOptions(c echo.Context) (engine.ExecOptions, error) {
 			return opts, tenant.Errorf(tenant.EINVALID, "timeout %q: want a duration up to 1m, such as 2s", t)
 		}
 		opts.Wait = d
+	}
+	if key := c.Request().Header.Get("Idempotency-Key"); key != "" {
+		if err := engine.CheckRequestKey(key); err != nil {
+			return opts, err
+		}
+		opts.Key = key
 	}
 	return opts, nil
 }

@@ -102,6 +102,9 @@ type ExecResult struct {
 	Seq     uint64
 	// Streamed: the results went to ExecOptions.Sink, not into Results.
 	Streamed bool
+	// Replayed: the request's idempotency key had committed already;
+	// these are that commit's results and sequence (idempotency.go).
+	Replayed bool
 }
 
 // ExecOptions qualifies a request.
@@ -123,6 +126,10 @@ type ExecOptions struct {
 	// A request that writes returns its results once committed, as
 	// without a sink.
 	Sink sqlite.Sink
+	// Key is the request's idempotency key ("": none), for a write: a
+	// request with a key that committed already is not run again, and
+	// gets that commit's answer (idempotency.go).
+	Key string
 
 	// forwarded: another node sent this write here (forward.go); it runs
 	// here whoever leads the stream now.
@@ -157,11 +164,11 @@ func (d *DB) Exec(ctx context.Context, stmts []sqlite.Statement, opts ExecOption
 		return nil, tenant.Errorf(tenant.EFORBIDDEN, "this token may only read; the request writes")
 	}
 	if !opts.forwarded {
-		if res, err, done := d.tryForward(ctx, stmts); done {
+		if res, err, done := d.tryForward(ctx, stmts, opts.Key); done {
 			return res, err
 		}
 	}
-	o := &op{ctx: ctx, stmts: stmts, done: make(chan struct{})}
+	o := &op{ctx: ctx, stmts: stmts, key: opts.Key, done: make(chan struct{})}
 	if err := d.submit(ctx, o); err != nil {
 		return nil, err
 	}
@@ -169,7 +176,7 @@ func (d *DB) Exec(ctx context.Context, stmts []sqlite.Statement, opts ExecOption
 		if tenant.ErrorCode(o.err) == tenant.ECONFLICT && !opts.forwarded {
 			// Lost every race: nothing of it committed. If another node
 			// leads the stream now, it runs the request there.
-			if res, err, done := d.tryForward(ctx, stmts); done {
+			if res, err, done := d.tryForward(ctx, stmts, opts.Key); done {
 				return res, err
 			}
 		}

@@ -111,7 +111,8 @@ func (d *DB) followFrom(ctx context.Context) error {
 			if err := json.Unmarshal(m.Data(), &msg); err != nil {
 				return d.markStuck(meta.Sequence.Stream, err)
 			}
-			todo = append(todo, seqMessage{seq: meta.Sequence.Stream, msg: msg})
+			key, results := messageRequest(m.Headers())
+			todo = append(todo, seqMessage{seq: meta.Sequence.Stream, msg: msg, key: key, results: results})
 		}
 		if len(todo) == 0 {
 			continue

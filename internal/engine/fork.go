@@ -142,7 +142,7 @@ func (e *Engine) forkFile(ctx context.Context, from ForkPoint, tmpDir string) (s
 		// A new database: nothing of its own stream applied, no writes of
 		// its own ahead of it, and the file whole (no WAL beside it).
 		err = c.Internal(func() error {
-			return c.Exec("UPDATE _hasvc_state SET applied_seq = 0; DELETE FROM _hasvc_ahead; PRAGMA journal_mode = DELETE")
+			return c.Exec("UPDATE _hasvc_state SET applied_seq = 0; DELETE FROM _hasvc_ahead; DELETE FROM _hasvc_requests; PRAGMA journal_mode = DELETE")
 		})
 	}
 	if cerr := c.Close(); err == nil {

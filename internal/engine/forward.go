@@ -54,7 +54,8 @@ type fwdStatement struct {
 type fwdRequest struct {
 	DB      string         `json:"db"`
 	Stmts   []fwdStatement `json:"stmts"`
-	Timeout time.Duration  `json:"timeout"` // what is left of the caller's deadline
+	Timeout time.Duration  `json:"timeout"`       // what is left of the caller's deadline
+	Key     string         `json:"key,omitempty"` // idempotency key (idempotency.go)
 }
 
 type fwdResult struct {
@@ -68,6 +69,7 @@ type fwdResult struct {
 type fwdReply struct {
 	Results   []fwdResult `json:"results,omitempty"`
 	Seq       uint64      `json:"seq,omitempty"`
+	Replayed  bool        `json:"replayed,omitempty"`
 	Code      string      `json:"code,omitempty"`
 	Message   string      `json:"message,omitempty"`
 	Statement *int        `json:"statement,omitempty"`
@@ -165,20 +167,20 @@ const acceptWithin = 2 * time.Second
 // tryForward sends a write to the node that leads the stream, if that is
 // another node and it takes it; done is false when the write is to run
 // here.
-func (d *DB) tryForward(ctx context.Context, stmts []sqlite.Statement) (res *ExecResult, err error, done bool) {
+func (d *DB) tryForward(ctx context.Context, stmts []sqlite.Statement, key string) (res *ExecResult, err error, done bool) {
 	node := d.forwardTo(ctx)
 	if node == "" {
 		return nil, nil, false
 	}
-	res, err = d.forward(ctx, node, stmts)
+	res, err = d.forward(ctx, node, stmts, key)
 	return res, err, !errors.Is(err, errNotForwarded)
 }
 
 // forward runs a write request on node and returns its answer; after it
 // the request's writes are applied here too, so that a read on this node
 // sees them.
-func (d *DB) forward(ctx context.Context, node string, stmts []sqlite.Statement) (*ExecResult, error) {
-	req := fwdRequest{DB: d.name, Stmts: make([]fwdStatement, len(stmts))}
+func (d *DB) forward(ctx context.Context, node string, stmts []sqlite.Statement, key string) (*ExecResult, error) {
+	req := fwdRequest{DB: d.name, Stmts: make([]fwdStatement, len(stmts)), Key: key}
 	for i, st := range stmts {
 		fs := fwdStatement{SQL: st.SQL}
 		switch p := st.Params.(type) {
@@ -225,17 +227,7 @@ func (d *DB) forward(ctx context.Context, node string, stmts []sqlite.Statement)
 		}
 		return nil, err
 	}
-	res := &ExecResult{Seq: rep.Seq, Results: make([]sqlite.Result, len(rep.Results))}
-	for i, r := range rep.Results {
-		out := sqlite.Result{Columns: r.Columns, DeclTypes: r.DeclTypes, RowsAffected: r.RowsAffected, LastInsertID: r.LastInsertID}
-		if r.Columns != nil {
-			out.Rows = make([][]any, len(r.Rows))
-			for j, row := range r.Rows {
-				out.Rows[j] = row
-			}
-		}
-		res.Results[i] = out
-	}
+	res := &ExecResult{Seq: rep.Seq, Results: fromFwdResults(rep.Results), Replayed: rep.Replayed}
 	if rep.Seq > 0 {
 		// Read-your-writes on this node: wait for the write to arrive
 		// here (a copy that falls behind slows the writes it forwards),
@@ -393,7 +385,7 @@ func (e *Engine) serveForwarded(m *nats.Msg) {
 		}
 		ctx, cancel := context.WithTimeout(context.Background(), timeout)
 		defer cancel()
-		res, err := e.Exec(ctx, req.DB, stmts, ExecOptions{forwarded: true})
+		res, err := e.Exec(ctx, req.DB, stmts, ExecOptions{forwarded: true, Key: req.Key})
 		e.replyForwarded(m, res, err)
 	}()
 }
@@ -410,14 +402,7 @@ func (e *Engine) replyForwarded(m *nats.Msg, res *ExecResult, err error) {
 			rep.SQLite = &fwdSQLiteError{Code: se.Code, Kind: se.Kind, Message: se.Message}
 		}
 	} else {
-		rep.Seq = res.Seq
-		for _, r := range res.Results {
-			out := fwdResult{Columns: r.Columns, DeclTypes: r.DeclTypes, RowsAffected: r.RowsAffected, LastInsertID: r.LastInsertID}
-			for _, row := range r.Rows {
-				out.Rows = append(out.Rows, row)
-			}
-			rep.Results = append(rep.Results, out)
-		}
+		rep.Seq, rep.Replayed, rep.Results = res.Seq, res.Replayed, toFwdResults(res.Results)
 	}
 	data, merr := json.Marshal(rep)
 	if merr == nil && len(data) > int(e.NC.MaxPayload()) {

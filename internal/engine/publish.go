@@ -32,8 +32,10 @@ type pending struct {
 	// the message is the whole transaction.
 	savepoint string
 
-	data   []byte // the message, while it waits for its group's atomic batch
-	expect uint64 // the sequence it must get (strong mode)
+	data   []byte      // the message, while it waits for its group's atomic batch
+	header nats.Header // its headers (an idempotency key's), or nil
+	key    string      // the request's idempotency key, or ""
+	expect uint64      // the sequence it must get (strong mode)
 	fut    jetstream.PubAckFuture
 
 	acked    bool   // JetStream stored it, at seq
@@ -110,7 +112,7 @@ func (g *commitGroup) add(p *pending, data []byte) error {
 	if g.strong {
 		opts = append(opts, jetstream.WithExpectLastSequence(g.next-1))
 	}
-	fut, err := g.d.eng.JS.PublishAsync(tenant.Subject(g.d.name), data, opts...)
+	fut, err := g.d.eng.JS.PublishMsgAsync(&nats.Msg{Subject: tenant.Subject(g.d.name), Data: data, Header: p.header}, opts...)
 	if err != nil {
 		g.next--
 		return publishError(err)
@@ -141,7 +143,7 @@ func (g *commitGroup) awaitStrong(j int, data []byte) {
 	resend := time.NewTimer(resendAfter)
 	defer resend.Stop()
 	again := func() {
-		f, err := g.d.eng.JS.PublishAsync(tenant.Subject(g.d.name), data, jetstream.WithExpectLastSequence(p.expect-1))
+		f, err := g.d.eng.JS.PublishMsgAsync(&nats.Msg{Subject: tenant.Subject(g.d.name), Data: data, Header: p.header}, jetstream.WithExpectLastSequence(p.expect-1))
 		if err == nil {
 			fut = f
 		}
@@ -321,7 +323,7 @@ func (g *commitGroup) finish(aborted bool) (committed bool) {
 			}
 		}
 		if err == nil {
-			err = d.commitApplied(applied, ahead)
+			err = d.commitApplied(applied, ahead, kept)
 		}
 		if err != nil {
 			if err != errRolledBack {
@@ -456,6 +458,9 @@ func (d *DB) sendBatch(pubs []*pending, last uint64, ctx context.Context) (*nats
 	for i, p := range pubs {
 		m := nats.NewMsg(subject)
 		m.Data = p.data
+		for k, v := range p.header {
+			m.Header[k] = v
+		}
 		m.Header.Set(batchIDHeader, id)
 		m.Header.Set(batchSeqHeader, strconv.Itoa(i+1))
 		if i == 0 {
@@ -481,12 +486,21 @@ const (
 )
 
 // commitApplied stores, in the writer's open transaction, the new applied
-// sequence and this node's own sequences committed ahead of it, commits,
-// and then brings the in-memory state along. On error the transaction is
-// still open: the caller rolls it back.
-func (d *DB) commitApplied(applied uint64, ahead []uint64) error {
+// sequence, this node's own sequences committed ahead of it and the
+// sequences of kept messages with an idempotency key, commits, and then
+// brings the in-memory state along. On error the transaction is still
+// open: the caller rolls it back.
+func (d *DB) commitApplied(applied uint64, ahead []uint64, kept []*pending) error {
 	w := d.writer
 	err := w.Internal(func() error {
+		for _, p := range kept {
+			if p.key == "" {
+				continue
+			}
+			if err := w.Exec("UPDATE _hasvc_requests SET seq = ? WHERE key = ?", int64(p.seq), p.key); err != nil {
+				return err
+			}
+		}
 		for _, seq := range ahead {
 			if err := w.Exec("INSERT OR IGNORE INTO _hasvc_ahead (seq) VALUES (?)", int64(seq)); err != nil {
 				return err

@@ -83,7 +83,8 @@ func (d *DB) catchUpConsumer(ctx context.Context, applied, last uint64) error {
 			if err := json.Unmarshal(m.Data(), &msg); err != nil {
 				return d.markStuck(meta.Sequence.Stream, fmt.Errorf("decode: %w", err))
 			}
-			msgs = append(msgs, seqMessage{seq: meta.Sequence.Stream, msg: msg})
+			key, results := messageRequest(m.Headers())
+			msgs = append(msgs, seqMessage{seq: meta.Sequence.Stream, msg: msg, key: key, results: results})
 		}
 		if err := batch.Error(); err != nil && len(msgs) == 0 {
 			return fmt.Errorf("fetch from %d: %w", applied+1, err)
@@ -133,7 +134,8 @@ func (d *DB) catchUpDirect(ctx context.Context, applied, last uint64) error {
 		if err := json.Unmarshal(raw.Data, &msg); err != nil {
 			return d.markStuck(seq, fmt.Errorf("decode: %w", err))
 		}
-		msgs = append(msgs, seqMessage{seq: seq, msg: msg})
+		key, results := messageRequest(raw.Header)
+		msgs = append(msgs, seqMessage{seq: seq, msg: msg, key: key, results: results})
 	}
 	return d.applyMessages(msgs)
 }
@@ -141,6 +143,10 @@ func (d *DB) catchUpDirect(ctx context.Context, applied, last uint64) error {
 type seqMessage struct {
 	seq uint64
 	msg change.Message
+	// key and results: the idempotency key of the request that wrote it,
+	// and its results (idempotency.go), from the message's headers.
+	key     string
+	results []byte
 }
 
 // applyMessages applies messages (in stream order) in one transaction with
@@ -170,6 +176,12 @@ func (d *DB) applyMessages(msgs []seqMessage) error {
 			w.Internal(func() error { return w.Exec("ROLLBACK") })
 			w.SchemaChanged()
 			return d.markStuck(m.seq, err)
+		}
+		if m.key != "" {
+			if err := d.recordRequest(m.key, m.seq, m.results); err != nil {
+				w.Internal(func() error { return w.Exec("ROLLBACK") })
+				return err
+			}
 		}
 		applied = m.seq
 	}

@@ -24,6 +24,9 @@ type op struct {
 
 	msg       pending // the request's message, if it changed anything
 	published bool    // msg went to a commit group
+
+	key   string // idempotency key ("": none)
+	again bool   // run in the next group: an earlier request of this one has its key
 }
 
 // maxBatch bounds how many queued requests the writer commits together.
@@ -170,7 +173,7 @@ func (d *DB) strong() bool { return d.cfg.Mode != tenant.ModeEventual }
 func (d *DB) commit(batch []*op, until time.Time) (retry []*op) {
 	w := d.writer
 	for _, o := range batch {
-		o.err, o.res, o.msg, o.published = nil, ExecResult{}, pending{}, false
+		o.err, o.res, o.msg, o.published, o.again = nil, ExecResult{}, pending{}, false, false
 	}
 	if s := d.stuck.Load(); s != nil {
 		for _, o := range batch {
@@ -201,6 +204,20 @@ func (d *DB) commit(batch []*op, until time.Time) (retry []*op) {
 			o.err = o.ctx.Err()
 			continue
 		}
+		if o.key != "" {
+			res, found, err := d.lookupRequest(o.key)
+			switch {
+			case err != nil:
+				o.err = err
+				continue
+			case res != nil:
+				o.res = *res // committed already: its answer
+				continue
+			case found:
+				o.again = true // after the request of this group that has the key
+				continue
+			}
+		}
 		o.msg.savepoint = fmt.Sprintf("r%d", i)
 		if err := w.Internal(func() error { return w.Exec("SAVEPOINT " + o.msg.savepoint) }); err != nil {
 			d.log.Error("savepoint", "err", err)
@@ -226,6 +243,9 @@ func (d *DB) commit(batch []*op, until time.Time) (retry []*op) {
 	}
 	g.finish(aborted)
 	for _, o := range batch {
+		if o.again {
+			retry = append(retry, o)
+		}
 		if !o.published {
 			continue
 		}
@@ -251,7 +271,28 @@ func (d *DB) runWrite(o *op, g *commitGroup) error {
 	if cp.Len() == 0 {
 		return nil
 	}
-	if err := g.add(&o.msg, d.message(cp.Changes())); err != nil {
+	data := d.message(cp.Changes())
+	if o.key != "" {
+		// The key's row, in the request's savepoint (idempotency.go).
+		kept, err := encodeResults(results)
+		if err != nil {
+			return err
+		}
+		if len(kept) > maxKeptResults || len(data)+len(kept) > d.eng.maxMessage() {
+			// Not kept: a replay says the write committed, without
+			// them. (The stream takes messages of the limit plus 1 KB,
+			// room for the key.)
+			kept = nil
+		}
+		if err := d.recordRequest(o.key, 0, kept); err != nil {
+			return err
+		}
+		if err := d.forgetOldRequests(); err != nil {
+			return err
+		}
+		o.msg.key, o.msg.header = o.key, requestHeader(o.key, kept)
+	}
+	if err := g.add(&o.msg, data); err != nil {
 		return err
 	}
 	o.published = true

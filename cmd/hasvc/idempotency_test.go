@@ -1,0 +1,178 @@
+package main
+
+import (
+	"fmt"
+	"io"
+	"net/http"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+)
+
+// keyed sends a write with an Idempotency-Key and returns the status, the
+// body and whether the answer was a replay.
+func (n *node) keyed(db, key, body string) (int, string, bool, error) {
+	req, err := http.NewRequest("POST", n.url+"/db/"+db, strings.NewReader(body))
+	if err != nil {
+		return 0, "", false, err
+	}
+	req.Header.Set("Authorization", "Bearer "+n.admin)
+	req.Header.Set("Content-Type", "application/json")
+	req.Header.Set("Idempotency-Key", key)
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		return 0, "", false, err
+	}
+	defer resp.Body.Close()
+	b, err := io.ReadAll(resp.Body)
+	return resp.StatusCode, strings.TrimSpace(string(b)), resp.Header.Get("Idempotent-Replayed") == "true", err
+}
+
+const keyedInsert = `{"sql": "INSERT INTO orders (item) VALUES ('book') RETURNING id, item"}`
+
+// TestIdempotencyKey: a write sent again with its key commits once and
+// gets the first answer, also after a restart; a failed attempt leaves
+// no key behind; bad keys are refused; reads ignore keys.
+func TestIdempotencyKey(t *testing.T) {
+	dir := t.TempDir()
+	n := startNode(t, dir, nil)
+	n.createDB("shop")
+	n.ok("POST", "/db/shop", `{"sql": "CREATE TABLE orders (id INTEGER PRIMARY KEY, item TEXT NOT NULL CHECK (item <> 'bad'))"}`)
+
+	status, first, replayed, err := n.keyed("shop", "order-1", keyedInsert)
+	if err != nil || status != 200 || replayed || !strings.Contains(first, `"rows":[[1,"book"]]`) {
+		t.Fatalf("first: %d %s %v %v", status, first, replayed, err)
+	}
+	for range 2 {
+		status, again, replayed, err := n.keyed("shop", "order-1", keyedInsert)
+		if err != nil || status != 200 || !replayed || again != first {
+			t.Fatalf("again: %d %s (replayed %v, %v); first %s", status, again, replayed, err, first)
+		}
+	}
+	// Another key is another write.
+	if _, out, replayed, _ := n.keyed("shop", "order-2", keyedInsert); replayed || !strings.Contains(out, `"rows":[[2,"book"]]`) {
+		t.Fatalf("order-2: %s", out)
+	}
+	// A request that failed committed nothing and leaves no key: sent
+	// again (fixed), it runs.
+	status, out, _, _ := n.keyed("shop", "order-3", `{"sql": "INSERT INTO orders (item) VALUES ('bad')"}`)
+	wantError(t, status, out, 400, "EINVALID")
+	if _, out, replayed, _ := n.keyed("shop", "order-3", keyedInsert); replayed || !strings.Contains(out, `"rows":[[3,"book"]]`) {
+		t.Fatalf("order-3 after a failure: %s", out)
+	}
+	// Bad keys.
+	for _, key := range []string{"has space", strings.Repeat("k", 256), "naïve"} {
+		status, out, _, _ := n.keyed("shop", key, keyedInsert)
+		wantError(t, status, out, 400, "EINVALID")
+	}
+	// A read with a key just runs.
+	if _, out, replayed, _ := n.keyed("shop", "read-1", `{"sql": "SELECT count(*) FROM orders"}`); replayed || !strings.Contains(out, `[[3]]`) {
+		t.Fatalf("read: %s", out)
+	}
+	// Keys are not the tenant's to see.
+	if status, out := n.do("POST", "/db/shop", n.admin, `{"sql": "SELECT * FROM _hasvc_requests"}`); status != 403 {
+		t.Fatalf("tenant read of the keys: %d %s", status, out)
+	}
+
+	n.stop()
+	n = startNode(t, dir, nil)
+	if _, again, replayed, _ := n.keyed("shop", "order-1", keyedInsert); !replayed || again != first {
+		t.Fatalf("after a restart: %s (replayed %v)", again, replayed)
+	}
+	if got := n.query("shop", "SELECT count(*) FROM orders"); got != "[[3]]" {
+		t.Fatalf("rows: %s", got)
+	}
+}
+
+// TestIdempotencyKeyConcurrent: the same keyed write sent many times at
+// once (one node: they share commit groups) commits once, and every
+// attempt gets the same answer.
+func TestIdempotencyKeyConcurrent(t *testing.T) {
+	n := startNode(t, t.TempDir(), nil)
+	n.createDB("shop")
+	n.ok("POST", "/db/shop", `{"sql": "CREATE TABLE orders (id INTEGER PRIMARY KEY, item TEXT NOT NULL)"}`)
+	for round := range 5 {
+		key := fmt.Sprint("burst-", round)
+		answers := make([]string, 16)
+		var wg sync.WaitGroup
+		for i := range answers {
+			wg.Go(func() {
+				status, out, _, err := n.keyed("shop", key, keyedInsert)
+				if err != nil || status != 200 {
+					t.Errorf("%d %s %v", status, out, err)
+				}
+				answers[i] = out
+			})
+		}
+		wg.Wait()
+		for _, a := range answers[1:] {
+			if a != answers[0] {
+				t.Fatalf("round %d: answers differ: %s / %s", round, answers[0], a)
+			}
+		}
+	}
+	if got := n.query("shop", "SELECT count(*) FROM orders"); got != "[[5]]" {
+		t.Fatalf("rows after 5 keys sent 16 times each: %s", got)
+	}
+}
+
+// TestIdempotencyKeyCluster: a keyed write retried through other nodes,
+// one after another and all at once, commits once; every node answers
+// with the first commit's results and sequence. With writes forwarded to
+// the stream leader's node (attempts meet in one writer) and without
+// (attempts race for the stream, and losers catch up and look again).
+func TestIdempotencyKeyCluster(t *testing.T) {
+	for _, forward := range []bool{true, false} {
+		t.Run(fmt.Sprint("forward=", forward), func(t *testing.T) {
+			testIdempotencyKeyCluster(t, startCluster(t, 3, func(_ int, c *Config) { c.ForwardWrites = forward }))
+		})
+	}
+}
+
+func testIdempotencyKeyCluster(t *testing.T, nodes []*node) {
+	nodes[0].createDB("shop")
+	nodes[0].ok("POST", "/db/shop", `{"sql": "CREATE TABLE orders (id INTEGER PRIMARY KEY, item TEXT NOT NULL)"}`)
+	_, first, _, err := nodes[0].keyed("shop", "c-1", keyedInsert)
+	if err != nil || !strings.Contains(first, `"rows":[[1,"book"]]`) {
+		t.Fatalf("first: %s %v", first, err)
+	}
+	for _, n := range nodes[1:] {
+		if _, again, replayed, _ := n.keyed("shop", "c-1", keyedInsert); !replayed || again != first {
+			t.Fatalf("through another node: %s (replayed %v); first %s", again, replayed, first)
+		}
+	}
+	for round := range 5 {
+		key := fmt.Sprint("c-all-", round)
+		answers := make([]string, 9)
+		var wg sync.WaitGroup
+		for i := range answers {
+			wg.Go(func() {
+				status, out, _, err := nodes[i%3].keyed("shop", key, keyedInsert)
+				if err != nil || status != 200 {
+					t.Errorf("node %d: %d %s %v", i%3+1, status, out, err)
+				}
+				answers[i] = out
+			})
+		}
+		wg.Wait()
+		for _, a := range answers[1:] {
+			if a != answers[0] {
+				t.Fatalf("round %d: answers differ: %s / %s", round, answers[0], a)
+			}
+		}
+	}
+	deadline := time.Now().Add(10 * time.Second)
+	for _, n := range nodes {
+		for {
+			got := n.query("shop", "SELECT count(*) FROM orders")
+			if got == "[[6]]" {
+				break
+			}
+			if time.Now().After(deadline) {
+				t.Fatalf("a node has %s rows, want 6", got)
+			}
+			time.Sleep(50 * time.Millisecond)
+		}
+	}
+}

@@ -1,0 +1,185 @@
+package engine
+
+import (
+	"encoding/json"
+	"fmt"
+	"time"
+
+	"github.com/nats-io/nats.go"
+
+	"hasvc/internal/change"
+	"hasvc/internal/sqlite"
+	"hasvc/internal/tenant"
+)
+
+// Idempotency keys. A client that sends a write again (its answer was
+// lost, or it got EUNAVAILABLE while the write may have committed) can
+// give both attempts the same key (ExecOptions.Key): the write then
+// commits once, and the second attempt gets the first one's answer.
+//
+// The invariant: a copy holds a row for key K in _hasvc_requests exactly
+// when it holds the write that K's request committed, because the row is
+// written in the same SQLite transaction as that write, on every copy. The
+// node that runs the request writes it (with seq 0 until JetStream
+// acknowledges the message, then the message's sequence); every other copy
+// writes it when it applies the message, which carries the key and the
+// results in its headers.
+//
+// A request with a key looks for it first, on the writer, inside the
+// transaction it would run in. In strong mode that finds every earlier
+// commit of K: a copy that lacks the write of the first attempt also lags
+// the stream, so the second attempt loses the race for the stream's next
+// sequence, catches up (recording K) and looks again. In eventual mode a
+// node sees only the attempts it has applied: two attempts sent to two
+// nodes at once may both commit.
+//
+// A request that changed nothing publishes no message and leaves no row:
+// sent again, it runs again. Rows are kept for keepRequests.
+
+const (
+	requestKeyHeader     = "Hasvc-Request-Key"
+	requestResultsHeader = "Hasvc-Request-Results"
+	// maxKeptResults bounds the results kept for a replay; larger results
+	// are not kept, and a replay says the write committed without them.
+	maxKeptResults = 256 << 10
+	// keepRequests is how long a key is remembered.
+	keepRequests = 24 * time.Hour
+	// MaxRequestKey is the longest key accepted.
+	MaxRequestKey = 255
+)
+
+// CheckRequestKey validates an idempotency key: 1 to MaxRequestKey
+// printable ASCII characters, no spaces (it travels in message headers).
+func CheckRequestKey(key string) error {
+	if key == "" || len(key) > MaxRequestKey {
+		return tenant.Errorf(tenant.EINVALID, "an idempotency key has 1 to %d characters", MaxRequestKey)
+	}
+	for i := 0; i < len(key); i++ {
+		if key[i] <= ' ' || key[i] > '~' {
+			return tenant.Errorf(tenant.EINVALID, "an idempotency key is printable ASCII without spaces")
+		}
+	}
+	return nil
+}
+
+// encodeResults is results in the exact JSON of forwarded answers.
+func encodeResults(results []sqlite.Result) ([]byte, error) {
+	return json.Marshal(toFwdResults(results))
+}
+
+func decodeResults(data []byte) ([]sqlite.Result, error) {
+	var rs []fwdResult
+	if err := json.Unmarshal(data, &rs); err != nil {
+		return nil, err
+	}
+	return fromFwdResults(rs), nil
+}
+
+func toFwdResults(results []sqlite.Result) []fwdResult {
+	out := make([]fwdResult, 0, len(results))
+	for _, r := range results {
+		fr := fwdResult{Columns: r.Columns, DeclTypes: r.DeclTypes, RowsAffected: r.RowsAffected, LastInsertID: r.LastInsertID}
+		for _, row := range r.Rows {
+			fr.Rows = append(fr.Rows, change.Values(row))
+		}
+		out = append(out, fr)
+	}
+	return out
+}
+
+func fromFwdResults(rs []fwdResult) []sqlite.Result {
+	out := make([]sqlite.Result, len(rs))
+	for i, r := range rs {
+		res := sqlite.Result{Columns: r.Columns, DeclTypes: r.DeclTypes, RowsAffected: r.RowsAffected, LastInsertID: r.LastInsertID}
+		if r.Columns != nil {
+			res.Rows = make([][]any, len(r.Rows))
+			for j, row := range r.Rows {
+				res.Rows[j] = row
+			}
+		}
+		out[i] = res
+	}
+	return out
+}
+
+// lookupRequest looks for key on the writer, in its open transaction.
+// found with seq 0: an earlier request of the same group recorded it and
+// waits for its acknowledgement. A replay of a write whose results were
+// not kept is an ECONFLICT error that names its sequence.
+func (d *DB) lookupRequest(key string) (res *ExecResult, found bool, err error) {
+	w := d.writer
+	var seq int64
+	var results any
+	err = w.Internal(func() error {
+		return w.Query("SELECT seq, results FROM _hasvc_requests WHERE key = ?", []any{key}, func(s *sqlite.Stmt) error {
+			found = true
+			seq, _ = s.Column(0).(int64)
+			results = s.Column(1)
+			return nil
+		})
+	})
+	if err != nil || !found || seq == 0 {
+		return nil, found, err
+	}
+	text, ok := results.(string)
+	if !ok {
+		return nil, true, tenant.Errorf(tenant.ECONFLICT, "a request with this idempotency key committed at sequence %d; its results were over %d bytes and were not kept", seq, maxKeptResults)
+	}
+	rs, err := decodeResults([]byte(text))
+	if err != nil {
+		return nil, true, fmt.Errorf("stored results of key %q: %w", key, err)
+	}
+	return &ExecResult{Results: rs, Seq: uint64(seq), Replayed: true}, true, nil
+}
+
+// requestHeader is the headers of the message of a request with key and
+// results (nil if too large to keep), or nil without a key.
+func requestHeader(key string, results []byte) nats.Header {
+	if key == "" {
+		return nil
+	}
+	h := nats.Header{}
+	h.Set(requestKeyHeader, key)
+	if results != nil {
+		h.Set(requestResultsHeader, string(results))
+	}
+	return h
+}
+
+// recordRequest writes key's row on the writer, in its open transaction:
+// seq 0 while its message waits for JetStream.
+func (d *DB) recordRequest(key string, seq uint64, results []byte) error {
+	w := d.writer
+	var r any
+	if results != nil {
+		r = string(results)
+	}
+	return w.Internal(func() error {
+		return w.Exec("INSERT OR REPLACE INTO _hasvc_requests (key, seq, results, at) VALUES (?, ?, ?, ?)",
+			key, int64(seq), r, d.eng.now().Unix())
+	})
+}
+
+// forgetOldRequests deletes the keys older than keepRequests, in the
+// writer's open transaction.
+func (d *DB) forgetOldRequests() error {
+	w := d.writer
+	return w.Internal(func() error {
+		return w.Exec("DELETE FROM _hasvc_requests WHERE at < ?", d.eng.now().Add(-keepRequests).Unix())
+	})
+}
+
+// messageRequest returns the key and results a message's headers carry.
+func messageRequest(h nats.Header) (key string, results []byte) {
+	if h == nil {
+		return "", nil
+	}
+	key = h.Get(requestKeyHeader)
+	if key == "" {
+		return "", nil
+	}
+	if r := h.Get(requestResultsHeader); r != "" {
+		results = []byte(r)
+	}
+	return key, results
+}
