@@ -106,11 +106,7 @@ func TestIdempotencyKeyConcurrent(t *testing.T) {
 			})
 		}
 		wg.Wait()
-		for _, a := range answers[1:] {
-			if a != answers[0] {
-				t.Fatalf("round %d: answers differ: %s / %s", round, answers[0], a)
-			}
-		}
+		sameAnswers(t, round, answers)
 	}
 	if got := n.query("shop", "SELECT count(*) FROM orders"); got != "[[5]]" {
 		t.Fatalf("rows after 5 keys sent 16 times each: %s", got)
@@ -156,11 +152,7 @@ func testIdempotencyKeyCluster(t *testing.T, nodes []*node) {
 			})
 		}
 		wg.Wait()
-		for _, a := range answers[1:] {
-			if a != answers[0] {
-				t.Fatalf("round %d: answers differ: %s / %s", round, answers[0], a)
-			}
-		}
+		sameAnswers(t, round, answers)
 	}
 	deadline := time.Now().Add(10 * time.Second)
 	for _, n := range nodes {
@@ -173,6 +165,16 @@ func testIdempotencyKeyCluster(t *testing.T, nodes []*node) {
 				t.Fatalf("a node has %s rows, want 6", got)
 			}
 			time.Sleep(50 * time.Millisecond)
+		}
+	}
+}
+
+// sameAnswers fails the test unless every attempt got the same answer.
+func sameAnswers(t *testing.T, round int, answers []string) {
+	t.Helper()
+	for _, a := range answers[1:] {
+		if a != answers[0] {
+			t.Fatalf("round %d: answers differ: %s / %s", round, answers[0], a)
 		}
 	}
 }

@@ -3,7 +3,6 @@ package main
 import (
 	"context"
 	"fmt"
-	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -47,21 +46,12 @@ func missingClient(t *testing.T, what string) {
 }
 
 // clientEnv is the environment that points libpq-style clients at db.
-func (n *node) clientEnv(db string) []string {
-	host, port, _ := net.SplitHostPort(n.m.PGAddr())
-	return append(os.Environ(), "PGHOST="+host, "PGPORT="+port, "PGDATABASE="+db,
-		"PGUSER=tester", "PGPASSWORD="+n.admin, "PGSSLMODE=disable", "PGCONNECT_TIMEOUT=10")
-}
+func (n *node) clientEnv(db string) []string { return n.pgServer().env(db) }
 
-// runClient runs a client program and returns its combined output.
+// runClient runs a client program against db and returns its combined
+// output.
 func (n *node) runClient(db string, name string, args ...string) (string, error) {
-	n.t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
-	defer cancel()
-	cmd := exec.CommandContext(ctx, name, args...)
-	cmd.Env = n.clientEnv(db)
-	out, err := cmd.CombinedOutput()
-	return string(out), err
+	return n.pgServer().run(db, name, args...)
 }
 
 // TestPGClientPsql runs psql_check.sql against hasvc and PostgreSQL and

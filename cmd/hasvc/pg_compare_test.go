@@ -66,14 +66,18 @@ func (s pgServer) run(db, name string, args ...string) (string, error) {
 	return string(out), err
 }
 
+// pgServer is n as a server the client checks connect to.
+func (n *node) pgServer() pgServer {
+	host, port, _ := net.SplitHostPort(n.m.PGAddr())
+	return pgServer{name: "hasvc", host: host, port: port, user: "tester", pass: n.admin,
+		createDB: func(t *testing.T, db string) { n.createDB(db) }}
+}
+
 // onBothServers runs check as subtest "hasvc", against a new node, and
 // as subtest "postgresql", against the shared PostgreSQL server.
 func onBothServers(t *testing.T, check func(t *testing.T, s pgServer)) {
 	t.Run("hasvc", func(t *testing.T) {
-		n := startNode(t, t.TempDir(), nil)
-		host, port, _ := net.SplitHostPort(n.m.PGAddr())
-		check(t, pgServer{name: "hasvc", host: host, port: port, user: "tester", pass: n.admin,
-			createDB: func(t *testing.T, db string) { n.createDB(db) }})
+		check(t, startNode(t, t.TempDir(), nil).pgServer())
 	})
 	t.Run("postgresql", func(t *testing.T) {
 		check(t, postgresServer(t))

@@ -214,7 +214,10 @@ func (d *DB) commit(batch []*op, until time.Time) (retry []*op) {
 				o.res = *res // committed already: its answer
 				continue
 			case found:
-				o.again = true // after the request of this group that has the key
+				// After the request of this group that has the key; past
+				// the attempts, this answers.
+				o.again = true
+				o.err = tenant.Errorf(tenant.ECONFLICT, "a request with the same idempotency key is being committed; retry")
 				continue
 			}
 		}
