@@ -89,6 +89,11 @@ func start(conn uintptr, file, urls, db, token string) (string, error) {
 	mu.Lock()
 	defer mu.Unlock()
 	if s, ok := syncs[conn]; ok {
+		if st := s.r.Status().State; st == "failed" || st == "stopped" {
+			// Its Run has returned (the state is set on the way out),
+			// and its connection is being closed: wait for that.
+			<-s.done
+		}
 		select {
 		case <-s.done: // it failed, or was stopped: start anew
 		default:
