@@ -86,6 +86,35 @@ func TestIdempotencyKey(t *testing.T) {
 	}
 }
 
+// TestIdempotencyKeyExpires: a key is remembered for a day; after that
+// (once the writer has swept, every 64th keyed write) the same key runs
+// again.
+func TestIdempotencyKeyExpires(t *testing.T) {
+	clock := &testClock{}
+	n := startNodeClock(t, t.TempDir(), nil, clock)
+	n.createDB("shop")
+	n.ok("POST", "/db/shop", `{"sql": "CREATE TABLE orders (id INTEGER PRIMARY KEY, item TEXT NOT NULL)"}`)
+	n.keyed("shop", "old", keyedInsert)
+	clock.Advance(23 * time.Hour)
+	for i := range 64 {
+		n.keyed("shop", fmt.Sprint("fresh-", i), keyedInsert)
+	}
+	if _, _, replayed, _ := n.keyed("shop", "old", keyedInsert); !replayed {
+		t.Fatal("a key of 23 hours ago was forgotten")
+	}
+	clock.Advance(2 * time.Hour)
+	for i := range 64 {
+		n.keyed("shop", fmt.Sprint("fresher-", i), keyedInsert)
+	}
+	if _, out, replayed, _ := n.keyed("shop", "old", keyedInsert); replayed || !strings.Contains(out, `"rows":[[130,"book"]]`) {
+		t.Fatalf("a key of 25 hours ago: %s (replayed %v)", out, replayed)
+	}
+	// The keys recorded after it are still remembered.
+	if _, _, replayed, _ := n.keyed("shop", "fresh-0", keyedInsert); !replayed {
+		t.Fatal("a key of 2 hours ago was forgotten")
+	}
+}
+
 // TestIdempotencyKeyConcurrent: the same keyed write sent many times at
 // once (one node: they share commit groups) commits once, and every
 // attempt gets the same answer.

@@ -93,6 +93,10 @@ type DB struct {
 	ctx    context.Context
 	cancel context.CancelFunc
 	wg     sync.WaitGroup
+
+	// keyedWrites counts the writer's requests with an idempotency key:
+	// every 64th deletes the keys past their day. Writer goroutine only.
+	keyedWrites int
 }
 
 // ExecResult is the outcome of a request: one result per statement, and

@@ -20,13 +20,15 @@ import (
 // The invariant: a copy holds a row for key K in _hasvc_requests exactly
 // when it holds the write that K's request committed, because the row is
 // written in the same SQLite transaction as that write, on every copy. The
-// node that runs the request writes it (with seq 0 until JetStream
-// acknowledges the message, then the message's sequence); every other copy
-// writes it when it applies the message, which carries the key and the
-// results in its headers.
+// node that runs the request writes it in the request's savepoint (in
+// strong mode with the sequence the message must get, in eventual mode
+// with 0 until the message is acknowledged); every other copy writes it
+// when it applies the message, which carries the key and the results in
+// its headers.
 //
 // A request with a key looks for it first, on the writer, inside the
-// transaction it would run in. In strong mode that finds every earlier
+// transaction it would run in; a key another request of the same commit
+// group has runs in the next group. In strong mode that finds every earlier
 // commit of K: a copy that lacks the write of the first attempt also lags
 // the stream, so the second attempt loses the race for the stream's next
 // sequence, catches up (recording K) and looks again. In eventual mode a
@@ -103,8 +105,8 @@ func fromFwdResults(rs []fwdResult) []sqlite.Result {
 }
 
 // lookupRequest looks for key on the writer, in its open transaction.
-// found with seq 0: an earlier request of the same group recorded it and
-// waits for its acknowledgement. A replay of a write whose results were
+// found with seq 0 (a row an eventual-mode commit has yet to complete,
+// which no other group sees): run again later. A replay of a write whose results were
 // not kept is an ECONFLICT error that names its sequence.
 func (d *DB) lookupRequest(key string) (res *ExecResult, found bool, err error) {
 	w := d.writer
@@ -146,8 +148,7 @@ func requestHeader(key string, results []byte) nats.Header {
 	return h
 }
 
-// recordRequest writes key's row on the writer, in its open transaction:
-// seq 0 while its message waits for JetStream.
+// recordRequest writes key's row on the writer, in its open transaction.
 func (d *DB) recordRequest(key string, seq uint64, results []byte) error {
 	w := d.writer
 	var r any
@@ -161,11 +162,14 @@ func (d *DB) recordRequest(key string, seq uint64, results []byte) error {
 }
 
 // forgetOldRequests deletes the keys older than keepRequests, in the
-// writer's open transaction.
+// writer's open transaction: the rows before the first young one in
+// rowid order (the order they were recorded in), so it reads only those.
 func (d *DB) forgetOldRequests() error {
 	w := d.writer
 	return w.Internal(func() error {
-		return w.Exec("DELETE FROM _hasvc_requests WHERE at < ?", d.eng.now().Add(-keepRequests).Unix())
+		return w.Exec(`DELETE FROM _hasvc_requests WHERE rowid < coalesce(
+			(SELECT rowid FROM _hasvc_requests WHERE at >= ? ORDER BY rowid LIMIT 1), 9223372036854775807)`,
+			d.eng.now().Add(-keepRequests).Unix())
 	})
 }
 

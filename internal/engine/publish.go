@@ -494,8 +494,8 @@ func (d *DB) commitApplied(applied uint64, ahead []uint64, kept []*pending) erro
 	w := d.writer
 	err := w.Internal(func() error {
 		for _, p := range kept {
-			if p.key == "" {
-				continue
+			if p.key == "" || p.seq == p.expect && d.strong() {
+				continue // recorded at its sequence already
 			}
 			if err := w.Exec("UPDATE _hasvc_requests SET seq = ? WHERE key = ?", int64(p.seq), p.key); err != nil {
 				return err

@@ -190,6 +190,7 @@ func (d *DB) commit(batch []*op, until time.Time) (retry []*op) {
 	}
 	g := d.newGroup(d.strong(), d.atomic && len(batch) > 1, until)
 	aborted := false
+	var groupKeys map[string]bool // idempotency keys of this group's requests
 	for i, o := range batch {
 		switch {
 		case aborted:
@@ -205,21 +206,31 @@ func (d *DB) commit(batch []*op, until time.Time) (retry []*op) {
 			continue
 		}
 		if o.key != "" {
-			res, found, err := d.lookupRequest(o.key)
+			var res *ExecResult
+			found := groupKeys[o.key]
+			if !found {
+				var err error
+				if res, found, err = d.lookupRequest(o.key); err != nil {
+					o.err = err
+					continue
+				}
+			}
 			switch {
-			case err != nil:
-				o.err = err
-				continue
 			case res != nil:
 				o.res = *res // committed already: its answer
 				continue
 			case found:
-				// After the request of this group that has the key; past
-				// the attempts, this answers.
+				// An earlier request of this group has the key: this one
+				// runs after it commits or fails (past the attempts, this
+				// answers).
 				o.again = true
 				o.err = tenant.Errorf(tenant.ECONFLICT, "a request with the same idempotency key is being committed; retry")
 				continue
 			}
+			if groupKeys == nil {
+				groupKeys = map[string]bool{}
+			}
+			groupKeys[o.key] = true
 		}
 		o.msg.savepoint = fmt.Sprintf("r%d", i)
 		if err := w.Internal(func() error { return w.Exec("SAVEPOINT " + o.msg.savepoint) }); err != nil {
@@ -287,11 +298,20 @@ func (d *DB) runWrite(o *op, g *commitGroup) error {
 			// room for the key.)
 			kept = nil
 		}
-		if err := d.recordRequest(o.key, 0, kept); err != nil {
+		// In strong mode the message is stored at the sequence it
+		// expects, or not at all: the row takes that sequence now. In
+		// eventual mode it is set at commit.
+		var seq uint64
+		if g.strong {
+			seq = g.next + 1
+		}
+		if err := d.recordRequest(o.key, seq, kept); err != nil {
 			return err
 		}
-		if err := d.forgetOldRequests(); err != nil {
-			return err
+		if d.keyedWrites++; d.keyedWrites%64 == 0 {
+			if err := d.forgetOldRequests(); err != nil {
+				return err
+			}
 		}
 		o.msg.key, o.msg.header = o.key, requestHeader(o.key, kept)
 	}
