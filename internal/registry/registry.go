@@ -94,28 +94,36 @@ func (r *Registry) Get(ctx context.Context, name string) (tenant.Config, error) 
 	return cfg, nil
 }
 
-// List returns every database's configuration, sorted by name.
+// List returns every database's configuration, sorted by name. It reads
+// them all through one watch of the bucket's newest values (one consumer
+// that streams them), not a request per database: with thousands of
+// databases, a request each made listing them the node's main idle cost.
 func (r *Registry) List(ctx context.Context) ([]tenant.Config, error) {
-	lister, err := r.kv.ListKeys(ctx)
+	w, err := r.kv.WatchAll(ctx, jetstream.IgnoreDeletes())
 	if err != nil {
 		return nil, tenant.Wrap(tenant.EUNAVAILABLE, err, "registry unavailable")
 	}
-	var names []string
-	for k := range lister.Keys() {
-		names = append(names, k)
-	}
-	sort.Strings(names)
-	out := make([]tenant.Config, 0, len(names))
-	for _, n := range names {
-		cfg, err := r.Get(ctx, n)
-		if tenant.ErrorCode(err) == tenant.ENOTFOUND {
-			continue // deleted while we listed
-		} else if err != nil {
-			return nil, err
+	defer w.Stop()
+	var out []tenant.Config
+	for {
+		select {
+		case e, ok := <-w.Updates():
+			if !ok {
+				return nil, tenant.Errorf(tenant.EUNAVAILABLE, "registry unavailable: the listing ended early")
+			}
+			if e == nil { // every current value was delivered
+				sort.Slice(out, func(i, j int) bool { return out[i].Name < out[j].Name })
+				return out, nil
+			}
+			var cfg tenant.Config
+			if err := json.Unmarshal(e.Value(), &cfg); err != nil {
+				return nil, fmt.Errorf("decode registry entry %q: %w", e.Key(), err)
+			}
+			out = append(out, cfg)
+		case <-ctx.Done():
+			return nil, tenant.Wrap(tenant.EUNAVAILABLE, ctx.Err(), "registry unavailable")
 		}
-		out = append(out, cfg)
 	}
-	return out, nil
 }
 
 // Delete removes the entry of name. It returns tenant.ENOTFOUND if there is none.
