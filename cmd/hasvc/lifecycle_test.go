@@ -3,6 +3,7 @@ package main
 import (
 	"bytes"
 	"context"
+	"encoding/json"
 	"fmt"
 	"io"
 	"net/http"
@@ -196,5 +197,32 @@ func TestTokenCommand(t *testing.T) {
 	stdout.Reset()
 	if code := runToken([]string{"--bogus"}, func(string) string { return "" }, &stdout, &stderr); code != 2 || stdout.Len() != 0 || stderr.Len() == 0 {
 		t.Fatalf("token --bogus: exit %d, stdout %q", code, stdout.String())
+	}
+}
+
+// TestListDatabases: the listing has every database once, sorted by name,
+// with its newest configuration, and none that was deleted.
+func TestListDatabases(t *testing.T) {
+	n := startNode(t, t.TempDir(), nil)
+	for _, name := range []string{"c", "a", "b", "d"} {
+		n.createDB(name)
+	}
+	n.ok("DELETE", "/databases/a", "")
+	n.ok("PATCH", "/databases/b", `{"max_size": 20000000}`)
+	var list struct {
+		Databases []struct {
+			Name    string `json:"name"`
+			MaxSize int64  `json:"max_size"`
+		} `json:"databases"`
+	}
+	if err := json.Unmarshal([]byte(n.ok("GET", "/databases", "")), &list); err != nil {
+		t.Fatal(err)
+	}
+	var got []string
+	for _, d := range list.Databases {
+		got = append(got, fmt.Sprint(d.Name, ":", d.MaxSize == 20000000))
+	}
+	if strings.Join(got, " ") != "b:true c:false d:false" {
+		t.Fatalf("listed %v", got)
 	}
 }
