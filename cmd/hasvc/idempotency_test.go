@@ -124,19 +124,7 @@ func TestIdempotencyKeyConcurrent(t *testing.T) {
 	n.ok("POST", "/db/shop", `{"sql": "CREATE TABLE orders (id INTEGER PRIMARY KEY, item TEXT NOT NULL)"}`)
 	for round := range 5 {
 		key := fmt.Sprint("burst-", round)
-		answers := make([]string, 16)
-		var wg sync.WaitGroup
-		for i := range answers {
-			wg.Go(func() {
-				status, out, _, err := n.keyed("shop", key, keyedInsert)
-				if err != nil || status != 200 {
-					t.Errorf("%d %s %v", status, out, err)
-				}
-				answers[i] = out
-			})
-		}
-		wg.Wait()
-		sameAnswers(t, round, answers)
+		sameAnswers(t, round, sendAtOnce(t, []*node{n}, 16, key))
 	}
 	if got := n.query("shop", "SELECT count(*) FROM orders"); got != "[[5]]" {
 		t.Fatalf("rows after 5 keys sent 16 times each: %s", got)
@@ -179,19 +167,7 @@ func testIdempotencyKeyCluster(t *testing.T, nodes []*node) {
 	}
 	for round := range 5 {
 		key := fmt.Sprint("c-all-", round)
-		answers := make([]string, 9)
-		var wg sync.WaitGroup
-		for i := range answers {
-			wg.Go(func() {
-				status, out, _, err := nodes[i%3].keyed("shop", key, keyedInsert)
-				if err != nil || status != 200 {
-					t.Errorf("node %d: %d %s %v", i%3+1, status, out, err)
-				}
-				answers[i] = out
-			})
-		}
-		wg.Wait()
-		sameAnswers(t, round, answers)
+		sameAnswers(t, round, sendAtOnce(t, nodes, 9, key))
 	}
 	deadline := time.Now().Add(10 * time.Second)
 	for _, n := range nodes {
@@ -206,6 +182,25 @@ func testIdempotencyKeyCluster(t *testing.T, nodes []*node) {
 			time.Sleep(50 * time.Millisecond)
 		}
 	}
+}
+
+// sendAtOnce sends keyedInsert with key k times at once, spread over
+// nodes in turn, and returns the answers; each must be a 200.
+func sendAtOnce(t *testing.T, nodes []*node, k int, key string) []string {
+	answers := make([]string, k)
+	var wg sync.WaitGroup
+	for i := range answers {
+		wg.Go(func() {
+			n := nodes[i%len(nodes)]
+			status, out, _, err := n.keyed("shop", key, keyedInsert)
+			if err != nil || status != 200 {
+				t.Errorf("%s: %d %s %v", n.m.Config.Name, status, out, err)
+			}
+			answers[i] = out
+		})
+	}
+	wg.Wait()
+	return answers
 }
 
 // sameAnswers fails the test unless every attempt got the same answer.
@@ -233,24 +228,15 @@ func BenchmarkKeyedWrite(b *testing.B) {
 			b.SetParallelism(8) // 16 clients on 2 cores
 			b.RunParallel(func(pb *testing.PB) {
 				for pb.Next() {
-					key := ""
+					var status int
+					var err error
 					if keyed {
-						key = fmt.Sprint("k-", next.Add(1))
+						status, _, _, err = n.keyed("shop", fmt.Sprint("k-", next.Add(1)), keyedInsert)
+					} else {
+						status, _, err = n.try("POST", "/db/shop", n.admin, keyedInsert)
 					}
-					req, _ := http.NewRequest("POST", n.url+"/db/shop", strings.NewReader(keyedInsert))
-					req.Header.Set("Authorization", "Bearer "+n.admin)
-					if key != "" {
-						req.Header.Set("Idempotency-Key", key)
-					}
-					resp, err := http.DefaultClient.Do(req)
-					if err != nil {
-						b.Error(err)
-						return
-					}
-					io.Copy(io.Discard, resp.Body)
-					resp.Body.Close()
-					if resp.StatusCode != 200 {
-						b.Errorf("status %d", resp.StatusCode)
+					if err != nil || status != 200 {
+						b.Errorf("%d %v", status, err)
 						return
 					}
 				}

@@ -205,6 +205,8 @@ func survivors(t *testing.T, p *proc, token string) (map[string]bool, uint64, st
 	return clientRows(t, body), info.StreamSeq, ""
 }
 
+// getStatus sends GET url with token and returns the status and the whole
+// body (a body cut short fails the test).
 func getStatus(t *testing.T, url, token string) (int, string) {
 	t.Helper()
 	req, _ := http.NewRequest("GET", url, nil)
@@ -214,7 +216,10 @@ func getStatus(t *testing.T, url, token string) (int, string) {
 		t.Fatal(err)
 	}
 	defer resp.Body.Close()
-	b, _ := io.ReadAll(resp.Body)
+	b, err := io.ReadAll(resp.Body)
+	if err != nil {
+		t.Fatalf("GET %s: %v", url, err)
+	}
 	return resp.StatusCode, string(b)
 }
 

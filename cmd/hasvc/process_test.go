@@ -368,21 +368,29 @@ func missing(acked *sync.Map, present func(string) bool) []string {
 	return out
 }
 
+// startPartCluster starts three node processes with a 2 s publish
+// timeout and a database db holding a table t of one row, for the tests
+// that freeze some of them. It returns the processes and an admin token.
+func startPartCluster(t *testing.T, db string) ([]*proc, string) {
+	t.Helper()
+	procs := startProcCluster(t, 3, "--publish-timeout", "2s").procs
+	token := clusterToken(t, "*", "admin")
+	if status, body, err := procs[0].post(token, "/databases", `{"name":"`+db+`"}`); err != nil || status != 201 {
+		t.Fatalf("create: %d %s %v", status, body, err)
+	}
+	if status, body, _ := procs[0].post(token, "/db/"+db, `[{"sql":"CREATE TABLE t (x INTEGER)"},{"sql":"INSERT INTO t VALUES (1)"}]`); status != 200 {
+		t.Fatalf("write: %d %s", status, body)
+	}
+	return procs, token
+}
+
 // TestClusterMinorityRefusesWrites freezes two of three nodes (SIGSTOP: to
 // the third they are unreachable, as in a partition). The node left alone
 // holds no majority of the stream's replicas: it refuses writes with 503
 // EUNAVAILABLE and acknowledges none, and keeps serving reads. When the
 // others come back, writes go through again and every copy converges.
 func TestClusterMinorityRefusesWrites(t *testing.T) {
-	cluster := startProcCluster(t, 3, "--publish-timeout", "2s")
-	procs := cluster.procs
-	token := clusterToken(t, "*", "admin")
-	if status, body, err := procs[0].post(token, "/databases", `{"name":"part"}`); err != nil || status != 201 {
-		t.Fatalf("create: %d %s %v", status, body, err)
-	}
-	if status, body, _ := procs[0].post(token, "/db/part", `[{"sql":"CREATE TABLE t (x INTEGER)"},{"sql":"INSERT INTO t VALUES (1)"}]`); status != 200 {
-		t.Fatalf("write: %d %s", status, body)
-	}
+	procs, token := startPartCluster(t, "part")
 	for _, p := range procs[1:] {
 		if err := p.cmd.Process.Signal(syscall.SIGSTOP); err != nil {
 			t.Fatal(err)
@@ -449,8 +457,6 @@ func TestClusterMinorityRefusesWrites(t *testing.T) {
 	t.Logf("rows after the partition: %s", first)
 }
 
-// TestVersionCommand: hasvc version and hasvc --version print the build
-// and exit 0, without starting a node.
 // TestClusterIsolatedLeaderRefuses: the node that leads a database's
 // stream is cut off from the other two (they are frozen). Every write it
 // takes answers 503 within about the publish timeout: not 409, which a
@@ -459,26 +465,11 @@ func TestClusterMinorityRefusesWrites(t *testing.T) {
 // Their outcome is unknown, as the 503 says: the leader may commit them
 // once the others are back.
 func TestClusterIsolatedLeaderRefuses(t *testing.T) {
-	cluster := startProcCluster(t, 3, "--publish-timeout", "2s")
-	procs := cluster.procs
-	token := clusterToken(t, "*", "admin")
-	if status, body, err := procs[0].post(token, "/databases", `{"name":"iso"}`); err != nil || status != 201 {
-		t.Fatalf("create: %d %s %v", status, body, err)
+	procs, token := startPartCluster(t, "iso")
+	var info dbInfo
+	if status, body := getStatus(t, procs[0].url+"/databases/iso", token); status != 200 || json.Unmarshal([]byte(body), &info) != nil {
+		t.Fatalf("info: %d %s", status, body)
 	}
-	if status, body, _ := procs[0].post(token, "/db/iso", `[{"sql":"CREATE TABLE t (x INTEGER)"},{"sql":"INSERT INTO t VALUES (1)"}]`); status != 200 {
-		t.Fatalf("write: %d %s", status, body)
-	}
-	req, _ := http.NewRequest("GET", procs[0].url+"/databases/iso", nil)
-	req.Header.Set("Authorization", "Bearer "+token)
-	resp, err := http.DefaultClient.Do(req)
-	if err != nil {
-		t.Fatal(err)
-	}
-	var info struct {
-		StreamLeader string `json:"stream_leader"`
-	}
-	json.NewDecoder(resp.Body).Decode(&info)
-	resp.Body.Close()
 	var leader *proc
 	var others []*proc
 	for i, p := range procs {
@@ -512,6 +503,8 @@ func TestClusterIsolatedLeaderRefuses(t *testing.T) {
 	}
 }
 
+// TestVersionCommand: hasvc version and hasvc --version print the build
+// and exit 0, without starting a node.
 func TestVersionCommand(t *testing.T) {
 	for _, args := range []string{"version", "--version"} {
 		cmd := exec.Command(os.Args[0])

@@ -89,16 +89,13 @@ func start(conn uintptr, file, urls, db, token string) (string, error) {
 	mu.Lock()
 	defer mu.Unlock()
 	if s, ok := syncs[conn]; ok {
-		if st := s.r.Status().State; st == "failed" || st == "stopped" {
-			// Its Run has returned (the state is set on the way out),
-			// and its connection is being closed: wait for that.
-			<-s.done
-		}
-		select {
-		case <-s.done: // it failed, or was stopped: start anew
-		default:
+		if st := s.r.Status().State; st != "failed" && st != "stopped" {
 			return "", errors.New("this connection already follows a database: hasvc_sync_stop() first")
 		}
+		// It failed (or stopped): its Run has returned, the state being
+		// set on the way out, and its connection is closing. Start anew
+		// once it has.
+		<-s.done
 	}
 	local, err := openHost(file)
 	if err != nil {

@@ -2,8 +2,6 @@ package engine
 
 import (
 	"context"
-	"encoding/json"
-	"hasvc/internal/change"
 	"hasvc/internal/sqlite"
 	"time"
 
@@ -107,12 +105,11 @@ func (d *DB) followFrom(ctx context.Context) error {
 			if meta.Sequence.Stream <= d.applied.Load() {
 				continue
 			}
-			var msg change.Message
-			if err := json.Unmarshal(m.Data(), &msg); err != nil {
-				return d.markStuck(meta.Sequence.Stream, err)
+			sm, err := d.decodeMessage(meta.Sequence.Stream, m.Data(), m.Headers())
+			if err != nil {
+				return err
 			}
-			key, results := messageRequest(m.Headers())
-			todo = append(todo, seqMessage{seq: meta.Sequence.Stream, msg: msg, key: key, results: results})
+			todo = append(todo, sm)
 		}
 		if len(todo) == 0 {
 			continue

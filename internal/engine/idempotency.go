@@ -104,10 +104,76 @@ func fromFwdResults(rs []fwdResult) []sqlite.Result {
 	return out
 }
 
+// answerByKey settles op o, which has an idempotency key, before it runs
+// in the writer's open transaction, and reports whether it did: with its
+// key's commit's answer, or (an earlier request of this group, listed in
+// groupKeys, has the key) by sending it to the next group. Otherwise it
+// adds the key to groupKeys and o runs.
+func (d *DB) answerByKey(o *op, groupKeys *map[string]bool) bool {
+	var res *ExecResult
+	found := (*groupKeys)[o.key]
+	if !found {
+		var err error
+		if res, found, err = d.lookupRequest(o.key); err != nil {
+			o.err = err
+			return true
+		}
+	}
+	switch {
+	case res != nil:
+		o.res = *res // committed already: its answer
+		return true
+	case found:
+		// It runs after that request commits or fails; past the
+		// attempts, this answers.
+		o.again = true
+		o.err = tenant.Errorf(tenant.ECONFLICT, "a request with the same idempotency key is being committed; retry")
+		return true
+	}
+	if *groupKeys == nil {
+		*groupKeys = map[string]bool{}
+	}
+	(*groupKeys)[o.key] = true
+	return false
+}
+
+// keepRequest writes the row of o's key, in o's savepoint, for o's
+// results and its message data (not yet published), and gives the message
+// the headers that carry them to the other copies.
+func (d *DB) keepRequest(o *op, g *commitGroup, data []byte) error {
+	kept, err := encodeResults(o.res.Results)
+	if err != nil {
+		return err
+	}
+	if len(kept) > maxKeptResults || len(data)+len(kept) > d.eng.maxMessage() {
+		// Not kept: a replay says the write committed, without them.
+		// (The stream takes messages of the limit plus 1 KB, room for
+		// the key.)
+		kept = nil
+	}
+	// In strong mode the message is stored at the sequence it expects,
+	// or not at all: the row takes that sequence now. In eventual mode it
+	// is set at commit (commitApplied).
+	var seq uint64
+	if g.strong {
+		seq = g.next + 1
+	}
+	if err := d.recordRequest(o.key, seq, kept); err != nil {
+		return err
+	}
+	if d.keyedWrites++; d.keyedWrites%64 == 0 {
+		if err := d.forgetOldRequests(); err != nil {
+			return err
+		}
+	}
+	o.msg.header = requestHeader(o.key, kept)
+	return nil
+}
+
 // lookupRequest looks for key on the writer, in its open transaction.
 // found with seq 0 (a row an eventual-mode commit has yet to complete,
-// which no other group sees): run again later. A replay of a write whose results were
-// not kept is an ECONFLICT error that names its sequence.
+// which no other group sees): run again later. A replay of a write whose
+// results were not kept is an ECONFLICT error that names its sequence.
 func (d *DB) lookupRequest(key string) (res *ExecResult, found bool, err error) {
 	w := d.writer
 	var seq int64

@@ -34,7 +34,6 @@ type pending struct {
 
 	data   []byte      // the message, while it waits for its group's atomic batch
 	header nats.Header // its headers (an idempotency key's), or nil
-	key    string      // the request's idempotency key, or ""
 	expect uint64      // the sequence it must get (strong mode)
 	fut    jetstream.PubAckFuture
 
@@ -494,11 +493,12 @@ func (d *DB) commitApplied(applied uint64, ahead []uint64, kept []*pending) erro
 	w := d.writer
 	err := w.Internal(func() error {
 		for _, p := range kept {
-			if p.key == "" || p.seq == p.expect && d.strong() {
-				continue // recorded at its sequence already
-			}
-			if err := w.Exec("UPDATE _hasvc_requests SET seq = ? WHERE key = ?", int64(p.seq), p.key); err != nil {
-				return err
+			// Strong mode recorded each key at its message's sequence
+			// already (keepRequest).
+			if key := p.header.Get(requestKeyHeader); key != "" && !d.strong() {
+				if err := w.Exec("UPDATE _hasvc_requests SET seq = ? WHERE key = ?", int64(p.seq), key); err != nil {
+					return err
+				}
 			}
 		}
 		for _, seq := range ahead {

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"time"
 
+	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 
 	"hasvc/internal/change"
@@ -79,12 +80,11 @@ func (d *DB) catchUpConsumer(ctx context.Context, applied, last uint64) error {
 			if err != nil {
 				return err
 			}
-			var msg change.Message
-			if err := json.Unmarshal(m.Data(), &msg); err != nil {
-				return d.markStuck(meta.Sequence.Stream, fmt.Errorf("decode: %w", err))
+			sm, err := d.decodeMessage(meta.Sequence.Stream, m.Data(), m.Headers())
+			if err != nil {
+				return err
 			}
-			key, results := messageRequest(m.Headers())
-			msgs = append(msgs, seqMessage{seq: meta.Sequence.Stream, msg: msg, key: key, results: results})
+			msgs = append(msgs, sm)
 		}
 		if err := batch.Error(); err != nil && len(msgs) == 0 {
 			return fmt.Errorf("fetch from %d: %w", applied+1, err)
@@ -130,12 +130,11 @@ func (d *DB) catchUpDirect(ctx context.Context, applied, last uint64) error {
 		if err != nil {
 			return fmt.Errorf("get message %d: %w", seq, err)
 		}
-		var msg change.Message
-		if err := json.Unmarshal(raw.Data, &msg); err != nil {
-			return d.markStuck(seq, fmt.Errorf("decode: %w", err))
+		sm, err := d.decodeMessage(seq, raw.Data, raw.Header)
+		if err != nil {
+			return err
 		}
-		key, results := messageRequest(raw.Header)
-		msgs = append(msgs, seqMessage{seq: seq, msg: msg, key: key, results: results})
+		msgs = append(msgs, sm)
 	}
 	return d.applyMessages(msgs)
 }
@@ -147,6 +146,18 @@ type seqMessage struct {
 	// and its results (idempotency.go), from the message's headers.
 	key     string
 	results []byte
+}
+
+// decodeMessage decodes message seq of the stream, with the idempotency
+// key and results its headers carry. A message that does not decode
+// leaves the database stuck on it.
+func (d *DB) decodeMessage(seq uint64, data []byte, h nats.Header) (seqMessage, error) {
+	sm := seqMessage{seq: seq}
+	if err := json.Unmarshal(data, &sm.msg); err != nil {
+		return sm, d.markStuck(seq, fmt.Errorf("decode: %w", err))
+	}
+	sm.key, sm.results = messageRequest(h)
+	return sm, nil
 }
 
 // applyMessages applies messages (in stream order) in one transaction with

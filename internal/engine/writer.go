@@ -205,32 +205,8 @@ func (d *DB) commit(batch []*op, until time.Time) (retry []*op) {
 			o.err = o.ctx.Err()
 			continue
 		}
-		if o.key != "" {
-			var res *ExecResult
-			found := groupKeys[o.key]
-			if !found {
-				var err error
-				if res, found, err = d.lookupRequest(o.key); err != nil {
-					o.err = err
-					continue
-				}
-			}
-			switch {
-			case res != nil:
-				o.res = *res // committed already: its answer
-				continue
-			case found:
-				// An earlier request of this group has the key: this one
-				// runs after it commits or fails (past the attempts, this
-				// answers).
-				o.again = true
-				o.err = tenant.Errorf(tenant.ECONFLICT, "a request with the same idempotency key is being committed; retry")
-				continue
-			}
-			if groupKeys == nil {
-				groupKeys = map[string]bool{}
-			}
-			groupKeys[o.key] = true
+		if o.key != "" && d.answerByKey(o, &groupKeys) {
+			continue
 		}
 		o.msg.savepoint = fmt.Sprintf("r%d", i)
 		if err := w.Internal(func() error { return w.Exec("SAVEPOINT " + o.msg.savepoint) }); err != nil {
@@ -287,33 +263,9 @@ func (d *DB) runWrite(o *op, g *commitGroup) error {
 	}
 	data := d.message(cp.Changes())
 	if o.key != "" {
-		// The key's row, in the request's savepoint (idempotency.go).
-		kept, err := encodeResults(results)
-		if err != nil {
+		if err := d.keepRequest(o, g, data); err != nil {
 			return err
 		}
-		if len(kept) > maxKeptResults || len(data)+len(kept) > d.eng.maxMessage() {
-			// Not kept: a replay says the write committed, without
-			// them. (The stream takes messages of the limit plus 1 KB,
-			// room for the key.)
-			kept = nil
-		}
-		// In strong mode the message is stored at the sequence it
-		// expects, or not at all: the row takes that sequence now. In
-		// eventual mode it is set at commit.
-		var seq uint64
-		if g.strong {
-			seq = g.next + 1
-		}
-		if err := d.recordRequest(o.key, seq, kept); err != nil {
-			return err
-		}
-		if d.keyedWrites++; d.keyedWrites%64 == 0 {
-			if err := d.forgetOldRequests(); err != nil {
-				return err
-			}
-		}
-		o.msg.key, o.msg.header = o.key, requestHeader(o.key, kept)
 	}
 	if err := g.add(&o.msg, data); err != nil {
 		return err

@@ -281,24 +281,24 @@ func (ss *session) copyIn(ctx context.Context, s *copySpec) (*outcome, error) {
 	var (
 		buf       []byte
 		chunk     []any
-		rows      int   // rows in chunk
 		lines     []int // line of each row in chunk
 		line      int   // lines read
 		committed int64 // rows committed (outside a block) or inserted
 		chunkSize int
 		header    = s.header
 	)
+	// One row's INSERT; a chunk's repeats its VALUES row.
+	marks := "(" + strings.TrimSuffix(strings.Repeat("?, ", len(cols)), ", ") + ")"
+	insertOne := "INSERT INTO " + s.table + " (" + strings.Join(cols, ", ") + ") VALUES " + marks
 	insert := func() error {
+		rows := len(lines)
 		if rows == 0 {
 			return nil
 		}
 		var q strings.Builder
-		q.WriteString("INSERT INTO " + s.table + " (" + strings.Join(cols, ", ") + ") VALUES ")
-		marks := "(" + strings.TrimSuffix(strings.Repeat("?, ", len(cols)), ", ") + ")"
-		for r := range rows {
-			if r > 0 {
-				q.WriteString(", ")
-			}
+		q.WriteString(insertOne)
+		for range rows - 1 {
+			q.WriteString(", ")
 			q.WriteString(marks)
 		}
 		_, err := ss.exec(ctx, sqlite.Statement{SQL: q.String(), Params: chunk})
@@ -308,7 +308,7 @@ func (ss *session) copyIn(ctx context.Context, s *copySpec) (*outcome, error) {
 			// cannot say), as PostgreSQL names the line. If the chunk goes
 			// in this time, what stopped it changed meanwhile: go on.
 			var row int
-			if row, err = ss.insertRows(ctx, "INSERT INTO "+s.table+" ("+strings.Join(cols, ", ")+") VALUES "+marks, chunk, len(cols)); err != nil {
+			if row, err = ss.insertRows(ctx, insertOne, chunk, len(cols)); err != nil {
 				where := fmt.Sprintf("COPY %s, in the lines %d to %d", s.table, lines[0], line)
 				if row >= 0 {
 					where = fmt.Sprintf("COPY %s, line %d", s.table, lines[row])
@@ -320,7 +320,7 @@ func (ss *session) copyIn(ctx context.Context, s *copySpec) (*outcome, error) {
 			}
 		}
 		committed += int64(rows)
-		chunk, rows, lines, chunkSize = chunk[:0], 0, lines[:0], 0
+		chunk, lines, chunkSize = chunk[:0], lines[:0], 0
 		return nil
 	}
 	// records takes the complete records in buf (all of it when final).
@@ -357,8 +357,7 @@ func (ss *session) copyIn(ctx context.Context, s *copySpec) (*outcome, error) {
 				chunk = append(chunk, v)
 				chunkSize += len(f.text)
 			}
-			rows++
-			if rows >= perChunk || chunkSize >= copyChunkBytes {
+			if len(lines) >= perChunk || chunkSize >= copyChunkBytes {
 				if err := insert(); err != nil {
 					return err
 				}
@@ -411,16 +410,9 @@ func (ss *session) insertRows(ctx context.Context, insert string, values []any, 
 	for r := 0; r*n < len(values); r++ {
 		stmts = append(stmts, sqlite.Statement{SQL: insert, Params: values[r*n : (r+1)*n]})
 	}
-	db, release, err := ss.srv.DB.Acquire(ctx, ss.db)
-	if err != nil {
-		return -1, err
-	}
-	defer release()
-	res, err := db.Exec(ctx, stmts, ss.execOptions(ss.readOnly))
-	if err != nil {
+	if _, err := ss.execAloneAll(ctx, stmts, ss.readOnly); err != nil {
 		return tenant.ErrorStatement(err), err
 	}
-	ss.committed(res.Seq)
 	return -1, nil
 }
 

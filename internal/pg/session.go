@@ -679,17 +679,27 @@ func (ss *session) exec(ctx context.Context, st sqlite.Statement) (*sqlite.Resul
 
 // execAlone runs one statement outside any transaction block.
 func (ss *session) execAlone(ctx context.Context, st sqlite.Statement, readOnly bool) (*sqlite.Result, error) {
+	res, err := ss.execAloneAll(ctx, []sqlite.Statement{st}, readOnly)
+	if err != nil {
+		return nil, err
+	}
+	return &res[0], nil
+}
+
+// execAloneAll runs statements as one transaction of their own, outside
+// any transaction block; an error names the statement that failed.
+func (ss *session) execAloneAll(ctx context.Context, stmts []sqlite.Statement, readOnly bool) ([]sqlite.Result, error) {
 	db, release, err := ss.srv.DB.Acquire(ctx, ss.db)
 	if err != nil {
 		return nil, err
 	}
 	defer release()
-	res, err := db.Exec(ctx, []sqlite.Statement{st}, ss.execOptions(readOnly))
+	res, err := db.Exec(ctx, stmts, ss.execOptions(readOnly))
 	if err != nil {
 		return nil, err
 	}
 	ss.committed(res.Seq)
-	return &res.Results[0], nil
+	return res.Results, nil
 }
 
 // describeSQL describes a statement for Parse and Describe.

@@ -88,8 +88,14 @@ func (r *Registry) Get(ctx context.Context, name string) (tenant.Config, error) 
 	} else if err != nil {
 		return cfg, tenant.Wrap(tenant.EUNAVAILABLE, err, "registry unavailable")
 	}
+	return decodeConfig(e)
+}
+
+// decodeConfig is the configuration a registry entry holds.
+func decodeConfig(e jetstream.KeyValueEntry) (tenant.Config, error) {
+	var cfg tenant.Config
 	if err := json.Unmarshal(e.Value(), &cfg); err != nil {
-		return cfg, fmt.Errorf("decode registry entry %q: %w", name, err)
+		return cfg, fmt.Errorf("decode registry entry %q: %w", e.Key(), err)
 	}
 	return cfg, nil
 }
@@ -115,9 +121,9 @@ func (r *Registry) List(ctx context.Context) ([]tenant.Config, error) {
 				sort.Slice(out, func(i, j int) bool { return out[i].Name < out[j].Name })
 				return out, nil
 			}
-			var cfg tenant.Config
-			if err := json.Unmarshal(e.Value(), &cfg); err != nil {
-				return nil, fmt.Errorf("decode registry entry %q: %w", e.Key(), err)
+			cfg, err := decodeConfig(e)
+			if err != nil {
+				return nil, err
 			}
 			out = append(out, cfg)
 		case <-ctx.Done():
@@ -149,9 +155,9 @@ func (r *Registry) Update(ctx context.Context, name string, edit func(*tenant.Co
 		} else if err != nil {
 			return tenant.Config{}, tenant.Wrap(tenant.EUNAVAILABLE, err, "registry unavailable")
 		}
-		var cfg tenant.Config
-		if err := json.Unmarshal(e.Value(), &cfg); err != nil {
-			return cfg, fmt.Errorf("decode registry entry %q: %w", name, err)
+		cfg, err := decodeConfig(e)
+		if err != nil {
+			return cfg, err
 		}
 		if err := edit(&cfg); err != nil {
 			return cfg, err
@@ -207,8 +213,7 @@ func (rw *Watch) Run(ctx context.Context, changed func(tenant.Config), deleted f
 			case jetstream.KeyValueDelete, jetstream.KeyValuePurge:
 				deleted(e.Key())
 			case jetstream.KeyValuePut:
-				var cfg tenant.Config
-				if json.Unmarshal(e.Value(), &cfg) == nil {
+				if cfg, err := decodeConfig(e); err == nil {
 					changed(cfg)
 				}
 			}

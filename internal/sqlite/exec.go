@@ -218,25 +218,13 @@ func LeadingWords(sql string, n int) []string {
 // skipTrivia returns the index of the first byte of sql that is not white
 // space, a comment or a semicolon (len(sql) if there is none).
 func skipTrivia(sql string) int {
-	for i := 0; i < len(sql); {
-		switch {
-		case sql[i] == ' ' || sql[i] == '\t' || sql[i] == '\n' || sql[i] == '\r' || sql[i] == '\f' || sql[i] == ';':
-			i++
-		case strings.HasPrefix(sql[i:], "--"):
-			end := strings.IndexByte(sql[i:], '\n')
-			if end < 0 {
-				return len(sql)
-			}
-			i += end + 1
-		case strings.HasPrefix(sql[i:], "/*"):
-			end := strings.Index(sql[i+2:], "*/")
-			if end < 0 {
-				return len(sql)
-			}
-			i += 2 + end + 2
-		default:
+	i := 0
+	for i < len(sql) {
+		t := nextSQLToken(sql, i)
+		if t.kind != tokTrivia && !t.is(sql, ";") {
 			return i
 		}
+		i = t.end
 	}
 	return len(sql)
 }
