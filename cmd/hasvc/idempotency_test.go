@@ -67,8 +67,29 @@ func TestIdempotencyKey(t *testing.T) {
 		status, out, _, _ := n.keyed("shop", key, keyedInsert)
 		wantError(t, status, out, 400, "EINVALID")
 	}
+	// Two keys on one request are refused.
+	req, _ := http.NewRequest("POST", n.url+"/db/shop", strings.NewReader(keyedInsert))
+	req.Header.Set("Authorization", "Bearer "+n.admin)
+	req.Header.Add("Idempotency-Key", "one")
+	req.Header.Add("Idempotency-Key", "two")
+	if resp, err := http.DefaultClient.Do(req); err != nil {
+		t.Fatal(err)
+	} else {
+		body, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		wantError(t, resp.StatusCode, string(body), 400, "EINVALID")
+	}
+	// The key's own row is no tenant's last insert: a later statement
+	// that inserts nothing reports the tenant's last rowid (6), not the
+	// key's.
+	if _, out, _, _ := n.keyed("shop", "order-4", `{"sql": "INSERT INTO orders (item) VALUES ('a'), ('b'), ('c')"}`); !strings.Contains(out, `[[3,6]]`) {
+		t.Fatalf("three rows: %s", out)
+	}
+	if out := n.ok("POST", "/db/shop", `{"sql": "UPDATE orders SET item = item WHERE id = 1"}`); !strings.Contains(out, `[[1,6]]`) {
+		t.Fatalf("an update after a keyed insert: %s", out)
+	}
 	// A read with a key just runs.
-	if _, out, replayed, _ := n.keyed("shop", "read-1", `{"sql": "SELECT count(*) FROM orders"}`); replayed || !strings.Contains(out, `[[3]]`) {
+	if _, out, replayed, _ := n.keyed("shop", "read-1", `{"sql": "SELECT count(*) FROM orders"}`); replayed || !strings.Contains(out, `[[6]]`) {
 		t.Fatalf("read: %s", out)
 	}
 	// Keys are not the tenant's to see.
@@ -81,7 +102,7 @@ func TestIdempotencyKey(t *testing.T) {
 	if _, again, replayed, _ := n.keyed("shop", "order-1", keyedInsert); !replayed || again != first {
 		t.Fatalf("after a restart: %s (replayed %v)", again, replayed)
 	}
-	if got := n.query("shop", "SELECT count(*) FROM orders"); got != "[[3]]" {
+	if got := n.query("shop", "SELECT count(*) FROM orders"); got != "[[6]]" {
 		t.Fatalf("rows: %s", got)
 	}
 }

@@ -103,11 +103,14 @@ func execOptions(c echo.Context) (engine.ExecOptions, error) {
 		}
 		opts.Wait = d
 	}
-	if key := c.Request().Header.Get("Idempotency-Key"); key != "" {
-		if err := engine.CheckRequestKey(key); err != nil {
+	switch keys := c.Request().Header.Values("Idempotency-Key"); {
+	case len(keys) > 1:
+		return opts, tenant.Errorf(tenant.EINVALID, "a request has one Idempotency-Key, not %d", len(keys))
+	case len(keys) == 1 && keys[0] != "":
+		if err := engine.CheckRequestKey(keys[0]); err != nil {
 			return opts, err
 		}
-		opts.Key = key
+		opts.Key = keys[0]
 	}
 	return opts, nil
 }

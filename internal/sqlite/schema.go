@@ -52,10 +52,16 @@ func (c *Conn) RolledBack() {
 // QuoteIdent quotes an SQL identifier.
 func QuoteIdent(s string) string { return apply.QuoteIdent(s) }
 
-// Internal runs fn with the tenant sandbox off, for hasvc's own SQL.
+// Internal runs fn with the tenant sandbox off, for hasvc's own SQL. The
+// connection's last insert rowid is as fn found it afterwards: a row hasvc
+// inserts into its own tables (a migration, an idempotency key) is never
+// the last_insert_id a tenant's next statement reports.
 func (c *Conn) Internal(fn func() error) error {
-	prev := c.tenant
+	prev, last := c.tenant, c.raw.lastInsertID()
 	c.tenant = false
-	defer func() { c.tenant = prev }()
+	defer func() {
+		c.tenant = prev
+		c.raw.setLastInsertID(last)
+	}()
 	return fn()
 }

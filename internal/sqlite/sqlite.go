@@ -46,6 +46,7 @@ int sqlite3_column_bytes(sqlite3_stmt*, int);
 int sqlite3_stmt_readonly(sqlite3_stmt*);
 sqlite3_int64 sqlite3_changes64(sqlite3*);
 sqlite3_int64 sqlite3_last_insert_rowid(sqlite3*);
+void sqlite3_set_last_insert_rowid(sqlite3*, sqlite3_int64);
 const char *sqlite3_errmsg(sqlite3*);
 int sqlite3_extended_errcode(sqlite3*);
 int sqlite3_get_autocommit(sqlite3*);
@@ -204,8 +205,11 @@ func (c *Conn) prepareRaw(sql string, off int) (*C.sqlite3_stmt, int, error) {
 
 func (r rawConn) changes() int64      { return int64(C.sqlite3_changes64(r.db)) }
 func (r rawConn) lastInsertID() int64 { return int64(C.sqlite3_last_insert_rowid(r.db)) }
-func (r rawConn) autocommit() bool    { return C.sqlite3_get_autocommit(r.db) != 0 }
-func (r rawConn) interrupt()          { C.sqlite3_interrupt(r.db) }
+func (r rawConn) setLastInsertID(id int64) {
+	C.sqlite3_set_last_insert_rowid(r.db, C.sqlite3_int64(id))
+}
+func (r rawConn) autocommit() bool { return C.sqlite3_get_autocommit(r.db) != 0 }
+func (r rawConn) interrupt()       { C.sqlite3_interrupt(r.db) }
 
 func (r rawConn) dbConfig(op int, on bool) error {
 	v := 0
