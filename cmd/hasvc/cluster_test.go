@@ -21,6 +21,8 @@ import (
 	"github.com/jackc/pgx/v5"
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
+
+	"hasvc/internal/tenant"
 )
 
 const (
@@ -346,6 +348,77 @@ func TestClusterStrongLosesNothing(t *testing.T) {
 		}
 		if got := n.query("bank", "SELECT sum(balance) FROM accounts"); got != "[[10000]]" {
 			t.Fatalf("node %d: total balance %s, want 10000", i+1, got)
+		}
+	}
+}
+
+// TestClusterEventualLosesNoInsert runs concurrent inserts on every node
+// of an eventual-mode database, into a table with an AUTOINCREMENT key, a
+// table keyed by text (whose rowid is hidden) and one the statement gives
+// a NULL key, and checks that every acknowledged insert is on every copy:
+// each node takes new rowids from its own range, so no two nodes' rows
+// share one and replace each other.
+func TestClusterEventualLosesNoInsert(t *testing.T) {
+	nodes := startCluster(t, 3, nil)
+	nodes[0].ok("POST", "/databases", `{"name": "ev", "mode": "eventual"}`)
+	nodes[0].ok("POST", "/db/ev", `[{"sql": "CREATE TABLE a (id INTEGER PRIMARY KEY AUTOINCREMENT, token TEXT UNIQUE)"},
+		{"sql": "CREATE TABLE b (token TEXT PRIMARY KEY, n INTEGER)"},
+		{"sql": "CREATE TABLE c (id INTEGER PRIMARY KEY, token TEXT)"}]`)
+	waitConverged(t, nodes, "ev")
+	tables := []string{"a", "b", "c"}
+	inserts := map[string]string{
+		"a": `{"sql": "INSERT INTO a (token) VALUES (?)", "params": [%q]}`,
+		"b": `{"sql": "INSERT INTO b VALUES (?, 1)", "params": [%q]}`,
+		"c": `{"sql": "INSERT INTO c VALUES (NULL, ?)", "params": [%q]}`,
+	}
+	acked := map[string]*sync.Map{}
+	for _, tb := range tables {
+		acked[tb] = &sync.Map{}
+	}
+	var nAcked, refused atomic.Int64
+	var wg sync.WaitGroup
+	stop := time.Now().Add(3 * time.Second)
+	for i, n := range nodes {
+		for w := range 3 {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				for j := 0; time.Now().Before(stop); j++ {
+					tb := tables[j%3]
+					token := fmt.Sprintf("n%d-w%d-%d", i+1, w, j)
+					status, resp, err := n.try("POST", "/db/ev", n.admin, fmt.Sprintf(inserts[tb], token))
+					if status == 200 {
+						acked[tb].Store(token, true)
+						nAcked.Add(1)
+					} else {
+						refused.Add(1)
+						t.Logf("insert on node %d: %d %s %v", i+1, status, resp, err)
+					}
+				}
+			}()
+		}
+	}
+	wg.Wait()
+	waitConverged(t, nodes, "ev")
+	t.Logf("%d inserts acknowledged, %d refused", nAcked.Load(), refused.Load())
+	if nAcked.Load() < 100 {
+		t.Fatalf("only %d inserts acknowledged", nAcked.Load())
+	}
+	lo, _ := tenant.RowidRange(1)
+	for i, n := range nodes {
+		for _, tb := range tables {
+			var rows [][]any
+			json.Unmarshal([]byte(n.query("ev", "SELECT token, rowid FROM "+tb)), &rows)
+			present := map[string]bool{}
+			for _, r := range rows {
+				present[r[0].(string)] = true
+				if id := int64(r[1].(float64)); id < lo {
+					t.Errorf("node %d, table %s: rowid %d of %v is in no node's range", i+1, tb, id, r[0])
+				}
+			}
+			if lost := missing(acked[tb], func(k string) bool { return present[k] }); len(lost) > 0 {
+				t.Fatalf("node %d, table %s: %d acknowledged inserts lost, first %s", i+1, tb, len(lost), lost[0])
+			}
 		}
 	}
 }

@@ -52,7 +52,7 @@ func TestCreateDeleteLeavesNothing(t *testing.T) {
 		streams = append(streams, s)
 	}
 	sort.Strings(streams)
-	if strings.Join(streams, ",") != "KV_hasvc_databases,KV_hasvc_nodes,KV_hasvc_revoked" {
+	if strings.Join(streams, ",") != "KV_hasvc_databases,KV_hasvc_node_slots,KV_hasvc_nodes,KV_hasvc_revoked" {
 		t.Fatalf("streams left: %v", streams)
 	}
 }

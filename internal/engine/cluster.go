@@ -65,6 +65,15 @@ func (e *Engine) startCluster(ctx context.Context) error {
 		return fmt.Errorf("register node in %s: %w", NodesBucket, err)
 	}
 	e.nodes = kv
+	// The node's slot: where its eventual-mode rowids come from.
+	err = registry.UntilReady(ctx, 5*time.Second, func(ctx context.Context) error {
+		var err error
+		e.slot, err = e.Registry.NodeSlot(ctx, e.Node)
+		return err
+	})
+	if err != nil {
+		return fmt.Errorf("take a node slot: %w", err)
+	}
 	e.countOthers(ctx)
 	e.wg.Add(1)
 	go func() {

@@ -72,6 +72,7 @@ type Engine struct {
 	tails  map[string]*tail // change feeds' shared tails, by database (tail.go)
 
 	nodes     jetstream.KeyValue
+	slot      int          // this node's slot (registry.NodeSlot): its eventual-mode rowid range
 	others    atomic.Int64 // live nodes besides this one; see countOthers
 	statusSub *nats.Subscription
 	stopWatch func()
@@ -426,6 +427,15 @@ func (e *Engine) openDB(ctx context.Context, name string) (*DB, error) {
 	if err := prepareFile(w); err != nil {
 		w.Close()
 		return nil, err
+	}
+	if cfg.Mode == tenant.ModeEventual {
+		// Nodes commit eventual-mode inserts at once, each from its own
+		// copy: their new rowids come from the node's own range, so no
+		// two nodes give two rows the same one.
+		if err := w.SetRowidRange(tenant.RowidRange(e.slot)); err != nil {
+			w.Close()
+			return nil, err
+		}
 	}
 	var applied int64
 	ahead := map[uint64]bool{}

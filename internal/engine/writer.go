@@ -165,6 +165,9 @@ func (d *DB) failPending() {
 // stream (see tenant.ModeStrong).
 func (d *DB) strong() bool { return d.cfg.Mode != tenant.ModeEventual }
 
+// Eventual reports whether the database is in eventual mode.
+func (d *DB) Eventual() bool { return !d.strong() }
+
 // commit runs a group of write requests in one SQLite transaction, each in
 // a savepoint of its own, and hands the message of each request that
 // changed something to one commit group (publish.go), which commits what

@@ -238,7 +238,7 @@ func (ss *session) statementColumns(p *prepared) ([]column, error) {
 			if desc.Sample == nil {
 				sample = nil
 			}
-			p.fields, _ = columnTypes(desc.Columns, desc.DeclTypes, sample, p.run)
+			p.fields, _ = columnTypes(desc.Columns, ss.declTypes(desc.DeclTypes), sample, p.run)
 		}
 	case kindShow:
 		out, err := ss.show(p.sql)

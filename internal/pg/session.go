@@ -23,12 +23,15 @@ import (
 // session is one client connection after startup. It runs on one
 // goroutine; only cancelFn is touched by another (a cancel request).
 type session struct {
-	srv       *Server
-	conn      net.Conn
-	be        *pgproto3.Backend
-	startup   map[string]string
-	settings  map[string]string // SET values, by lower-case name
-	db        string
+	srv      *Server
+	conn     net.Conn
+	be       *pgproto3.Backend
+	startup  map[string]string
+	settings map[string]string // SET values, by lower-case name
+	db       string
+	// wideInts: the database is in eventual mode, whose rowids come from
+	// node ranges above 2^43, so integer columns are int8 (declTypes).
+	wideInts  bool
 	principal *auth.Principal
 	token     string // verified again when the keys change (a key retired)
 	keysGen   uint64 // the keys' generation the token was last verified under
@@ -648,7 +651,7 @@ func (ss *session) outcome(p *prepared, res *sqlite.Result) *outcome {
 			out.cols = p.declCols
 		default:
 			var fixed bool
-			out.cols, fixed = columnTypes(res.Columns, res.DeclTypes, res.Rows, p.run)
+			out.cols, fixed = columnTypes(res.Columns, ss.declTypes(res.DeclTypes), res.Rows, p.run)
 			if fixed {
 				// Declared types alone decide: the same every time.
 				p.declCols, p.decl, p.names = out.cols, res.DeclTypes, res.Columns

@@ -237,6 +237,7 @@ func (ss *session) authenticate(encrypted bool) error {
 		return &pgError{code: sqlstate(err), message: tenant.ErrorMessage(err), fatal: true}
 	default:
 		created := db.CreatedAt()
+		ss.wideInts = db.Eventual()
 		release()
 		if err := p.Can(ss.db, auth.PermRead); err != nil {
 			return fatalf(stateInvalidPassword, "password authentication failed for user %q: %s", user, tenant.ErrorMessage(err))

@@ -5,6 +5,7 @@ import (
 	"encoding/hex"
 	"fmt"
 	"math"
+	"slices"
 	"strconv"
 	"strings"
 	"unicode/utf8"
@@ -93,6 +94,28 @@ func intOID(upper string) uint32 {
 		return oidInt2
 	}
 	return oidInt8
+}
+
+// declTypes returns the declared types of a result's columns as the
+// session announces them: in an eventual-mode database every integer
+// column is int8, since the rowids a node hands out there (and so any key
+// or reference holding one) need 64 bits.
+func (ss *session) declTypes(decl []string) []string {
+	if !ss.wideInts || !slices.ContainsFunc(decl, isNarrowInt) {
+		return decl
+	}
+	out := slices.Clone(decl)
+	for i, d := range out {
+		if isNarrowInt(d) {
+			out[i] = "BIGINT"
+		}
+	}
+	return out
+}
+
+func isNarrowInt(decl string) bool {
+	u := strings.ToUpper(decl)
+	return !strings.Contains(u, "BOOL") && strings.Contains(u, "INT") && intOID(u) != oidInt8
 }
 
 // isIntOID reports whether oid is one of PostgreSQL's integer types.

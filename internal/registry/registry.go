@@ -21,6 +21,7 @@ import (
 type Registry struct {
 	kv      jetstream.KeyValue
 	revoked jetstream.KeyValue // the deny list (revoked.go)
+	slots   jetstream.KeyValue // node slots (slots.go)
 
 	// Flush, if set, makes what the JetStream stream named stream
 	// acknowledged durable; a change is flushed before the method that
@@ -61,7 +62,11 @@ func Open(ctx context.Context, js jetstream.JetStream, replicas int) (*Registry,
 	if err != nil {
 		return nil, err
 	}
-	return &Registry{kv: kv, revoked: revoked}, nil
+	slots, err := openSlots(ctx, js, replicas)
+	if err != nil {
+		return nil, err
+	}
+	return &Registry{kv: kv, revoked: revoked, slots: slots}, nil
 }
 
 // Create adds the entry for cfg. It returns tenant.ECONFLICT if the name is taken.

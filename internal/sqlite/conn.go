@@ -34,6 +34,11 @@ type Conn struct {
 	// readsSchema: the statement being prepared reads a schema table,
 	// which tenants see without hasvc's rows (see schemaview.go).
 	readsSchema bool
+	// inserts: the statement being prepared inserts rows into a table.
+	inserts bool
+	// rowids, if set, is where the rowids of the tenant's inserts come
+	// from (rowids.go).
+	rowids *rowidRange
 
 	// Prepared statements by SQL text, one cache per sandbox mode: a
 	// statement prepared for hasvc's own SQL never serves a tenant.
@@ -143,7 +148,10 @@ func (c *Conn) Autocommit() bool { return c.raw.autocommit() }
 
 // TxDone tells the connection that its transaction ended (committed or
 // rolled back; call RolledBack first for a rollback).
-func (c *Conn) TxDone() { c.ddlRan = false }
+func (c *Conn) TxDone() {
+	c.ddlRan = false
+	c.forgetRowids()
+}
 
 // CopyFrom replaces c's database with src's, page by page (SQLite's
 // backup API): how a snapshot file becomes an in-memory database.
@@ -216,6 +224,17 @@ func (c *Conn) prepare(sql string, off int) (*Stmt, int, error) {
 			orig.finalize()
 			if st, _, err = c.prepareRaw(renamed, 0); err != nil {
 				return nil, 0, err
+			}
+		}
+	}
+	if st != nil && c.tenant && c.inserts && c.rowids != nil && !c.ddl {
+		// An insert on a writer with a rowid range: prepare it again with
+		// the rowids from the range (rowids.go). If the rewrite does not
+		// prepare, the statement runs as written.
+		if rewritten, ok := rewriteInsert(sql[off:off+used], c.insertTarget); ok {
+			if st2, _, err := c.prepareRaw(rewritten, 0); err == nil && st2 != nil {
+				(&Stmt{st: st}).finalize()
+				st = st2
 			}
 		}
 	}

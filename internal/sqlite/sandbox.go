@@ -79,6 +79,10 @@ func (c *Conn) authorize(op int, arg1, arg2, dbName string) int {
 		c.created = arg1
 	case authSelect:
 		c.selected = true
+	case authInsert:
+		if isReplicatedTable(arg1) {
+			c.inserts = true
+		}
 	case authRead:
 		if isSchemaTable(arg1) {
 			c.readsSchema = true

@@ -191,7 +191,7 @@ func (r rawConn) prepare(sql string, off int) (*C.sqlite3_stmt, int, error) {
 // prepareRaw prepares the statement at sql[off:] on c, with what the
 // authorizer notes about it reset first; a refusal says what it refused.
 func (c *Conn) prepareRaw(sql string, off int) (*C.sqlite3_stmt, int, error) {
-	c.ddl, c.refused, c.created, c.selected, c.readsSchema = false, "", "", false, false
+	c.ddl, c.refused, c.created, c.selected, c.readsSchema, c.inserts = false, "", "", false, false, false
 	st, used, err := c.raw.prepare(sql, off)
 	if err != nil {
 		var se *Error

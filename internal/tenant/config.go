@@ -103,3 +103,14 @@ func (c *Config) Normalize() error {
 	}
 	return nil
 }
+
+// MaxNodeSlot is the number of node slots: eventual mode gives node slot n
+// the rowids n·2^43 to (n+1)·2^43 - 1 (RowidRange). Every rowid stays below
+// 2^53, which JSON numbers (JavaScript's) still hold exactly.
+const MaxNodeSlot = 1023
+
+// RowidRange returns the rowids of node slot n, 1 to MaxNodeSlot.
+func RowidRange(n int) (lo, hi int64) {
+	lo = int64(n) << 43
+	return lo, lo + 1<<43 - 1
+}
