@@ -208,6 +208,14 @@ func TestRepairStuckCopy(t *testing.T) {
 	n = startNode(t, dir, nil)
 	status, body := n.do("POST", "/db/fix", n.admin, `{"sql": "INSERT INTO t VALUES ('new')"}`)
 	wantError(t, status, body, 503, "EUNAVAILABLE")
+	// A 503 says when to try again.
+	req, _ := http.NewRequest("POST", n.url+"/db/fix", strings.NewReader(`{"sql": "INSERT INTO t VALUES ('new')"}`))
+	req.Header.Set("Authorization", "Bearer "+n.admin)
+	if resp, err := http.DefaultClient.Do(req); err != nil || resp.StatusCode != 503 || resp.Header.Get("Retry-After") != "1" {
+		t.Fatalf("503 without Retry-After: %v %v", resp, err)
+	} else {
+		resp.Body.Close()
+	}
 	if got := n.ok("GET", "/databases/fix", ""); !strings.Contains(got, `"stuck":"cannot apply message 2`) {
 		t.Fatalf("status does not say the copy is stuck: %s", got)
 	}

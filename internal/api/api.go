@@ -345,6 +345,11 @@ func (s *Server) handleError(err error, c echo.Context) {
 	if !ok {
 		status = http.StatusInternalServerError
 	}
+	if code == tenant.EUNAVAILABLE && c.Response().Header().Get("Retry-After") == "" {
+		// Unavailable for now (no quorum, a leader moving, a node
+		// stopping): worth sending again, not at once.
+		c.Response().Header().Set("Retry-After", "1")
+	}
 	if status >= 500 {
 		s.Logger.Error("request failed", "method", c.Request().Method, "path", c.Request().URL.Path, "err", err)
 	}

@@ -257,9 +257,12 @@ func appliedInFile(dsn string) (uint64, error) {
 
 // nodeViews asks every live node for its view of database name.
 func (e *Engine) nodeViews(ctx context.Context, name string, last uint64) ([]NodeInfo, error) {
-	live, err := e.Nodes(ctx)
-	if err != nil {
-		return nil, err
+	// The live nodes say how many answers to wait for; without them (the
+	// bucket of live nodes can lack a leader for a while after a
+	// partition), the answers that come within statusWait.
+	want := 0
+	if live, err := e.Nodes(ctx); err == nil {
+		want = len(live)
 	}
 	inbox := e.NC.NewRespInbox()
 	replies := make(chan *nats.Msg, 64)
@@ -274,7 +277,7 @@ func (e *Engine) nodeViews(ctx context.Context, name string, last uint64) ([]Nod
 	got := map[string]NodeInfo{}
 	timeout := time.After(statusWait)
 collect:
-	for len(got) < len(live) {
+	for want == 0 || len(got) < want {
 		select {
 		case m := <-replies:
 			var ni NodeInfo
@@ -338,6 +341,9 @@ func (e *Engine) Ready(ctx context.Context) error {
 	// of the cluster, databases cannot be created or placed.
 	if _, err := e.JS.AccountInfo(ctx); err != nil {
 		return tenant.Wrap(tenant.EUNAVAILABLE, err, "JetStream unavailable: "+err.Error())
+	}
+	if err := e.health.check(e.now(), e.publishTimeout()); err != nil {
+		return err
 	}
 	if e.Durable != nil {
 		if err := e.Durable.Err(); err != nil {

@@ -70,6 +70,9 @@ type DB struct {
 	// messages came between). Apply replays their rows in stream order
 	// but not their schema changes, which already ran. Writer only.
 	ahead map[uint64]bool
+	// lastAhead is the highest sequence ever put in ahead: the apply loop
+	// reads it (see followFrom) to tell a consumer that delivers nothing.
+	lastAhead atomic.Uint64
 
 	// atomic: the stream takes atomic batches, so a strong-mode group is
 	// published in one round trip.

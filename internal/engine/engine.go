@@ -64,6 +64,7 @@ type Engine struct {
 	SnapshotCheck time.Duration
 
 	counters counters
+	health   writeHealth // see health.go
 
 	mu  sync.Mutex
 	dbs map[string]*entry

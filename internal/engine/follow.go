@@ -2,6 +2,7 @@ package engine
 
 import (
 	"context"
+	"errors"
 	"hasvc/internal/sqlite"
 	"time"
 
@@ -37,6 +38,13 @@ func (d *DB) follow() {
 			continue // alone again
 		}
 		d.log.Warn("apply loop restarts", "err", err, "applied", d.applied.Load())
+		if err == errStalled {
+			cctx, cancel := context.WithTimeout(ctx, time.Minute)
+			if err := d.do(cctx, func(*sqlite.Conn) error { return d.catchUp(cctx) }); err != nil {
+				d.log.Warn("catch-up after a stalled apply loop", "err", err)
+			}
+			cancel()
+		}
 		select {
 		case <-time.After(backoff):
 		case <-ctx.Done():
@@ -45,6 +53,18 @@ func (d *DB) follow() {
 		backoff = min(2*backoff, 5*time.Second)
 	}
 }
+
+// errStalled: the apply loop's consumer delivered nothing while the
+// stream held more.
+var errStalled = errors.New("the consumer delivers nothing while the stream holds more than this copy")
+
+// orderedIdle is how long the server keeps an ordered consumer of the
+// apply loop or of catch-up that nobody reads. Each restart of the loop
+// makes a new one, and one whose delete did not get through (a partition)
+// is left to this timeout: at nats.go's default of five minutes, a node
+// restarting its loop through a partition reached JetStream's limit of
+// 1,000 consumers per stream and could follow the stream no more.
+const orderedIdle = 15 * time.Second
 
 // followFrom consumes the stream from the sequence after the applied one
 // until ctx ends, applying fails, or no other node is live (it then
@@ -55,8 +75,9 @@ func (d *DB) followFrom(ctx context.Context) error {
 		return ctx.Err()
 	}
 	cons, err := d.stream.OrderedConsumer(ctx, jetstream.OrderedConsumerConfig{
-		DeliverPolicy: jetstream.DeliverByStartSequencePolicy,
-		OptStartSeq:   d.applied.Load() + 1,
+		DeliverPolicy:     jetstream.DeliverByStartSequencePolicy,
+		OptStartSeq:       d.applied.Load() + 1,
+		InactiveThreshold: orderedIdle,
 	})
 	if err != nil {
 		return err
@@ -74,13 +95,23 @@ func (d *DB) followFrom(ctx context.Context) error {
 	defer cc.Stop()
 	check := time.NewTicker(heartbeat)
 	defer check.Stop()
+	quiet := 0 // checks without a message
 	for {
 		var m jetstream.Msg
 		select {
 		case m = <-msgs:
+			quiet = 0
 		case <-check.C:
 			if d.eng.alone() {
 				return nil
+			}
+			// A consumer whose server's replica of the stream stalled
+			// (it failed to catch up after a partition) keeps sending
+			// heartbeats and no messages. This node's own writes say
+			// the stream holds more than the copy has applied: start
+			// over, catching up from the stream's leader first.
+			if quiet++; quiet >= 2 && d.lastAhead.Load() > d.applied.Load() {
+				return errStalled
 			}
 			continue
 		case <-ctx.Done():

@@ -267,12 +267,14 @@ func (e *Engine) request(ctx context.Context, node string, data []byte) (*nats.M
 			return nil, errNotForwarded // node stopped, or is stopping: it will not run it
 		}
 	case <-accept.C:
+		e.health.failed(e.now())
 		return nil, tenant.Wrap(tenant.EUNAVAILABLE, errNotAccepted, fmt.Sprintf("node %s, which leads the database's stream, did not take the write within %s: it may be cut off from this node, and may still run it", node, within))
 	case <-ctx.Done():
 		return nil, tenant.Wrap(tenant.ETIMEOUT, ctx.Err(), "the write was sent to node "+node)
 	}
 	select {
 	case m := <-replies:
+		e.health.ok(e.now())
 		return m, nil
 	case <-ctx.Done():
 		return nil, tenant.Errorf(tenant.EUNAVAILABLE, "the write went to node %s, which leads the database's stream, and no answer came in time: it may or may not have committed", node)

@@ -33,12 +33,6 @@ func (e *Engine) create(ctx context.Context, cfg tenant.Config, seed string) (te
 	if err := cfg.Normalize(); err != nil {
 		return cfg, err
 	}
-	if cfg.Replicas > 1 {
-		// JetStream would refuse with a server error; say what is wrong.
-		if live, err := e.Nodes(ctx); err == nil && len(live) < cfg.Replicas {
-			return cfg, tenant.Errorf(tenant.EINVALID, "replicas %d: this cluster has %d live node(s); each replica needs a node of its own", cfg.Replicas, len(live))
-		}
-	}
 	cfg.CreatedAt = e.now().UTC()
 	err := e.Registry.Create(ctx, cfg)
 	if tenant.ErrorCode(err) == tenant.ECONFLICT && e.halfCreated(ctx, cfg.Name) {
@@ -81,7 +75,7 @@ func (e *Engine) create(ctx context.Context, cfg tenant.Config, seed string) (te
 		AllowAtomicPublish: true,
 	})
 	if err != nil {
-		return undo(tenant.Wrap(tenant.EUNAVAILABLE, err, "create stream: "+err.Error()))
+		return undo(e.streamCreateError(ctx, cfg, err))
 	}
 	if !e.Memory && seed == "" {
 		// The watch for deleted databases may still be removing the files
@@ -194,3 +188,34 @@ func (e *Engine) removeResources(ctx context.Context, name string) error {
 	}
 	return nil
 }
+
+// streamCreateError is what creating the stream of cfg failing with err
+// means for the request: more replicas than the cluster has live nodes is
+// the request's fault (EINVALID); JetStream refusing to place them while
+// enough nodes are live (one it counts offline for now), and anything
+// else, is unavailability. JetStream is asked first, not the bucket of
+// live nodes: right after a partition heals that can lack a node for a
+// while.
+func (e *Engine) streamCreateError(ctx context.Context, cfg tenant.Config, err error) error {
+	var apiErr *jetstream.APIError
+	if errors.As(err, &apiErr) {
+		switch apiErr.ErrorCode {
+		case errNoPeers, errInsufficientResources, errReplicasNotClustered:
+			// Too few nodes, or a node JetStream counts offline for now
+			// (right after a partition): the live nodes tell which.
+			if live, lerr := e.Nodes(ctx); lerr == nil && len(live) < cfg.Replicas {
+				return tenant.Errorf(tenant.EINVALID, "replicas %d: this cluster has %d live node(s); each replica needs a node of its own", cfg.Replicas, len(live))
+			}
+			return tenant.Wrap(tenant.EUNAVAILABLE, err, fmt.Sprintf("replicas %d: JetStream cannot place them now (%s); retry", cfg.Replicas, apiErr.Description))
+		}
+	}
+	return tenant.Wrap(tenant.EUNAVAILABLE, err, "create stream: "+err.Error())
+}
+
+// JetStream's error codes for a stream it cannot place (nats.go names
+// none of them).
+const (
+	errNoPeers               jetstream.ErrorCode = 10005 // no suitable peers for placement
+	errInsufficientResources jetstream.ErrorCode = 10023
+	errReplicasNotClustered  jetstream.ErrorCode = 10074 // replicas > 1 without a cluster
+)

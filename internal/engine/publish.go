@@ -343,15 +343,29 @@ func (g *commitGroup) finish(aborted bool) (committed bool) {
 		// JetStream is the truth: apply whatever it holds beyond what
 		// this copy committed (another node's writes, acknowledged
 		// writes after a failure, writes whose acknowledgement was lost).
-		// The requests wait for it, so it gets no more than a publish
-		// timeout; the apply loop brings the rest.
-		ctx, cancel := context.WithTimeout(context.Background(), d.eng.publishTimeout())
+		// The requests wait for it, so it gets what is left of their
+		// publish timeout (a request is bounded by one deadline as a
+		// whole), or a moment if nothing is; the apply loop, a strong
+		// write's conflict or a read's min_seq brings the rest.
+		budget := catchUpFloor
+		if until, ok := g.deadline.Deadline(); ok {
+			budget = max(budget, time.Until(until))
+		}
+		ctx, cancel := context.WithTimeout(context.Background(), budget)
 		defer cancel()
 		if err := d.catchUp(ctx); err != nil {
 			d.log.Error("catch-up after a failed publish", "err", err)
 		}
 	}
 	now := d.applied.Load()
+	for _, p := range g.pubs {
+		switch {
+		case p.acked:
+			d.eng.health.ok(d.eng.now())
+		case tenant.ErrorCode(p.err) == tenant.EUNAVAILABLE && p.err != errAborted:
+			d.eng.health.failed(d.eng.now())
+		}
+	}
 	for _, p := range g.pubs {
 		switch {
 		case p.acked && flushErr != nil:
@@ -370,6 +384,10 @@ func (g *commitGroup) finish(aborted bool) (committed bool) {
 	}
 	return committed
 }
+
+// catchUpFloor is the least time a commit's catch-up gets after its
+// requests' deadline has passed.
+const catchUpFloor = 250 * time.Millisecond
 
 var (
 	errAborted    = tenant.Errorf(tenant.EUNAVAILABLE, "transaction aborted by an earlier request; retry")
@@ -517,6 +535,9 @@ func (d *DB) commitApplied(applied uint64, ahead []uint64, kept []*pending) erro
 	d.version.Add(1)
 	for _, seq := range ahead {
 		d.ahead[seq] = true
+		if seq > d.lastAhead.Load() {
+			d.lastAhead.Store(seq)
+		}
 	}
 	d.setApplied(applied)
 	return nil

@@ -30,6 +30,14 @@ func (d *DB) catchUp(ctx context.Context) error {
 	last := info.State.LastSeq
 	applied := d.applied.Load()
 	if applied > last {
+		// An answer given in the middle of a leader change, or by a
+		// replica that was cut off, can put the stream's end behind what
+		// it holds: only an end that stays behind this copy is believed.
+		if last, err = d.confirmEnd(ctx, applied); err != nil {
+			return err
+		}
+	}
+	if applied > last {
 		// The copy committed writes the stream no longer has: the store
 		// lost its newest messages (a power loss under an fsync
 		// interval), or the stream was deleted and made again. The stream
@@ -63,8 +71,9 @@ func (d *DB) catchUp(ctx context.Context) error {
 // consumer, in transactions of up to 256 messages.
 func (d *DB) catchUpConsumer(ctx context.Context, applied, last uint64) error {
 	cons, err := d.stream.OrderedConsumer(ctx, jetstream.OrderedConsumerConfig{
-		DeliverPolicy: jetstream.DeliverByStartSequencePolicy,
-		OptStartSeq:   applied + 1,
+		DeliverPolicy:     jetstream.DeliverByStartSequencePolicy,
+		OptStartSeq:       applied + 1,
+		InactiveThreshold: orderedIdle,
 	})
 	if err != nil {
 		return fmt.Errorf("catch-up consumer: %w", err)
@@ -99,6 +108,33 @@ func (d *DB) catchUpConsumer(ctx context.Context, applied, last uint64) error {
 	}
 	return nil
 }
+
+// confirmEnd asks the stream for its last sequence confirmChecks more
+// times, a second apart, while it stays behind applied, and returns the
+// last answer.
+func (d *DB) confirmEnd(ctx context.Context, applied uint64) (uint64, error) {
+	var last uint64
+	for range confirmChecks {
+		select {
+		case <-time.After(time.Second):
+		case <-ctx.Done():
+			return 0, fmt.Errorf("stream info: %w", ctx.Err())
+		}
+		rctx, cancel := context.WithTimeout(ctx, requestTimeout)
+		info, err := d.stream.Info(rctx)
+		cancel()
+		if err != nil {
+			return 0, fmt.Errorf("stream info: %w", err)
+		}
+		if last = info.State.LastSeq; last >= applied {
+			break
+		}
+	}
+	return last, nil
+}
+
+// confirmChecks is how many more answers confirmEnd asks for.
+const confirmChecks = 3
 
 // requestTimeout bounds one JetStream request during catch-up.
 const requestTimeout = 5 * time.Second
