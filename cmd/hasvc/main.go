@@ -243,6 +243,12 @@ func (m *Main) Run(ctx context.Context) error {
 	if m.broker != nil {
 		b := m.broker
 		m.engine.JetStreamView = func() (any, error) { return b.JetStreamInfo() }
+		m.engine.ClusterSize = func() int {
+			if info, err := b.JetStreamInfo(); err == nil && info.Meta != nil {
+				return info.Meta.Size
+			}
+			return 0
+		}
 		if f := b.Flusher(); f != nil { // a nil *Flusher is not a nil Durability
 			m.engine.Durable = f
 			reg.Flush = f.Stream

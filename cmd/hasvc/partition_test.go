@@ -34,7 +34,8 @@ type netCluster struct {
 	ns     []string // node i's namespace
 	ip     []string // node i's address
 	proxy  *faultProxy
-	procs  []*proc
+	procs  []*proc // replaced when a node restarts: the test's goroutine only
+	urls   []string // node i's HTTP address, the same across restarts
 	start  func(i int) *proc
 	token  string
 	prefix string // 10.x: the suite's addresses
@@ -130,6 +131,7 @@ func startNetCluster(t *testing.T, extra ...string) *netCluster {
 	nc.procs = make([]*proc, n)
 	for i := range nc.procs {
 		nc.procs[i] = nc.start(i)
+		nc.urls = append(nc.urls, nc.procs[i].url)
 	}
 	nc.token = clusterToken(t, "*", "admin")
 	for i := range nc.procs {
@@ -142,7 +144,7 @@ func startNetCluster(t *testing.T, extra ...string) *netCluster {
 func (nc *netCluster) waitReady(i int, limit time.Duration) {
 	deadline := time.Now().Add(limit)
 	for time.Now().Before(deadline) {
-		if resp, err := http.Get(nc.procs[i].url + "/readyz"); err == nil {
+		if resp, err := http.Get(nc.urls[i] + "/readyz"); err == nil {
 			resp.Body.Close()
 			if resp.StatusCode == 200 {
 				return
@@ -190,7 +192,7 @@ var partitionClient = &http.Client{Timeout: 20 * time.Second}
 
 // post sends one request to node i.
 func (nc *netCluster) post(i int, path, body string) (int, string, error) {
-	req, _ := http.NewRequest("POST", nc.procs[i].url+path, strings.NewReader(body))
+	req, _ := http.NewRequest("POST", nc.urls[i]+path, strings.NewReader(body))
 	req.Header.Set("Authorization", "Bearer "+nc.token)
 	resp, err := partitionClient.Do(req)
 	if err != nil {
@@ -205,7 +207,7 @@ func (nc *netCluster) post(i int, path, body string) (int, string, error) {
 func (nc *netCluster) leader(db string) int {
 	for range 50 {
 		for i := range nc.procs {
-			status, body := getStatus(nc.t, nc.procs[i].url+"/databases/"+db, nc.token)
+			status, body := getStatus(nc.t, nc.urls[i]+"/databases/"+db, nc.token)
 			var info dbInfo
 			if status == 200 && json.Unmarshal([]byte(body), &info) == nil && info.StreamLeader != "" {
 				var k int
@@ -349,7 +351,7 @@ func (nc *netCluster) runScenario(db, mode string, fault func(leader int) (heale
 	for i, r := range recovered {
 		if r.IsZero() {
 			ready := "?"
-			if resp, err := http.Get(nc.procs[i].url + "/readyz"); err == nil {
+			if resp, err := http.Get(nc.urls[i] + "/readyz"); err == nil {
 				resp.Body.Close()
 				ready = fmt.Sprint(resp.StatusCode)
 			}
@@ -362,7 +364,7 @@ func (nc *netCluster) runScenario(db, mode string, fault func(leader int) (heale
 	var last uint64
 	for deadline := time.Now().Add(60 * time.Second); last == 0; time.Sleep(200 * time.Millisecond) {
 		for i := range nc.procs {
-			status, body := getStatus(t, nc.procs[i].url+"/databases/"+db, nc.token)
+			status, body := getStatus(t, nc.urls[i]+"/databases/"+db, nc.token)
 			var info dbInfo
 			if status == 200 && json.Unmarshal([]byte(body), &info) == nil {
 				last = max(last, info.StreamSeq)
@@ -409,7 +411,7 @@ func (nc *netCluster) runScenario(db, mode string, fault func(leader int) (heale
 	out.identical = len(sums) == 1
 	if out.lost > 0 || !out.identical {
 		for i := range nc.procs {
-			_, info := getStatus(t, nc.procs[i].url+"/databases/"+db, nc.token)
+			_, info := getStatus(t, nc.urls[i]+"/databases/"+db, nc.token)
 			_, rows, _ := nc.post(i, "/db/"+db, `{"sql": "SELECT count(*), max(id) FROM t"}`)
 			t.Logf("node %d: %s\n  %s", i+1, info, rows)
 		}

@@ -800,7 +800,7 @@ func TestMethodNotAllowed(t *testing.T) {
 	// More replicas than nodes is the request's fault, and says so.
 	status, body = n.do("POST", "/databases", n.admin, `{"name":"r3","replicas":3}`)
 	wantError(t, status, body, http.StatusBadRequest, "EINVALID")
-	if !strings.Contains(body, "1 live node") {
+	if !strings.Contains(body, "this cluster has 1 node") {
 		t.Errorf("replicas 3 on one node: %s", body)
 	}
 }

@@ -34,6 +34,9 @@ type Engine struct {
 	Advertise     string              // this node's HTTP address, listed in the nodes bucket
 	Version       string              // this node's build, shown in GET /cluster
 	JetStreamView func() (any, error) // the embedded server's JetStream view, if any
+	// ClusterSize, if set, is how many nodes the embedded server's
+	// JetStream cluster knows, online or not (0 if it cannot tell).
+	ClusterSize func() int
 	// Durable makes acknowledged messages survive a power loss when the
 	// embedded server does not fsync each one itself (group commit, see
 	// broker.Flusher); nil when it does, or when the policy promises

@@ -190,21 +190,30 @@ func (e *Engine) removeResources(ctx context.Context, name string) error {
 }
 
 // streamCreateError is what creating the stream of cfg failing with err
-// means for the request: more replicas than the cluster has live nodes is
-// the request's fault (EINVALID); JetStream refusing to place them while
-// enough nodes are live (one it counts offline for now), and anything
-// else, is unavailability. JetStream is asked first, not the bucket of
-// live nodes: right after a partition heals that can lack a node for a
-// while.
+// means for the request: more replicas than the cluster has nodes is the
+// request's fault (EINVALID); JetStream refusing to place them while the
+// cluster is big enough (a node it counts offline for now), and anything
+// else, is unavailability (EUNAVAILABLE: retry).
 func (e *Engine) streamCreateError(ctx context.Context, cfg tenant.Config, err error) error {
 	var apiErr *jetstream.APIError
 	if errors.As(err, &apiErr) {
 		switch apiErr.ErrorCode {
 		case errNoPeers, errInsufficientResources, errReplicasNotClustered:
-			// Too few nodes, or a node JetStream counts offline for now
-			// (right after a partition): the live nodes tell which.
-			if live, lerr := e.Nodes(ctx); lerr == nil && len(live) < cfg.Replicas {
-				return tenant.Errorf(tenant.EINVALID, "replicas %d: this cluster has %d live node(s); each replica needs a node of its own", cfg.Replicas, len(live))
+			// Too few nodes for good, or a node JetStream counts offline
+			// for now (right after a partition). The cluster's size as
+			// JetStream knows it tells which; failing that, the live nodes
+			// (which can lack a node for a while after a partition).
+			size := 0
+			if e.ClusterSize != nil {
+				size = e.ClusterSize()
+			}
+			if size == 0 || apiErr.ErrorCode == errReplicasNotClustered {
+				if live, lerr := e.Nodes(ctx); lerr == nil {
+					size = len(live)
+				}
+			}
+			if size > 0 && size < cfg.Replicas {
+				return tenant.Errorf(tenant.EINVALID, "replicas %d: this cluster has %d node(s); each replica needs a node of its own", cfg.Replicas, size)
 			}
 			return tenant.Wrap(tenant.EUNAVAILABLE, err, fmt.Sprintf("replicas %d: JetStream cannot place them now (%s); retry", cfg.Replicas, apiErr.Description))
 		}
