@@ -34,7 +34,7 @@ type netCluster struct {
 	ns     []string // node i's namespace
 	ip     []string // node i's address
 	proxy  *faultProxy
-	procs  []*proc // replaced when a node restarts: the test's goroutine only
+	procs  []*proc  // replaced when a node restarts: the test's goroutine only
 	urls   []string // node i's HTTP address, the same across restarts
 	start  func(i int) *proc
 	token  string
