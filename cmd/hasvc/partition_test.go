@@ -53,11 +53,10 @@ func runIP(t *testing.T, args ...string) {
 // starts the nodes with extra flags each.
 func startNetCluster(t *testing.T, extra ...string) *netCluster {
 	if os.Geteuid() != 0 {
-		t.Skip("the partition suite needs root (network namespaces)")
+		unavailable(t, "the partition suite needs root for network namespaces (.ci/run runs as root)")
 	}
-	if _, err := exec.LookPath("ip"); err != nil {
-		t.Fatal("the partition suite needs ip (Debian package iproute2)")
-	}
+	needTool(t, "ip")
+	needTool(t, "ss")
 	const n = 3
 	id := os.Getpid() % 10000
 	nc := &netCluster{t: t, proxy: newFaultProxy(), prefix: fmt.Sprintf("10.%d", 64+os.Getpid()%128)}

@@ -274,7 +274,7 @@ func (e *Engine) request(ctx context.Context, node string, data []byte) (*nats.M
 	}
 	select {
 	case m := <-replies:
-		e.health.ok(e.now())
+		e.health.ok()
 		return m, nil
 	case <-ctx.Done():
 		return nil, tenant.Errorf(tenant.EUNAVAILABLE, "the write went to node %s, which leads the database's stream, and no answer came in time: it may or may not have committed", node)

@@ -13,18 +13,14 @@ import (
 // after a partition, route traffic was lost). /readyz then says so, and a
 // load balancer sends writes elsewhere.
 type writeHealth struct {
-	lastOK    atomic.Int64 // unix nanos of the last acknowledged publish
-	failSince atomic.Int64 // unix nanos of the first failure since then, 0 if none
+	failSince atomic.Int64 // unix nanos of the first failure since the last success, 0 if none
 	lastFail  atomic.Int64 // unix nanos of the latest failure
 }
 
-// ok records an acknowledged publish.
-func (h *writeHealth) ok(now time.Time) {
-	h.lastOK.Store(now.UnixNano())
-	h.failSince.Store(0)
-}
+// ok records an acknowledged write.
+func (h *writeHealth) ok() { h.failSince.Store(0) }
 
-// failed records a publish that JetStream did not acknowledge.
+// failed records a write that JetStream did not acknowledge.
 func (h *writeHealth) failed(now time.Time) {
 	h.failSince.CompareAndSwap(0, now.UnixNano())
 	h.lastFail.Store(now.UnixNano())

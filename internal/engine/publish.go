@@ -357,15 +357,17 @@ func (g *commitGroup) finish(aborted bool) (committed bool) {
 			d.log.Error("catch-up after a failed publish", "err", err)
 		}
 	}
-	now := d.applied.Load()
-	for _, p := range g.pubs {
-		switch {
-		case p.acked:
-			d.eng.health.ok(d.eng.now())
-		case tenant.ErrorCode(p.err) == tenant.EUNAVAILABLE && p.err != errAborted:
-			d.eng.health.failed(d.eng.now())
-		}
+	// What /readyz reports (health.go): a group with an acknowledged
+	// message shows JetStream takes this node's writes.
+	switch {
+	case slices.ContainsFunc(g.pubs, func(p *pending) bool { return p.acked }):
+		d.eng.health.ok()
+	case slices.ContainsFunc(g.pubs, func(p *pending) bool {
+		return tenant.ErrorCode(p.err) == tenant.EUNAVAILABLE && p.err != errAborted
+	}):
+		d.eng.health.failed(d.eng.now())
 	}
+	now := d.applied.Load()
 	for _, p := range g.pubs {
 		switch {
 		case p.acked && flushErr != nil:

@@ -21,13 +21,11 @@ import (
 func (d *DB) catchUp(ctx context.Context) error {
 	ctx, cancel := context.WithTimeout(ctx, 5*time.Minute)
 	defer cancel()
-	rctx, rcancel := context.WithTimeout(ctx, requestTimeout)
-	info, err := d.stream.Info(rctx)
-	rcancel()
+	state, err := d.streamState(ctx)
 	if err != nil {
-		return fmt.Errorf("stream info: %w", err)
+		return err
 	}
-	last := info.State.LastSeq
+	last := state.LastSeq
 	applied := d.applied.Load()
 	if applied > last {
 		// An answer given in the middle of a leader change, or by a
@@ -53,9 +51,9 @@ func (d *DB) catchUp(ctx context.Context) error {
 	if applied == last {
 		return nil
 	}
-	if info.State.FirstSeq > applied+1 {
+	if state.FirstSeq > applied+1 {
 		d.rebuildLater("the stream was trimmed past this copy")
-		return d.setStuck(fmt.Sprintf("stream starts at %d but this copy has applied only %d", info.State.FirstSeq, applied))
+		return d.setStuck(fmt.Sprintf("stream starts at %d but this copy has applied only %d", state.FirstSeq, applied))
 	}
 	if last-applied <= directGetMax {
 		return d.catchUpDirect(ctx, applied, last)
@@ -120,17 +118,26 @@ func (d *DB) confirmEnd(ctx context.Context, applied uint64) (uint64, error) {
 		case <-ctx.Done():
 			return 0, fmt.Errorf("stream info: %w", ctx.Err())
 		}
-		rctx, cancel := context.WithTimeout(ctx, requestTimeout)
-		info, err := d.stream.Info(rctx)
-		cancel()
+		state, err := d.streamState(ctx)
 		if err != nil {
-			return 0, fmt.Errorf("stream info: %w", err)
+			return 0, err
 		}
-		if last = info.State.LastSeq; last >= applied {
+		if last = state.LastSeq; last >= applied {
 			break
 		}
 	}
 	return last, nil
+}
+
+// streamState asks the stream's leader for the stream's state.
+func (d *DB) streamState(ctx context.Context) (jetstream.StreamState, error) {
+	rctx, cancel := context.WithTimeout(ctx, requestTimeout)
+	defer cancel()
+	info, err := d.stream.Info(rctx)
+	if err != nil {
+		return jetstream.StreamState{}, fmt.Errorf("stream info: %w", err)
+	}
+	return info.State, nil
 }
 
 // confirmChecks is how many more answers confirmEnd asks for.

@@ -3,6 +3,7 @@ package pg
 import (
 	"context"
 	"fmt"
+	"hasvc/internal/sqlite"
 	"regexp"
 	"slices"
 	"strconv"
@@ -166,14 +167,14 @@ func (ss *session) foreignKeyColumns(ctx context.Context) (*outcome, error) {
 		if o.kind != "table" {
 			continue
 		}
-		fks, err := ss.inspect(ctx, "PRAGMA foreign_key_list("+quoteString(o.name)+")")
+		fks, err := ss.inspect(ctx, "PRAGMA foreign_key_list("+sqlite.QuoteString(o.name)+")")
 		if err != nil {
 			return nil, err
 		}
 		for _, r := range fks.Rows {
 			parent, to := fmt.Sprint(r[2]), r[4]
 			if to == nil { // REFERENCES parent: its primary key
-				if pk, err := ss.inspect(ctx, "SELECT name FROM pragma_table_info("+quoteString(parent)+") WHERE pk = 1"); err == nil && len(pk.Rows) > 0 {
+				if pk, err := ss.inspect(ctx, "SELECT name FROM pragma_table_info("+sqlite.QuoteString(parent)+") WHERE pk = 1"); err == nil && len(pk.Rows) > 0 {
 					to = pk.Rows[0][0]
 				}
 			}
@@ -376,7 +377,7 @@ func (ss *session) relationColumns(ctx context.Context, sql string) (*outcome, e
 	if err != nil || o == nil {
 		return textResult(names, nil), err
 	}
-	res, err := ss.inspect(ctx, "PRAGMA table_info("+quoteString(o.name)+")")
+	res, err := ss.inspect(ctx, "PRAGMA table_info("+sqlite.QuoteString(o.name)+")")
 	if err != nil {
 		return nil, err
 	}
@@ -412,7 +413,7 @@ func (ss *session) indexes(ctx context.Context, o *schemaObject) ([]index, error
 	if o.kind != "table" {
 		return nil, nil
 	}
-	info, err := ss.inspect(ctx, "PRAGMA table_info("+quoteString(o.name)+")")
+	info, err := ss.inspect(ctx, "PRAGMA table_info("+sqlite.QuoteString(o.name)+")")
 	if err != nil {
 		return nil, err
 	}
@@ -429,7 +430,7 @@ func (ss *session) indexes(ctx context.Context, o *schemaObject) ([]index, error
 			break
 		}
 	}
-	list, err := ss.inspect(ctx, "PRAGMA index_list("+quoteString(o.name)+")")
+	list, err := ss.inspect(ctx, "PRAGMA index_list("+sqlite.QuoteString(o.name)+")")
 	if err != nil {
 		return nil, err
 	}
@@ -444,7 +445,7 @@ func (ss *session) indexes(ctx context.Context, o *schemaObject) ([]index, error
 		}
 		ix := index{name: fmt.Sprint(r[1])}
 		ix.unique = fmt.Sprint(r[2]) == "1"
-		ii, err := ss.inspect(ctx, "PRAGMA index_info("+quoteString(ix.name)+")")
+		ii, err := ss.inspect(ctx, "PRAGMA index_info("+sqlite.QuoteString(ix.name)+")")
 		if err != nil {
 			return nil, err
 		}

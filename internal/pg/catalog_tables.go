@@ -318,7 +318,7 @@ func (ss *session) fillCatalog(ctx context.Context, mem *sqlite.Conn) (*catalogS
 			add(`INSERT INTO pg_tables VALUES ('public', ?, ?, NULL, ?, 0, ?, 0)`,
 				o.name, user, boolInt(indexed[o.name]), boolInt(triggered[o.name]))
 		}
-		info, err := ss.inspect(ctx, "PRAGMA table_info("+quoteString(o.name)+")")
+		info, err := ss.inspect(ctx, "PRAGMA table_info("+sqlite.QuoteString(o.name)+")")
 		if err != nil {
 			return nil, err
 		}
@@ -417,7 +417,7 @@ func (ss *session) fillIndexes(ctx context.Context, st *catalogState, o *schemaO
 			*nextOID++
 		}
 	}
-	fks, err := ss.inspect(ctx, "PRAGMA foreign_key_list("+quoteString(o.name)+")")
+	fks, err := ss.inspect(ctx, "PRAGMA foreign_key_list("+sqlite.QuoteString(o.name)+")")
 	if err != nil {
 		return err
 	}
@@ -450,7 +450,7 @@ func (ss *session) fillIndexes(ctx context.Context, st *catalogState, o *schemaO
 		var confkey any
 		if len(f.to) > 0 {
 			def += "(" + strings.Join(f.to, ", ") + ")"
-			if ref, err := ss.inspect(ctx, "PRAGMA table_info("+quoteString(f.table)+")"); err == nil {
+			if ref, err := ss.inspect(ctx, "PRAGMA table_info("+sqlite.QuoteString(f.table)+")"); err == nil {
 				confkey = "{" + columnNumbers(ref)(f.to, ",") + "}"
 			}
 		}

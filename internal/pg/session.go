@@ -543,7 +543,7 @@ func (ss *session) tableColumns(ctx context.Context, table string) []tableColumn
 		return cols
 	}
 	var cols []tableColumn
-	if res, err := ss.inspect(ctx, "PRAGMA table_info("+quoteString(table)+")"); err == nil {
+	if res, err := ss.inspect(ctx, "PRAGMA table_info("+sqlite.QuoteString(table)+")"); err == nil {
 		for _, r := range res.Rows {
 			name, _ := r[1].(string)
 			decl, _ := r[2].(string)

@@ -2,6 +2,7 @@ package pg
 
 import (
 	"encoding/hex"
+	"hasvc/internal/sqlite"
 	"strconv"
 	"strings"
 )
@@ -311,14 +312,14 @@ func rewrite(sql string, sub substitutions) (string, int) {
 				continue
 			}
 		case t.kind == tkString && (t.text[0] == 'E' || t.text[0] == 'e'):
-			out = append(out, quoteString(unescapeE(t.text[2:len(t.text)-1])))
+			out = append(out, sqlite.QuoteString(unescapeE(t.text[2:len(t.text)-1])))
 			changed = true
 			continue
 		case t.kind == tkString && t.text[0] == '$':
 			tag := t.text[:strings.IndexByte(t.text[1:], '$')+2]
 			body := t.text[len(tag):]
 			body = strings.TrimSuffix(body, tag)
-			out = append(out, quoteString(body))
+			out = append(out, sqlite.QuoteString(body))
 			changed = true
 			continue
 		case t.kind == tkWord && strings.EqualFold(t.text, "pg_catalog"):
@@ -372,7 +373,7 @@ func rewrite(sql string, sub substitutions) (string, int) {
 			if ok {
 				lit := value
 				if !isExpr {
-					lit = quoteString(value)
+					lit = sqlite.QuoteString(value)
 				}
 				// A bare select item gets the function's name as its
 				// column name, as in PostgreSQL.
@@ -601,11 +602,6 @@ func byteaLiteral(operand, typ string) (string, bool) {
 		return "", false
 	}
 	return "X'" + hex.EncodeToString(b) + "'", true
-}
-
-// quoteString returns s as an SQL string literal.
-func quoteString(s string) string {
-	return "'" + strings.ReplaceAll(s, "'", "''") + "'"
 }
 
 // unescapeE decodes the body of an E” string.

@@ -113,9 +113,10 @@ func (ss *session) declTypes(decl []string) []string {
 	return out
 }
 
+// isNarrowInt reports whether a declared type is announced as int2 or int4.
 func isNarrowInt(decl string) bool {
-	u := strings.ToUpper(decl)
-	return !strings.Contains(u, "BOOL") && strings.Contains(u, "INT") && intOID(u) != oidInt8
+	oid := declaredOID(decl)
+	return oid == oidInt2 || oid == oidInt4
 }
 
 // isIntOID reports whether oid is one of PostgreSQL's integer types.

@@ -110,29 +110,41 @@ func decodeConfig(e jetstream.KeyValueEntry) (tenant.Config, error) {
 // that streams them), not a request per database: with thousands of
 // databases, a request each made listing them the node's main idle cost.
 func (r *Registry) List(ctx context.Context) ([]tenant.Config, error) {
-	w, err := r.kv.WatchAll(ctx, jetstream.IgnoreDeletes())
+	var out []tenant.Config
+	err := readAll(ctx, r.kv, func(e jetstream.KeyValueEntry) error {
+		cfg, err := decodeConfig(e)
+		out = append(out, cfg)
+		return err
+	})
 	if err != nil {
-		return nil, tenant.Wrap(tenant.EUNAVAILABLE, err, "registry unavailable")
+		return nil, err
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].Name < out[j].Name })
+	return out, nil
+}
+
+// readAll calls fn with every current entry of kv (deleted keys left
+// out), read through one watch.
+func readAll(ctx context.Context, kv jetstream.KeyValue, fn func(jetstream.KeyValueEntry) error) error {
+	w, err := kv.WatchAll(ctx, jetstream.IgnoreDeletes())
+	if err != nil {
+		return tenant.Wrap(tenant.EUNAVAILABLE, err, "registry unavailable")
 	}
 	defer w.Stop()
-	var out []tenant.Config
 	for {
 		select {
 		case e, ok := <-w.Updates():
-			if !ok {
-				return nil, tenant.Errorf(tenant.EUNAVAILABLE, "registry unavailable: the listing ended early")
+			switch {
+			case !ok:
+				return tenant.Errorf(tenant.EUNAVAILABLE, "registry unavailable: the listing ended early")
+			case e == nil: // every current value was delivered
+				return nil
 			}
-			if e == nil { // every current value was delivered
-				sort.Slice(out, func(i, j int) bool { return out[i].Name < out[j].Name })
-				return out, nil
+			if err := fn(e); err != nil {
+				return err
 			}
-			cfg, err := decodeConfig(e)
-			if err != nil {
-				return nil, err
-			}
-			out = append(out, cfg)
 		case <-ctx.Done():
-			return nil, tenant.Wrap(tenant.EUNAVAILABLE, ctx.Err(), "registry unavailable")
+			return tenant.Wrap(tenant.EUNAVAILABLE, ctx.Err(), "registry unavailable")
 		}
 	}
 }

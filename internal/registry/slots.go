@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"strconv"
 	"strings"
-	"time"
 
 	"github.com/nats-io/nats.go/jetstream"
 
@@ -36,45 +35,23 @@ func openSlots(ctx context.Context, js jetstream.JetStream, replicas int) (jetst
 }
 
 // NodeSlot returns the slot of node, taking the lowest free one the first
-// time. Taking a slot is a KV create, so two nodes never hold the same one.
+// time. Taking a slot is a KV create, so two nodes never hold the same one;
+// a node that took the slot this one chose first makes it fail with
+// jetstream.ErrKeyExists: call it again (UntilReady does).
 func (r *Registry) NodeSlot(ctx context.Context, node string) (int, error) {
-	for attempt := 0; ; attempt++ {
-		slot, err := r.nodeSlot(ctx, node)
-		if err == nil || attempt >= 5 || ctx.Err() != nil {
-			return slot, err
-		}
-		time.Sleep(200 * time.Millisecond) // a node took the slot first
-	}
-}
-
-func (r *Registry) nodeSlot(ctx context.Context, node string) (int, error) {
-	w, err := r.slots.WatchAll(ctx, jetstream.IgnoreDeletes())
-	if err != nil {
-		return 0, tenant.Wrap(tenant.EUNAVAILABLE, err, "node slots unavailable")
-	}
-	defer w.Stop()
 	taken := map[int]bool{}
-	for done := false; !done; {
-		select {
-		case e, ok := <-w.Updates():
-			switch {
-			case !ok:
-				return 0, tenant.Errorf(tenant.EUNAVAILABLE, "node slots unavailable: the listing ended early")
-			case e == nil:
-				done = true
-			default:
-				n, err := strconv.Atoi(strings.TrimPrefix(e.Key(), "slot."))
-				if err != nil {
-					continue
-				}
-				if string(e.Value()) == node {
-					return n, nil
-				}
-				taken[n] = true
+	mine := 0
+	err := readAll(ctx, r.slots, func(e jetstream.KeyValueEntry) error {
+		if n, err := strconv.Atoi(strings.TrimPrefix(e.Key(), "slot.")); err == nil {
+			taken[n] = true
+			if string(e.Value()) == node {
+				mine = n
 			}
-		case <-ctx.Done():
-			return 0, tenant.Wrap(tenant.EUNAVAILABLE, ctx.Err(), "node slots unavailable")
 		}
+		return nil
+	})
+	if err != nil || mine != 0 {
+		return mine, err
 	}
 	for n := 1; n <= tenant.MaxNodeSlot; n++ {
 		if taken[n] {

@@ -224,7 +224,7 @@ func rewriteInsert(sql string, describe func(table string) (*insertTarget, bool)
 		}
 	}
 
-	fn := RowidFunc + "(" + quoteString(table) + ")"
+	fn := RowidFunc + "(" + QuoteString(table) + ")"
 	if p.peek().isWord(sql, "default") {
 		p.next()
 		if cols != nil || !p.next().isWord(sql, "values") {
@@ -318,9 +318,6 @@ func hasColumn(cols []string, name string) bool {
 	}
 	return false
 }
-
-// quoteString quotes s as an SQL string literal.
-func quoteString(s string) string { return "'" + strings.ReplaceAll(s, "'", "''") + "'" }
 
 // insertParser reads the significant tokens of a statement, keeping the
 // depth of parentheses.

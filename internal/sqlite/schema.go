@@ -1,6 +1,9 @@
 package sqlite
 
-import "hasvc/internal/apply"
+import (
+	"hasvc/internal/apply"
+	"strings"
+)
 
 // TableInfo is what capture and apply need to know of a table.
 type TableInfo = apply.Table
@@ -51,6 +54,9 @@ func (c *Conn) RolledBack() {
 
 // QuoteIdent quotes an SQL identifier.
 func QuoteIdent(s string) string { return apply.QuoteIdent(s) }
+
+// QuoteString returns s as an SQL string literal.
+func QuoteString(s string) string { return "'" + strings.ReplaceAll(s, "'", "''") + "'" }
 
 // Internal runs fn with the tenant sandbox off, for hasvc's own SQL. The
 // connection's last insert rowid is as fn found it afterwards: a row hasvc
