@@ -59,6 +59,11 @@ func (c *Conn) nextRowid(table string) (any, error) {
 	if r == nil {
 		return nil, nil // NULL: SQLite chooses
 	}
+	if !isReplicatedTable(table) {
+		// Only the rewrite calls it, for the tenant's own tables; a
+		// tenant calling it on SQLite's or hasvc's gets nothing of them.
+		return nil, fmt.Errorf("%s: no rowids are handed out for table %s", RowidFunc, table)
+	}
 	key := strings.ToLower(table)
 	n, ok := r.next[key]
 	if !ok {

@@ -117,6 +117,12 @@ func TestRowidRange(t *testing.T) {
 	if res, _ := run(ranged, "SELECT count(*) FROM a WHERE id = 5 AND tok = 'x5'", nil); res[0].Rows[0][0] != int64(1) {
 		t.Error("the rowid the statement gave was not kept")
 	}
+	// The function serves tenants' tables only.
+	for _, table := range []string{"sqlite_sequence", "_hasvc_state"} {
+		if _, err := run(ranged, "INSERT INTO b VALUES ('f', "+RowidFunc+"('"+table+"'))", nil); err == nil {
+			t.Errorf("%s('%s') answered", RowidFunc, table)
+		}
+	}
 	// last_insert_rowid is the range's.
 	res, err := run(ranged, "INSERT INTO b VALUES ('last', 0)", nil)
 	if err != nil || res[0].LastInsertID < lo || res[0].LastInsertID > hi {
