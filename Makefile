@@ -17,7 +17,7 @@ VERSION := $(shell git describe --tags --always 2>/dev/null)
 LDFLAGS := -X main.commit=$(COMMIT) -X main.buildDate=$(BUILT) -X main.version=$(VERSION)
 
 build:
-	$(GO) build -tags $(TAGS) -ldflags "$(LDFLAGS)" -o $(BIN) ./cmd/hasvc
+	$(GO) build -tags "$(TAGS)" -ldflags "$(LDFLAGS)" -o $(BIN) ./cmd/hasvc
 
 # The hasvc_sync SQLite extension (bin/hasvc_sync.so): `.load
 # bin/hasvc_sync` in the sqlite3 shell. It calls the host's SQLite, so
@@ -33,8 +33,8 @@ run: build
 
 # Every test, with the race detector.
 test:
-	$(GO) vet -tags $(TAGS) ./...
-	$(GO) test -race -tags $(TAGS) -count=1 -timeout 30m ./...
+	$(GO) vet -tags "$(TAGS)" ./...
+	$(GO) test -race -tags "$(TAGS)" -count=1 -timeout 30m ./...
 
 # The fuzz targets, each for FUZZTIME (a count of inputs such as 100000x,
 # or a duration; Go 1.26 may fail a duration spuriously at its end,
@@ -47,7 +47,7 @@ FUZZ := FuzzParseStatements:./internal/api FuzzSplit:./internal/sqlite FuzzApply
 fuzz:
 	@set -e; for t in $(FUZZ); do \
 		echo "fuzz $${t%%:*} for $(FUZZTIME)"; \
-		$(GO) test -tags $(TAGS) -run '^$$' -fuzz "^$${t%%:*}$$" -fuzztime $(FUZZTIME) $${t#*:}; \
+		$(GO) test -tags "$(TAGS)" -run '^$$' -fuzz "^$${t%%:*}$$" -fuzztime $(FUZZTIME) $${t#*:}; \
 	done
 
 # The container image (needs docker, or buildah: make image DOCKER=buildah).
@@ -68,7 +68,7 @@ bench: build
 
 # The in-process benchmarks (commit ceiling, point select).
 bench-engine:
-	$(GO) test -tags $(TAGS) -run '^$$' -bench . -benchtime 3s ./internal/engine/
+	$(GO) test -tags "$(TAGS)" -run '^$$' -bench . -benchtime 3s ./internal/engine/
 
 clean:
 	rm -rf bin
