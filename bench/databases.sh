@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Measures how a node grows with its number of databases: creates N idle
-# databases (8 clients) on a fresh node and prints the time taken and the
-# node's resident memory before and after.
+# databases (8 clients, or CLIENTS) on a fresh node and prints the time
+# taken, the node's resident memory before and after, and how long one
+# create took in the first and in the last tenth.
 #
 #   ./bench/databases.sh 1000 10000    # after make build and go build -o bin/load ./bench/load
 #   HASVC=/path/to/other/hasvc FSYNC=2m ./bench/databases.sh 1000   # another build, another policy
@@ -19,7 +20,7 @@ for n in "${@:-1000}"; do
 		curl -fs "http://127.0.0.1:$HTTP_PORT/healthz" >/dev/null 2>&1 && break
 		sleep 0.1
 	done
-	./bin/load -url "http://127.0.0.1:$HTTP_PORT" -token "$(cat "$dir/data/admin.token")" -db idle -scenario dbs -n "$n" -pid "$pid"
+	./bin/load -url "http://127.0.0.1:$HTTP_PORT" -token "$(cat "$dir/data/admin.token")" -db idle -scenario dbs -n "$n" -c "${CLIENTS:-8}" -pid "$pid"
 	kill "$pid"
 	wait "$pid" || true
 	rm -rf "$dir"

@@ -31,7 +31,7 @@ for _ in $(seq 100); do
 	sleep 0.1
 done
 curl -fs "http://$PPROF/debug/pprof/" >/dev/null || { echo "no profiler: build with TAGS='sqlite_preupdate_hook pprof'" >&2; exit 1; }
-./bin/load -url "http://127.0.0.1:$HTTP_PORT" -token "$(cat "$dir/data/admin.token")" -db idle -scenario dbs -n "$N" -pid "$pid"
+./bin/load -url "http://127.0.0.1:$HTTP_PORT" -token "$(cat "$dir/data/admin.token")" -db idle -scenario dbs -n "$N" -c 8 -pid "$pid"
 sleep "$QUIET"
 rss() { awk '/VmRSS/ {printf "%.0f", $2 / 1024}' "/proc/$pid/status"; }
 cpu() { awk '{print $14 + $15}' "/proc/$pid/stat"; }

@@ -29,14 +29,15 @@ func main() {
 	url := flag.String("url", "http://127.0.0.1:8080", "node URL; several, comma-separated, spread the clients over them")
 	token := flag.String("token", "", "bearer token")
 	db := flag.String("db", "bench", "database")
-	scenario := flag.String("scenario", "insert", "insert, select, scan, bare, dbs, lag, feed (n events through one change feed client), feed-idle (n idle feed clients)")
+	scenario := flag.String("scenario", "insert", "insert, select, scan, bare, dbs, lag, feed (n events through one change feed client), feed-idle (n idle feed clients), cold (one query on each of the n databases of dbs), rotate (databases 1..n of dbs in turn at rate/s)")
 	limit := flag.Int("limit", 1000, "rows each scan request reads")
 	clients := flag.Int("c", 16, "concurrent clients")
 	dur := flag.Duration("d", 10*time.Second, "duration")
 	n := flag.Int("n", 1000, "databases to create (dbs); events or clients (feed, feed-idle)")
 	pid := flag.Int("pid", 0, "node process id, for RSS (dbs)")
 	serveBare := flag.String("serve-bare", "", "serve a bare handler on this address and do nothing else")
-	rate := flag.Int("rate", 1000, "writes per second (lag)")
+	sample := flag.Int("sample", 0, "databases of the n to query (cold); 0: all")
+	rate := flag.Int("rate", 1000, "writes per second (lag), queries per second (rotate)")
 	mode := flag.String("mode", "strong", "replication mode of the database the scenario creates")
 	flag.Parse()
 
@@ -95,9 +96,13 @@ func main() {
 			return h.post("/", `{"sql":"SELECT id, name, n FROM users WHERE id = ?","params":[1]}`)
 		})
 	case "dbs":
-		h.databases(*n, *pid)
+		h.databases(*n, *pid, *clients)
 	case "lag":
 		h.lag(*rate, *dur)
+	case "cold":
+		h.cold(*n, *sample, *clients)
+	case "rotate":
+		h.rotate(*n, *rate, *dur)
 	case "feed":
 		h.feedThroughput(*n)
 	case "feed-idle":
@@ -208,15 +213,18 @@ func (h *harness) run(name string, c int, d time.Duration, fn func() (int, error
 
 func ms(d time.Duration) float64 { return float64(d.Microseconds()) / 1000 }
 
-// databases creates n databases from 8 clients and reports the time taken
-// and the node's resident memory before and after.
-func (h *harness) databases(n, pid int) {
+// databases creates n databases from clients clients and reports the time taken,
+// the node's resident memory before and after, and how long a create took
+// (median and p99 of the requests) in the first and the last tenth: a
+// create that costs more as databases accumulate shows there.
+func (h *harness) databases(n, pid, clients int) {
 	before := rss(pid)
 	start := time.Now()
 	var next atomic.Int64
 	var wg sync.WaitGroup
 	var failed atomic.Int64
-	for range 8 {
+	took := make([]time.Duration, n)
+	for range clients {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
@@ -225,7 +233,9 @@ func (h *harness) databases(n, pid int) {
 				if i > int64(n) {
 					return
 				}
+				t := time.Now()
 				status, err := h.post("/databases", fmt.Sprintf(`{"name":"%s-%06d"}`, h.db, i))
+				took[i-1] = time.Since(t)
 				if err != nil || status != 201 {
 					failed.Add(1)
 				}
@@ -233,11 +243,21 @@ func (h *harness) databases(n, pid int) {
 		}()
 	}
 	wg.Wait()
-	took := time.Since(start)
+	total := time.Since(start)
 	time.Sleep(2 * time.Second)
 	after := rss(pid)
 	fmt.Printf("dbs      n=%-6d created in %6.1f s (%5.2f ms each)  RSS %6.0f MB -> %6.0f MB  failed %d\n",
-		n, took.Seconds(), ms(took)/float64(n), float64(before)/1e6, float64(after)/1e6, failed.Load())
+		n, total.Seconds(), ms(total)/float64(n), float64(before)/1e6, float64(after)/1e6, failed.Load())
+	tenth := max(n/10, 1)
+	for _, part := range []struct {
+		name     string
+		from, to int
+	}{{"first", 0, tenth}, {"last", n - tenth, n}} {
+		l := slices.Clone(took[part.from:part.to])
+		slices.Sort(l)
+		fmt.Printf("         %-5s tenth (creates %d-%d): p50 %6.2f ms  p99 %6.2f ms\n",
+			part.name, part.from+1, part.to, ms(l[len(l)/2]), ms(l[min(len(l)-1, len(l)*99/100)]))
+	}
 }
 
 // rss returns the resident set size of process pid in bytes.

@@ -36,7 +36,11 @@ func (m *Main) authorizeNATS(token string) (*broker.Access, error) {
 	if err := p.CheckCreated(db, created); err != nil {
 		return nil, err
 	}
-	return &broker.Access{Database: db, ID: p.ID, Expires: p.ExpiresAt}, nil
+	account, err := eng.NATSAccount(ctx, db)
+	if err != nil {
+		return nil, err
+	}
+	return &broker.Access{Database: db, Account: account, ID: p.ID, Expires: p.ExpiresAt}, nil
 }
 
 // revokeToken returns what POST /tokens/revoke does: put the token (or its

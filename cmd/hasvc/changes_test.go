@@ -270,7 +270,7 @@ func TestChangeFeedSharedTail(t *testing.T) {
 		var info struct {
 			Consumers int `json:"consumer_count"`
 		}
-		if st, err := n.m.engine.JS.Stream(context.Background(), "HASVC_tail"); err == nil {
+		if st, err := dbJS(t, n, "tail").Stream(context.Background(), "HASVC_tail"); err == nil {
 			si, err := st.Info(context.Background())
 			if err == nil {
 				info.Consumers = si.State.Consumers

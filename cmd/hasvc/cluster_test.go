@@ -22,6 +22,7 @@ import (
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 
+	"hasvc/internal/broker"
 	"hasvc/internal/tenant"
 )
 
@@ -576,7 +577,11 @@ func TestReplicationURL(t *testing.T) {
 // findInStream returns the messages of a stream that mention s (debugging
 // aid for failures).
 func findInStream(t *testing.T, n *node, stream, s string) string {
-	nc, err := nats.Connect(n.m.NATSURL(), nats.UserInfo("hasvc", testNATSPass))
+	user := "hasvc"
+	if account, err := n.m.engine.NATSAccount(context.Background(), strings.TrimPrefix(stream, "HASVC_")); err == nil && account != "" {
+		user = broker.AccountUser(user, account)
+	}
+	nc, err := nats.Connect(n.m.NATSURL(), nats.UserInfo(user, testNATSPass))
 	if err != nil {
 		return err.Error()
 	}

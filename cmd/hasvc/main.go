@@ -217,12 +217,40 @@ func (m *Main) Run(ctx context.Context) error {
 		return err
 	}
 	advertise := advertisedHTTP(c.Advertise, m.ln.Addr(), c.TLSCert != "")
+	// The databases' NATS accounts (see engine/accounts.go): the
+	// embedded server has them; on an external server, the accounts of
+	// databases that nodes embedding theirs made are reached as
+	// user@account.
+	connectAccount := func(account string) (*nats.Conn, jetstream.JetStream, error) {
+		var nc *nats.Conn
+		var err error
+		if m.broker != nil {
+			nc, err = m.broker.ConnectAccount(c.Name, account)
+		} else {
+			user := c.NATSUser
+			if user == "" {
+				user = broker.DefaultUser
+			}
+			nc, err = broker.Dial(c.ReplicationURL, c.Name, broker.AccountUser(user, account), c.NATSPass)
+		}
+		if err != nil {
+			return nil, nil, err
+		}
+		js, err := jetstream.New(nc, jetstream.WithPublishAsyncTimeout(2*pubTimeout))
+		if err != nil {
+			nc.Close()
+			return nil, nil, err
+		}
+		return nc, js, nil
+	}
 	m.engine = &engine.Engine{
 		DataDir:            c.DataDir,
 		Memory:             c.Memory,
 		Node:               c.Name,
 		NC:                 m.nc,
 		JS:                 js,
+		ConnectAccount:     connectAccount,
+		Accounts:           m.broker != nil,
 		Registry:           reg,
 		Logger:             m.Logger,
 		IdleTimeout:        c.IdleTimeout,
@@ -251,7 +279,7 @@ func (m *Main) Run(ctx context.Context) error {
 		}
 		if f := b.Flusher(); f != nil { // a nil *Flusher is not a nil Durability
 			m.engine.Durable = f
-			reg.Flush = f.Stream
+			reg.Flush = func(stream string) error { return f.Stream("", stream) }
 		}
 	}
 	if err := m.engine.Open(ctx); err != nil {

@@ -20,6 +20,7 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 
 	"hasvc/internal/auth"
+	"hasvc/internal/broker"
 )
 
 // TestMain lets the test binary run as the hasvc command, so process tests
@@ -276,6 +277,13 @@ func TestFailedBatchCommitsNothing(t *testing.T) {
 // as a CDC consumer would.
 func natsConn(t *testing.T, n *node) *nats.Conn {
 	t.Helper()
+	return natsConnAccount(t, n, "")
+}
+
+// natsConnAccount connects to n's NATS server with the node credential,
+// in account, one of the databases' accounts ("": the global account).
+func natsConnAccount(t *testing.T, n *node, account string) *nats.Conn {
+	t.Helper()
 	pass := []byte(n.m.Config.NATSPass) // a cluster's, given
 	if len(pass) == 0 {
 		var err error
@@ -283,12 +291,31 @@ func natsConn(t *testing.T, n *node) *nats.Conn {
 			t.Fatal(err)
 		}
 	}
-	nc, err := nats.Connect(n.m.NATSURL(), nats.UserInfo("hasvc", strings.TrimSpace(string(pass))))
+	user := "hasvc"
+	if account != "" {
+		user = broker.AccountUser(user, account)
+	}
+	nc, err := nats.Connect(n.m.NATSURL(), nats.UserInfo(user, strings.TrimSpace(string(pass))))
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(nc.Close)
 	return nc
+}
+
+// dbJS returns JetStream in the account of database db's stream and
+// bucket, with the node credential.
+func dbJS(t *testing.T, n *node, db string) jetstream.JetStream {
+	t.Helper()
+	account, err := n.m.engine.NATSAccount(context.Background(), db)
+	if err != nil {
+		t.Fatal(err)
+	}
+	js, err := jetstream.New(natsConnAccount(t, n, account))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return js
 }
 
 // TestChangeStream reads the database's stream with a NATS consumer and
@@ -312,10 +339,7 @@ func TestChangeStream(t *testing.T) {
 		`[{"database":"main","table":"users","columns":["id","name"],"operation":"UPDATE","old_rowid":2,"new_rowid":2,"old_values":[2,"b"],"new_values":[2,"B"]}]`,
 		`[{"database":"main","table":"users","columns":["id","name"],"operation":"DELETE","old_rowid":1,"old_values":[1,"a"]}]`,
 	}
-	js, err := jetstream.New(natsConn(t, n))
-	if err != nil {
-		t.Fatal(err)
-	}
+	js := dbJS(t, n, "cdc")
 	ctx := context.Background()
 	cons, err := js.OrderedConsumer(ctx, "HASVC_cdc", jetstream.OrderedConsumerConfig{FilterSubjects: []string{"hasvc.db.cdc"}})
 	if err != nil {

@@ -9,7 +9,6 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5"
-	"github.com/nats-io/nats.go/jetstream"
 )
 
 // TestPGTransactions checks BEGIN..COMMIT/ROLLBACK, the transaction status
@@ -177,11 +176,7 @@ func TestPGSavepoints(t *testing.T) {
 		t.Fatalf("rows %s", got)
 	}
 	// The stream's message of the transaction holds exactly rows 1 and 3.
-	js, err := jetstream.New(natsConn(t, n))
-	if err != nil {
-		t.Fatal(err)
-	}
-	stream, err := js.Stream(ctx, "HASVC_sp")
+	stream, err := dbJS(t, n, "sp").Stream(ctx, "HASVC_sp")
 	if err != nil {
 		t.Fatal(err)
 	}

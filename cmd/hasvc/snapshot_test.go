@@ -343,11 +343,7 @@ func TestScheduledSnapshotsCluster(t *testing.T) {
 // will: only snapshots hold what they carried.
 func purgeBelow(t *testing.T, n *node, db string, seq uint64) {
 	t.Helper()
-	js, err := jetstream.New(natsConn(t, n))
-	if err != nil {
-		t.Fatal(err)
-	}
-	st, err := js.Stream(context.Background(), "HASVC_"+db)
+	st, err := dbJS(t, n, db).Stream(context.Background(), "HASVC_"+db)
 	if err != nil {
 		t.Fatal(err)
 	}

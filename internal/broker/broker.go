@@ -99,6 +99,7 @@ func Start(cfg Config) (*Server, error) {
 	opts.CustomClientAuthentication = &authenticator{
 		ns: func() *server.Server { return ns }, user: cfg.User, pass: cfg.Password, authorize: cfg.Authorize,
 	}
+	var err error
 	if opts.MaxPayload == 0 {
 		opts.MaxPayload = 8 << 20
 	}
@@ -135,7 +136,10 @@ func Start(cfg Config) (*Server, error) {
 	if cfg.MonitorPort != 0 {
 		opts.HTTPHost, opts.HTTPPort = cfg.Host, cfg.MonitorPort
 	}
-	ns, err := server.NewServer(opts)
+	if opts.Accounts, err = databaseAccounts(); err != nil {
+		return nil, err
+	}
+	ns, err = server.NewServer(opts)
 	if err != nil {
 		return nil, fmt.Errorf("nats server: %w", err)
 	}
@@ -190,9 +194,21 @@ func (s *Server) JetStreamInfo() (*server.JSInfo, error) {
 // credential).
 func (s *Server) ClientURL() string { return s.ns.ClientURL() }
 
-// Connect returns an in-process client connection to the server.
+// Connect returns an in-process client connection to the server, in the
+// global account.
 func (s *Server) Connect(name string) (*nats.Conn, error) {
-	return nats.Connect("", nats.InProcessServer(s.ns), nats.UserInfo(s.user, s.pass), nats.Name(name),
+	return s.ConnectAccount(name, "")
+}
+
+// ConnectAccount returns an in-process client connection to the server in
+// account, one of the databases' accounts (tenant.AccountName), or in the
+// global account if account is "".
+func (s *Server) ConnectAccount(name, account string) (*nats.Conn, error) {
+	user := s.user
+	if account != "" {
+		user = AccountUser(s.user, account)
+	}
+	return nats.Connect("", nats.InProcessServer(s.ns), nats.UserInfo(user, s.pass), nats.Name(name),
 		nats.MaxReconnects(-1))
 }
 

@@ -33,18 +33,16 @@ import (
 // (the registry, snapshots, new databases) flush their streams the same
 // way (a KV bucket and an object store are streams too).
 type Flusher struct {
-	streams string // <store>/<account>/streams
+	store  string // <store>/<account>/streams/<stream>
+	global string // the global account's name: account "" below
 
 	mu     sync.Mutex
 	files  map[string]*streamFiles
 	failed error // the first failed fsync, if any
 }
 
-func newFlusher(store, account string) *Flusher {
-	return &Flusher{
-		streams: filepath.Join(store, account, "streams"),
-		files:   map[string]*streamFiles{},
-	}
+func newFlusher(store, global string) *Flusher {
+	return &Flusher{store: store, global: global, files: map[string]*streamFiles{}}
 }
 
 // streamFiles tracks what of one stream's files is known to be on disk.
@@ -63,15 +61,20 @@ type streamFiles struct {
 	err error
 }
 
-// Stream makes every message the stream named name acknowledged so far
-// durable. Concurrent calls for one stream run one after another, each
-// covering every write acknowledged before it began.
-func (f *Flusher) Stream(name string) error {
+// Stream makes every message the stream named name of account ("": the
+// global account) acknowledged so far durable. Concurrent calls for one
+// stream run one after another, each covering every write acknowledged
+// before it began.
+func (f *Flusher) Stream(account, name string) error {
+	if account == "" {
+		account = f.global
+	}
+	dir := filepath.Join(f.store, account, "streams", name)
 	f.mu.Lock()
-	s := f.files[name]
+	s := f.files[dir]
 	if s == nil {
-		s = &streamFiles{dir: filepath.Join(f.streams, name)}
-		f.files[name] = s
+		s = &streamFiles{dir: dir}
+		f.files[dir] = s
 	}
 	f.mu.Unlock()
 	return f.note(s.flush())
@@ -98,13 +101,18 @@ func (f *Flusher) Err() error {
 	return f.failed
 }
 
-// Release closes what Stream keeps open for the stream name and drops what
-// is known of its files, when its database closes or is deleted (a stream
-// made later under the same name is synced from its first block).
-func (f *Flusher) Release(name string) {
+// Release closes what Stream keeps open for the stream name of account
+// and drops what is known of its files, when its database closes or is
+// deleted (a stream made later under the same name is synced from its
+// first block).
+func (f *Flusher) Release(account, name string) {
+	if account == "" {
+		account = f.global
+	}
+	dir := filepath.Join(f.store, account, "streams", name)
 	f.mu.Lock()
-	s := f.files[name]
-	delete(f.files, name)
+	s := f.files[dir]
+	delete(f.files, dir)
 	f.mu.Unlock()
 	if s != nil {
 		s.mu.Lock()

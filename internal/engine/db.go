@@ -29,6 +29,7 @@ type DB struct {
 	eng    *Engine
 	log    *slog.Logger
 	stream jetstream.Stream
+	nats   *natsAccount // of the stream's account
 
 	writer *sqlite.Conn
 	ops    chan *op
@@ -284,7 +285,7 @@ func (d *DB) close() error {
 	d.cancel()
 	d.wg.Wait()
 	if d.eng.Durable != nil {
-		d.eng.Durable.Release(tenant.StreamName(d.name)) // its writer is gone
+		d.eng.Durable.Release(d.cfg.Account, tenant.StreamName(d.name)) // its writer is gone
 	}
 	var first error
 	d.readerMu.Lock()

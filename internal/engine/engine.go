@@ -22,11 +22,19 @@ import (
 // Engine manages this node's databases. Set the exported fields, then call
 // Open; call Close when done.
 type Engine struct {
-	DataDir  string // SQLite files live in DataDir/db
-	Memory   bool   // keep SQLite copies in memory (the log stays in JetStream)
-	Node     string // node name, written into every change message
-	NC       *nats.Conn
-	JS       jetstream.JetStream
+	DataDir string // SQLite files live in DataDir/db
+	Memory  bool   // keep SQLite copies in memory (the log stays in JetStream)
+	Node    string // node name, written into every change message
+	NC      *nats.Conn
+	JS      jetstream.JetStream
+	// ConnectAccount connects to one of the databases' NATS accounts
+	// (accounts.go); nil: every database lives in NC's account.
+	ConnectAccount func(account string) (*nats.Conn, jetstream.JetStream, error)
+	// Accounts puts new databases in the databases' accounts: the node's
+	// server has them (it embeds it). A node on an external NATS server
+	// puts them in its own account, and reaches the accounts of databases
+	// made by nodes that embed theirs through ConnectAccount.
+	Accounts bool
 	Registry *registry.Registry
 	Logger   *slog.Logger
 	Now      func() time.Time
@@ -72,6 +80,9 @@ type Engine struct {
 	mu  sync.Mutex
 	dbs map[string]*entry
 
+	accountsMu sync.Mutex
+	accounts   map[string]*natsAccount // by name (accounts.go)
+
 	tailMu sync.Mutex
 	tails  map[string]*tail // change feeds' shared tails, by database (tail.go)
 
@@ -94,20 +105,24 @@ type Engine struct {
 }
 
 // Durability makes what JetStream acknowledged durable.
+// A stream is named by its account ("": the node's own) and its name.
 type Durability interface {
-	Stream(name string) error // every message of the stream acknowledged so far
-	Release(name string)      // the stream's writer is gone, or the stream deleted
-	Err() error               // the first fsync that failed, if any
+	Stream(account, name string) error // every message of the stream acknowledged so far
+	Release(account, name string)      // the stream's writer is gone, or the stream deleted
+	Err() error                        // the first fsync that failed, if any
 }
 
-// flush makes what the named streams acknowledged durable (see Durable),
-// for the rare writes of hasvc's own that users are told succeeded.
-func (e *Engine) flush(streams ...string) error {
+// stored names a stream for flush: its account and its name.
+type stored struct{ account, name string }
+
+// flush makes what the streams acknowledged durable (see Durable), for
+// the rare writes of hasvc's own that users are told succeeded.
+func (e *Engine) flush(streams ...stored) error {
 	if e.Durable == nil {
 		return nil
 	}
 	for _, s := range streams {
-		if err := e.Durable.Stream(s); err != nil {
+		if err := e.Durable.Stream(s.account, s.name); err != nil {
 			return tenant.Wrap(tenant.EUNAVAILABLE, err, "stored, but not flushed to disk")
 		}
 	}
@@ -203,6 +218,7 @@ func (e *Engine) Close() error {
 			first = err
 		}
 	}
+	e.closeAccounts()
 	return first
 }
 
@@ -388,7 +404,11 @@ func (e *Engine) openDB(ctx context.Context, name string) (*DB, error) {
 	if err != nil {
 		return nil, err
 	}
-	stream, err := e.JS.Stream(ctx, tenant.StreamName(name))
+	acc, err := e.account(cfg.Account)
+	if err != nil {
+		return nil, err
+	}
+	stream, err := acc.js.Stream(ctx, tenant.StreamName(name))
 	if err != nil {
 		return nil, tenant.Wrap(tenant.EUNAVAILABLE, err, "database stream unavailable: "+err.Error())
 	}
@@ -402,13 +422,13 @@ func (e *Engine) openDB(ctx context.Context, name string) (*DB, error) {
 		// A stream created before hasvc published groups as atomic
 		// batches: allow them now, or go on one message at a time.
 		sc.AllowAtomicPublish = true
-		if _, err := e.JS.UpdateStream(ctx, sc); err == nil {
+		if _, err := acc.js.UpdateStream(ctx, sc); err == nil {
 			atomic = true
 		} else {
 			e.Logger.Warn("stream does not take atomic batches; strong-mode writes publish one at a time", "db", name, "err", err)
 		}
 	}
-	hold, err := e.bootFromSnapshot(ctx, name, stream)
+	hold, err := e.bootFromSnapshot(ctx, cfg, stream)
 	if err != nil {
 		return nil, err
 	}
@@ -462,6 +482,7 @@ func (e *Engine) openDB(ctx context.Context, name string) (*DB, error) {
 		name:       name,
 		cfg:        cfg,
 		eng:        e,
+		nats:       acc,
 		log:        e.Logger.With("db", name),
 		stream:     stream,
 		writer:     w,

@@ -8,6 +8,7 @@ import (
 	"path/filepath"
 	"testing"
 
+	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 
 	"hasvc/internal/broker"
@@ -25,6 +26,13 @@ type testNode struct {
 }
 
 func newTestNode(t testing.TB, dir string) *testNode {
+	t.Helper()
+	return newTestNodeWith(t, dir, false)
+}
+
+// newTestNodeWith is newTestNode whose databases, with accounts, go to the
+// databases' NATS accounts, as a node's with its embedded server do.
+func newTestNodeWith(t testing.TB, dir string, accounts bool) *testNode {
 	t.Helper()
 	srv, err := broker.Start(broker.Config{Name: "t", Host: "127.0.0.1", Port: -1, StoreDir: filepath.Join(dir, "js"), User: "u", Password: "p"})
 	if err != nil {
@@ -44,6 +52,17 @@ func newTestNode(t testing.TB, dir string) *testNode {
 		t.Fatal(err)
 	}
 	e := &Engine{DataDir: dir, Node: "t", NC: nc, JS: js, Registry: reg}
+	if accounts {
+		e.Accounts = true
+		e.ConnectAccount = func(account string) (*nats.Conn, jetstream.JetStream, error) {
+			nc, err := srv.ConnectAccount("test", account)
+			if err != nil {
+				return nil, nil, err
+			}
+			js, err := jetstream.New(nc)
+			return nc, js, err
+		}
+	}
 	if err := e.Open(ctx); err != nil {
 		t.Fatal(err)
 	}

@@ -7,8 +7,6 @@ import (
 	"sync"
 
 	"github.com/nats-io/nats.go/jetstream"
-
-	"hasvc/internal/tenant"
 )
 
 // Feed reads a database's committed transactions, one stream message
@@ -55,12 +53,13 @@ func (e *TrimmedError) Error() string {
 // fromEnd, after its last message (only what is written from now on). A
 // *TrimmedError if the messages after after were trimmed.
 func (e *Engine) Feed(ctx context.Context, name string, after uint64, fromEnd bool) (*Feed, error) {
-	if _, err := e.Registry.Get(ctx, name); err != nil {
+	cfg, err := e.Registry.Get(ctx, name)
+	if err != nil {
 		return nil, err
 	}
-	st, err := e.JS.Stream(ctx, tenant.StreamName(name))
+	st, err := e.streamOf(ctx, cfg)
 	if err != nil {
-		return nil, tenant.Wrap(tenant.EUNAVAILABLE, err, "database stream unavailable: "+err.Error())
+		return nil, err
 	}
 	state := st.CachedInfo().State
 	if fromEnd {

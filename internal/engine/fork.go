@@ -40,7 +40,8 @@ func (e *Engine) Fork(ctx context.Context, cfg tenant.Config, from ForkPoint) (t
 	if err := tenant.ValidateName(from.Database); err != nil {
 		return cfg, 0, err
 	}
-	if _, err := e.Registry.Get(ctx, from.Database); err != nil {
+	srcCfg, err := e.Registry.Get(ctx, from.Database)
+	if err != nil {
 		return cfg, 0, err
 	}
 	if cfg.Name == from.Database {
@@ -50,7 +51,7 @@ func (e *Engine) Fork(ctx context.Context, cfg tenant.Config, from ForkPoint) (t
 	if e.Memory {
 		tmpDir = os.TempDir()
 	}
-	file, at, err := e.forkFile(ctx, from, tmpDir)
+	file, at, err := e.forkFile(ctx, srcCfg, from, tmpDir)
 	if err != nil {
 		return cfg, 0, err
 	}
@@ -59,13 +60,14 @@ func (e *Engine) Fork(ctx context.Context, cfg tenant.Config, from ForkPoint) (t
 	return cfg, at, err
 }
 
-// forkFile builds, in tmpDir, the SQLite file of from's point: a file
-// whose hasvc state is that of a new database (nothing applied).
-func (e *Engine) forkFile(ctx context.Context, from ForkPoint, tmpDir string) (string, uint64, error) {
+// forkFile builds, in tmpDir, the SQLite file of from's point (of the
+// database srcCfg): a file whose hasvc state is that of a new database
+// (nothing applied).
+func (e *Engine) forkFile(ctx context.Context, srcCfg tenant.Config, from ForkPoint, tmpDir string) (string, uint64, error) {
 	src := from.Database
-	st, err := e.JS.Stream(ctx, tenant.StreamName(src))
+	st, err := e.streamOf(ctx, srcCfg)
 	if err != nil {
-		return "", 0, tenant.Wrap(tenant.EUNAVAILABLE, err, "database stream unavailable: "+err.Error())
+		return "", 0, err
 	}
 	state := st.CachedInfo().State
 	seq := state.LastSeq
@@ -80,7 +82,7 @@ func (e *Engine) forkFile(ctx context.Context, from ForkPoint, tmpDir string) (s
 			return "", 0, err
 		}
 	}
-	b, err := e.bucket(ctx, src)
+	b, err := e.bucket(ctx, srcCfg)
 	if err != nil {
 		return "", 0, err
 	}
@@ -238,12 +240,13 @@ func (e *Engine) History(ctx context.Context, name string, limit int) ([]Write, 
 	if err := tenant.ValidateName(name); err != nil {
 		return nil, 0, err
 	}
-	if _, err := e.Registry.Get(ctx, name); err != nil {
+	cfg, err := e.Registry.Get(ctx, name)
+	if err != nil {
 		return nil, 0, err
 	}
-	st, err := e.JS.Stream(ctx, tenant.StreamName(name))
+	st, err := e.streamOf(ctx, cfg)
 	if err != nil {
-		return nil, 0, tenant.Wrap(tenant.EUNAVAILABLE, err, "database stream unavailable: "+err.Error())
+		return nil, 0, err
 	}
 	state := st.CachedInfo().State
 	out := []Write{}

@@ -34,33 +34,41 @@ func (e *Engine) create(ctx context.Context, cfg tenant.Config, seed string) (te
 		return cfg, err
 	}
 	cfg.CreatedAt = e.now().UTC()
+	cfg.Account = e.accountFor(cfg.Name)
 	err := e.Registry.Create(ctx, cfg)
-	if tenant.ErrorCode(err) == tenant.ECONFLICT && e.halfCreated(ctx, cfg.Name) {
-		// An earlier create failed half-way and could not undo itself
-		// (JetStream was unavailable): clear what it left, then create.
-		e.Logger.Warn("removing a half-created database", "db", cfg.Name)
-		if err := e.removeResources(ctx, cfg.Name); err != nil {
-			return cfg, err
+	if tenant.ErrorCode(err) == tenant.ECONFLICT {
+		if old, half := e.halfCreated(ctx, cfg.Name); half {
+			// An earlier create failed half-way and could not undo
+			// itself (JetStream was unavailable): clear what it left
+			// (where it left it), then create.
+			e.Logger.Warn("removing a half-created database", "db", cfg.Name)
+			if err := e.removeResources(ctx, old); err != nil {
+				return cfg, err
+			}
+			if err := e.Registry.Delete(ctx, cfg.Name); err != nil && tenant.ErrorCode(err) != tenant.ENOTFOUND {
+				return cfg, err
+			}
+			err = e.Registry.Create(ctx, cfg)
 		}
-		if err := e.Registry.Delete(ctx, cfg.Name); err != nil && tenant.ErrorCode(err) != tenant.ENOTFOUND {
-			return cfg, err
-		}
-		err = e.Registry.Create(ctx, cfg)
 	}
 	if err != nil {
 		return cfg, err
 	}
 	undo := func(err error) (tenant.Config, error) {
-		e.removeResources(context.Background(), cfg.Name)
+		e.removeResources(context.Background(), cfg)
 		e.Registry.Delete(context.Background(), cfg.Name)
 		return cfg, err
 	}
 	if seed != "" {
-		if err := e.storeSeed(ctx, cfg.Name, cfg.Replicas, seed); err != nil {
+		if err := e.storeSeed(ctx, cfg, seed); err != nil {
 			return undo(err)
 		}
 	}
-	_, err = e.JS.CreateStream(ctx, jetstream.StreamConfig{
+	js, err := e.jsOf(cfg)
+	if err != nil {
+		return undo(err)
+	}
+	_, err = js.CreateStream(ctx, jetstream.StreamConfig{
 		Name:        tenant.StreamName(cfg.Name),
 		Description: "hasvc change log of database " + cfg.Name,
 		Subjects:    []string{tenant.Subject(cfg.Name)},
@@ -94,9 +102,9 @@ func (e *Engine) create(ctx context.Context, cfg tenant.Config, seed string) (te
 		}
 	}
 	// The registry entry, the new stream and (with a seed) the bucket.
-	streams := []string{registry.Stream, tenant.StreamName(cfg.Name)}
+	streams := []stored{{"", registry.Stream}, {cfg.Account, tenant.StreamName(cfg.Name)}}
 	if seed != "" {
-		streams = append(streams, objectStream(cfg.Name))
+		streams = append(streams, stored{cfg.Account, objectStream(cfg.Name)})
 	}
 	if err := e.flush(streams...); err != nil {
 		return cfg, err
@@ -104,10 +112,10 @@ func (e *Engine) create(ctx context.Context, cfg tenant.Config, seed string) (te
 	return cfg, nil
 }
 
-// storeSeed stores the file seed as database name's snapshot at sequence
+// storeSeed stores the file seed as database cfg's snapshot at sequence
 // 0.
-func (e *Engine) storeSeed(ctx context.Context, name string, replicas int, seed string) error {
-	b, err := e.makeBucket(ctx, name, replicas)
+func (e *Engine) storeSeed(ctx context.Context, cfg tenant.Config, seed string) error {
+	b, err := e.makeBucket(ctx, cfg)
 	if err != nil {
 		return err
 	}
@@ -120,7 +128,7 @@ func (e *Engine) storeSeed(ctx context.Context, name string, replicas int, seed 
 	if err != nil {
 		return err
 	}
-	_, err = putSnapshot(ctx, b, f, 0, st.Size(), e.Node, name)
+	_, err = putSnapshot(ctx, b, f, 0, st.Size(), e.Node, cfg.Name)
 	return err
 }
 
@@ -128,16 +136,20 @@ func (e *Engine) storeSeed(ctx context.Context, name string, replicas int, seed 
 // a create in progress (on any node) rather than one that failed half-way.
 const createGrace = time.Minute
 
-// halfCreated reports whether name has a registry entry older than
-// createGrace but no stream: what a create that failed half-way, and
+// halfCreated reports whether name has a registry entry (returned) older
+// than createGrace but no stream: what a create that failed half-way, and
 // could not undo itself, leaves.
-func (e *Engine) halfCreated(ctx context.Context, name string) bool {
+func (e *Engine) halfCreated(ctx context.Context, name string) (tenant.Config, bool) {
 	cfg, err := e.Registry.Get(ctx, name)
 	if err != nil || e.now().Sub(cfg.CreatedAt) < createGrace {
-		return false
+		return cfg, false
 	}
-	_, err = e.JS.Stream(ctx, tenant.StreamName(name))
-	return errors.Is(err, jetstream.ErrStreamNotFound)
+	js, err := e.jsOf(cfg)
+	if err != nil {
+		return cfg, false
+	}
+	_, err = js.Stream(ctx, tenant.StreamName(name))
+	return cfg, errors.Is(err, jetstream.ErrStreamNotFound)
 }
 
 // Delete removes a database everywhere: registry entry, open copy, file,
@@ -146,10 +158,14 @@ func (e *Engine) Delete(ctx context.Context, name string) error {
 	if err := tenant.ValidateName(name); err != nil {
 		return err
 	}
+	cfg, err := e.Registry.Get(ctx, name)
+	if err != nil {
+		return err
+	}
 	if err := e.Registry.Delete(ctx, name); err != nil {
 		return err
 	}
-	return e.removeResources(ctx, name)
+	return e.removeResources(ctx, cfg)
 }
 
 // removeLocalFiles deletes this node's SQLite file of name.
@@ -166,20 +182,25 @@ func (e *Engine) removeLocalFiles(name string) error {
 	return errors.Join(errs...)
 }
 
-// removeResources deletes the file, stream and bucket of name, whichever
-// exist.
-func (e *Engine) removeResources(ctx context.Context, name string) error {
+// removeResources deletes the file, stream and bucket of database cfg,
+// whichever exist.
+func (e *Engine) removeResources(ctx context.Context, cfg tenant.Config) error {
+	name := cfg.Name
 	var errs []error
 	if err := e.withFiles(name, func() error { return e.removeLocalFiles(name) }); err != nil {
 		errs = append(errs, err)
 	}
-	if err := e.JS.DeleteStream(ctx, tenant.StreamName(name)); err != nil && !errors.Is(err, jetstream.ErrStreamNotFound) {
+	js, err := e.jsOf(cfg)
+	if err != nil {
+		return err
+	}
+	if err := js.DeleteStream(ctx, tenant.StreamName(name)); err != nil && !errors.Is(err, jetstream.ErrStreamNotFound) {
 		errs = append(errs, err)
 	}
 	if e.Durable != nil {
-		e.Durable.Release(tenant.StreamName(name))
+		e.Durable.Release(cfg.Account, tenant.StreamName(name))
 	}
-	if err := e.JS.DeleteObjectStore(ctx, tenant.BucketName(name)); err != nil &&
+	if err := js.DeleteObjectStore(ctx, tenant.BucketName(name)); err != nil &&
 		!errors.Is(err, jetstream.ErrStreamNotFound) && !errors.Is(err, jetstream.ErrBucketNotFound) {
 		errs = append(errs, err)
 	}

@@ -111,7 +111,7 @@ func (g *commitGroup) add(p *pending, data []byte) error {
 	if g.strong {
 		opts = append(opts, jetstream.WithExpectLastSequence(g.next-1))
 	}
-	fut, err := g.d.eng.JS.PublishMsgAsync(&nats.Msg{Subject: tenant.Subject(g.d.name), Data: data, Header: p.header}, opts...)
+	fut, err := g.d.nats.js.PublishMsgAsync(&nats.Msg{Subject: tenant.Subject(g.d.name), Data: data, Header: p.header}, opts...)
 	if err != nil {
 		g.next--
 		return publishError(err)
@@ -142,7 +142,7 @@ func (g *commitGroup) awaitStrong(j int, data []byte) {
 	resend := time.NewTimer(resendAfter)
 	defer resend.Stop()
 	again := func() {
-		f, err := g.d.eng.JS.PublishMsgAsync(&nats.Msg{Subject: tenant.Subject(g.d.name), Data: data, Header: p.header}, jetstream.WithExpectLastSequence(p.expect-1))
+		f, err := g.d.nats.js.PublishMsgAsync(&nats.Msg{Subject: tenant.Subject(g.d.name), Data: data, Header: p.header}, jetstream.WithExpectLastSequence(p.expect-1))
 		if err == nil {
 			fut = f
 		}
@@ -288,7 +288,7 @@ func (g *commitGroup) finish(aborted bool) (committed bool) {
 	// them (a copy must never hold on disk what the stream could lose).
 	var flushErr error
 	if d.eng.Durable != nil && slices.ContainsFunc(g.pubs, func(p *pending) bool { return p.acked }) {
-		if err := d.eng.Durable.Stream(tenant.StreamName(d.name)); err != nil {
+		if err := d.eng.Durable.Stream(d.cfg.Account, tenant.StreamName(d.name)); err != nil {
 			d.log.Error("flush the stream to disk", "err", err)
 			flushErr = tenant.Wrap(tenant.EUNAVAILABLE, err, "the write is in the log but could not be flushed to disk; its outcome after a power loss is unknown")
 		}
@@ -486,13 +486,13 @@ func (d *DB) sendBatch(pubs []*pending, last uint64, ctx context.Context) (*nats
 			m.Header.Set(jetstream.ExpectedLastSeqHeader, strconv.FormatUint(last, 10))
 		}
 		if i < len(pubs)-1 {
-			if err := d.eng.NC.PublishMsg(m); err != nil {
+			if err := d.nats.nc.PublishMsg(m); err != nil {
 				return nil, err
 			}
 			continue
 		}
 		m.Header.Set(batchCommitHeader, "1")
-		return d.eng.NC.RequestMsgWithContext(ctx, m)
+		return d.nats.nc.RequestMsgWithContext(ctx, m)
 	}
 	return nil, errors.New("empty batch")
 }

@@ -50,7 +50,7 @@ func (e *Engine) retention(cfg tenant.Config) (keep int, age time.Duration) {
 // reports the first sequence the stream keeps (0: nothing trimmed).
 func (e *Engine) applyRetention(ctx context.Context, cfg tenant.Config) (uint64, error) {
 	keep, age := e.retention(cfg)
-	b, err := e.bucket(ctx, cfg.Name)
+	b, err := e.bucket(ctx, cfg)
 	if err != nil {
 		return 0, err
 	}
@@ -84,7 +84,7 @@ func (e *Engine) applyRetention(ctx context.Context, cfg tenant.Config) (uint64,
 	oldest := list[base].Sequence
 	// Open copies that have not applied up to the oldest kept snapshot
 	// still need the messages before it.
-	st, err := e.JS.Stream(ctx, tenant.StreamName(cfg.Name))
+	st, err := e.streamOf(ctx, cfg)
 	if err != nil {
 		return 0, err
 	}

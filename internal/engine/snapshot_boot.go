@@ -27,7 +27,8 @@ import (
 // message. It does nothing when there is no snapshot to help. In memory
 // mode the copy lives only while a connection holds it: the caller
 // closes hold once it has opened its own.
-func (e *Engine) bootFromSnapshot(ctx context.Context, name string, stream jetstream.Stream) (hold io.Closer, err error) {
+func (e *Engine) bootFromSnapshot(ctx context.Context, cfg tenant.Config, stream jetstream.Stream) (hold io.Closer, err error) {
+	name := cfg.Name
 	path := e.path(name)
 	first := stream.CachedInfo().State.FirstSeq
 	exists := false
@@ -69,7 +70,7 @@ func (e *Engine) bootFromSnapshot(ctx context.Context, name string, stream jetst
 		bctx, cancel = context.WithTimeout(ctx, 2*time.Second)
 		defer cancel()
 	}
-	b, err := e.bucket(bctx, name)
+	b, err := e.bucket(bctx, cfg)
 	var newest *Snapshot
 	if err == nil {
 		newest, err = newestSnapshot(bctx, b)

@@ -81,7 +81,7 @@ func (e *Engine) snapshotRound(ctx context.Context, next, nextTrim map[string]ti
 		}
 		if !e.now().Before(nextTrim[cfg.Name]) {
 			nextTrim[cfg.Name] = e.now().Add(retentionCheck)
-			if e.leads(ctx, cfg.Name) {
+			if e.leads(ctx, cfg) {
 				if _, err := e.applyRetention(ctx, cfg); err != nil {
 					e.Logger.Warn("retention", "db", cfg.Name, "err", err)
 				}
@@ -119,7 +119,7 @@ func (e *Engine) snapshotRound(ctx context.Context, next, nextTrim map[string]ti
 func (e *Engine) scheduledSnapshot(ctx context.Context, cfg tenant.Config, interval time.Duration) (time.Time, error) {
 	name := cfg.Name
 	now := e.now()
-	st, err := e.JS.Stream(ctx, tenant.StreamName(name))
+	st, err := e.streamOf(ctx, cfg)
 	if err != nil {
 		return now, err
 	}
@@ -127,7 +127,7 @@ func (e *Engine) scheduledSnapshot(ctx context.Context, cfg tenant.Config, inter
 	if !e.leader(info) {
 		return now.Add(interval), nil // the leader's node takes it
 	}
-	b, err := e.bucket(ctx, name)
+	b, err := e.bucket(ctx, cfg)
 	if err != nil {
 		return now, err
 	}
@@ -156,9 +156,9 @@ func (e *Engine) scheduledSnapshot(ctx context.Context, cfg tenant.Config, inter
 }
 
 // leads reports whether this node's embedded server leads database
-// name's stream.
-func (e *Engine) leads(ctx context.Context, name string) bool {
-	st, err := e.JS.Stream(ctx, tenant.StreamName(name))
+// cfg's stream.
+func (e *Engine) leads(ctx context.Context, cfg tenant.Config) bool {
+	st, err := e.streamOf(ctx, cfg)
 	return err == nil && e.leader(st.CachedInfo())
 }
 

@@ -47,17 +47,21 @@ func snapshotName(seq uint64) string { return fmt.Sprintf("%s%020d.db.gz", snaps
 
 // bucket opens the database's snapshot bucket.
 func (d *DB) bucket(ctx context.Context) (jetstream.ObjectStore, error) {
-	return d.eng.bucket(ctx, d.name)
+	return d.eng.bucket(ctx, d.cfg)
 }
 
-// bucket opens database name's snapshot bucket; EUNAVAILABLE if it does
+// bucket opens database cfg's snapshot bucket; EUNAVAILABLE if it does
 // not answer. A database's bucket is made with its first snapshot
 // (makeBucket): until then bucket returns nil, which listSnapshots and
 // newestSnapshot take as a bucket without snapshots. Most databases never
 // snapshot; without a bucket each costs JetStream one stream (and, in a
 // cluster, one Raft group) instead of two.
-func (e *Engine) bucket(ctx context.Context, name string) (jetstream.ObjectStore, error) {
-	b, err := e.JS.ObjectStore(ctx, tenant.BucketName(name))
+func (e *Engine) bucket(ctx context.Context, cfg tenant.Config) (jetstream.ObjectStore, error) {
+	js, err := e.jsOf(cfg)
+	if err != nil {
+		return nil, err
+	}
+	b, err := js.ObjectStore(ctx, tenant.BucketName(cfg.Name))
 	if errors.Is(err, jetstream.ErrBucketNotFound) || errors.Is(err, jetstream.ErrStreamNotFound) {
 		return nil, nil
 	}
@@ -70,18 +74,23 @@ func (e *Engine) bucket(ctx context.Context, name string) (jetstream.ObjectStore
 // objectStream names the JetStream stream behind database name's bucket.
 func objectStream(name string) string { return "OBJ_" + tenant.BucketName(name) }
 
-// makeBucket opens database name's snapshot bucket, creating it (with the
+// makeBucket opens database cfg's snapshot bucket, creating it (with the
 // database's replicas) if it is not there yet. Nodes creating it at once
 // all succeed: JetStream takes an identical configuration again.
-func (e *Engine) makeBucket(ctx context.Context, name string, replicas int) (jetstream.ObjectStore, error) {
-	if b, err := e.bucket(ctx, name); b != nil || err != nil {
+func (e *Engine) makeBucket(ctx context.Context, cfg tenant.Config) (jetstream.ObjectStore, error) {
+	if b, err := e.bucket(ctx, cfg); b != nil || err != nil {
 		return b, err
 	}
-	b, err := e.JS.CreateObjectStore(ctx, jetstream.ObjectStoreConfig{
+	js, err := e.jsOf(cfg)
+	if err != nil {
+		return nil, err
+	}
+	name := cfg.Name
+	b, err := js.CreateObjectStore(ctx, jetstream.ObjectStoreConfig{
 		Bucket:      tenant.BucketName(name),
 		Description: "hasvc snapshots of database " + name,
 		Storage:     jetstream.FileStorage,
-		Replicas:    replicas,
+		Replicas:    cfg.Replicas,
 	})
 	if err != nil {
 		return nil, tenant.Wrap(tenant.EUNAVAILABLE, err, "create snapshot bucket: "+err.Error())
@@ -90,7 +99,7 @@ func (e *Engine) makeBucket(ctx context.Context, name string, replicas int) (jet
 	// have elected a leader; a put before that waits for it until its
 	// deadline. Wait here instead, while the caller's time allows.
 	for {
-		st, err := e.JS.Stream(ctx, objectStream(name))
+		st, err := js.Stream(ctx, objectStream(name))
 		if err == nil {
 			if c := st.CachedInfo().Cluster; c == nil || c.Leader != "" {
 				return b, nil
@@ -184,7 +193,7 @@ func snapshotOf(info *jetstream.ObjectInfo) (Snapshot, bool) {
 func (d *DB) TakeSnapshot(ctx context.Context) (s Snapshot, taken bool, err error) {
 	d.snapMu.Lock() // one at a time per database on this node
 	defer d.snapMu.Unlock()
-	b, err := d.eng.makeBucket(ctx, d.name, d.cfg.Replicas)
+	b, err := d.eng.makeBucket(ctx, d.cfg)
 	if err != nil {
 		return Snapshot{}, false, err
 	}
@@ -205,7 +214,7 @@ func (d *DB) TakeSnapshot(ctx context.Context) (s Snapshot, taken bool, err erro
 	}
 	// Retention purges the stream below a snapshot: the snapshot must be
 	// on disk before anyone learns of it.
-	if err := d.eng.flush(objectStream(d.name)); err != nil {
+	if err := d.eng.flush(stored{d.cfg.Account, objectStream(d.name)}); err != nil {
 		return Snapshot{}, false, err
 	}
 	d.log.Info("snapshot stored", "sequence", s.Sequence, "size", s.Size, "compressed", s.Compressed)
@@ -363,10 +372,11 @@ func (e *Engine) TakeSnapshot(ctx context.Context, name string) (Snapshot, bool,
 // Snapshots lists database name's snapshots, newest first. It reads the
 // bucket only: the database's copy need not be open.
 func (e *Engine) Snapshots(ctx context.Context, name string) ([]Snapshot, error) {
-	if _, err := e.Registry.Get(ctx, name); err != nil {
+	cfg, err := e.Registry.Get(ctx, name)
+	if err != nil {
 		return nil, err
 	}
-	b, err := e.bucket(ctx, name)
+	b, err := e.bucket(ctx, cfg)
 	if err != nil {
 		return nil, err
 	}

@@ -33,6 +33,11 @@ type Config struct {
 	// default.
 	Retention *Retention `json:"retention,omitempty"`
 	CreatedAt time.Time  `json:"created_at"`
+	// Account is the NATS account that holds the database's stream and
+	// bucket (AccountOf its name); "" for a database created before
+	// databases had accounts of their own, or on a node that uses an
+	// external NATS server: the account of the node's connection.
+	Account string `json:"account,omitempty"`
 }
 
 // Retention is how much of a database's history is kept: its newest
