@@ -65,6 +65,7 @@ type Config struct {
 	JWTSecret        string
 	JWTKeys          string // keys file: several keys by kid, HS256 or EdDSA
 	IdleTimeout      time.Duration
+	MaxOpenDBs       int
 	PublishTimeout   time.Duration
 	ForwardWrites    bool
 	MaxRequestBytes  int64
@@ -173,6 +174,7 @@ func (c *Config) settings() []setting {
 		{"jwt-secret", "", "HA_JWT_SECRET", "JWT signing secret, at least 32 bytes, shared by a cluster (default: <data-dir>/jwt.key)", &c.JWTSecret},
 		{"jwt-keys", "", "HA_JWT_KEYS", "file of token keys by key id, HS256 or EdDSA (hasvc keygen makes them); reread on SIGHUP; overrides --jwt-secret", &c.JWTKeys},
 		{"idle-timeout", "", "HA_IDLE_TIMEOUT", "close databases unused for this long", &c.IdleTimeout},
+		{"max-open-dbs", "", "HA_MAX_OPEN_DBS", "databases open at once; opening another closes those used least recently (0: a 32nd of the open-file limit)", &c.MaxOpenDBs},
 		{"publish-timeout", "", "HA_PUBLISH_TIMEOUT", "how long a write waits for JetStream's acknowledgement", &c.PublishTimeout},
 		{"forward-writes", "", "HA_FORWARD_WRITES", "in a cluster, run a strong-mode database's writes on the node that leads its stream (false: on the node that takes them, racing the others)", &c.ForwardWrites},
 		{"max-request-bytes", "", "HA_MAX_REQUEST_BYTES", "largest HTTP request body", &c.MaxRequestBytes},
@@ -293,6 +295,9 @@ func (c *Config) Validate() error {
 	}
 	if c.PGIdleTimeout < 0 {
 		errs = append(errs, errors.New("--pg-idle-timeout must not be negative"))
+	}
+	if c.MaxOpenDBs < 0 {
+		errs = append(errs, errors.New("--max-open-dbs must not be negative"))
 	}
 	if c.MaxStatementTime <= 0 || c.MaxStatementTime > tenant.MaxStatementTimeLimit {
 		errs = append(errs, fmt.Errorf("--max-statement-time %v: want more than 0 and up to %v", c.MaxStatementTime, tenant.MaxStatementTimeLimit))

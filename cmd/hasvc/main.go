@@ -254,6 +254,7 @@ func (m *Main) Run(ctx context.Context) error {
 		Registry:           reg,
 		Logger:             m.Logger,
 		IdleTimeout:        c.IdleTimeout,
+		MaxOpen:            c.MaxOpenDBs,
 		PublishTimeout:     c.PublishTimeout,
 		Forward:            c.ForwardWrites,
 		TxIdleTimeout:      c.TxIdleTimeout,
@@ -271,6 +272,12 @@ func (m *Main) Run(ctx context.Context) error {
 	if m.broker != nil {
 		b := m.broker
 		m.engine.JetStreamView = func() (any, error) { return b.JetStreamInfo() }
+		m.engine.StreamCount = func() int {
+			if info, err := b.JetStreamInfo(); err == nil {
+				return info.Streams
+			}
+			return 0
+		}
 		m.engine.ClusterSize = func() int {
 			if info, err := b.JetStreamInfo(); err == nil && info.Meta != nil {
 				return info.Meta.Size

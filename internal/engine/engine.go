@@ -54,6 +54,10 @@ type Engine struct {
 	Replicas       int           // default stream replicas for new databases
 	Readers        int           // reader connections per database
 	IdleTimeout    time.Duration // close databases unused this long (not in memory mode)
+	MaxOpen        int           // databases open at once (openset.go); 0: from the open-file limit
+	// StreamCount, if set, counts the streams of the embedded NATS
+	// server, each holding a file (openset.go).
+	StreamCount func() int
 	PublishTimeout time.Duration // how long a write waits for JetStream
 	TxIdleTimeout  time.Duration // how long an interactive transaction may hold the writer idle (default DefaultTxIdleTimeout)
 	// MaxStatementTime bounds a request or statement of a database whose
@@ -80,6 +84,13 @@ type Engine struct {
 	mu  sync.Mutex
 	dbs map[string]*entry
 
+	// autoMaxOpen: MaxOpen was left to its default, which openBudget
+	// (the files the NATS server's streams leave, counted at
+	// openBudgetAt, unix ns) may lower.
+	autoMaxOpen  bool
+	openBudget   atomic.Int64
+	openBudgetAt atomic.Int64
+
 	accountsMu sync.Mutex
 	accounts   map[string]*natsAccount // by name (accounts.go)
 
@@ -102,31 +113,6 @@ type Engine struct {
 
 	stop chan struct{}
 	wg   sync.WaitGroup
-}
-
-// Durability makes what JetStream acknowledged durable.
-// A stream is named by its account ("": the node's own) and its name.
-type Durability interface {
-	Stream(account, name string) error // every message of the stream acknowledged so far
-	Release(account, name string)      // the stream's writer is gone, or the stream deleted
-	Err() error                        // the first fsync that failed, if any
-}
-
-// stored names a stream for flush: its account and its name.
-type stored struct{ account, name string }
-
-// flush makes what the streams acknowledged durable (see Durable), for
-// the rare writes of hasvc's own that users are told succeeded.
-func (e *Engine) flush(streams ...stored) error {
-	if e.Durable == nil {
-		return nil
-	}
-	for _, s := range streams {
-		if err := e.Durable.Stream(s.account, s.name); err != nil {
-			return tenant.Wrap(tenant.EUNAVAILABLE, err, "stored, but not flushed to disk")
-		}
-	}
-	return nil
 }
 
 // entry is a database in the open set. ready is closed once db or err is
@@ -174,6 +160,9 @@ func (e *Engine) Open(ctx context.Context) error {
 	}
 	if e.Readers <= 0 {
 		e.Readers = 4
+	}
+	if e.MaxOpen == 0 && !e.Memory {
+		e.MaxOpen, e.autoMaxOpen = defaultMaxOpen(), true
 	}
 	if e.Replicas <= 0 {
 		e.Replicas = 1
@@ -345,9 +334,22 @@ func (e *Engine) Acquire(ctx context.Context, name string) (*DB, func(), error) 
 		e.mu.Lock()
 		ent, ok := e.dbs[name]
 		if !ok {
+			e.mu.Unlock()
+			e.refreshOpenBudget()
+			e.mu.Lock()
+			if ent, ok = e.dbs[name]; ok {
+				e.mu.Unlock()
+				continue
+			}
+			closing, err := e.makeRoom()
+			if err != nil {
+				e.mu.Unlock()
+				return nil, nil, err
+			}
 			ent = newEntry()
 			e.dbs[name] = ent
 			e.mu.Unlock()
+			e.closeLater(closing)
 			ent.db, ent.err = e.openDB(ctx, name)
 			e.mu.Lock()
 			if ent.err != nil {
@@ -560,42 +562,6 @@ func prepareFile(c *sqlite.Conn) error {
 		}
 		return nil
 	})
-}
-
-// closeIdle closes databases nobody used for IdleTimeout, so that a node
-// with thousands of databases keeps only the busy ones open.
-func (e *Engine) closeIdle() {
-	defer e.wg.Done()
-	tick := time.NewTicker(max(e.IdleTimeout/4, 100*time.Millisecond))
-	defer tick.Stop()
-	for {
-		select {
-		case <-e.stop:
-			return
-		case <-tick.C:
-		}
-		var idle []*DB
-		e.mu.Lock()
-		now := e.now()
-		for name, ent := range e.dbs {
-			select {
-			case <-ent.ready:
-			default:
-				continue
-			}
-			if ent.db != nil && ent.refs == 0 && !ent.closing && now.Sub(ent.lastUsed) > e.IdleTimeout {
-				ent.closing = true
-				e.remove(name, ent)
-				idle = append(idle, ent.db)
-			}
-		}
-		e.mu.Unlock()
-		for _, db := range idle {
-			if err := db.close(); err != nil {
-				e.Logger.Error("close idle database", "db", db.name, "err", err)
-			}
-		}
-	}
 }
 
 // Info describes a database for its owner.
