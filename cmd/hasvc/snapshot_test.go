@@ -259,7 +259,10 @@ func TestScheduledSnapshots(t *testing.T) {
 			t.Errorf("snapshots %v apart: %+v", gap, busy)
 		}
 	}
-	if got := n.listSnapshots("hourly"); len(got) != 1 || got[0].Node == "" {
+	// Under the node's default, at most the one snapshot: none if the
+	// scheduler looked at the new database before its first write (then
+	// nothing had changed, and it looks again in an hour).
+	if got := n.listSnapshots("hourly"); len(got) > 1 || len(got) == 1 && got[0].Node == "" {
 		t.Errorf("node default of an hour: %+v", got)
 	}
 	// Idle: no new snapshot, however many intervals pass.
