@@ -30,10 +30,10 @@ type Engine struct {
 	// ConnectAccount connects to one of the databases' NATS accounts
 	// (accounts.go); nil: every database lives in NC's account.
 	ConnectAccount func(account string) (*nats.Conn, jetstream.JetStream, error)
-	// Accounts puts new databases in the databases' accounts: the node's
-	// server has them (it embeds it). A node on an external NATS server
-	// puts them in its own account, and reaches the accounts of databases
-	// made by nodes that embed theirs through ConnectAccount.
+	// Accounts puts new databases in the databases' accounts (set on a
+	// node that embeds its server and has no cluster). Otherwise they go
+	// to the node's own account; the databases' accounts of those made
+	// elsewhere are reached through ConnectAccount.
 	Accounts bool
 	Registry *registry.Registry
 	Logger   *slog.Logger
@@ -51,13 +51,13 @@ type Engine struct {
 	// less.
 	Durable Durability
 
-	Replicas       int           // default stream replicas for new databases
-	Readers        int           // reader connections per database
-	IdleTimeout    time.Duration // close databases unused this long (not in memory mode)
-	MaxOpen        int           // databases open at once (openset.go); 0: from the open-file limit
+	Replicas    int           // default stream replicas for new databases
+	Readers     int           // reader connections per database
+	IdleTimeout time.Duration // close databases unused this long (not in memory mode)
+	MaxOpen     int           // databases open at once (openset.go); 0: from the open-file limit
 	// StreamCount, if set, counts the streams of the embedded NATS
 	// server, each holding a file (openset.go).
-	StreamCount func() int
+	StreamCount    func() int
 	PublishTimeout time.Duration // how long a write waits for JetStream
 	TxIdleTimeout  time.Duration // how long an interactive transaction may hold the writer idle (default DefaultTxIdleTimeout)
 	// MaxStatementTime bounds a request or statement of a database whose
