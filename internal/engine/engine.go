@@ -406,13 +406,13 @@ func (e *Engine) openDB(ctx context.Context, name string) (*DB, error) {
 	if err != nil {
 		return nil, err
 	}
-	acc, err := e.account(cfg.Account)
+	stream, err := e.streamOf(ctx, cfg)
 	if err != nil {
 		return nil, err
 	}
-	stream, err := acc.js.Stream(ctx, tenant.StreamName(name))
+	acc, err := e.account(cfg.Account) // connected by streamOf
 	if err != nil {
-		return nil, tenant.Wrap(tenant.EUNAVAILABLE, err, "database stream unavailable: "+err.Error())
+		return nil, err
 	}
 	// A strong-mode write group goes to a replicated stream as one atomic
 	// batch: one round trip to a quorum instead of one per request. A
