@@ -8,6 +8,7 @@
 #   make build && go build -o bin/load ./bench/load && ./bench/cluster.sh
 #   ROUNDS=3 DURATION=8s ./bench/cluster.sh   # report the median round
 #   FORWARD=false ./bench/cluster.sh          # nodes race for the stream instead of forwarding writes
+#   DENSITY=2000 ./bench/cluster.sh           # instead: 2,000 idle databases (3 replicas), then each node's RSS and idle CPU
 set -euo pipefail
 cd "$(dirname "$0")/.."
 DURATION=${DURATION:-10s}
@@ -19,12 +20,14 @@ dir=$(mktemp -d)
 trap 'kill $(jobs -p) 2>/dev/null || true; wait 2>/dev/null || true; rm -rf "$dir"' EXIT
 export HA_NATS_PASS=bench-cluster HA_JWT_SECRET=0123456789abcdef0123456789abcdef-bench
 urls=()
+pids=()
 for i in 1 2 3; do
 	peers=()
 	for j in 1 2 3; do [[ $j != "$i" ]] && peers+=("127.0.0.1:$((base + 20 + j))"); done
 	./bin/hasvc --name "node$i" --host 127.0.0.1 --port "$((base + i))" --nats-port "$((base + 10 + i))" --pg-port 0 \
 		--cluster-port "$((base + 20 + i))" --join "$(IFS=,; echo "${peers[*]}")" \
 		--data-dir "$dir/data$i" --fsync "$FSYNC" --forward-writes="$FORWARD" --log-level error >"$dir/node$i.log" 2>&1 &
+	pids+=("$!")
 	urls+=("http://127.0.0.1:$((base + i))")
 done
 for u in "${urls[@]}"; do
@@ -52,6 +55,25 @@ follower() {
 		[[ $u != "$l" ]] && { echo "$u"; return; }
 	done
 }
+# cpu_ticks PID: the user and system clock ticks process PID has used.
+cpu_ticks() {
+	awk '{print $14 + $15}' "/proc/$1/stat"
+}
+if [[ -n ${DENSITY:-} ]]; then
+	echo "# $(date -u +%F) $(nproc) cores, 3 nodes on this machine, $DENSITY idle databases with the default replicas, fsync=$FSYNC"
+	for k in 0 1 2; do echo "node$((k + 1)) before: RSS $(($(ps -o rss= -p "${pids[$k]}") / 1024)) MB"; done
+	./bin/load -url "${urls[0]}" -token "$token" -db idle -scenario dbs -n "$DENSITY" -c "${CLIENTS:-8}" -pid "${pids[0]}"
+	sleep "${IDLE:-60}"
+	hz=$(getconf CLK_TCK)
+	before=()
+	for k in 0 1 2; do before+=("$(cpu_ticks "${pids[$k]}")"); done
+	sleep 30
+	for k in 0 1 2; do
+		used=$(($(cpu_ticks "${pids[$k]}") - before[k]))
+		echo "node$((k + 1)) idle: RSS $(($(ps -o rss= -p "${pids[$k]}") / 1024)) MB, CPU $(awk -v t="$used" -v hz="$hz" 'BEGIN{printf "%.1f", 100 * t / hz / 30}')% of a core over 30 s"
+	done
+	exit 0
+fi
 echo "# $(date -u +%F) $(nproc) cores, 3 nodes on this machine, strong mode, fsync=$FSYNC, forward-writes=$FORWARD, ${DURATION} per scenario"
 for r in $(seq "$ROUNDS"); do
 	echo "## round $r"

@@ -260,12 +260,15 @@ type write struct {
 func (nc *netCluster) runScenario(db, mode string, fault func(leader int) (healed time.Time)) outcome {
 	t := nc.t
 	// Creation answers 503 while JetStream's leaders settle after the
-	// last scenario: tried again, as a client would.
-	for deadline := time.Now().Add(60 * time.Second); ; time.Sleep(500 * time.Millisecond) {
+	// last scenario: tried again, as a client would. The same request
+	// again finishes a create that answered 503 half-way (201), or finds
+	// it finished after all (409).
+	for deadline, refused := time.Now().Add(60*time.Second), false; ; time.Sleep(500 * time.Millisecond) {
 		status, body, err := nc.post(0, "/databases", fmt.Sprintf(`{"name": %q, "mode": %q}`, db, mode))
-		if status == 201 {
+		if status == 201 || status == 409 && refused {
 			break
 		}
+		refused = status == 503
 		if status != 503 || time.Now().After(deadline) {
 			t.Fatalf("create %s: %d %s %v", db, status, body, err)
 		}

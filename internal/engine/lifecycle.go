@@ -36,8 +36,10 @@ func (e *Engine) create(ctx context.Context, cfg tenant.Config, seed string) (te
 	cfg.CreatedAt = e.now().UTC()
 	cfg.Account = e.accountFor(cfg.Name)
 	err := e.Registry.Create(ctx, cfg)
+	finishing := false
 	if tenant.ErrorCode(err) == tenant.ECONFLICT {
-		if old, half := e.halfCreated(ctx, cfg.Name); half {
+		switch old, state := e.unfinished(ctx, cfg.Name); {
+		case state == halfCreated:
 			// An earlier create failed half-way and could not undo
 			// itself (JetStream was unavailable): clear what it left
 			// (where it left it), then create.
@@ -49,14 +51,32 @@ func (e *Engine) create(ctx context.Context, cfg tenant.Config, seed string) (te
 				return cfg, err
 			}
 			err = e.Registry.Create(ctx, cfg)
+		case state == creating && seed == "" && old.SameSettings(cfg):
+			// The same request again, as a client retries one that
+			// answered 503 (whose registry entry may have been written
+			// after all, or not undone): finish that create. Both
+			// finish alike if the first is still running.
+			e.Logger.Info("finishing an unfinished create", "db", cfg.Name)
+			cfg, err, finishing = old, nil, true
 		}
 	}
 	if err != nil {
 		return cfg, err
 	}
 	undo := func(err error) (tenant.Config, error) {
-		e.removeResources(context.Background(), cfg)
-		e.Registry.Delete(context.Background(), cfg.Name)
+		if finishing {
+			// What is there may be the other create's, finished by now:
+			// left as it is, for a retry (or createGrace) to settle.
+			return cfg, err
+		}
+		ctx, cancel := context.WithTimeout(context.Background(), undoTimeout)
+		defer cancel()
+		if uerr := e.removeResources(ctx, cfg); uerr != nil {
+			e.Logger.Warn("undo a failed create", "db", cfg.Name, "err", uerr)
+		}
+		if uerr := e.Registry.Delete(ctx, cfg.Name); uerr != nil && tenant.ErrorCode(uerr) != tenant.ENOTFOUND {
+			e.Logger.Warn("undo a failed create: the registry entry stays until the same create is retried, or for a minute", "db", cfg.Name, "err", uerr)
+		}
 		return cfg, err
 	}
 	if seed != "" {
@@ -136,20 +156,37 @@ func (e *Engine) storeSeed(ctx context.Context, cfg tenant.Config, seed string) 
 // a create in progress (on any node) rather than one that failed half-way.
 const createGrace = time.Minute
 
-// halfCreated reports whether name has a registry entry (returned) older
-// than createGrace but no stream: what a create that failed half-way, and
-// could not undo itself, leaves.
-func (e *Engine) halfCreated(ctx context.Context, name string) (tenant.Config, bool) {
+// undoTimeout bounds how long a failed create spends undoing itself.
+const undoTimeout = 10 * time.Second
+
+// A registry entry's state, as a create that finds it sees it.
+type entryState int
+
+const (
+	created     entryState = iota // it has its stream (or cannot tell)
+	creating                      // no stream, younger than createGrace
+	halfCreated                   // no stream, older than createGrace
+)
+
+// unfinished returns name's registry entry and whether a create of it is
+// finished: with no stream, the entry is a create in progress, or one that
+// failed half-way and could not undo itself (older than createGrace).
+func (e *Engine) unfinished(ctx context.Context, name string) (tenant.Config, entryState) {
 	cfg, err := e.Registry.Get(ctx, name)
-	if err != nil || e.now().Sub(cfg.CreatedAt) < createGrace {
-		return cfg, false
+	if err != nil {
+		return cfg, created
 	}
 	js, err := e.jsOf(cfg)
 	if err != nil {
-		return cfg, false
+		return cfg, created
 	}
-	_, err = js.Stream(ctx, tenant.StreamName(name))
-	return cfg, errors.Is(err, jetstream.ErrStreamNotFound)
+	if _, err = js.Stream(ctx, tenant.StreamName(name)); !errors.Is(err, jetstream.ErrStreamNotFound) {
+		return cfg, created
+	}
+	if e.now().Sub(cfg.CreatedAt) < createGrace {
+		return cfg, creating
+	}
+	return cfg, halfCreated
 }
 
 // Delete removes a database everywhere: registry entry, open copy, file,

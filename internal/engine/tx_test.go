@@ -229,7 +229,10 @@ func TestMetricsWhileOpening(t *testing.T) {
 
 // TestCreateAfterHalfCreate: a registry entry left without a stream by a
 // create that failed half-way does not block the name forever; one still
-// being created (younger than createGrace) is not taken over.
+// being created (younger than createGrace) is not taken over by a create
+// that asks for something else, and is finished by the same request
+// again (a client retrying a create that answered 503); a finished
+// database still answers ECONFLICT to the same request.
 func TestCreateAfterHalfCreate(t *testing.T) {
 	n := newTestNode(t, t.TempDir())
 	ctx := context.Background()
@@ -240,18 +243,26 @@ func TestCreateAfterHalfCreate(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
+	if _, err := n.eng.Create(ctx, tenant.Config{Name: "young", Mode: tenant.ModeEventual}); tenant.ErrorCode(err) != tenant.ECONFLICT {
+		t.Fatalf("another create over a create in progress: %v, want ECONFLICT", err)
+	}
+	if _, err := n.eng.Create(ctx, tenant.Config{Name: "young"}); err != nil {
+		t.Fatalf("the same create again: %v", err)
+	}
 	if _, err := n.eng.Create(ctx, tenant.Config{Name: "young"}); tenant.ErrorCode(err) != tenant.ECONFLICT {
-		t.Fatalf("create over a create in progress: %v, want ECONFLICT", err)
+		t.Fatalf("the same create of a finished database: %v, want ECONFLICT", err)
 	}
 	if _, err := n.eng.Create(ctx, tenant.Config{Name: "old"}); err != nil {
 		t.Fatalf("create over a half-created database: %v", err)
 	}
-	db, release, err := n.eng.Acquire(ctx, "old")
-	if err != nil {
-		t.Fatal(err)
+	for _, name := range []string{"young", "old"} {
+		db, release, err := n.eng.Acquire(ctx, name)
+		if err != nil {
+			t.Fatal(err)
+		}
+		mustExec(t, db, "CREATE TABLE t (x)", nil)
+		release()
 	}
-	defer release()
-	mustExec(t, db, "CREATE TABLE t (x)", nil)
 }
 
 // TestClientShareOfReaders: many concurrent readers taken for one client

@@ -109,6 +109,17 @@ func (c *Config) Normalize() error {
 	return nil
 }
 
+// SameSettings reports whether c and o ask for the same database: every
+// setting a create takes, not when or where it was made.
+func (c Config) SameSettings(o Config) bool {
+	if (c.Retention == nil) != (o.Retention == nil) || c.Retention != nil && *c.Retention != *o.Retention {
+		return false
+	}
+	return c.Name == o.Name && c.Mode == o.Mode && c.Replicas == o.Replicas &&
+		c.MaxStatementTime == o.MaxStatementTime && c.MaxSize == o.MaxSize &&
+		c.SnapshotInterval == o.SnapshotInterval
+}
+
 // MaxNodeSlot is the number of node slots: eventual mode gives node slot n
 // the rowids n·2^43 to (n+1)·2^43 - 1 (RowidRange). Every rowid stays below
 // 2^53, which JSON numbers (JavaScript's) still hold exactly.
