@@ -9,6 +9,7 @@
 #   ROUNDS=3 DURATION=8s ./bench/cluster.sh   # report the median round
 #   FORWARD=false ./bench/cluster.sh          # nodes race for the stream instead of forwarding writes
 #   DENSITY=2000 ./bench/cluster.sh           # instead: 2,000 idle databases (3 replicas), then each node's RSS and idle CPU
+#   PGTX=1 ./bench/cluster.sh                 # instead: pgbench transfers (BEGIN..COMMIT), 12 clients on the leader's node, then spread over the three
 set -euo pipefail
 cd "$(dirname "$0")/.."
 DURATION=${DURATION:-10s}
@@ -24,7 +25,7 @@ pids=()
 for i in 1 2 3; do
 	peers=()
 	for j in 1 2 3; do [[ $j != "$i" ]] && peers+=("127.0.0.1:$((base + 20 + j))"); done
-	./bin/hasvc --name "node$i" --host 127.0.0.1 --port "$((base + i))" --nats-port "$((base + 10 + i))" --pg-port 0 \
+	./bin/hasvc --name "node$i" --host 127.0.0.1 --port "$((base + i))" --nats-port "$((base + 10 + i))" --pg-port "$((base + 30 + i))" \
 		--cluster-port "$((base + 20 + i))" --join "$(IFS=,; echo "${peers[*]}")" \
 		--data-dir "$dir/data$i" --fsync "$FSYNC" --forward-writes="$FORWARD" --log-level error >"$dir/node$i.log" 2>&1 &
 	pids+=("$!")
@@ -71,6 +72,44 @@ if [[ -n ${DENSITY:-} ]]; then
 	for k in 0 1 2; do
 		used=$(($(cpu_ticks "${pids[$k]}") - before[k]))
 		echo "node$((k + 1)) idle: RSS $(($(ps -o rss= -p "${pids[$k]}") / 1024)) MB, CPU $(awk -v t="$used" -v hz="$hz" 'BEGIN{printf "%.1f", 100 * t / hz / 30}')% of a core over 30 s"
+	done
+	exit 0
+fi
+if [[ -n ${PGTX:-} ]]; then
+	# One transfer between two of 100 accounts per transaction; pgbench
+	# runs a transaction that gets 40001 again (up to 16 tries) and
+	# counts it as retried.
+	cat >"$dir/transfer.sql" <<'SQL'
+\set from random(1, 100)
+\set to random(1, 100)
+BEGIN;
+UPDATE accounts SET balance = balance - 1 WHERE id = :from;
+UPDATE accounts SET balance = balance + 1 WHERE id = :to;
+INSERT INTO moves (src, dst) VALUES (:from, :to);
+COMMIT;
+SQL
+	export PGPASSWORD=$token
+	echo "# $(date -u +%F) $(nproc) cores, 3 nodes on this machine, strong mode, fsync=$FSYNC, forward-writes=$FORWARD, pgbench transfers, 12 clients, ${DURATION} per run"
+	for r in $(seq "$ROUNDS"); do
+		echo "## round $r"
+		db="pgtx$r"
+		create "$db"
+		curl -fs -X POST "${urls[0]}/db/$db" -H "Authorization: Bearer $token" -d '[{"sql":"CREATE TABLE accounts (id INTEGER PRIMARY KEY, balance INTEGER NOT NULL)"},{"sql":"CREATE TABLE moves (id INTEGER PRIMARY KEY, src INTEGER, dst INTEGER)"},{"sql":"WITH RECURSIVE s(v) AS (SELECT 1 UNION ALL SELECT v + 1 FROM s WHERE v < 100) INSERT INTO accounts SELECT v, 1000 FROM s"}]' >/dev/null
+		l=$(leader "$db")
+		lp=$((${l##*:} + 30))
+		run() { # PORT CLIENTS
+			pgbench -n -h 127.0.0.1 -p "$1" -U bench -c "$2" -j 1 -T "${DURATION%s}" --max-tries 16 -f "$dir/transfer.sql" "$db" 2>&1 |
+				sed -n 's/^number of transactions actually processed: \([0-9]*\).*/\1/p; s/^number of transactions retried: \([0-9]*\).*/retried \1/p; s/^number of failed transactions: \([0-9]*\).*/failed \1/p' | paste -sd' '
+		}
+		echo "leader ($l): $(run "$lp" 12)"
+		pids_pg=()
+		for k in 1 2 3; do
+			run "$((base + 30 + k))" 4 >"$dir/spread$k" &
+			pids_pg+=("$!")
+		done
+		wait "${pids_pg[@]}"
+		echo "spread: $(cat "$dir/spread1") | $(cat "$dir/spread2") | $(cat "$dir/spread3")"
+		echo "total balance: $(curl -fs -X POST "${urls[0]}/db/$db" -H "Authorization: Bearer $token" -d '{"sql":"SELECT sum(balance) FROM accounts"}' | sed -n 's/.*"rows":\[\[\([0-9]*\)\]\].*/\1/p') (want 100000)"
 	done
 	exit 0
 fi

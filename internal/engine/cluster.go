@@ -107,6 +107,9 @@ func (e *Engine) startCluster(ctx context.Context) error {
 	if e.forwardSub, err = e.NC.Subscribe(forwardSubject+e.Node, e.serveForwarded); err != nil {
 		return err
 	}
+	if e.remoteTxSub, err = e.NC.Subscribe(forwardTxSubject+e.Node, e.serveRemoteTx); err != nil {
+		return err
+	}
 	if err := e.replies.start(e.NC); err != nil {
 		return err
 	}

@@ -110,6 +110,11 @@ type Engine struct {
 	forwarding atomic.Int64 // forwarded requests running here
 	stopping   atomic.Bool  // Close has begun: forwarded requests are turned away
 	replies    replies      // answers to this node's forwarded requests
+	// Interactive transactions forwarded here, and this node's count of
+	// those it forwards (remotetx.go).
+	remoteTxSub *nats.Subscription
+	remoteTxs   servedTxs
+	remoteTxIDs atomic.Uint64
 
 	stop chan struct{}
 	wg   sync.WaitGroup

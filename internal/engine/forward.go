@@ -27,8 +27,9 @@ import (
 // (the global account, which only nodes can use), and answers its client
 // with that node's answer. The leader's node runs the request as its own,
 // through the same commit path; optimistic concurrency stays as the
-// safety net while leadership moves. Reads, pgwire's interactive
-// transactions, imports and eventual-mode writes run where they arrive.
+// safety net while leadership moves. pgwire's interactive transactions
+// move there at their first write (remotetx.go); reads, imports and
+// eventual-mode writes run where they arrive.
 //
 // A forwarded request is not retried once it may have reached the
 // leader: if no answer comes, the client gets EUNAVAILABLE, as it would
@@ -182,17 +183,7 @@ func (d *DB) tryForward(ctx context.Context, stmts []sqlite.Statement, key strin
 func (d *DB) forward(ctx context.Context, node string, stmts []sqlite.Statement, key string) (*ExecResult, error) {
 	req := fwdRequest{DB: d.name, Stmts: make([]fwdStatement, len(stmts)), Key: key}
 	for i, st := range stmts {
-		fs := fwdStatement{SQL: st.SQL}
-		switch p := st.Params.(type) {
-		case []any:
-			fs.Args = p
-		case map[string]any:
-			for k, v := range p {
-				fs.Names = append(fs.Names, k)
-				fs.Args = append(fs.Args, v)
-			}
-		}
-		req.Stmts[i] = fs
+		req.Stmts[i] = toFwdStatement(st)
 	}
 	if dl, ok := ctx.Deadline(); ok {
 		req.Timeout = time.Until(dl)
@@ -201,7 +192,7 @@ func (d *DB) forward(ctx context.Context, node string, stmts []sqlite.Statement,
 	if err != nil {
 		return nil, err
 	}
-	msg, err := d.eng.request(ctx, node, data)
+	msg, err := d.eng.request(ctx, forwardSubject, node, data)
 	if errors.Is(err, errNotAccepted) || errors.Is(err, errNotForwarded) && !errors.Is(err, errTooLargeToForward) {
 		// Writes run here until the leader is known again.
 		// Asked again (in the background) after leaderFresh: with
@@ -217,14 +208,7 @@ func (d *DB) forward(ctx context.Context, node string, stmts []sqlite.Statement,
 	if err := json.Unmarshal(msg.Data, &rep); err != nil {
 		return nil, fmt.Errorf("answer of node %s: %w", node, err)
 	}
-	if rep.Code != "" {
-		err := tenant.Errorf(rep.Code, "%s", rep.Message)
-		if rep.SQLite != nil {
-			err = tenant.Wrap(rep.Code, &sqlite.Error{Code: rep.SQLite.Code, Kind: rep.SQLite.Kind, Message: rep.SQLite.Message}, rep.Message)
-		}
-		if rep.Statement != nil {
-			err = tenant.AtStatement(err, *rep.Statement)
-		}
+	if err := rep.err(); err != nil {
 		return nil, err
 	}
 	res := &ExecResult{Seq: rep.Seq, Results: fromFwdResults(rep.Results), Replayed: rep.Replayed}
@@ -242,15 +226,16 @@ func (d *DB) forward(ctx context.Context, node string, stmts []sqlite.Statement,
 	return res, nil
 }
 
-// request sends a forwarded request to node and waits for its answer.
+// request sends a forwarded request to node (on subject+node) and waits
+// for its answer.
 // The node says at once that it took the request; a node that does not
 // within the publish timeout is taken for unreachable (EUNAVAILABLE),
 // and one that cannot be reached at all for gone (errNotForwarded). Past
 // acceptance, the wait lasts as long as the caller's.
-func (e *Engine) request(ctx context.Context, node string, data []byte) (*nats.Msg, error) {
+func (e *Engine) request(ctx context.Context, subject, node string, data []byte) (*nats.Msg, error) {
 	id, replies := e.replies.wait()
 	defer e.replies.done(id)
-	msg := &nats.Msg{Subject: forwardSubject + node, Reply: e.replies.prefix + id, Data: data, Header: nats.Header{}}
+	msg := &nats.Msg{Subject: subject + node, Reply: e.replies.prefix + id, Data: data, Header: nats.Header{}}
 	msg.Header.Set(sentHeader, strconv.FormatInt(time.Now().UnixNano(), 10))
 	if err := e.NC.PublishMsg(msg); err != nil {
 		if errors.Is(err, nats.ErrMaxPayload) {
@@ -335,23 +320,28 @@ const (
 	sentHeader     = "Hasvc-Sent"
 )
 
-// serveForwarded runs write requests other nodes forward to this one.
-func (e *Engine) serveForwarded(m *nats.Msg) {
-	// Turned away, not run: while this node stops (the subscription
-	// lasts until the connection closes, so that a request routed here
-	// meanwhile is answered at once rather than lost, its sender waiting
-	// out the acceptance), and when the request is older than its
-	// sender waits for the acceptance (this node was frozen, or the link
-	// slow: the sender told its client the write may still run).
+// accept says to the sender of forwarded request m that this node takes
+// it (see request), or that it does not, and reports which. Turned away,
+// not run: while this node stops (the subscription lasts until the
+// connection closes, so that a request routed here meanwhile is answered
+// at once rather than lost, its sender waiting out the acceptance), and
+// when the request is older than its sender waits for the acceptance
+// (this node was frozen, or the link slow: the sender told its client
+// the write may still run).
+func (e *Engine) accept(m *nats.Msg) bool {
 	sent, err := strconv.ParseInt(m.Header.Get(sentHeader), 10, 64)
 	if e.stopping.Load() || err == nil && time.Since(time.Unix(0, sent)) > acceptWithin {
 		reply := nats.NewMsg(m.Reply)
 		reply.Header.Set(notTakenHeader, e.Node)
 		m.RespondMsg(reply)
-		return
+		return false
 	}
-	// Acceptance first (see request), then the answer.
-	if err := m.Respond(nil); err != nil {
+	return m.Respond(nil) == nil
+}
+
+// serveForwarded runs write requests other nodes forward to this one.
+func (e *Engine) serveForwarded(m *nats.Msg) {
+	if !e.accept(m) {
 		return
 	}
 	if e.forwarding.Add(1) > maxForwarded {
@@ -368,18 +358,7 @@ func (e *Engine) serveForwarded(m *nats.Msg) {
 		}
 		stmts := make([]sqlite.Statement, len(req.Stmts))
 		for i, fs := range req.Stmts {
-			st := sqlite.Statement{SQL: fs.SQL}
-			switch {
-			case fs.Names != nil:
-				named := make(map[string]any, len(fs.Names))
-				for j, k := range fs.Names {
-					named[k] = fs.Args[j]
-				}
-				st.Params = named
-			case fs.Args != nil:
-				st.Params = []any(fs.Args)
-			}
-			stmts[i] = st
+			stmts[i] = fs.statement()
 		}
 		timeout := req.Timeout
 		if timeout <= 0 {
@@ -395,17 +374,16 @@ func (e *Engine) serveForwarded(m *nats.Msg) {
 func (e *Engine) replyForwarded(m *nats.Msg, res *ExecResult, err error) {
 	var rep fwdReply
 	if err != nil {
-		rep.Code, rep.Message = tenant.ErrorCode(err), tenant.ErrorMessage(err)
-		if i := tenant.ErrorStatement(err); i >= 0 {
-			rep.Statement = &i
-		}
-		var se *sqlite.Error
-		if errors.As(err, &se) {
-			rep.SQLite = &fwdSQLiteError{Code: se.Code, Kind: se.Kind, Message: se.Message}
-		}
+		rep.setErr(err)
 	} else {
 		rep.Seq, rep.Replayed, rep.Results = res.Seq, res.Replayed, toFwdResults(res.Results)
 	}
+	e.respond(m, rep)
+}
+
+// respond answers a forwarded request with rep, as JSON; an answer larger
+// than NATS carries becomes ETOOLARGE.
+func (e *Engine) respond(m *nats.Msg, rep any) {
 	data, merr := json.Marshal(rep)
 	if merr == nil && len(data) > int(e.NC.MaxPayload()) {
 		data, merr = json.Marshal(fwdReply{Code: tenant.ETOOLARGE, Message: fmt.Sprintf("the answer (%d bytes) is over the %d bytes a node may send another", len(data), e.NC.MaxPayload())})
@@ -414,6 +392,33 @@ func (e *Engine) replyForwarded(m *nats.Msg, res *ExecResult, err error) {
 		data, _ = json.Marshal(fwdReply{Code: tenant.EINTERNAL, Message: merr.Error()})
 	}
 	if err := m.Respond(data); err != nil {
-		e.Logger.Warn("answer a forwarded write", "err", err)
+		e.Logger.Warn("answer a forwarded request", "err", err)
 	}
+}
+
+// setErr puts err in rep, with its statement and SQLite's own error.
+func (rep *fwdReply) setErr(err error) {
+	rep.Code, rep.Message = tenant.ErrorCode(err), tenant.ErrorMessage(err)
+	if i := tenant.ErrorStatement(err); i >= 0 {
+		rep.Statement = &i
+	}
+	var se *sqlite.Error
+	if errors.As(err, &se) {
+		rep.SQLite = &fwdSQLiteError{Code: se.Code, Kind: se.Kind, Message: se.Message}
+	}
+}
+
+// err is the error rep carries, as setErr put it there; nil if none.
+func (rep *fwdReply) err() error {
+	if rep.Code == "" {
+		return nil
+	}
+	err := tenant.Errorf(rep.Code, "%s", rep.Message)
+	if rep.SQLite != nil {
+		err = tenant.Wrap(rep.Code, &sqlite.Error{Code: rep.SQLite.Code, Kind: rep.SQLite.Kind, Message: rep.SQLite.Message}, rep.Message)
+	}
+	if rep.Statement != nil {
+		err = tenant.AtStatement(err, *rep.Statement)
+	}
+	return err
 }

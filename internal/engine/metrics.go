@@ -14,6 +14,7 @@ type counters struct {
 	applied   atomic.Uint64 // messages from other nodes applied
 	stuck     atomic.Uint64 // databases marked stuck
 	forwarded atomic.Uint64 // write requests this node sent to the node leading their stream
+	txRemote  atomic.Uint64 // interactive transactions this node ran on the node leading their stream
 }
 
 var (
@@ -25,6 +26,7 @@ var (
 	descConflicts = prometheus.NewDesc("hasvc_write_conflicts_total", "Strong-mode writes rolled back and run again because another node's write reached the stream first.", nil, nil)
 	descAppliedN  = prometheus.NewDesc("hasvc_messages_applied_total", "Stream messages from other nodes applied by this node.", nil, nil)
 	descForwarded = prometheus.NewDesc("hasvc_writes_forwarded_total", "Write requests this node forwarded to the node that leads their database's stream.", nil, nil)
+	descTxRemote  = prometheus.NewDesc("hasvc_transactions_forwarded_total", "Interactive (pgwire) transactions that wrote and ran on the node that leads their database's stream, sent there by this node.", nil, nil)
 	descStuckN    = prometheus.NewDesc("hasvc_databases_stuck_total", "Times a database copy was marked stuck on a message it could not apply.", nil, nil)
 )
 
@@ -36,7 +38,7 @@ type collector struct{ e *Engine }
 
 // Describe implements prometheus.Collector.
 func (c collector) Describe(ch chan<- *prometheus.Desc) {
-	for _, d := range []*prometheus.Desc{descOpen, descApplied, descStuck, descLag, descWrites, descConflicts, descForwarded, descAppliedN, descStuckN} {
+	for _, d := range []*prometheus.Desc{descOpen, descApplied, descStuck, descLag, descWrites, descConflicts, descForwarded, descTxRemote, descAppliedN, descStuckN} {
 		ch <- d
 	}
 }
@@ -63,6 +65,7 @@ func (c collector) Collect(ch chan<- prometheus.Metric) {
 	ch <- prometheus.MustNewConstMetric(descConflicts, prometheus.CounterValue, float64(e.counters.conflicts.Load()))
 	ch <- prometheus.MustNewConstMetric(descAppliedN, prometheus.CounterValue, float64(e.counters.applied.Load()))
 	ch <- prometheus.MustNewConstMetric(descForwarded, prometheus.CounterValue, float64(e.counters.forwarded.Load()))
+	ch <- prometheus.MustNewConstMetric(descTxRemote, prometheus.CounterValue, float64(e.counters.txRemote.Load()))
 	ch <- prometheus.MustNewConstMetric(descStuckN, prometheus.CounterValue, float64(e.counters.stuck.Load()))
 }
 

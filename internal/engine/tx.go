@@ -2,6 +2,7 @@ package engine
 
 import (
 	"context"
+	"errors"
 	"time"
 
 	"hasvc/internal/sqlite"
@@ -39,6 +40,10 @@ type Tx struct {
 	reqs chan txReq    // to the writer, once the transaction writes
 	done chan struct{} // closed when the writer has left the transaction
 	err  error         // why the writer ended the transaction by itself
+
+	// remote: the transaction runs on the node that leads the stream
+	// (remotetx.go), not on this node's writer.
+	remote *remoteTx
 }
 
 type txReq struct {
@@ -90,7 +95,7 @@ func (t *Tx) RollbackTo(ctx context.Context, name string) error {
 }
 
 func (t *Tx) savepointReq(ctx context.Context, op savepointOp, name string) error {
-	if t.reqs == nil {
+	if !t.Writing() {
 		// The transaction has only read: a savepoint holds no changes yet,
 		// so it is a name until the transaction moves to the writer.
 		i := len(t.readSavepoints) - 1
@@ -150,13 +155,13 @@ func (d *DB) Begin(readOnly bool) *Tx {
 }
 
 // Writing reports whether the transaction holds the writer.
-func (t *Tx) Writing() bool { return t.reqs != nil }
+func (t *Tx) Writing() bool { return t.reqs != nil || t.remote != nil }
 
 // Exec runs one statement in the transaction.
 func (t *Tx) Exec(ctx context.Context, st sqlite.Statement) (*sqlite.Result, error) {
 	ctx, cancel := context.WithTimeout(ctx, t.d.statementTime())
 	defer cancel()
-	if t.reqs == nil {
+	if !t.Writing() {
 		res, isRead, err := t.read(ctx, st)
 		if isRead {
 			return res, err
@@ -183,7 +188,7 @@ func (t *Tx) Exec(ctx context.Context, st sqlite.Statement) (*sqlite.Result, err
 func (t *Tx) Describe(ctx context.Context, sql string, opts sqlite.DescribeOptions) (*sqlite.Description, error) {
 	ctx, cancel := context.WithTimeout(ctx, t.d.statementTime())
 	defer cancel()
-	if t.reqs == nil {
+	if !t.Writing() {
 		if t.r != nil {
 			// Its own reader: waiting for another while holding one could
 			// wait for ever.
@@ -201,7 +206,7 @@ func (t *Tx) Describe(ctx context.Context, sql string, opts sqlite.DescribeOptio
 // Commit commits the transaction and returns the stream sequence of its
 // message (0 if it wrote nothing).
 func (t *Tx) Commit(ctx context.Context) (uint64, error) {
-	if t.reqs == nil {
+	if !t.Writing() {
 		t.endRead()
 		return 0, nil
 	}
@@ -215,7 +220,7 @@ func (t *Tx) Commit(ctx context.Context) (uint64, error) {
 // Rollback ends the transaction, discarding its changes. It is safe to call
 // on a transaction that already ended.
 func (t *Tx) Rollback() {
-	if t.reqs == nil {
+	if !t.Writing() {
 		t.endRead()
 		return
 	}
@@ -271,7 +276,7 @@ func (t *Tx) read(ctx context.Context, st sqlite.Statement) (*sqlite.Result, boo
 // its snapshot's reader if it has one, else alone on a reader.
 func (t *Tx) Inspect(ctx context.Context, st sqlite.Statement) (*sqlite.Result, error) {
 	switch {
-	case t.reqs != nil:
+	case t.Writing():
 		rep, err := t.send(ctx, txReq{st: &st})
 		if err != nil {
 			return nil, err
@@ -302,8 +307,20 @@ func (t *Tx) endRead() {
 	t.d.putTxReader(r)
 }
 
-// toWriter moves the transaction to the writer.
+// toWriter moves the transaction to the writer: the writer of the node
+// that leads the stream if writes go there and the transaction has not
+// read (remotetx.go), else this node's.
 func (t *Tx) toWriter(ctx context.Context) error {
+	if node := t.d.forwardTo(ctx); node != "" && t.r == nil {
+		if err := t.toRemote(ctx, node); !errors.Is(err, errNotForwarded) {
+			return err
+		}
+	}
+	return t.toLocalWriter(ctx)
+}
+
+// toLocalWriter moves the transaction to this node's writer.
+func (t *Tx) toLocalWriter(ctx context.Context) error {
 	d := t.d
 	hadRead := t.r != nil
 	t.endRead()
@@ -352,6 +369,9 @@ func (t *Tx) toWriter(ctx context.Context) error {
 
 // send hands a request to the writer and waits for its answer.
 func (t *Tx) send(ctx context.Context, req txReq) (txReply, error) {
+	if t.remote != nil {
+		return t.remote.send(ctx, t.d, req)
+	}
 	req.ctx = ctx
 	req.reply = make(chan txReply, 1)
 	select {
