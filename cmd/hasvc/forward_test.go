@@ -277,6 +277,13 @@ func TestClusterForwardedTransactions(t *testing.T) {
 					who := fmt.Sprintf("n%d-w%d-%d", i+1, w, j)
 					from, to := (i+w+j)%10+1, (i+2*w+j)%10+1
 					err := pgx.BeginFunc(ctx, c, func(tx pgx.Tx) error {
+						if j%4 == 0 {
+							// A savepoint before the first write goes
+							// with it.
+							if _, err := tx.Exec(ctx, "SAVEPOINT first"); err != nil {
+								return err
+							}
+						}
 						var left int64
 						if err := tx.QueryRow(ctx, "UPDATE accounts SET balance = balance - 3 WHERE id = $1 AND balance >= 3 RETURNING balance", from).Scan(&left); err != nil {
 							return err

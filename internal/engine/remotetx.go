@@ -21,10 +21,10 @@ import (
 // would race the leader's node for the stream's next sequence, as a
 // single write would (forward.go), and lose its whole transaction to
 // every race. So at its first write it moves not to this node's writer
-// but to the leader's node: that node begins an ordinary Tx on its own
-// writer (remote), and this one sends it each later statement, describe
-// and savepoint, then the commit or rollback, over NATS request/reply on
-// forwardTxSubject+<node>. Everything a Tx keeps holds there: it holds the
+// but to the leader's node: this node sends it that statement with a
+// request to begin an ordinary Tx on its own writer (remote), then each
+// later statement, describe and savepoint, then the commit or rollback,
+// over NATS request/reply on forwardTxSubject+<node>. Everything a Tx keeps holds there: it holds the
 // writer, and the idle timeout rolls back a transaction whose origin went
 // away.
 //
@@ -39,14 +39,13 @@ import (
 // Failures: a request that gets no answer in time leaves the transaction's
 // state unknown. The transaction fails with EUNAVAILABLE, and so does each
 // later statement; a commit without an answer may or may not have
-// committed, as a forwarded write. A begin that no node takes (the leader's
-// node stopped) runs the transaction here instead.
+// committed, as a forwarded write. A first request that no node takes (the
+// leader's node stopped) runs the transaction here instead.
 
 const forwardTxSubject = "hasvc.tx."
 
 // Operations on a remote transaction.
 const (
-	rtxBegin     = "begin"
 	rtxExec      = "exec"
 	rtxDescribe  = "describe"
 	rtxSavepoint = "savepoint"
@@ -55,8 +54,10 @@ const (
 )
 
 type rtxRequest struct {
-	DB        string        `json:"db"`
-	ID        string        `json:"id"`
+	DB string `json:"db"`
+	ID string `json:"id"`
+	// Begin: the transaction's first request, which begins it first.
+	Begin     bool          `json:"begin,omitempty"`
 	Op        string        `json:"op"`
 	Stmt      *fwdStatement `json:"stmt,omitempty"`
 	Savepoint savepointOp   `json:"savepoint,omitempty"`
@@ -70,6 +71,9 @@ type rtxRequest struct {
 type rtxReply struct {
 	fwdReply
 	Desc *fwdDescription `json:"desc,omitempty"`
+	// Began: the request began the transaction (else the error is why
+	// it could not).
+	Began bool `json:"began,omitempty"`
 }
 
 type fwdDescription struct {
@@ -84,27 +88,36 @@ type fwdDescription struct {
 type remoteTx struct {
 	node  string
 	id    string
+	begun bool  // the other node has begun it
 	ended bool  // committed or rolled back
 	lost  error // a request got no answer: the transaction's state is unknown
 }
 
-// toRemote moves t to a transaction on node, which leads the stream. It
-// returns an error wrapping errNotForwarded if node did not take it: the
-// transaction goes to this node's writer instead.
-func (t *Tx) toRemote(ctx context.Context, node string) error {
+// toRemote moves t to a transaction on node, which leads the stream. The
+// transaction begins there with its first request (sendRemote).
+func (t *Tx) toRemote(node string) {
 	e := t.d.eng
-	req := rtxRequest{Op: rtxBegin}
-	rt := &remoteTx{node: node, id: e.Node + "." + strconv.FormatUint(e.remoteTxIDs.Add(1), 36)}
-	if _, err := rt.do(ctx, t.d, req); err != nil {
-		if tenant.ErrorCode(err) == tenant.EUNAVAILABLE && errors.Is(err, errNotAccepted) || tenant.ErrorCode(err) == tenant.ETIMEOUT {
-			// No answer: the other node may have begun it after all.
-			go rt.abandon(t.d)
-		}
-		return err
+	t.remote = &remoteTx{node: node, id: e.Node + "." + strconv.FormatUint(e.remoteTxIDs.Add(1), 36)}
+}
+
+// sendRemote runs req in the remote transaction. If its first request
+// does not begin it, the transaction is no longer remote: it runs on this
+// node's writer if no node took the request (the leader's node stopped),
+// and fails with the reason the other node gave otherwise.
+func (t *Tx) sendRemote(ctx context.Context, req txReq) (txReply, error) {
+	rt := t.remote
+	rep, err := rt.send(ctx, t.d, req)
+	if rt.begun || rt.lost != nil || rt.ended {
+		return rep, err
 	}
-	t.remote = rt
-	e.counters.txRemote.Add(1)
-	return nil
+	t.remote = nil
+	if !errors.Is(err, errNotForwarded) {
+		return rep, err
+	}
+	if err := t.toLocalWriter(ctx); err != nil {
+		return txReply{}, err
+	}
+	return t.send(ctx, req)
 }
 
 // send runs req in the remote transaction, as Tx.send runs it on this
@@ -117,14 +130,15 @@ func (rt *remoteTx) send(ctx context.Context, d *DB, req txReq) (txReply, error)
 		rt.ended = true
 		go rt.abandon(d)
 		return txReply{}, nil
-	case req.rollback && rt.ended:
+	case req.rollback && (rt.ended || !rt.begun):
+		rt.ended = true
 		return txReply{}, nil
 	case rt.lost != nil:
 		return txReply{}, rt.lost
 	case rt.ended:
 		return txReply{}, tenant.Errorf(tenant.EINVALID, "the transaction has ended")
 	}
-	r := rtxRequest{Op: rtxExec}
+	r := rtxRequest{Op: rtxExec, Begin: !rt.begun}
 	switch {
 	case req.st != nil:
 		fs := toFwdStatement(*req.st)
@@ -142,9 +156,26 @@ func (rt *remoteTx) send(ctx context.Context, d *DB, req txReq) (txReply, error)
 		rt.ended = true
 	}
 	rep, err := rt.do(ctx, d, r)
+	if err == nil && r.Begin {
+		if !rep.Began {
+			return txReply{}, rep.err()
+		}
+		rt.begun = true
+		d.eng.counters.txRemote.Add(1)
+	}
 	if err != nil {
-		if req.rollback {
+		switch {
+		case req.rollback:
 			return txReply{}, nil // the other node rolls it back by itself
+		case r.Begin && errors.Is(err, errNotForwarded):
+			return txReply{}, err // run here (sendRemote)
+		case errors.Is(err, errTooLargeToForward):
+			// Not sent: the transaction goes on without it.
+			return txReply{}, tenant.Errorf(tenant.ETOOLARGE, "the statement is larger than a node may send node %s, which runs this transaction", rt.node)
+		}
+		if r.Begin {
+			// No answer: the other node may have begun it after all.
+			go rt.abandon(d)
 		}
 		if errors.Is(err, errNotForwarded) {
 			err = tenant.Wrap(tenant.EUNAVAILABLE, err, fmt.Sprintf("node %s, which ran the transaction, stopped: it was rolled back", rt.node))
@@ -195,7 +226,7 @@ func (rt *remoteTx) do(ctx context.Context, d *DB, req rtxRequest) (*rtxReply, e
 	}
 	msg, err := d.eng.request(ctx, forwardTxSubject, rt.node, data)
 	if err != nil {
-		if req.Op == rtxBegin && (errors.Is(err, errNotAccepted) || errors.Is(err, errNotForwarded) && !errors.Is(err, errTooLargeToForward)) {
+		if req.Begin && (errors.Is(err, errNotAccepted) || errors.Is(err, errNotForwarded) && !errors.Is(err, errTooLargeToForward)) {
 			d.leader.Store(&leader{node: rt.node, at: time.Now(), unreachable: true})
 		}
 		return nil, err
@@ -203,11 +234,6 @@ func (rt *remoteTx) do(ctx context.Context, d *DB, req rtxRequest) (*rtxReply, e
 	var rep rtxReply
 	if err := json.Unmarshal(msg.Data, &rep); err != nil {
 		return nil, fmt.Errorf("answer of node %s: %w", rt.node, err)
-	}
-	if req.Op == rtxBegin {
-		if err := rep.err(); err != nil {
-			return nil, err
-		}
 	}
 	return &rep, nil
 }
@@ -306,12 +332,16 @@ func (e *Engine) runRemoteTx(req rtxRequest, rep *rtxReply) error {
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), timeout)
 	defer cancel()
-	if req.Op == rtxBegin {
+	if req.Begin {
 		// Done a little before its sender gives up on it, so that a
 		// transaction its sender no longer waits for does not begin.
-		ctx, cancel := context.WithTimeout(ctx, timeout-min(timeout/10, 500*time.Millisecond))
-		defer cancel()
-		return e.beginRemoteTx(ctx, req)
+		bctx, bcancel := context.WithTimeout(ctx, timeout-min(timeout/10, 500*time.Millisecond))
+		err := e.beginRemoteTx(bctx, req)
+		bcancel()
+		if err != nil {
+			return err
+		}
+		rep.Began = true
 	}
 	st := e.remoteTxs.get(req.ID)
 	if st == nil {

@@ -2,7 +2,6 @@ package engine
 
 import (
 	"context"
-	"errors"
 	"time"
 
 	"hasvc/internal/sqlite"
@@ -312,9 +311,8 @@ func (t *Tx) endRead() {
 // read (remotetx.go), else this node's.
 func (t *Tx) toWriter(ctx context.Context) error {
 	if node := t.d.forwardTo(ctx); node != "" && t.r == nil {
-		if err := t.toRemote(ctx, node); !errors.Is(err, errNotForwarded) {
-			return err
-		}
+		t.toRemote(node)
+		return nil
 	}
 	return t.toLocalWriter(ctx)
 }
@@ -370,7 +368,7 @@ func (t *Tx) toLocalWriter(ctx context.Context) error {
 // send hands a request to the writer and waits for its answer.
 func (t *Tx) send(ctx context.Context, req txReq) (txReply, error) {
 	if t.remote != nil {
-		return t.remote.send(ctx, t.d, req)
+		return t.sendRemote(ctx, req)
 	}
 	req.ctx = ctx
 	req.reply = make(chan txReply, 1)
