@@ -43,9 +43,11 @@
 // writes from several nodes do not race for the stream.
 //
 // An interactive transaction (Tx, pgwire's BEGIN..COMMIT) holds the writer
-// from its first write to its end, the writer of the stream leader's node
-// in a cluster (remotetx.go), and commits through the same commitGroup; an import (Import) applies its rows and commits them
-// through it too. There is one commit path.
+// from its first write to its end (in a cluster, the writer of the stream
+// leader's node if its first statement writes: remotetx.go), and commits
+// through the same commitGroup;
+// an import (Import) applies its rows and commits them through it too.
+// There is one commit path.
 //
 // The invariant: the SQLite file holds exactly the messages 1..applied of
 // the stream (plus, in eventual mode, this node's own messages listed in

@@ -84,6 +84,14 @@ type fwdDescription struct {
 	ReadOnly  bool          `json:"read_only"`
 }
 
+func toFwdDescription(d *sqlite.Description) *fwdDescription {
+	return &fwdDescription{Columns: d.Columns, DeclTypes: d.DeclTypes, Sample: d.Sample, Params: d.Params, ReadOnly: d.ReadOnly}
+}
+
+func (d *fwdDescription) description() *sqlite.Description {
+	return &sqlite.Description{Columns: d.Columns, DeclTypes: d.DeclTypes, Sample: d.Sample, Params: d.Params, ReadOnly: d.ReadOnly}
+}
+
 // remoteTx is, on the transaction's origin, its part on the leader's node.
 type remoteTx struct {
 	node  string
@@ -189,8 +197,8 @@ func (rt *remoteTx) send(ctx context.Context, d *DB, req txReq) (txReply, error)
 	if len(rep.Results) > 0 {
 		out.res = &fromFwdResults(rep.Results)[0]
 	}
-	if desc := rep.Desc; desc != nil {
-		out.desc = &sqlite.Description{Columns: desc.Columns, DeclTypes: desc.DeclTypes, Sample: desc.Sample, Params: desc.Params, ReadOnly: desc.ReadOnly}
+	if rep.Desc != nil {
+		out.desc = rep.Desc.description()
 	}
 	if req.commit && out.seq > 0 && d.Stuck() == "" {
 		// Read-your-writes on this node, as for a forwarded write.
@@ -366,7 +374,7 @@ func (e *Engine) runRemoteTx(req rtxRequest, rep *rtxReply) error {
 	case rtxDescribe:
 		desc, err := tx.Describe(ctx, req.Describe, sqlite.DescribeOptions{DryRun: req.DryRun, Params: req.Params})
 		if err == nil {
-			rep.Desc = &fwdDescription{Columns: desc.Columns, DeclTypes: desc.DeclTypes, Sample: desc.Sample, Params: desc.Params, ReadOnly: desc.ReadOnly}
+			rep.Desc = toFwdDescription(desc)
 		}
 		return err
 	case rtxSavepoint:
