@@ -178,9 +178,10 @@ type dbInfo struct {
 	StreamSeq    uint64 `json:"stream_seq"`
 	StreamLeader string `json:"stream_leader"`
 	Nodes        []struct {
-		Node       string `json:"node"`
-		AppliedSeq uint64 `json:"applied_seq"`
-		Lag        uint64 `json:"lag"`
+		Node         string `json:"node"`
+		AppliedSeq   uint64 `json:"applied_seq"`
+		Lag          uint64 `json:"lag"`
+		QueuedWrites int64  `json:"queued_writes"`
 	} `json:"nodes"`
 }
 

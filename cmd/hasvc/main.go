@@ -268,6 +268,7 @@ func (m *Main) Run(ctx context.Context) error {
 		RetentionAge:       retentionAge(c.RetentionAge),
 		SnapshotCheck:      c.SnapshotCheck,
 		Replicas:           c.StreamReplicas(),
+		SyncQueued:         c.Fsync == "always",
 		Advertise:          advertise,
 		Version:            versionLine(),
 		Now:                m.Now,

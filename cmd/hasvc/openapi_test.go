@@ -157,6 +157,8 @@ func TestOpenAPIResponses(t *testing.T) {
 	want(200)(call("GET", fmt.Sprintf("/db/shop/snapshots/%d", snap.Sequence), reader, "", ""))
 	want(404)(call("GET", "/db/shop/snapshots/999", reader, "", ""))
 	want(200)(call("GET", "/db/shop/history?limit=5", reader, "", ""))
+	want(200)(call("GET", "/db/shop/conflicts?limit=5", reader, "", ""))
+	want(400)(call("GET", "/db/shop/conflicts?limit=0", reader, "", ""))
 	want(400)(call("GET", "/db/shop/changes?from=soon", reader, "", ""))
 	want(200)(call("GET", "/db/shop/changes?from=0&format=rows", reader, "", ""))
 	want(200)(call("PUT", "/db/shop/consumers/app", reader, "application/json", `{"from_seq": 1}`))

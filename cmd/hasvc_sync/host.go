@@ -244,11 +244,11 @@ func (h *hostDB) Restore(path string, seq uint64) error {
 }
 
 // Apply implements replica.Target.
-func (h *hostDB) Apply(seq uint64, changes []change.Change) error {
+func (h *hostDB) Apply(seq uint64, msg *change.Message) error {
 	if err := h.execAll("BEGIN IMMEDIATE"); err != nil {
 		return err
 	}
-	err := apply.Changes(h, changes, false)
+	err := apply.Message(h, msg, false)
 	if err == nil {
 		_, err = h.run("UPDATE "+replica.StateTable+" SET seq = ?", []any{int64(seq)}, nil)
 	}
@@ -275,6 +275,12 @@ func (h *hostDB) Exec(sql string, args ...any) (int64, error) {
 func (h *hostDB) Schema(sql string) error {
 	clear(h.tables)
 	return h.execAll(sql)
+}
+
+// Query implements apply.Conn.
+func (h *hostDB) Query(sql string, args []any, row func([]any) error) error {
+	_, err := h.run(sql, args, row)
+	return err
 }
 
 // Table implements apply.Conn.

@@ -57,6 +57,9 @@ type Databases interface {
 	// History lists a database's newest writes and the oldest sequence
 	// its stream keeps; ENOTFOUND.
 	History(ctx context.Context, name string, limit int) ([]engine.Write, uint64, error)
+	// Conflicts returns the newest row versions of an eventual-mode
+	// database that lost to later ones.
+	Conflicts(ctx context.Context, name string, limit int) ([]engine.Conflict, error)
 	// TakeSnapshot stores a snapshot of the database in its bucket, or
 	// returns the newest if it reflects the same sequence (taken false).
 	TakeSnapshot(ctx context.Context, name string) (s engine.Snapshot, taken bool, err error)
@@ -165,6 +168,7 @@ func (s *Server) Handler() http.Handler {
 	a.GET("/db/:name/snapshots", s.listSnapshots)
 	a.GET("/db/:name/snapshots/:seq", s.downloadSnapshot)
 	a.GET("/db/:name/history", s.history)
+	a.GET("/db/:name/conflicts", s.conflicts)
 	a.GET("/db/:name/changes", s.changes)
 	a.GET("/cluster", s.cluster)
 	a.GET("/token", s.whoami)

@@ -159,6 +159,9 @@ func appendResults(buf []byte, res *engine.ExecResult) []byte {
 		buf = append(buf, `,"sequence":`...)
 		buf = strconv.AppendUint(buf, res.Seq, 10)
 	}
+	if res.Queued {
+		buf = append(buf, `,"queued":true`...)
+	}
 	return append(buf, "}\n"...)
 }
 

@@ -85,17 +85,45 @@ func (s *Server) history(c echo.Context) error {
 	if _, err := s.principal(c, name, auth.PermRead); err != nil {
 		return err
 	}
-	limit := 20
-	if v := c.QueryParam("limit"); v != "" {
-		n, err := strconv.Atoi(v)
-		if err != nil || n < 1 || n > 1000 {
-			return tenant.Errorf(tenant.EINVALID, "limit %q: want 1 to 1000", v)
-		}
-		limit = n
+	limit, err := limitParam(c, 20)
+	if err != nil {
+		return err
 	}
 	writes, first, err := s.DB.History(c.Request().Context(), name, limit)
 	if err != nil {
 		return err
 	}
 	return c.JSON(http.StatusOK, map[string]any{"history": writes, "first_seq": first})
+}
+
+// conflicts serves GET /db/<name>/conflicts?limit=n (read permission):
+// the newest row versions of an eventual-mode database that lost to later
+// ones, as this node's copy recorded them.
+func (s *Server) conflicts(c echo.Context) error {
+	name := c.Param("name")
+	if _, err := s.principal(c, name, auth.PermRead); err != nil {
+		return err
+	}
+	limit, err := limitParam(c, 100)
+	if err != nil {
+		return err
+	}
+	list, err := s.DB.Conflicts(c.Request().Context(), name, limit)
+	if err != nil {
+		return err
+	}
+	return c.JSON(http.StatusOK, map[string]any{"conflicts": list})
+}
+
+// limitParam reads the query parameter limit, 1 to 1000, def if absent.
+func limitParam(c echo.Context, def int) (int, error) {
+	v := c.QueryParam("limit")
+	if v == "" {
+		return def, nil
+	}
+	n, err := strconv.Atoi(v)
+	if err != nil || n < 1 || n > 1000 {
+		return 0, tenant.Errorf(tenant.EINVALID, "limit %q: want 1 to 1000", v)
+	}
+	return n, nil
 }

@@ -28,6 +28,9 @@ type Conn interface {
 	Schema(sql string) error
 	// Table describes a table of the main schema (see Describe).
 	Table(name string) (*Table, error)
+	// Query runs one of apply's own queries with args and calls row with
+	// each row's values.
+	Query(sql string, args []any, row func(values []any) error) error
 }
 
 // Table describes a table as apply needs it.

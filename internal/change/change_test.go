@@ -9,11 +9,11 @@ import (
 // TestMessageJSON checks that the hand-written encoder writes what
 // encoding/json would, and that it decodes back to the same values.
 func TestMessageJSON(t *testing.T) {
-	m := Message{Node: "n\"1", Timestamp: 42, Changes: []Change{
+	m := Message{Node: "n\"1", Timestamp: 42, LWW: true, Changes: []Change{
 		{Database: "main", Operation: OpSQL, SQL: "CREATE TABLE \"t\" (x)\n"},
 		{Database: "main", Table: "t", Columns: []string{"a", "b"}, Operation: OpUpdate, OldRowID: RowID(0), NewRowID: RowID(-5),
 			OldValues: Values{int64(1), 2.5}, NewValues: Values{"é\u2028", []byte{1}}},
-		{Database: "main", Table: "k", Columns: []string{"a"}, Operation: OpDelete, OldValues: Values{nil}},
+		{Database: "main", Table: "k", Columns: []string{"a"}, Operation: OpDelete, OldValues: Values{nil}, Base: &Version{Timestamp: 7, Node: "b\u00e9"}},
 	}}
 	want, err := json.Marshal(m)
 	if err != nil {

@@ -15,6 +15,28 @@ type Message struct {
 	Node      string   `json:"node"`
 	Changes   []Change `json:"changes"`
 	Timestamp int64    `json:"timestamp_ns"`
+	// LWW marks a message of an eventual-mode database: its row changes
+	// resolve last-writer-wins by version (Timestamp, then Node), not by
+	// their order in the stream. Timestamp is then the writing node's
+	// hybrid logical clock: later than every version that node had seen.
+	LWW bool `json:"lww,omitempty"`
+}
+
+// Version names one write of a row in an eventual-mode database: the
+// timestamp and node of the message that wrote it. Of two versions of a
+// row, the one with the later timestamp wins, and of equal timestamps the
+// one whose node name sorts last.
+type Version struct {
+	Timestamp int64  `json:"timestamp_ns"`
+	Node      string `json:"node"`
+}
+
+// After reports whether v wins over w.
+func (v Version) After(w Version) bool {
+	if v.Timestamp != w.Timestamp {
+		return v.Timestamp > w.Timestamp
+	}
+	return v.Node > w.Node
 }
 
 // Operations of a Change.
@@ -41,6 +63,11 @@ type Change struct {
 	OldValues Values   `json:"old_values,omitempty"`
 	NewValues Values   `json:"new_values,omitempty"`
 	SQL       string   `json:"sql,omitempty"`
+	// Base is, in an LWW message, the version of the row this change
+	// replaced where it was written (nil: the row had none). A copy
+	// whose row has another version holds a write the writer had not
+	// seen: a conflict, which the later version wins.
+	Base *Version `json:"base,omitempty"`
 }
 
 // RowID returns a pointer to rowid, for Change's OldRowID and NewRowID.
@@ -61,6 +88,9 @@ func (m *Message) AppendJSON(buf []byte) []byte {
 	}
 	buf = append(buf, `],"timestamp_ns":`...)
 	buf = strconv.AppendInt(buf, m.Timestamp, 10)
+	if m.LWW {
+		buf = append(buf, `,"lww":true`...)
+	}
 	return append(buf, '}')
 }
 
@@ -102,6 +132,13 @@ func (c *Change) appendJSON(buf []byte) []byte {
 	if c.SQL != "" {
 		buf = append(buf, `,"sql":`...)
 		buf = AppendString(buf, c.SQL)
+	}
+	if c.Base != nil {
+		buf = append(buf, `,"base":{"timestamp_ns":`...)
+		buf = strconv.AppendInt(buf, c.Base.Timestamp, 10)
+		buf = append(buf, `,"node":`...)
+		buf = AppendString(buf, c.Base.Node)
+		buf = append(buf, '}')
 	}
 	return append(buf, '}')
 }

@@ -16,6 +16,9 @@ type BackupFile struct {
 	*os.File
 	Seq  uint64 // the stream sequence the copy reflects
 	Size int64
+	// Queued counts eventual-mode writes of this node in the copy that
+	// are not in the stream yet (outbox.go), beyond Seq.
+	Queued int64
 }
 
 // Close closes and removes the file.
@@ -64,6 +67,10 @@ func (d *DB) Backup(ctx context.Context) (*BackupFile, error) {
 		return fail(err)
 	}
 	seq, err := cp.QueryInt64("SELECT applied_seq FROM _hasvc_state")
+	var queued int64
+	if err == nil {
+		queued, err = cp.QueryInt64("SELECT count(*) FROM _hasvc_outbox")
+	}
 	cp.Close()
 	if err != nil {
 		return fail(fmt.Errorf("backup sequence: %w", err))
@@ -77,7 +84,7 @@ func (d *DB) Backup(ctx context.Context) (*BackupFile, error) {
 		f.Close()
 		return fail(err)
 	}
-	return &BackupFile{File: f, Seq: uint64(seq), Size: st.Size()}, nil
+	return &BackupFile{File: f, Seq: uint64(seq), Size: st.Size(), Queued: queued}, nil
 }
 
 // sizeBytes returns the size of the database's pages.
@@ -99,6 +106,9 @@ func (d *DB) sizeBytes(ctx context.Context) (int64, error) {
 // stripHasvc drops hasvc's own tables (_hasvc_*) from the copy, which a
 // tenant downloads: the sequence it reflects is in Seq (and the file's
 // name), and an upload of it (CreateFromFile) takes only tenants' tables.
+// An eventual-mode database keeps _hasvc_versions, its rows' versions: a
+// replica started from the copy needs them to resolve later messages as
+// the nodes do (package apply).
 func (b *BackupFile) stripHasvc() error {
 	path := b.Name()
 	c, err := sqlite.Open("file:"+path, sqlite.Options{})
@@ -107,7 +117,7 @@ func (b *BackupFile) stripHasvc() error {
 	}
 	err = c.Internal(func() error {
 		var tables []string
-		if err := c.Query(`SELECT name FROM sqlite_schema WHERE type = 'table' AND name LIKE '\_hasvc%' ESCAPE '\'`, nil, func(s *sqlite.Stmt) error {
+		if err := c.Query(`SELECT name FROM sqlite_schema WHERE type = 'table' AND name LIKE '\_hasvc%' ESCAPE '\' AND name <> '_hasvc_versions'`, nil, func(s *sqlite.Stmt) error {
 			name, _ := s.Column(0).(string)
 			tables = append(tables, name)
 			return nil

@@ -221,6 +221,7 @@ func (e *Engine) answerStatus(m *nats.Msg) {
 				info.Open = true
 				info.AppliedSeq = ent.db.Applied()
 				info.Stuck = ent.db.Stuck()
+				info.QueuedWrites = ent.db.queued.Load()
 				p50, p99, n := ent.db.lag.percentiles()
 				info.LagP50ms, info.LagP99ms, info.LagCount = ms(p50), ms(p99), n
 			}
@@ -240,22 +241,27 @@ func (e *Engine) answerStatus(m *nats.Msg) {
 
 // appliedInFile reads the applied sequence of a closed database's file.
 func appliedInFile(dsn string) (uint64, error) {
-	path := strings.TrimPrefix(dsn, "file:")
-	if _, err := os.Stat(path); err != nil {
-		return 0, err
-	}
-	c, err := sqlite.Open(dsn+"?mode=ro", sqlite.Options{ReadOnly: true})
-	if err != nil {
-		return 0, err
-	}
-	defer c.Close()
 	var seq int64
-	err = c.Internal(func() error {
+	err := readFile(dsn, func(c *sqlite.Conn) error {
 		var err error
 		seq, err = c.QueryInt64("SELECT applied_seq FROM _hasvc_state")
 		return err
 	})
 	return uint64(seq), err
+}
+
+// readFile runs fn on a read-only connection to the database file of dsn
+// (hasvc's own SQL); os.ErrNotExist if there is no such file.
+func readFile(dsn string, fn func(*sqlite.Conn) error) error {
+	if _, err := os.Stat(strings.TrimPrefix(dsn, "file:")); err != nil {
+		return err
+	}
+	c, err := sqlite.Open(dsn+"?mode=ro", sqlite.Options{ReadOnly: true})
+	if err != nil {
+		return err
+	}
+	defer c.Close()
+	return c.Internal(func() error { return fn(c) })
 }
 
 // nodeViews asks every live node for its view of database name.
@@ -347,6 +353,13 @@ func (e *Engine) Ready(ctx context.Context) error {
 	}
 	if err := e.health.check(e.now(), e.publishTimeout()); err != nil {
 		return err
+	}
+	for _, d := range e.openDBs() {
+		// Eventual-mode writes queue rather than fail: a node whose
+		// queued writes do not go out cannot serve writes either.
+		if s := d.stalled(e.now()); s > 2*e.publishTimeout() {
+			return tenant.Errorf(tenant.EUNAVAILABLE, "%d writes of database %s are queued on this node and the stream has taken none for %s", d.queued.Load(), d.name, s.Round(time.Second))
+		}
 	}
 	if e.Durable != nil {
 		if err := e.Durable.Err(); err != nil {

@@ -75,6 +75,21 @@ type DB struct {
 	// reads it (see followFrom) to tell a consumer that delivers nothing.
 	lastAhead atomic.Uint64
 
+	// outbox holds the message timestamps of this node's eventual-mode
+	// writes committed here but not yet known to be in the stream
+	// (_hasvc_outbox, outbox.go); queued is its size, for status and
+	// metrics; publishing is set while a goroutine sends them. lastTS is
+	// the newest message timestamp given out: each of this node's
+	// messages gets a later one, so a timestamp names one write. Writer
+	// only, but queued and publishing.
+	outbox     map[int64]bool
+	queued     atomic.Int64
+	publishing atomic.Bool
+	lastTS     int64
+	// stalledSince is when the outbox last made progress (became
+	// non-empty, or sent a message), unix nanos; 0 while it is empty.
+	stalledSince atomic.Int64
+
 	// atomic: the stream takes atomic batches, so a strong-mode group is
 	// published in one round trip.
 	atomic bool
@@ -108,6 +123,10 @@ type DB struct {
 type ExecResult struct {
 	Results []sqlite.Result
 	Seq     uint64
+	// Queued: an eventual-mode write committed on this node while the
+	// stream was out of reach (or behind such a write); it goes to the
+	// stream, and gets its sequence, once the stream can be reached.
+	Queued bool
 	// Streamed: the results went to ExecOptions.Sink, not into Results.
 	Streamed bool
 	// Replayed: the request's idempotency key had committed already;

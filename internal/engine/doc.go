@@ -51,7 +51,8 @@
 //
 // The invariant: the SQLite file holds exactly the messages 1..applied of
 // the stream (plus, in eventual mode, this node's own messages listed in
-// _hasvc_ahead), and applied is stored in the same transaction as the data.
+// _hasvc_ahead and its queued writes in _hasvc_outbox), and applied is
+// stored in the same transaction as the data.
 // A crash between publish and commit leaves a message beyond applied, which
 // catch-up applies when the database opens again: no acknowledged write
 // is lost. A power loss under an fsync interval can leave the copy ahead
@@ -69,13 +70,19 @@
 // changes nothing. A node alone does not follow; a read that asks for a
 // sequence beyond applied catches up first.
 //
-// # _hasvc_ahead
+// # Eventual mode: _hasvc_ahead, the outbox, last writer wins
 //
 // In eventual mode a node commits its own write at once even when other
 // nodes' messages lie between applied and its message's sequence. Its
-// sequence goes into _hasvc_ahead; when apply later reaches it, the
-// message's rows are written again in stream order but its schema changes
-// are not (they already ran here).
+// sequence goes into _hasvc_ahead; when apply later reaches it, nothing of
+// it is written again (it is here, with its rows' versions). A write that
+// JetStream does not acknowledge in time commits here anyway and waits in
+// the outbox (outbox.go) until it can be sent, exactly once and in order.
+// Row changes resolve last-writer-wins by version (a hybrid logical clock
+// and the node: package apply), so copies agree whatever order their
+// messages reach the stream in; each row's version is in _hasvc_versions,
+// and versions that lost to writes that had not seen them are in
+// _hasvc_conflicts.
 //
 // # Stuck databases
 //

@@ -50,6 +50,10 @@ type Engine struct {
 	// broker.Flusher); nil when it does, or when the policy promises
 	// less.
 	Durable Durability
+	// SyncQueued flushes an eventual-mode write queued while the stream
+	// is out of reach (outbox.go) to disk before its answer: the node's
+	// fsync policy is "always".
+	SyncQueued bool
 
 	Replicas    int           // default stream replicas for new databases
 	Readers     int           // reader connections per database
@@ -185,7 +189,11 @@ func (e *Engine) Open(ctx context.Context) error {
 	}
 	e.wg.Add(1)
 	go e.scheduleSnapshots()
-	return e.startCluster(ctx)
+	if err := e.startCluster(ctx); err != nil {
+		return err
+	}
+	go e.openQueued(context.Background())
+	return nil
 }
 
 // Close closes every open database. Callers stop sending requests first.
@@ -504,12 +512,20 @@ func (e *Engine) openDB(ctx context.Context, name string) (*DB, error) {
 	d.ctx, d.cancel = context.WithCancel(context.Background())
 	d.maxStatementTime.Store(int64(cfg.MaxStatementTime))
 	d.setApplied(uint64(applied))
+	if err := d.loadOutbox(); err != nil {
+		w.Close()
+		return nil, err
+	}
+	d.queued.Store(int64(len(d.outbox)))
 	if err := d.catchUp(ctx); err != nil {
 		d.log.Error("catch-up at open", "err", err)
 	}
 	d.wg.Add(2)
 	go d.loop()
 	go d.follow()
+	if err := d.do(ctx, func(*sqlite.Conn) error { d.startPublisher(); return nil }); err != nil {
+		d.log.Error("start sending queued writes", "err", err)
+	}
 	if !e.Memory {
 		if err := w.Internal(func() error { return w.Exec("PRAGMA wal_autocheckpoint = 0") }); err != nil {
 			d.log.Warn("checkpoints stay on the writer", "err", err)
@@ -597,6 +613,9 @@ type NodeInfo struct {
 	AppliedSeq uint64 `json:"applied_seq"`
 	Lag        uint64 `json:"lag"`
 	Stuck      string `json:"stuck,omitempty"`
+	// QueuedWrites: eventual-mode writes committed on this node that
+	// wait for the stream to be reachable (outbox.go).
+	QueuedWrites int64 `json:"queued_writes,omitempty"`
 	// Replication lag (capture on the writing node to commit here) of the
 	// last messages applied from other nodes, in milliseconds.
 	LagP50ms float64 `json:"replication_lag_p50_ms,omitempty"`

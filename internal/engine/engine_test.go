@@ -34,6 +34,13 @@ func newTestNode(t testing.TB, dir string) *testNode {
 // databases' NATS accounts, as a node's with its embedded server do.
 func newTestNodeWith(t testing.TB, dir string, accounts bool) *testNode {
 	t.Helper()
+	return newTestNodeOpts(t, dir, accounts, nil)
+}
+
+// newTestNodeOpts is newTestNodeWith whose engine, with set, is set up
+// further before it opens.
+func newTestNodeOpts(t testing.TB, dir string, accounts bool, set func(*Engine)) *testNode {
+	t.Helper()
 	srv, err := broker.Start(broker.Config{Name: "t", Host: "127.0.0.1", Port: -1, StoreDir: filepath.Join(dir, "js"), User: "u", Password: "p"})
 	if err != nil {
 		t.Fatal(err)
@@ -62,6 +69,9 @@ func newTestNodeWith(t testing.TB, dir string, accounts bool) *testNode {
 			js, err := jetstream.New(nc)
 			return nc, js, err
 		}
+	}
+	if set != nil {
+		set(e)
 	}
 	if err := e.Open(ctx); err != nil {
 		t.Fatal(err)
@@ -203,16 +213,8 @@ func TestApplyTwiceChangesNothing(t *testing.T) {
 	last := db.Applied()
 
 	var msgs []seqMessage
-	for seq := uint64(1); seq <= last; seq++ {
-		raw, err := db.stream.GetMsg(ctx, seq)
-		if err != nil {
-			t.Fatal(err)
-		}
-		var m change.Message
-		if err := json.Unmarshal(raw.Data, &m); err != nil {
-			t.Fatal(err)
-		}
-		msgs = append(msgs, seqMessage{seq: seq, msg: m})
+	for i, m := range streamMessages(t, db, last) {
+		msgs = append(msgs, seqMessage{seq: uint64(i + 1), msg: m})
 	}
 	if err := db.do(ctx, func(*sqlite.Conn) error { return db.applyMessages(msgs) }); err != nil {
 		t.Fatal(err)
@@ -239,4 +241,22 @@ func TestApplyTwiceChangesNothing(t *testing.T) {
 	if got := dump(); got != before {
 		t.Fatalf("applying rows twice changed the copy:\n%s\n%s", got, before)
 	}
+}
+
+// streamMessages returns messages 1..last of db's stream.
+func streamMessages(t testing.TB, db *DB, last uint64) []change.Message {
+	t.Helper()
+	var out []change.Message
+	for seq := uint64(1); seq <= last; seq++ {
+		raw, err := db.stream.GetMsg(context.Background(), seq)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var m change.Message
+		if err := json.Unmarshal(raw.Data, &m); err != nil {
+			t.Fatal(err)
+		}
+		out = append(out, m)
+	}
+	return out
 }

@@ -193,7 +193,7 @@ func applyRange(ctx context.Context, c *sqlite.Conn, st jetstream.Stream, from, 
 			c.Internal(func() error { return c.Exec("ROLLBACK") })
 			return fmt.Errorf("decode message %d: %w", seq, err)
 		}
-		if err := c.ApplyChanges(m.Changes, ahead[seq]); err != nil {
+		if err := c.ApplyMessage(&m, ahead[seq]); err != nil {
 			c.Internal(func() error { return c.Exec("ROLLBACK") })
 			return fmt.Errorf("apply message %d: %w", seq, err)
 		}

@@ -189,7 +189,14 @@ func (d *DB) lookupRequest(key string) (res *ExecResult, found bool, err error) 
 	if err != nil || !found || seq == 0 {
 		return nil, found, err
 	}
+	queued := seq == queuedSeq
+	if queued {
+		seq = 0
+	}
 	text, ok := results.(string)
+	if !ok && queued {
+		return nil, true, tenant.Errorf(tenant.ECONFLICT, "a request with this idempotency key committed on this node and is queued for the stream; its results were over %d bytes and were not kept", maxKeptResults)
+	}
 	if !ok {
 		return nil, true, tenant.Errorf(tenant.ECONFLICT, "a request with this idempotency key committed at sequence %d; its results were over %d bytes and were not kept", seq, maxKeptResults)
 	}
@@ -197,7 +204,7 @@ func (d *DB) lookupRequest(key string) (res *ExecResult, found bool, err error) 
 	if err != nil {
 		return nil, true, fmt.Errorf("stored results of key %q: %w", key, err)
 	}
-	return &ExecResult{Results: rs, Seq: uint64(seq), Replayed: true}, true, nil
+	return &ExecResult{Results: rs, Seq: uint64(seq), Queued: queued, Replayed: true}, true, nil
 }
 
 // requestHeader is the headers of the message of a request with key and

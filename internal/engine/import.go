@@ -163,7 +163,10 @@ func (d *DB) publishApply(changes []change.Change) error {
 	p := &pending{}
 	err := w.ApplyChanges(changes, false)
 	if err == nil {
-		err = g.add(p, d.message(changes))
+		var data []byte
+		if data, p.ts, err = d.message(changes); err == nil {
+			err = g.add(p, data)
+		}
 	}
 	if err != nil {
 		w.Internal(func() error { return w.Exec("ROLLBACK") })

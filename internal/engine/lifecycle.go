@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"path/filepath"
 	"time"
 
 	"github.com/nats-io/nats.go/jetstream"
@@ -211,8 +212,8 @@ func (e *Engine) removeLocalFiles(name string) error {
 		return nil
 	}
 	var errs []error
-	for _, suffix := range []string{"", "-wal", "-shm"} {
-		if err := os.Remove(e.path(name) + suffix); err != nil && !errors.Is(err, os.ErrNotExist) {
+	for _, path := range []string{e.path(name), e.path(name) + "-wal", e.path(name) + "-shm", filepath.Join(e.queuedDir(), name)} {
+		if err := os.Remove(path); err != nil && !errors.Is(err, os.ErrNotExist) {
 			errs = append(errs, err)
 		}
 	}

@@ -15,6 +15,7 @@ type counters struct {
 	stuck     atomic.Uint64 // databases marked stuck
 	forwarded atomic.Uint64 // write requests this node sent to the node leading their stream
 	txRemote  atomic.Uint64 // interactive transactions this node ran on the node leading their stream
+	queued    atomic.Uint64 // eventual-mode writes committed here while the stream was out of reach
 }
 
 var (
@@ -27,6 +28,8 @@ var (
 	descAppliedN  = prometheus.NewDesc("hasvc_messages_applied_total", "Stream messages from other nodes applied by this node.", nil, nil)
 	descForwarded = prometheus.NewDesc("hasvc_writes_forwarded_total", "Write requests this node forwarded to the node that leads their database's stream.", nil, nil)
 	descTxRemote  = prometheus.NewDesc("hasvc_transactions_forwarded_total", "Interactive (pgwire) transactions that wrote and ran on the node that leads their database's stream, sent there by this node.", nil, nil)
+	descQueued    = prometheus.NewDesc("hasvc_database_queued_writes", "Eventual-mode writes committed on this node that wait for the stream to be reachable.", []string{"database"}, nil)
+	descQueuedN   = prometheus.NewDesc("hasvc_writes_queued_total", "Eventual-mode writes committed on this node while the stream was out of reach (or behind such writes), sent to it later.", nil, nil)
 	descStuckN    = prometheus.NewDesc("hasvc_databases_stuck_total", "Times a database copy was marked stuck on a message it could not apply.", nil, nil)
 )
 
@@ -38,7 +41,7 @@ type collector struct{ e *Engine }
 
 // Describe implements prometheus.Collector.
 func (c collector) Describe(ch chan<- *prometheus.Desc) {
-	for _, d := range []*prometheus.Desc{descOpen, descApplied, descStuck, descLag, descWrites, descConflicts, descForwarded, descTxRemote, descAppliedN, descStuckN} {
+	for _, d := range []*prometheus.Desc{descOpen, descApplied, descStuck, descLag, descWrites, descConflicts, descForwarded, descTxRemote, descAppliedN, descStuckN, descQueued, descQueuedN} {
 		ch <- d
 	}
 }
@@ -56,6 +59,9 @@ func (c collector) Collect(ch chan<- prometheus.Metric) {
 			stuck = 1
 		}
 		ch <- prometheus.MustNewConstMetric(descStuck, prometheus.GaugeValue, stuck, d.name)
+		if d.Eventual() {
+			ch <- prometheus.MustNewConstMetric(descQueued, prometheus.GaugeValue, float64(d.queued.Load()), d.name)
+		}
 		if p50, p99, n := d.lag.percentiles(); n > 0 {
 			ch <- prometheus.MustNewConstMetric(descLag, prometheus.GaugeValue, p50.Seconds(), d.name, "0.5")
 			ch <- prometheus.MustNewConstMetric(descLag, prometheus.GaugeValue, p99.Seconds(), d.name, "0.99")
@@ -67,6 +73,7 @@ func (c collector) Collect(ch chan<- prometheus.Metric) {
 	ch <- prometheus.MustNewConstMetric(descForwarded, prometheus.CounterValue, float64(e.counters.forwarded.Load()))
 	ch <- prometheus.MustNewConstMetric(descTxRemote, prometheus.CounterValue, float64(e.counters.txRemote.Load()))
 	ch <- prometheus.MustNewConstMetric(descStuckN, prometheus.CounterValue, float64(e.counters.stuck.Load()))
+	ch <- prometheus.MustNewConstMetric(descQueuedN, prometheus.CounterValue, float64(e.counters.queued.Load()))
 }
 
 // openDBs returns the databases open now and not closing. An entry's db is

@@ -33,7 +33,8 @@ func (e *Engine) closeIdle() {
 			default:
 				continue
 			}
-			if ent.db != nil && ent.refs == 0 && !ent.closing && now.Sub(ent.lastUsed) > e.IdleTimeout {
+			// A copy with queued writes stays open until they are sent.
+			if ent.db != nil && ent.refs == 0 && !ent.closing && ent.db.queued.Load() == 0 && now.Sub(ent.lastUsed) > e.IdleTimeout {
 				ent.closing = true
 				e.remove(name, ent)
 				idle = append(idle, ent.db)
@@ -136,7 +137,7 @@ func (e *Engine) makeRoom() ([]*DB, error) {
 		default:
 			continue
 		}
-		if ent.db != nil && ent.refs == 0 && !ent.closing {
+		if ent.db != nil && ent.refs == 0 && !ent.closing && ent.db.queued.Load() == 0 {
 			cands = append(cands, idle{name, ent})
 		}
 	}

@@ -32,14 +32,17 @@ type pending struct {
 	// the message is the whole transaction.
 	savepoint string
 
-	data   []byte      // the message, while it waits for its group's atomic batch
+	data   []byte      // the message (strong mode: while it waits for its group's atomic batch)
 	header nats.Header // its headers (an idempotency key's), or nil
+	ts     int64       // the message's timestamp (eventual mode: it names the write)
 	expect uint64      // the sequence it must get (strong mode)
 	fut    jetstream.PubAckFuture
 
 	acked    bool   // JetStream stored it, at seq
 	seq      uint64 // its stream sequence, once acked
-	ok       bool   // acked and applied here: the writer may answer success
+	ok       bool   // acked and applied here (or queued): the writer may answer success
+	queued   bool   // eventual mode: committed here, to the outbox, not (known to be) in the stream
+	sent     bool   // queued after it went out without an answer
 	conflict bool   // strong mode: another node's write took its place
 	err      error  // why it is not ok
 }
@@ -54,8 +57,11 @@ type commitGroup struct {
 	d       *DB
 	strong  bool // messages expect the stream's last sequence
 	batched bool // strong messages go to the stream as one atomic batch
-	base    uint64
-	next    uint64 // the sequence the next strong message expects to get
+	// queue: eventual mode with writes in the outbox: this group's
+	// messages go there too, behind them, without being published.
+	queue bool
+	base  uint64
+	next  uint64 // the sequence the next strong message expects to get
 
 	// One deadline for the group; once passed it stays passed, so no
 	// later acknowledgement is waited for either.
@@ -79,7 +85,7 @@ func (d *DB) newGroup(strong, batched bool, until time.Time) *commitGroup {
 	deadline, cancel := context.WithDeadline(context.Background(), until)
 	base := d.applied.Load()
 	return &commitGroup{
-		d: d, strong: strong, batched: strong && batched,
+		d: d, strong: strong, batched: strong && batched, queue: !strong && len(d.outbox) > 0,
 		base: base, next: base,
 		deadline: deadline, cancel: cancel,
 		firstFailed: -1,
@@ -102,10 +108,13 @@ func (g *commitGroup) add(p *pending, data []byte) error {
 	}
 	g.next++
 	p.expect = g.next
-	if g.batched {
-		p.data = data
+	if g.batched || g.queue {
+		p.data, p.queued = data, g.queue
 		g.pubs = append(g.pubs, p)
 		return nil
+	}
+	if !g.strong {
+		p.data = data // for the outbox, if JetStream does not take it
 	}
 	var opts []jetstream.PublishOpt
 	if g.strong {
@@ -275,11 +284,22 @@ func (g *commitGroup) finish(aborted bool) (committed bool) {
 			}
 		}
 	}
-	if !g.strong {
+	if !g.strong && !g.queue {
 		// Eventual mode pipelines: wait for JetStream in publication
 		// order.
 		for j := range g.pubs {
 			g.await(j)
+		}
+		if !aborted && g.failed() {
+			// The stream is out of reach: the writes commit here and
+			// wait in the outbox (outbox.go). Any of them may be in
+			// the stream already, its answer lost.
+			for _, p := range g.pubs[g.firstFailed:] {
+				if !p.acked {
+					p.queued, p.sent, p.err = true, true, nil
+				}
+			}
+			g.firstFailed = -1
 		}
 	}
 
@@ -305,7 +325,12 @@ func (g *commitGroup) finish(aborted bool) (committed bool) {
 	}
 	applied := g.base
 	var ahead []uint64
+	var queued []*pending
 	for _, p := range kept {
+		if p.queued {
+			queued = append(queued, p)
+			continue
+		}
 		if p.seq == applied+1 && len(ahead) == 0 {
 			applied = p.seq
 		} else {
@@ -322,7 +347,7 @@ func (g *commitGroup) finish(aborted bool) (committed bool) {
 			}
 		}
 		if err == nil {
-			err = d.commitApplied(applied, ahead, kept)
+			err = d.commitApplied(applied, ahead, kept, queued)
 		}
 		if err != nil {
 			if err != errRolledBack {
@@ -332,6 +357,12 @@ func (g *commitGroup) finish(aborted bool) (committed bool) {
 			g.needCatchUp = true
 		} else {
 			committed = true
+		}
+	}
+	if committed && len(queued) > 0 {
+		if err := d.syncQueued(); err != nil {
+			d.log.Error("flush queued writes to disk", "err", err)
+			flushErr = tenant.Wrap(tenant.EUNAVAILABLE, err, "the write is committed on this node but could not be flushed to disk; its outcome after a power loss is unknown")
 		}
 	}
 	g.needCatchUp = g.needCatchUp || g.failed()
@@ -370,6 +401,14 @@ func (g *commitGroup) finish(aborted bool) (committed bool) {
 	now := d.applied.Load()
 	for _, p := range g.pubs {
 		switch {
+		case p.queued && committed && flushErr != nil:
+			p.err = flushErr
+		case p.queued && committed:
+			p.ok = true
+			d.eng.counters.writes.Add(1)
+			d.eng.counters.queued.Add(1)
+		case p.queued:
+			p.err = tenant.Errorf(tenant.EUNAVAILABLE, "the stream is out of reach and the write could not be committed here; retry")
 		case p.acked && flushErr != nil:
 			p.err = flushErr
 		case p.acked && (p.seq <= now || (committed && d.ahead[p.seq])):
@@ -396,10 +435,22 @@ var (
 	errRolledBack = errors.New("the whole transaction is rolled back")
 )
 
-// message encodes a transaction's changes as its stream message.
-func (d *DB) message(changes []change.Change) []byte {
-	msg := change.Message{Node: d.eng.Node, Changes: changes, Timestamp: d.eng.now().UnixNano()}
-	return msg.AppendJSON(make([]byte, 0, 512))
+// message encodes a transaction's changes as its stream message, and
+// returns its timestamp: later than any this node gave the database's
+// messages before or applied from other nodes (a hybrid logical clock),
+// so that it names the write (outbox.go) and, in eventual mode, its
+// version wins over every version this copy holds. In eventual mode the
+// rows' versions are recorded in the writer's open transaction (Stamp).
+func (d *DB) message(changes []change.Change) (data []byte, ts int64, err error) {
+	ts = max(d.eng.now().UnixNano(), d.lastTS+1)
+	msg := change.Message{Node: d.eng.Node, Changes: changes, Timestamp: ts, LWW: !d.strong()}
+	if msg.LWW {
+		if err := d.writer.Stamp(changes, change.Version{Timestamp: ts, Node: d.eng.Node}); err != nil {
+			return nil, 0, err
+		}
+	}
+	d.lastTS = ts
+	return msg.AppendJSON(make([]byte, 0, 512)), ts, nil
 }
 
 // publishGroup publishes the messages of pubs as one JetStream atomic batch
@@ -505,21 +556,29 @@ const (
 )
 
 // commitApplied stores, in the writer's open transaction, the new applied
-// sequence, this node's own sequences committed ahead of it and the
-// sequences of kept messages with an idempotency key, commits, and then
-// brings the in-memory state along. On error the transaction is still
-// open: the caller rolls it back.
-func (d *DB) commitApplied(applied uint64, ahead []uint64, kept []*pending) error {
+// sequence, this node's own sequences committed ahead of it, the queued
+// messages (the outbox) and the sequences of kept messages with an
+// idempotency key, commits, and then brings the in-memory state along. On
+// error the transaction is still open: the caller rolls it back.
+func (d *DB) commitApplied(applied uint64, ahead []uint64, kept, queued []*pending) error {
 	w := d.writer
 	err := w.Internal(func() error {
 		for _, p := range kept {
 			// Strong mode recorded each key at its message's sequence
-			// already (keepRequest).
+			// already (keepRequest); a queued write's key says so
+			// (queuedSeq) until its sequence is known.
 			if key := p.header.Get(requestKeyHeader); key != "" && !d.strong() {
-				if err := w.Exec("UPDATE _hasvc_requests SET seq = ? WHERE key = ?", int64(p.seq), key); err != nil {
+				seq := int64(p.seq)
+				if p.queued {
+					seq = queuedSeq
+				}
+				if err := w.Exec("UPDATE _hasvc_requests SET seq = ? WHERE key = ?", seq, key); err != nil {
 					return err
 				}
 			}
+		}
+		if err := d.enqueue(queued); err != nil {
+			return err
 		}
 		for _, seq := range ahead {
 			if err := w.Exec("INSERT OR IGNORE INTO _hasvc_ahead (seq) VALUES (?)", int64(seq)); err != nil {
@@ -542,6 +601,7 @@ func (d *DB) commitApplied(applied uint64, ahead []uint64, kept []*pending) erro
 		}
 	}
 	d.setApplied(applied)
+	d.queuedCommitted(queued)
 	return nil
 }
 

@@ -205,6 +205,11 @@ func (d *DB) TakeSnapshot(ctx context.Context) (s Snapshot, taken bool, err erro
 		return Snapshot{}, false, err
 	}
 	defer f.Close()
+	if f.Queued > 0 {
+		// The copy holds writes its sequence does not account for: a
+		// copy made from it would have them twice, or out of order.
+		return Snapshot{}, false, tenant.Errorf(tenant.EUNAVAILABLE, "this node has %d queued writes of the database that are not in its stream yet; take the snapshot once they are", f.Queued)
+	}
 	if list, err := d.Snapshots(ctx); err == nil && len(list) > 0 && list[0].Sequence == f.Seq {
 		return list[0], false, nil
 	}

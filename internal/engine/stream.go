@@ -77,7 +77,13 @@ func (d *DB) catchUpConsumer(ctx context.Context, applied, last uint64) error {
 		return fmt.Errorf("catch-up consumer: %w", err)
 	}
 	for applied < last {
-		batch, err := cons.Fetch(int(min(last-applied, 256)), jetstream.FetchMaxWait(5*time.Second))
+		// A fetch waits for messages up to its own limit, whatever ctx
+		// says: it gets no more than what is left of ctx.
+		wait := 5 * time.Second
+		if dl, ok := ctx.Deadline(); ok {
+			wait = min(wait, max(time.Until(dl), 10*time.Millisecond))
+		}
+		batch, err := cons.Fetch(int(min(last-applied, 256)), jetstream.FetchMaxWait(wait))
 		if err != nil {
 			return fmt.Errorf("fetch from %d: %w", applied+1, err)
 		}
@@ -217,6 +223,7 @@ func (d *DB) applyMessages(msgs []seqMessage) error {
 	if err != nil {
 		return err
 	}
+	var met []int64 // queued writes of this node that apply meets
 	for _, m := range msgs {
 		if m.seq <= applied {
 			continue
@@ -226,7 +233,18 @@ func (d *DB) applyMessages(msgs []seqMessage) error {
 			d.rebuildLater("the stream was trimmed past this copy")
 			return fmt.Errorf("%w: got %d after %d", errGap, m.seq, applied)
 		}
-		if err := w.ApplyChanges(m.msg.Changes, d.ahead[m.seq]); err != nil {
+		here := d.ahead[m.seq]
+		if !here && d.metQueued(m.msg.Node, m.msg.Timestamp) {
+			// A queued write of this node, committed here already.
+			here = true
+			met = append(met, m.msg.Timestamp)
+			if err := w.Internal(func() error { return w.Exec("DELETE FROM _hasvc_outbox WHERE ts = ?", m.msg.Timestamp) }); err != nil {
+				w.Internal(func() error { return w.Exec("ROLLBACK") })
+				return err
+			}
+		}
+		d.lastTS = max(d.lastTS, m.msg.Timestamp) // the clock follows what it sees
+		if err := w.ApplyMessage(&m.msg, here); err != nil {
 			w.Internal(func() error { return w.Exec("ROLLBACK") })
 			w.SchemaChanged()
 			return d.markStuck(m.seq, err)
@@ -260,6 +278,13 @@ func (d *DB) applyMessages(msgs []seqMessage) error {
 		if seq <= applied {
 			delete(d.ahead, seq)
 		}
+	}
+	for _, ts := range met {
+		delete(d.outbox, ts)
+	}
+	if len(met) > 0 {
+		d.queued.Store(int64(len(d.outbox)))
+		d.stalledSince.Store(d.eng.now().UnixNano()) // progress
 	}
 	d.setApplied(applied)
 	now := d.eng.now().UnixNano()

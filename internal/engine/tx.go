@@ -532,8 +532,12 @@ func (t *Tx) commit(w *sqlite.Conn) (uint64, error) {
 	}
 	defer cp.Reset()
 	g := d.newGroup(d.strong(), false, time.Time{})
-	p := &pending{}
-	if err := g.add(p, d.message(cp.Changes())); err != nil {
+	data, ts, err := d.message(cp.Changes())
+	p := &pending{ts: ts}
+	if err == nil {
+		err = g.add(p, data)
+	}
+	if err != nil {
 		g.cancel()
 		t.abort(w)
 		return 0, err

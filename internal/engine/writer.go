@@ -242,7 +242,7 @@ func (d *DB) commit(batch []*op, until time.Time) (retry []*op) {
 		if !o.published {
 			continue
 		}
-		o.err, o.res.Seq = o.msg.err, o.msg.seq
+		o.err, o.res.Seq, o.res.Queued = o.msg.err, o.msg.seq, o.msg.queued && o.msg.ok
 		if o.msg.conflict {
 			retry = append(retry, o)
 		}
@@ -264,7 +264,11 @@ func (d *DB) runWrite(o *op, g *commitGroup) error {
 	if cp.Len() == 0 {
 		return nil
 	}
-	data := d.message(cp.Changes())
+	data, ts, err := d.message(cp.Changes())
+	if err != nil {
+		return err
+	}
+	o.msg.ts = ts
 	if o.key != "" {
 		if err := d.keepRequest(o, g, data); err != nil {
 			return err

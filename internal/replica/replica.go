@@ -43,7 +43,7 @@ type Target interface {
 	Restore(path string, seq uint64) error
 	// Apply writes one transaction's changes and its sequence in one
 	// local transaction.
-	Apply(seq uint64, changes []change.Change) error
+	Apply(seq uint64, msg *change.Message) error
 }
 
 // StateTable holds, in the local database, the sequence it has applied.
@@ -330,7 +330,7 @@ func (r *Replica) follow(ctx context.Context, applied uint64) error {
 				if err := json.Unmarshal([]byte(data.String()), &msg); err != nil {
 					return fmt.Errorf("change %d: %w", seq, err)
 				}
-				if err := r.Target.Apply(seq, msg.Changes); err != nil {
+				if err := r.Target.Apply(seq, &msg); err != nil {
 					return fmt.Errorf("apply change %d: %w", seq, err)
 				}
 				applied = seq

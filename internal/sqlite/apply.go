@@ -13,6 +13,19 @@ func (c *Conn) ApplyChanges(changes []change.Change, rowsOnly bool) error {
 	return apply.Changes(applyConn{c}, changes, rowsOnly)
 }
 
+// ApplyMessage writes message m to the writer as ApplyChanges does, or
+// last-writer-wins for an eventual-mode message (see package apply).
+func (c *Conn) ApplyMessage(m *change.Message, rowsOnly bool) error {
+	return apply.Message(applyConn{c}, m, rowsOnly)
+}
+
+// Stamp gives the row changes of an eventual-mode write of version v,
+// in the writer's open transaction, the versions they replace, and
+// records v as their rows' (see apply.Stamp).
+func (c *Conn) Stamp(changes []change.Change, v change.Version) error {
+	return apply.Stamp(applyConn{c}, changes, v)
+}
+
 // applyConn is the writer as package apply writes to it.
 type applyConn struct{ c *Conn }
 
@@ -35,6 +48,10 @@ func (a applyConn) Schema(sql string) error {
 }
 
 func (a applyConn) Table(name string) (*apply.Table, error) { return a.c.TableInfo(name) }
+
+func (a applyConn) Query(sql string, args []any, row func([]any) error) error {
+	return a.c.Internal(func() error { return a.c.queryValues(sql, args, row) })
+}
 
 // ApplyMode switches the writer to apply: no capture, no triggers (their
 // effects are in the message already), no foreign-key actions (likewise).

@@ -17,15 +17,7 @@ func (c *Conn) TableInfo(name string) (*TableInfo, error) {
 	var ti *TableInfo
 	err := c.Internal(func() error {
 		var err error
-		ti, err = apply.Describe(func(sql string, args []any, row func([]any) error) error {
-			return c.Query(sql, args, func(s *Stmt) error {
-				vals := make([]any, s.ColumnCount())
-				for i := range vals {
-					vals[i] = s.Column(i)
-				}
-				return row(vals)
-			})
-		}, name)
+		ti, err = apply.Describe(c.queryValues, name)
 		return err
 	})
 	if err != nil {
@@ -36,6 +28,17 @@ func (c *Conn) TableInfo(name string) (*TableInfo, error) {
 	}
 	c.tables[name] = ti
 	return ti, nil
+}
+
+// queryValues runs sql with args and calls row with each row's values.
+func (c *Conn) queryValues(sql string, args []any, row func([]any) error) error {
+	return c.Query(sql, args, func(s *Stmt) error {
+		vals := make([]any, s.ColumnCount())
+		for i := range vals {
+			vals[i] = s.Column(i)
+		}
+		return row(vals)
+	})
 }
 
 // SchemaChanged forgets cached table descriptions.

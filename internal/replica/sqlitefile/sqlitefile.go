@@ -85,7 +85,7 @@ func (f *File) Restore(path string, seq uint64) error {
 }
 
 // Apply implements replica.Target.
-func (f *File) Apply(seq uint64, changes []change.Change) error {
+func (f *File) Apply(seq uint64, msg *change.Message) error {
 	c, err := f.conn()
 	if err != nil {
 		return err
@@ -97,7 +97,7 @@ func (f *File) Apply(seq uint64, changes []change.Change) error {
 	if err := c.Exec("BEGIN IMMEDIATE"); err != nil {
 		return err
 	}
-	err = c.ApplyChanges(changes, false)
+	err = c.ApplyMessage(msg, false)
 	if err == nil {
 		err = c.Exec("UPDATE "+replica.StateTable+" SET seq = ?", int64(seq))
 	}
