@@ -376,3 +376,97 @@ func TestPGSequence(t *testing.T) {
 	}
 	wantState(t, err, "57014")
 }
+
+// TestPGReadOnlyTransactions: a READ ONLY transaction (BEGIN READ ONLY,
+// START TRANSACTION READ ONLY, SET TRANSACTION READ ONLY, pgx's
+// AccessMode, default_transaction_read_only) reads and refuses writes with
+// 25006, as in PostgreSQL, and leaves the data as it was.
+func TestPGReadOnlyTransactions(t *testing.T) {
+	n := startNode(t, t.TempDir(), nil)
+	n.createDB("ro")
+	ctx := context.Background()
+	c := n.pgConnect("ro", n.admin)
+	exec := func(sql string) error {
+		_, err := c.Exec(ctx, sql)
+		return err
+	}
+	if err := exec("CREATE TABLE t (id INTEGER PRIMARY KEY, v TEXT)"); err != nil {
+		t.Fatal(err)
+	}
+	if err := exec("INSERT INTO t VALUES (1, 'one')"); err != nil {
+		t.Fatal(err)
+	}
+	show := func() string {
+		var v string
+		if err := c.QueryRow(ctx, "SHOW transaction_read_only").Scan(&v); err != nil {
+			t.Fatal(err)
+		}
+		return v
+	}
+	for _, begin := range [][]string{
+		{"BEGIN READ ONLY"},
+		{"START TRANSACTION ISOLATION LEVEL SERIALIZABLE, READ ONLY"},
+		{"BEGIN", "SET TRANSACTION READ ONLY"},
+	} {
+		for _, sql := range begin {
+			if err := exec(sql); err != nil {
+				t.Fatalf("%s: %v", sql, err)
+			}
+		}
+		if got := show(); got != "on" {
+			t.Errorf("%v: transaction_read_only = %s, want on", begin, got)
+		}
+		var v string
+		if err := c.QueryRow(ctx, "SELECT v FROM t WHERE id = 1").Scan(&v); err != nil || v != "one" {
+			t.Errorf("%v: read %q %v", begin, v, err)
+		}
+		wantState(t, exec("INSERT INTO t VALUES (2, 'two')"), "25006")
+		if err := exec("ROLLBACK"); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if got := show(); got != "off" {
+		t.Errorf("after the read-only transactions: transaction_read_only = %s, want off", got)
+	}
+
+	// pgx's own way, and READ WRITE at BEGIN overriding the default.
+	tx, err := c.BeginTx(ctx, pgx.TxOptions{AccessMode: pgx.ReadOnly})
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, err = tx.Exec(ctx, "UPDATE t SET v = 'changed'")
+	wantState(t, err, "25006")
+	tx.Rollback(ctx)
+	if err := exec("SET default_transaction_read_only = on"); err != nil {
+		t.Fatal(err)
+	}
+	wantState(t, exec("DELETE FROM t"), "25006")
+	if err := exec("BEGIN READ WRITE"); err != nil {
+		t.Fatal(err)
+	}
+	if err := exec("INSERT INTO t VALUES (3, 'three')"); err != nil {
+		t.Errorf("INSERT in BEGIN READ WRITE with the default read only: %v", err)
+	}
+	if err := exec("COMMIT"); err != nil {
+		t.Fatal(err)
+	}
+	if err := exec("RESET default_transaction_read_only"); err != nil {
+		t.Fatal(err)
+	}
+	// The access mode is set before the first statement: after it, an
+	// error that aborts the block.
+	if err := exec("BEGIN"); err != nil {
+		t.Fatal(err)
+	}
+	if err := exec("INSERT INTO t VALUES (4, 'four')"); err != nil {
+		t.Fatal(err)
+	}
+	wantState(t, exec("SET TRANSACTION READ ONLY"), "25001")
+	if err := exec("ROLLBACK"); err != nil {
+		t.Fatal(err)
+	}
+	var count int
+	if err := c.QueryRow(ctx, "SELECT count(*) FROM t").Scan(&count); err != nil || count != 2 {
+		t.Errorf("rows: %d %v, want 2 (one, three)", count, err)
+	}
+}

@@ -242,6 +242,9 @@ func (ss *session) copy(ctx context.Context, sql string) (*outcome, error) {
 		if ss.readOnly {
 			return nil, errorf(stateInsufficientPriv, "this token may only read; COPY FROM writes")
 		}
+		if ss.readOnlyNow() {
+			return nil, errorf(stateReadOnlyTx, "cannot execute COPY FROM in a read-only transaction")
+		}
 		return ss.copyIn(ctx, s)
 	}
 	return ss.copyOut(ctx, s)
@@ -410,7 +413,7 @@ func (ss *session) insertRows(ctx context.Context, insert string, values []any, 
 	for r := 0; r*n < len(values); r++ {
 		stmts = append(stmts, sqlite.Statement{SQL: insert, Params: values[r*n : (r+1)*n]})
 	}
-	if _, err := ss.execAloneAll(ctx, stmts, ss.readOnly); err != nil {
+	if _, err := ss.execAloneAll(ctx, stmts, ss.readOnlyNow()); err != nil {
 		return tenant.ErrorStatement(err), err
 	}
 	return -1, nil

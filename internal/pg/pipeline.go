@@ -105,9 +105,9 @@ func (ss *session) execPipeline(ctx context.Context, stmts []sqlite.Statement) (
 		return nil, err
 	}
 	defer release()
-	res, err := db.Exec(ctx, stmts, ss.execOptions(ss.readOnly))
+	res, err := db.Exec(ctx, stmts, ss.execOptions(ss.readOnlyNow()))
 	if err != nil {
-		return nil, err
+		return nil, ss.readOnlyError(err)
 	}
 	ss.committed(res.Seq)
 	return res, nil

@@ -59,6 +59,9 @@ type session struct {
 	inTx      bool
 	implicit  bool
 	txFailed  bool
+	// txReadOnly: the block is READ ONLY (BEGIN READ ONLY, SET
+	// TRANSACTION READ ONLY, or default_transaction_read_only).
+	txReadOnly bool
 	tx        *engine.Tx
 	txRelease func()
 
@@ -569,6 +572,10 @@ func (ss *session) run(ctx context.Context, p *prepared, params []any) (*outcome
 			return out, nil
 		}
 		ss.inTx, ss.implicit, ss.txFailed = true, false, false
+		ss.txReadOnly = isOn(ss.settings["default_transaction_read_only"])
+		if ro, given := accessMode(words(p.sql)); given {
+			ss.txReadOnly = ro
+		}
 		return out, nil
 	case kindCommit:
 		out := &outcome{tag: "COMMIT"}
@@ -675,9 +682,10 @@ func (ss *session) exec(ctx context.Context, st sqlite.Statement) (*sqlite.Resul
 		if err := ss.beginTx(ctx); err != nil {
 			return nil, err
 		}
-		return ss.tx.Exec(ctx, st)
+		res, err := ss.tx.Exec(ctx, st)
+		return res, ss.readOnlyError(err)
 	}
-	return ss.execAlone(ctx, st, ss.readOnly)
+	return ss.execAlone(ctx, st, ss.readOnlyNow())
 }
 
 // execAlone runs one statement outside any transaction block.
@@ -699,7 +707,7 @@ func (ss *session) execAloneAll(ctx context.Context, stmts []sqlite.Statement, r
 	defer release()
 	res, err := db.Exec(ctx, stmts, ss.execOptions(readOnly))
 	if err != nil {
-		return nil, err
+		return nil, ss.readOnlyError(err)
 	}
 	ss.committed(res.Seq)
 	return res.Results, nil

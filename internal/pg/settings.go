@@ -86,7 +86,12 @@ func (ss *session) lookupSetting(name string) (string, bool) {
 		return strconv.FormatUint(ss.lastSeq, 10), true
 	case "session_authorization":
 		return ss.user(), true
-	case "transaction_read_only", "default_transaction_read_only":
+	case "transaction_read_only":
+		if ss.readOnlyNow() {
+			return "on", true
+		}
+		return "off", true
+	case "default_transaction_read_only":
 		if ss.readOnly {
 			return "on", true
 		}
@@ -106,6 +111,14 @@ func (ss *session) lookupSetting(name string) (string, bool) {
 
 // set answers SET name {TO|=} value.
 func (ss *session) set(sql string) (*outcome, error) {
+	if toks := words(sql)[1:]; len(toks) > 0 {
+		switch ro, given := accessMode(toks); {
+		case given && toks[0].is("TRANSACTION"):
+			return ss.setTxReadOnly(ro)
+		case given && toks[0].is("SESSION") && len(toks) > 1 && toks[1].is("CHARACTERISTICS"):
+			sql = "SET default_transaction_read_only = " + map[bool]string{true: "on", false: "off"}[ro]
+		}
+	}
 	name, value, err := parseSet(sql)
 	if err != nil {
 		return nil, err
@@ -119,6 +132,9 @@ func (ss *session) set(sql string) (*outcome, error) {
 	}
 	if name == "transaction_isolation" || name == "default_transaction_isolation" {
 		return out, nil
+	}
+	if name == "transaction_read_only" {
+		return ss.setTxReadOnly(isOn(value))
 	}
 	if name == settingMinSeq {
 		if err := checkMinSeq(value); err != nil {
