@@ -900,3 +900,31 @@ func TestForkCluster(t *testing.T) {
 		}
 	}
 }
+
+// TestEventualBackup: a backup of an eventual-mode database keeps its
+// rows' versions (for replicas), uploads as a new database, and its SQL
+// form leaves them out.
+func TestEventualBackup(t *testing.T) {
+	n := startNode(t, t.TempDir(), nil)
+	n.ok("POST", "/databases", `{"name": "ev", "mode": "eventual"}`)
+	n.ok("POST", "/db/ev", `[{"sql":"CREATE TABLE users (id INTEGER PRIMARY KEY, name TEXT)"},{"sql":"INSERT INTO users (name) VALUES ('ann'), ('bob')"}]`)
+	file, _, code := n.download("/db/ev/backup", n.admin)
+	if code != 200 {
+		t.Fatalf("backup: %d", code)
+	}
+	if got := sqlite3Shell(t, file, "SELECT group_concat(name) FROM sqlite_schema WHERE name LIKE '%hasvc%'; SELECT count(*) FROM _hasvc_versions;"); got != "_hasvc_versions\n2" {
+		t.Errorf("backup of an eventual-mode database: hasvc's tables and versions %q, want _hasvc_versions with 2 rows", got)
+	}
+	data, _ := os.ReadFile(file)
+	if status, body := n.upload("name=evcopy", n.admin, data); status != http.StatusCreated {
+		t.Fatalf("upload of the backup: %d %s", status, body)
+	}
+	if got := n.ok("POST", "/db/evcopy", `{"sql":"SELECT group_concat(name) FROM users"}`); !strings.Contains(got, `"ann,bob"`) {
+		t.Errorf("the backup uploaded: %s", got)
+	}
+	dump, _, code := n.download("/db/ev/backup?format=sql", n.admin)
+	text, _ := os.ReadFile(dump)
+	if code != 200 || strings.Contains(string(text), "_hasvc") || !strings.Contains(string(text), "bob") {
+		t.Errorf("SQL dump: %d, %.300s", code, text)
+	}
+}

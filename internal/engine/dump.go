@@ -13,8 +13,8 @@ import (
 	"hasvc/internal/sqlite"
 )
 
-// WriteDump writes the SQLite file at path (a backup: tenants' tables
-// only) as SQL that recreates it: each table's CREATE statement and its
+// WriteDump writes the SQLite file at path (a backup: tenants' tables,
+// and an eventual-mode database's row versions, which it leaves out) as SQL that recreates it: each table's CREATE statement and its
 // rows as INSERTs, then indexes, views and triggers, as the sqlite3
 // shell's .dump does. It has no transaction control or pragmas, so it
 // runs both in the sqlite3 shell and as the SQL of one POST /db/<name>
@@ -30,7 +30,7 @@ func WriteDump(w io.Writer, path string) error {
 	var objs []object
 	err = c.Internal(func() error {
 		return c.Query(`SELECT type, name, sql FROM sqlite_schema WHERE sql IS NOT NULL
-			AND name NOT LIKE 'sqlite\_%' ESCAPE '\' ORDER BY rowid`, nil, func(s *sqlite.Stmt) error {
+			AND name NOT LIKE 'sqlite\_%' ESCAPE '\' AND name NOT LIKE '\_hasvc%' ESCAPE '\' ORDER BY rowid`, nil, func(s *sqlite.Stmt) error {
 			t, _ := s.Column(0).(string)
 			n, _ := s.Column(1).(string)
 			q, _ := s.Column(2).(string)
