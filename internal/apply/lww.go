@@ -20,10 +20,15 @@ import (
 // messages came in. A change written on a copy whose row had another
 // version than the one it replaces here (its Base) had not seen that
 // version: the two are in conflict, and the one that loses is recorded in
-// _hasvc_conflicts, once (keyed by the loser's version), whichever copy
-// and whichever order.
+// this copy's _hasvc_conflicts, once (keyed by the loser's version).
+// Copies agree on every row; their logs agree on simple conflicts but
+// can differ on superseded versions: a node that wrote two versions of a
+// row in turn does not list the first as lost when a concurrent write
+// beats the second, while a copy that applied the concurrent write
+// between the two does.
 //
-// The invariant: a row's content is the one its version wrote.
+// The invariant: a row's content is the one its version wrote, and a
+// version a copy's log lists as lost is never its row's version.
 
 // LWWSchema creates the tables of last-writer-wins apply; it can run
 // again.

@@ -11,7 +11,7 @@ import (
 
 // Conflict is a version of a row of an eventual-mode database that lost
 // to a later one written without having seen it (package apply's
-// last-writer-wins). Every copy records the same losers.
+// last-writer-wins), as this copy recorded it.
 type Conflict struct {
 	Table string `json:"table"`
 	// RowID names the row of a rowid table; Key, the primary key values

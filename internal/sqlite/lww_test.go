@@ -13,8 +13,9 @@ import (
 
 // TestLWWOrderFree: eventual-mode messages applied in any order leave
 // every copy with the same rows (each row the version with the latest
-// timestamp, ties by node) and the same conflict log (every version
-// overwritten by a write that had not seen it, once).
+// timestamp, ties by node) and, for these conflicts (concurrent writes
+// on top of one version, and a sequential pair), the same conflict log:
+// each version overwritten by a write that had not seen it, once.
 func TestLWWOrderFree(t *testing.T) {
 	id := func(n int64) *int64 { return change.RowID(n) }
 	v := func(ts int64, node string) *change.Version { return &change.Version{Timestamp: ts, Node: node} }
