@@ -56,14 +56,14 @@ type session struct {
 	// A transaction block: inTx from BEGIN to COMMIT/ROLLBACK (or for
 	// the statements of one multi-statement Query: implicit). tx and its
 	// database are taken at the block's first statement.
-	inTx      bool
-	implicit  bool
-	txFailed  bool
+	inTx     bool
+	implicit bool
+	txFailed bool
 	// txReadOnly: the block is READ ONLY (BEGIN READ ONLY, SET
 	// TRANSACTION READ ONLY, or default_transaction_read_only).
 	txReadOnly bool
-	tx        *engine.Tx
-	txRelease func()
+	tx         *engine.Tx
+	txRelease  func()
 
 	stmts      map[string]*prepared
 	portals    map[string]*portal
