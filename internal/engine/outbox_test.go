@@ -22,9 +22,13 @@ import (
 type cutJS struct {
 	jetstream.JetStream
 	cut, storeAnyway atomic.Bool
+	refuse           atomic.Bool // publications fail at once, unsent
 }
 
 func (c *cutJS) PublishMsgAsync(m *nats.Msg, opts ...jetstream.PublishOpt) (jetstream.PubAckFuture, error) {
+	if c.refuse.Load() {
+		return nil, nats.ErrConnectionReconnecting
+	}
 	if !c.cut.Load() {
 		return c.JetStream.PublishMsgAsync(m, opts...)
 	}
@@ -146,6 +150,17 @@ func TestEventualOutbox(t *testing.T) {
 	defer release()
 	waitDrained()
 
+	// Publications that fail at once (the connection is down): queued
+	// too, the group's later writes behind them.
+	cut.refuse.Store(true)
+	for _, v := range []string{"i", "j"} {
+		if res := insert(v); !res.Queued {
+			t.Fatalf("write %s while publications fail not queued", v)
+		}
+	}
+	cut.refuse.Store(false)
+	waitDrained()
+
 	// The stream holds every write once, in the order written.
 	var got []string
 	info, err := db.stream.Info(ctx)
@@ -159,11 +174,11 @@ func TestEventualOutbox(t *testing.T) {
 			}
 		}
 	}
-	if s := strings.Join(got, ""); s != "abcdefgh" {
-		t.Errorf("the stream's inserts: %q, want \"abcdefgh\" (each once, in order)", s)
+	if s := strings.Join(got, ""); s != "abcdefghij" {
+		t.Errorf("the stream's inserts: %q, want \"abcdefghij\" (each once, in order)", s)
 	}
-	if c := count(t, db, "t"); c != 8 {
-		t.Errorf("copy has %d rows, want 8", c)
+	if c := count(t, db, "t"); c != 10 {
+		t.Errorf("copy has %d rows, want 10", c)
 	}
 }
 

@@ -121,6 +121,14 @@ func (g *commitGroup) add(p *pending, data []byte) error {
 		opts = append(opts, jetstream.WithExpectLastSequence(g.next-1))
 	}
 	fut, err := g.d.nats.js.PublishMsgAsync(&nats.Msg{Subject: tenant.Subject(g.d.name), Data: data, Header: p.header}, opts...)
+	if err != nil && !g.strong {
+		// Not sent (the connection is down, too many publications wait
+		// for answers): this write and the group's next ones queue.
+		g.d.log.Warn("publish failed; the write is queued", "err", err)
+		g.queue, p.queued = true, true
+		g.pubs = append(g.pubs, p)
+		return nil
+	}
 	if err != nil {
 		g.next--
 		return publishError(err)
@@ -284,11 +292,13 @@ func (g *commitGroup) finish(aborted bool) (committed bool) {
 			}
 		}
 	}
-	if !g.strong && !g.queue {
+	if !g.strong {
 		// Eventual mode pipelines: wait for JetStream in publication
-		// order.
-		for j := range g.pubs {
-			g.await(j)
+		// order (for what was published: a queued message was not).
+		for j, p := range g.pubs {
+			if !p.queued {
+				g.await(j)
+			}
 		}
 		if !aborted && g.failed() {
 			// The stream is out of reach: the writes commit here and
