@@ -195,7 +195,7 @@ func (d *DB) Exec(ctx context.Context, stmts []sqlite.Statement, opts ExecOption
 			return res, err
 		}
 	}
-	o := &op{ctx: ctx, stmts: stmts, key: opts.Key, done: make(chan struct{})}
+	o := &op{ctx: ctx, stmts: stmts, key: opts.Key, done: make(chan struct{}), arrived: time.Now()}
 	if err := d.submit(ctx, o); err != nil {
 		return nil, err
 	}

@@ -259,6 +259,10 @@ func (g *commitGroup) await(j int) {
 
 var errNoAck = tenant.Errorf(tenant.EUNAVAILABLE, "replication did not acknowledge the write in time; it may or may not be committed")
 
+// errQueuedTooLong: the writes before this one could not be stored within
+// the publish timeout, and this one never ran.
+var errQueuedTooLong = tenant.Errorf(tenant.EUNAVAILABLE, "replication did not take the writes queued before this one within the publish timeout; this write did not run")
+
 // finish ends the writer's transaction: it publishes an atomic batch (or
 // waits for eventual mode's pipelined acknowledgements), keeps the
 // acknowledged messages before the first failure, rolls back the rest,

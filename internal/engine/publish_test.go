@@ -8,6 +8,7 @@ import (
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 
+	"hasvc/internal/sqlite"
 	"hasvc/internal/tenant"
 )
 
@@ -100,5 +101,39 @@ func TestSettleWaitsForTheStore(t *testing.T) {
 	}
 	if d := time.Since(start); d < 250*time.Millisecond {
 		t.Errorf("settle gave up after %v, before its deadline", d)
+	}
+}
+
+// TestStrongWriteOneDeadline: a strong-mode write is bounded by one
+// publish timeout from the moment it reaches the writer's queue, its wait
+// behind a group that cannot publish included; one that waited it out
+// answers without running.
+func TestStrongWriteOneDeadline(t *testing.T) {
+	cut := &cutJS{}
+	n := newTestNodeOpts(t, t.TempDir(), false, func(e *Engine) {
+		cut.JetStream = e.JS
+		e.JS = cut
+		e.PublishTimeout = time.Second
+	})
+	db, release := n.createDB(t, "st")
+	defer release()
+	mustExec(t, db, "CREATE TABLE t (v TEXT)", nil)
+	cut.cut.Store(true)
+	took := make(chan time.Duration, 2)
+	write := func() {
+		start := time.Now()
+		_, err := db.Exec(context.Background(), []sqlite.Statement{{SQL: "INSERT INTO t VALUES ('x')"}}, ExecOptions{})
+		if tenant.ErrorCode(err) != tenant.EUNAVAILABLE {
+			t.Errorf("write while cut off: %v, want EUNAVAILABLE", err)
+		}
+		took <- time.Since(start)
+	}
+	go write()
+	time.Sleep(300 * time.Millisecond) // the first holds the writer
+	go write()
+	for range 2 {
+		if d := <-took; d > 1500*time.Millisecond {
+			t.Errorf("a write took %v, over its one publish timeout (1 s) and then some", d)
+		}
 	}
 }

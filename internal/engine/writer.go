@@ -27,6 +27,11 @@ type op struct {
 
 	key   string // idempotency key ("": none)
 	again bool   // run in the next group: an earlier request of this one has its key
+
+	// arrived is when the request reached the writer's queue: a
+	// strong-mode request is bounded by one publish timeout from then,
+	// its wait behind other groups included.
+	arrived time.Time
 }
 
 // maxBatch bounds how many queued requests the writer commits together.
@@ -125,7 +130,27 @@ const (
 // timeout bounds the attempts together, not each: past it, a request
 // that keeps losing answers ECONFLICT.
 func (d *DB) commitWithRetry(batch []*op) {
-	until := time.Now().Add(d.eng.publishTimeout())
+	timeout := d.eng.publishTimeout()
+	until := time.Now().Add(timeout)
+	if d.strong() {
+		// A request that waited out its publish timeout behind groups
+		// that could not publish answers now, without running; the
+		// group's deadline is its oldest request's.
+		live := batch[:0]
+		for _, o := range batch {
+			switch {
+			case o.arrived.IsZero():
+			case time.Since(o.arrived) >= timeout:
+				o.err = errQueuedTooLong
+				close(o.done)
+				continue
+			case o.arrived.Add(timeout).Before(until):
+				until = o.arrived.Add(timeout)
+			}
+			live = append(live, o)
+		}
+		batch = live
+	}
 	for attempt := 1; len(batch) > 0; attempt++ {
 		retry := d.commit(batch, until)
 		for _, o := range batch {
