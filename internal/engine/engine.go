@@ -520,19 +520,24 @@ func (e *Engine) openDB(ctx context.Context, name string) (*DB, error) {
 	if err := d.catchUp(ctx); err != nil {
 		d.log.Error("catch-up at open", "err", err)
 	}
-	d.wg.Add(2)
-	go d.loop()
-	go d.follow()
-	if err := d.do(ctx, func(*sqlite.Conn) error { d.startPublisher(); return nil }); err != nil {
-		d.log.Error("start sending queued writes", "err", err)
-	}
+	// The writer is this goroutine's until loop starts.
+	checkpointer := false
 	if !e.Memory {
 		if err := w.Internal(func() error { return w.Exec("PRAGMA wal_autocheckpoint = 0") }); err != nil {
 			d.log.Warn("checkpoints stay on the writer", "err", err)
 		} else {
-			d.wg.Add(1)
-			go d.checkpointer()
+			checkpointer = true
 		}
+	}
+	d.wg.Add(2)
+	go d.loop()
+	go d.follow()
+	if checkpointer {
+		d.wg.Add(1)
+		go d.checkpointer()
+	}
+	if err := d.do(ctx, func(*sqlite.Conn) error { d.startPublisher(); return nil }); err != nil {
+		d.log.Error("start sending queued writes", "err", err)
 	}
 	return d, nil
 }
