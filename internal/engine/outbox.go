@@ -58,6 +58,7 @@ type queuedMsg struct {
 	sent    bool
 }
 
+// msg is the row as the message published on subject.
 func (q *queuedMsg) msg(subject string) *nats.Msg {
 	return &nats.Msg{Subject: subject, Data: q.data, Header: requestHeader(q.key, q.results)}
 }
@@ -225,7 +226,7 @@ func (d *DB) nextQueued(w *sqlite.Conn) ([]queuedMsg, error) {
 	return batch, err
 }
 
-// sent is one queued message JetStream stored.
+// sentMsg is one queued message JetStream stored, at seq.
 type sentMsg struct {
 	ts  int64
 	key string
