@@ -516,7 +516,6 @@ func (e *Engine) openDB(ctx context.Context, name string) (*DB, error) {
 		w.Close()
 		return nil, err
 	}
-	d.queued.Store(int64(len(d.outbox)))
 	if err := d.catchUp(ctx); err != nil {
 		d.log.Error("catch-up at open", "err", err)
 	}

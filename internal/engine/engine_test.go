@@ -94,11 +94,17 @@ func (n *testNode) close() {
 // createDB creates database name and opens it.
 func (n *testNode) createDB(t testing.TB, name string) (*DB, func()) {
 	t.Helper()
+	return n.createDBWith(t, tenant.Config{Name: name})
+}
+
+// createDBWith creates the database cfg names, as cfg says, and opens it.
+func (n *testNode) createDBWith(t testing.TB, cfg tenant.Config) (*DB, func()) {
+	t.Helper()
 	ctx := context.Background()
-	if _, err := n.eng.Create(ctx, tenant.Config{Name: name}); err != nil {
+	if _, err := n.eng.Create(ctx, cfg); err != nil {
 		t.Fatal(err)
 	}
-	db, release, err := n.eng.Acquire(ctx, name)
+	db, release, err := n.eng.Acquire(ctx, cfg.Name)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -75,10 +75,32 @@ func (d *DB) loadOutbox() error {
 			return nil
 		})
 	})
+	d.queued.Store(int64(len(d.outbox)))
 	if len(d.outbox) > 0 {
 		d.stalledSince.Store(d.eng.now().UnixNano())
 	}
 	return err
+}
+
+// outboxChanged brings along, after the outbox's rows changed, what is
+// kept beside it: the count other goroutines read, the marker that has
+// the database opened at start, and the time of the last progress (a row
+// left: progress). Writer only.
+func (d *DB) outboxChanged(progress bool) {
+	n := int64(len(d.outbox))
+	defer d.queued.Store(n) // last: whoever reads it sees the marker already as it says
+	switch was := d.queued.Load(); {
+	case n == 0 && was > 0:
+		d.log.Info("queued writes are all in the stream")
+		d.eng.markQueued(d.name, false)
+		d.stalledSince.Store(0)
+	case n > 0 && was == 0:
+		d.log.Warn("the stream is out of reach: writes are committed here and queued")
+		d.eng.markQueued(d.name, true)
+		d.stalledSince.Store(d.eng.now().UnixNano())
+	case n > 0 && progress:
+		d.stalledSince.Store(d.eng.now().UnixNano())
+	}
 }
 
 // enqueue writes the queued messages to the outbox, in the writer's open
@@ -127,15 +149,10 @@ func (d *DB) queuedCommitted(queued []*pending) {
 	if len(queued) == 0 {
 		return
 	}
-	if len(d.outbox) == 0 {
-		d.log.Warn("the stream is out of reach: writes are committed here and queued")
-		d.eng.markQueued(d.name, true)
-		d.stalledSince.Store(d.eng.now().UnixNano())
-	}
 	for _, p := range queued {
 		d.outbox[p.ts] = true
 	}
-	d.queued.Store(int64(len(d.outbox)))
+	d.outboxChanged(false)
 	d.startPublisher()
 }
 
@@ -168,16 +185,12 @@ func (d *DB) publishQueued() {
 			return err
 		})
 		if err == nil && len(batch) == 0 {
-			d.log.Info("queued writes are all in the stream")
-			d.eng.markQueued(d.name, false)
-			d.stalledSince.Store(0)
 			return
 		}
 		if err == nil {
 			var n int
 			n, err = d.sendQueued(ctx, batch)
 			if n > 0 {
-				d.stalledSince.Store(d.eng.now().UnixNano())
 				failures = 0
 			}
 			if n > 0 || err == errSendAgain {
@@ -353,11 +366,11 @@ func (d *DB) recordSent(stored []sentMsg) error {
 						}
 					}
 					if s.seq > applied {
-						if err := w.Exec("INSERT OR IGNORE INTO _hasvc_ahead (seq) VALUES (?)", int64(s.seq)); err != nil {
-							return err
-						}
 						ahead = append(ahead, s.seq)
 					}
+				}
+				if err := d.insertAhead(ahead); err != nil {
+					return err
 				}
 				return w.Exec("COMMIT")
 			}()
@@ -372,13 +385,8 @@ func (d *DB) recordSent(stored []sentMsg) error {
 		for _, s := range stored {
 			delete(d.outbox, s.ts)
 		}
-		for _, seq := range ahead {
-			d.ahead[seq] = true
-			if seq > d.lastAhead.Load() {
-				d.lastAhead.Store(seq)
-			}
-		}
-		d.queued.Store(int64(len(d.outbox)))
+		d.noteAhead(ahead)
+		d.outboxChanged(true)
 		if d.eng.alone() {
 			// No apply loop brings applied past them.
 			cctx, cancel := context.WithTimeout(d.ctx, d.eng.publishTimeout())

@@ -3,6 +3,8 @@ package engine
 import (
 	"context"
 	"encoding/json"
+	"os"
+	"path/filepath"
 	"strings"
 	"sync/atomic"
 	"testing"
@@ -65,13 +67,7 @@ func TestEventualOutbox(t *testing.T) {
 	}
 	n := newTestNodeOpts(t, dir, false, setup)
 	ctx := context.Background()
-	if _, err := n.eng.Create(ctx, tenant.Config{Name: "ev", Mode: tenant.ModeEventual}); err != nil {
-		t.Fatal(err)
-	}
-	db, release, err := n.eng.Acquire(ctx, "ev")
-	if err != nil {
-		t.Fatal(err)
-	}
+	db, release := n.createDBWith(t, tenant.Config{Name: "ev", Mode: tenant.ModeEventual})
 	mustExec(t, db, "CREATE TABLE t (id INTEGER PRIMARY KEY, v TEXT)", nil)
 	insert := func(v string) *ExecResult {
 		t.Helper()
@@ -109,6 +105,10 @@ func TestEventualOutbox(t *testing.T) {
 	if info, err := n.eng.Info(ctx, "ev"); err != nil || len(info.Nodes) == 0 || info.Nodes[0].QueuedWrites != 3 {
 		t.Errorf("status while cut off: %+v, %v; want 3 queued writes", info, err)
 	}
+	marker := filepath.Join(dir, "queued", "ev")
+	if _, err := os.Stat(marker); err != nil {
+		t.Errorf("no marker of the queued writes, to open the database at start: %v", err)
+	}
 	// Writes that do not go out make the node unready.
 	time.Sleep(700 * time.Millisecond)
 	if err := n.eng.Ready(ctx); err == nil || !strings.Contains(err.Error(), "queued") {
@@ -118,6 +118,9 @@ func TestEventualOutbox(t *testing.T) {
 	waitDrained()
 	if err := n.eng.Ready(ctx); err != nil {
 		t.Errorf("not ready once the queued writes went out: %v", err)
+	}
+	if _, err := os.Stat(marker); !os.IsNotExist(err) {
+		t.Errorf("the marker of queued writes stays once they went out: %v", err)
 	}
 	if res := insert("d"); res.Queued || res.Seq == 0 {
 		t.Errorf("write after the outbox emptied: queued %v, sequence %d; want published", res.Queued, res.Seq)
@@ -143,6 +146,7 @@ func TestEventualOutbox(t *testing.T) {
 	n.close()
 	cut = &cutJS{}
 	n = newTestNodeOpts(t, dir, false, setup)
+	var err error
 	db, release, err = n.eng.Acquire(ctx, "ev")
 	if err != nil {
 		t.Fatal(err)
@@ -189,13 +193,7 @@ func TestEventualOutbox(t *testing.T) {
 func TestEventualLastWriterWins(t *testing.T) {
 	n := newTestNode(t, t.TempDir())
 	ctx := context.Background()
-	if _, err := n.eng.Create(ctx, tenant.Config{Name: "lw", Mode: tenant.ModeEventual}); err != nil {
-		t.Fatal(err)
-	}
-	db, release, err := n.eng.Acquire(ctx, "lw")
-	if err != nil {
-		t.Fatal(err)
-	}
+	db, release := n.createDBWith(t, tenant.Config{Name: "lw", Mode: tenant.ModeEventual})
 	defer release()
 	mustExec(t, db, "CREATE TABLE t (id INTEGER PRIMARY KEY, v TEXT)", nil)
 	res := mustExec(t, db, "INSERT INTO t (id, v) VALUES (1, 'here')", nil)

@@ -594,10 +594,8 @@ func (d *DB) commitApplied(applied uint64, ahead []uint64, kept, queued []*pendi
 		if err := d.enqueue(queued); err != nil {
 			return err
 		}
-		for _, seq := range ahead {
-			if err := w.Exec("INSERT OR IGNORE INTO _hasvc_ahead (seq) VALUES (?)", int64(seq)); err != nil {
-				return err
-			}
+		if err := d.insertAhead(ahead); err != nil {
+			return err
 		}
 		if err := w.Exec("UPDATE _hasvc_state SET applied_seq = ?", int64(applied)); err != nil {
 			return err
@@ -608,15 +606,33 @@ func (d *DB) commitApplied(applied uint64, ahead []uint64, kept, queued []*pendi
 		return err
 	}
 	d.version.Add(1)
-	for _, seq := range ahead {
+	d.noteAhead(ahead)
+	d.setApplied(applied)
+	d.queuedCommitted(queued)
+	return nil
+}
+
+// insertAhead records, in the writer's open transaction, sequences of
+// this node's own messages committed here beyond the applied sequence
+// (_hasvc_ahead); noteAhead brings the in-memory set along once the
+// transaction committed.
+func (d *DB) insertAhead(seqs []uint64) error {
+	w := d.writer
+	for _, seq := range seqs {
+		if err := w.Exec("INSERT OR IGNORE INTO _hasvc_ahead (seq) VALUES (?)", int64(seq)); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func (d *DB) noteAhead(seqs []uint64) {
+	for _, seq := range seqs {
 		d.ahead[seq] = true
 		if seq > d.lastAhead.Load() {
 			d.lastAhead.Store(seq)
 		}
 	}
-	d.setApplied(applied)
-	d.queuedCommitted(queued)
-	return nil
 }
 
 // publishError maps a failed publish to a tenant error. JetStream's own

@@ -283,8 +283,7 @@ func (d *DB) applyMessages(msgs []seqMessage) error {
 		delete(d.outbox, ts)
 	}
 	if len(met) > 0 {
-		d.queued.Store(int64(len(d.outbox)))
-		d.stalledSince.Store(d.eng.now().UnixNano()) // progress
+		d.outboxChanged(true)
 	}
 	d.setApplied(applied)
 	now := d.eng.now().UnixNano()

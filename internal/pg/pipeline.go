@@ -107,7 +107,7 @@ func (ss *session) execPipeline(ctx context.Context, stmts []sqlite.Statement) (
 	defer release()
 	res, err := db.Exec(ctx, stmts, ss.execOptions(ss.readOnlyNow()))
 	if err != nil {
-		return nil, ss.readOnlyError(err)
+		return nil, err
 	}
 	ss.committed(res.Seq)
 	return res, nil

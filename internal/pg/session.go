@@ -329,7 +329,7 @@ func (ss *session) sendError(err error) {
 // errorResponse builds the ErrorResponse for err, and logs it if it is
 // internal: the client is told only "internal error".
 func (ss *session) errorResponse(err error) *pgproto3.ErrorResponse {
-	r := errorResponse(err)
+	r := errorResponse(ss.readOnlyError(err))
 	if r.Code == stateInternal {
 		ss.srv.Logger.Error("statement failed", "db", ss.db, "err", err)
 	}
@@ -682,8 +682,7 @@ func (ss *session) exec(ctx context.Context, st sqlite.Statement) (*sqlite.Resul
 		if err := ss.beginTx(ctx); err != nil {
 			return nil, err
 		}
-		res, err := ss.tx.Exec(ctx, st)
-		return res, ss.readOnlyError(err)
+		return ss.tx.Exec(ctx, st)
 	}
 	return ss.execAlone(ctx, st, ss.readOnlyNow())
 }
@@ -707,7 +706,7 @@ func (ss *session) execAloneAll(ctx context.Context, stmts []sqlite.Statement, r
 	defer release()
 	res, err := db.Exec(ctx, stmts, ss.execOptions(readOnly))
 	if err != nil {
-		return nil, ss.readOnlyError(err)
+		return nil, err
 	}
 	ss.committed(res.Seq)
 	return res.Results, nil
