@@ -100,7 +100,7 @@ func (ss *session) catalogViewQuery(ctx context.Context, sql, original string, p
 	if params == nil && nparams > 0 {
 		params = make([]any, nparams)
 	}
-	mem, err := sqlite.Open(":memory:", sqlite.Options{Tenant: true})
+	mem, err := sqlite.Open(":memory:", sqlite.Options{Tenant: true, Functions: true})
 	if err != nil {
 		return nil, err
 	}

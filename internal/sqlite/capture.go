@@ -93,22 +93,29 @@ func (cp *Capture) addRow(ch change.Change, vals change.Values) error {
 	return nil
 }
 
-func (cp *Capture) hook(d sqlite3.SQLitePreUpdateData) {
-	if !cp.on || cp.err != nil || d.DatabaseName != "main" || !isReplicatedTable(d.TableName) {
+// preupdate is what SQLite's preupdate hook says of a row change.
+type preupdate struct {
+	op                 int // sqlite3.SQLITE_INSERT, _UPDATE or _DELETE
+	database, table    string
+	oldRowid, newRowid int64
+}
+
+func (cp *Capture) hook(d preupdate) {
+	if !cp.on || cp.err != nil || d.database != "main" || !isReplicatedTable(d.table) {
 		return
 	}
-	ch := change.Change{Database: "main", Table: d.TableName}
+	ch := change.Change{Database: "main", Table: d.table}
 	room := cp.room()
 	var err error
 	size, more := 0, 0
-	switch d.Op {
+	switch d.op {
 	case sqlite3.SQLITE_INSERT:
 		ch.Operation = change.OpInsert
-		ch.NewRowID = change.RowID(d.NewRowID)
+		ch.NewRowID = change.RowID(d.newRowid)
 		ch.NewValues, size, err = cp.row(true, room)
 	case sqlite3.SQLITE_UPDATE:
 		ch.Operation = change.OpUpdate
-		ch.OldRowID, ch.NewRowID = change.RowID(d.OldRowID), change.RowID(d.NewRowID)
+		ch.OldRowID, ch.NewRowID = change.RowID(d.oldRowid), change.RowID(d.newRowid)
 		ch.OldValues, size, err = cp.row(false, room)
 		if err == nil {
 			ch.NewValues, more, err = cp.row(true, room-size)
@@ -116,10 +123,10 @@ func (cp *Capture) hook(d sqlite3.SQLitePreUpdateData) {
 		}
 	case sqlite3.SQLITE_DELETE:
 		ch.Operation = change.OpDelete
-		ch.OldRowID = change.RowID(d.OldRowID)
+		ch.OldRowID = change.RowID(d.oldRowid)
 		ch.OldValues, size, err = cp.row(false, room)
 	default:
-		err = fmt.Errorf("preupdate: unknown operation %d", d.Op)
+		err = fmt.Errorf("preupdate: unknown operation %d", d.op)
 	}
 	switch {
 	case errors.Is(err, errNoRoom):
@@ -128,7 +135,7 @@ func (cp *Capture) hook(d sqlite3.SQLitePreUpdateData) {
 		cp.raw.interrupt()
 		return
 	case err != nil:
-		cp.err = fmt.Errorf("capture %s: %w", d.TableName, err)
+		cp.err = fmt.Errorf("capture %s: %w", d.table, err)
 		return
 	}
 	cp.append(ch, size)

@@ -3,7 +3,9 @@ package sqlite
 import (
 	"context"
 	"database/sql/driver"
+	"errors"
 	"fmt"
+	"runtime/cgo"
 	"strings"
 	"sync"
 	"time"
@@ -55,6 +57,10 @@ type Conn struct {
 
 	capture *Capture // non-nil on a writer
 
+	// handle stands for the connection in SQLite's callbacks into Go
+	// (callbacks.go).
+	handle cgo.Handle
+
 	// maxSize bounds the database file on this connection (SetMaxSize);
 	// maxPages is the same in pages (0: no limit).
 	maxSize  int64
@@ -75,23 +81,43 @@ type Options struct {
 	// Capture: the writer; row changes made by Run with the connection's
 	// Capture are captured (see Capture).
 	Capture bool
+	// Functions: the connection takes Go functions (RegisterFunc). It is
+	// opened through mattn's driver, whose registration converts Go values;
+	// every other connection is opened directly, without the functions and
+	// bookkeeping the driver adds to each (callbacks.go says what that
+	// costs).
+	Functions bool
 }
 
 func Open(dsn string, opts Options) (*Conn, error) {
 	configureSQLite()
-	// A conn is used by one goroutine at a time, so SQLite's own
-	// per-connection mutex is not needed.
-	sep := "?"
-	if strings.Contains(dsn, "?") {
-		sep = "&"
+	c := &Conn{cache: map[string]*Stmt{}, icache: map[string]*Stmt{}}
+	if opts.Functions {
+		sep := "?"
+		if strings.Contains(dsn, "?") {
+			sep = "&"
+		}
+		dc, err := (&sqlite3.SQLiteDriver{}).Open(dsn + sep + "_mutex=no")
+		if err != nil {
+			return nil, fmt.Errorf("open %s: %w", dsn, err)
+		}
+		c.sc = dc.(*sqlite3.SQLiteConn)
+		c.raw = handleOf(c.sc)
+	} else {
+		raw, err := openRaw(dsn)
+		if err != nil {
+			return nil, err
+		}
+		c.raw = raw
 	}
-	dc, err := (&sqlite3.SQLiteDriver{}).Open(dsn + sep + "_mutex=no")
-	if err != nil {
-		return nil, fmt.Errorf("open %s: %w", dsn, err)
+	c.handle = cgo.NewHandle(c)
+	if opts.Capture {
+		c.capture = &Capture{raw: c.raw}
 	}
-	sc := dc.(*sqlite3.SQLiteConn)
-	c := &Conn{sc: sc, raw: handleOf(sc), cache: map[string]*Stmt{}, icache: map[string]*Stmt{}}
-	sc.RegisterAuthorizer(c.authorize)
+	if err := c.raw.setCallbacks(c.handle, opts.Capture); err != nil {
+		c.Close()
+		return nil, err
+	}
 	// Defensive mode forbids writable_schema and other ways to corrupt
 	// the file from SQL; untrusted schema keeps functions with side effects
 	// out of views and triggers.
@@ -107,9 +133,6 @@ func Open(dsn string, opts Options) (*Conn, error) {
 	c.raw.setLimit(limitLength, 64<<20)
 	c.raw.setLimit(limitSQLLength, 8<<20)
 	pragmas := []string{
-		// Readers and the writer wait for each other instead of failing at
-		// once; in WAL mode that only happens at checkpoints.
-		"PRAGMA busy_timeout = 5000",
 		// Tenants expect foreign keys to be enforced; apply turns them off.
 		"PRAGMA foreign_keys = ON",
 		// Read the file through a memory map: a page that is not in this
@@ -122,16 +145,16 @@ func Open(dsn string, opts Options) (*Conn, error) {
 	if opts.ReadOnly {
 		// A reader never writes; SQLite refuses it even if a bug asked.
 		pragmas = append(pragmas, "PRAGMA query_only = ON")
+	} else {
+		// In WAL mode, sync at checkpoints only: the stream is the
+		// durable log (the writer says so again in prepareFile).
+		pragmas = append(pragmas, "PRAGMA synchronous = NORMAL")
 	}
 	for _, p := range pragmas {
 		if err := c.Exec(p); err != nil {
 			c.Close()
 			return nil, err
 		}
-	}
-	if opts.Capture {
-		c.capture = &Capture{raw: c.raw}
-		sc.RegisterPreUpdateHook(c.capture.hook)
 	}
 	c.tenant = opts.Tenant
 	return c, nil
@@ -155,23 +178,16 @@ func (c *Conn) TxDone() {
 
 // CopyFrom replaces c's database with src's, page by page (SQLite's
 // backup API): how a snapshot file becomes an in-memory database.
-func (c *Conn) CopyFrom(src *Conn) error {
-	b, err := c.sc.Backup("main", src.sc, "main")
-	if err != nil {
-		return err
-	}
-	if _, err := b.Step(-1); err != nil {
-		b.Close()
-		return err
-	}
-	return b.Finish()
-}
+func (c *Conn) CopyFrom(src *Conn) error { return c.raw.copyFrom(src.raw) }
 
 // RegisterFunc makes the Go function impl callable from SQL on c as name
 // (go-sqlite3's rules for argument and result types). For connections of
 // hasvc's own: a tenant's database must not depend on functions other
 // copies or tools do not have.
 func (c *Conn) RegisterFunc(name string, impl any, pure bool) error {
+	if c.sc == nil {
+		return errors.New("RegisterFunc on a connection opened without Options.Functions")
+	}
 	return c.sc.RegisterFunc(name, impl, pure)
 }
 
@@ -182,7 +198,18 @@ func (c *Conn) Close() error {
 			delete(m, k)
 		}
 	}
-	return c.sc.Close()
+	var err error
+	if c.sc != nil {
+		err = c.sc.Close()
+	} else if c.raw.db != nil {
+		err = c.raw.close()
+	}
+	c.raw.db = nil
+	if c.handle != 0 {
+		c.handle.Delete() // SQLite calls back no more
+		c.handle = 0
+	}
+	return err
 }
 
 // prepare returns the prepared statement for the first statement in sql

@@ -45,7 +45,7 @@ type rowidRange struct {
 // lo..hi (see above). It is for the writer of an eventual-mode database.
 func (c *Conn) SetRowidRange(lo, hi int64) error {
 	if c.rowids == nil {
-		if err := c.sc.RegisterFunc(RowidFunc, c.nextRowid, false); err != nil {
+		if err := c.raw.createRowidFunction(RowidFunc, c.handle); err != nil {
 			return err
 		}
 	}

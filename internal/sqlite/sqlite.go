@@ -1,10 +1,10 @@
 package sqlite
 
 // This file is the thin cgo layer over the SQLite library that
-// github.com/mattn/go-sqlite3 compiles into the binary. mattn's driver opens
-// connections and delivers the preupdate hook and the authorizer; statements
-// run through the functions below because the driver's row scanning changes
-// storage classes (TEXT with a DATETIME declared type becomes a time, BLOB
+// github.com/mattn/go-sqlite3 compiles into the binary. Connections are
+// opened here (only those that take Go functions go through mattn's driver,
+// see Options.Functions), and statements run through the functions below
+// because the driver's row scanning changes storage classes (TEXT with a DATETIME declared type becomes a time, BLOB
 // and TEXT both become []byte), and hasvc must return every value with the
 // storage class SQLite holds.
 //
@@ -65,6 +65,71 @@ int sqlite3_value_bytes(sqlite3_value*);
 
 #define HASVC_TRANSIENT ((void(*)(void*))-1)
 
+typedef struct sqlite3_context sqlite3_context;
+int sqlite3_set_authorizer(sqlite3*, int(*)(void*, int, const char*, const char*, const char*, const char*), void*);
+void *sqlite3_preupdate_hook(sqlite3*, void(*)(void*, sqlite3*, int, const char*, const char*, sqlite3_int64, sqlite3_int64), void*);
+int sqlite3_create_function_v2(sqlite3*, const char*, int, int, void*,
+	void (*)(sqlite3_context*, int, sqlite3_value**), void (*)(sqlite3_context*, int, sqlite3_value**),
+	void (*)(sqlite3_context*), void (*)(void*));
+void *sqlite3_user_data(sqlite3_context*);
+
+// The Go side of the callbacks (callbacks.go). Each gets the cgo handle of
+// its connection, the one thing SQLite keeps for it.
+extern int hasvcAuthorize(uintptr_t, int, char*, char*, char*);
+extern void hasvcPreupdate(uintptr_t, int, char*, char*, long long, long long);
+extern void hasvcRowid(uintptr_t, void*, char*, int);
+
+static int hasvc_authorize(void *h, int op, const char *a1, const char *a2, const char *db, const char *inner) {
+	return hasvcAuthorize((uintptr_t)h, op, (char*)a1, (char*)a2, (char*)db);
+}
+
+static void hasvc_preupdate(void *h, sqlite3 *db, int op, const char *dbname, const char *table,
+		sqlite3_int64 oldRowid, sqlite3_int64 newRowid) {
+	hasvcPreupdate((uintptr_t)h, op, (char*)dbname, (char*)table, oldRowid, newRowid);
+}
+
+static void hasvc_rowid(sqlite3_context *ctx, int n, sqlite3_value **argv) {
+	const unsigned char *t = sqlite3_value_text(argv[0]);
+	hasvcRowid((uintptr_t)sqlite3_user_data(ctx), ctx, (char*)t, t ? sqlite3_value_bytes(argv[0]) : 0);
+}
+
+int sqlite3_open_v2(const char*, sqlite3**, int, const char*);
+int sqlite3_close_v2(sqlite3*);
+int sqlite3_busy_timeout(sqlite3*, int);
+typedef struct sqlite3_backup sqlite3_backup;
+sqlite3_backup *sqlite3_backup_init(sqlite3*, const char*, sqlite3*, const char*);
+int sqlite3_backup_step(sqlite3_backup*, int);
+int sqlite3_backup_finish(sqlite3_backup*);
+int sqlite3_errcode(sqlite3*);
+
+// hasvc_open opens a connection without SQLite's own mutex (a Conn is used
+// by one goroutine at a time), reading name as a URI ("file:...?mode=ro",
+// "vfs=memdb").
+static int hasvc_open(const char *name, sqlite3 **db) {
+	// SQLITE_OPEN_READWRITE | _CREATE | _URI | _NOMUTEX
+	int rc = sqlite3_open_v2(name, db, 0x02 | 0x04 | 0x40 | 0x8000, 0);
+	if (rc == 0) sqlite3_busy_timeout(*db, 5000);
+	return rc;
+}
+
+// hasvc_copy replaces dst's main database with src's (the backup API).
+static int hasvc_copy(sqlite3 *dst, sqlite3 *src) {
+	sqlite3_backup *b = sqlite3_backup_init(dst, "main", src, "main");
+	if (!b) return sqlite3_errcode(dst);
+	sqlite3_backup_step(b, -1);
+	return sqlite3_backup_finish(b);
+}
+
+static int hasvc_set_callbacks(sqlite3 *db, uintptr_t h, int capture) {
+	int rc = sqlite3_set_authorizer(db, hasvc_authorize, (void*)h);
+	if (rc == 0 && capture) sqlite3_preupdate_hook(db, hasvc_preupdate, (void*)h);
+	return rc;
+}
+
+static int hasvc_create_rowid_function(sqlite3 *db, const char *name, uintptr_t h) {
+	return sqlite3_create_function_v2(db, name, 1, 1, (void*)h, hasvc_rowid, 0, 0, 0);  // SQLITE_UTF8
+}
+
 static int hasvc_prepare(sqlite3 *db, _GoString_ sql, int off, sqlite3_stmt **st, int *used) {
 	const char *p = _GoStringPtr(sql) + off;
 	const char *tail = 0;
@@ -122,6 +187,7 @@ import (
 	"fmt"
 	"math"
 	"reflect"
+	"runtime/cgo"
 	"sync"
 	"unsafe"
 
@@ -162,6 +228,30 @@ func configureSQLite() {
 
 // rawConn is a SQLite connection handle.
 type rawConn struct{ db *C.sqlite3 }
+
+// openRaw opens a connection to dsn (a file name or URI).
+func openRaw(dsn string) (rawConn, error) {
+	name := C.CString(dsn)
+	defer C.free(unsafe.Pointer(name))
+	var db *C.sqlite3
+	rc := C.hasvc_open(name, &db)
+	r := rawConn{db: db}
+	if rc != sqliteOK {
+		if db == nil {
+			return r, fmt.Errorf("open %s: out of memory", dsn)
+		}
+		err := r.err(rc)
+		C.sqlite3_close_v2(db)
+		return rawConn{}, fmt.Errorf("open %s: %w", dsn, err)
+	}
+	return r, nil
+}
+
+// close closes the connection; its statements must be finalized first.
+func (r rawConn) close() error { return r.err(C.sqlite3_close_v2(r.db)) }
+
+// copyFrom replaces r's main database with src's, page by page.
+func (r rawConn) copyFrom(src rawConn) error { return r.err(C.hasvc_copy(r.db, src.db)) }
 
 // handleOf returns the sqlite3* behind a mattn connection. The driver keeps
 // it in an unexported field; reading it through reflect is the one place
@@ -220,6 +310,24 @@ func (r rawConn) dbConfig(op int, on bool) error {
 }
 
 func (r rawConn) setLimit(id, v int) { C.sqlite3_limit(r.db, C.int(id), C.int(v)) }
+
+// setCallbacks gives SQLite the handle of the connection for its
+// authorizer and, if capture, its preupdate hook (callbacks.go).
+func (r rawConn) setCallbacks(h cgo.Handle, capture bool) error {
+	c := C.int(0)
+	if capture {
+		c = 1
+	}
+	return r.err(C.hasvc_set_callbacks(r.db, C.uintptr_t(h), c))
+}
+
+// createRowidFunction makes SQL function name call the connection's
+// nextRowid (callbacks.go).
+func (r rawConn) createRowidFunction(name string, h cgo.Handle) error {
+	cs := C.CString(name)
+	defer C.free(unsafe.Pointer(cs))
+	return r.err(C.hasvc_create_rowid_function(r.db, cs, C.uintptr_t(h)))
+}
 
 // preupdateCount returns the number of columns of the row in a preupdate hook.
 func (r rawConn) preupdateCount() int { return int(C.sqlite3_preupdate_count(r.db)) }

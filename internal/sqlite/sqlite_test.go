@@ -397,3 +397,47 @@ func TestIsSelect(t *testing.T) {
 		}
 	}
 }
+
+// BenchmarkOpenClose opens a connection to a file, reads from it and
+// closes it, with other connections open beside it: what a database's
+// cold open and an evicted one's close cost a node that holds many open.
+// The cost must not grow with the connections open (it did, through the
+// driver's walk of every connection's callbacks at close).
+func BenchmarkOpenClose(b *testing.B) {
+	path := b.TempDir() + "/db"
+	c, err := Open("file:"+path, Options{})
+	if err != nil {
+		b.Fatal(err)
+	}
+	if err := c.Exec("PRAGMA journal_mode = WAL; CREATE TABLE t (id INTEGER PRIMARY KEY, v TEXT)"); err != nil {
+		b.Fatal(err)
+	}
+	c.Close()
+	for _, open := range []int{0, 1000, 4000} {
+		b.Run(fmt.Sprintf("open=%d", open), func(b *testing.B) {
+			var held []*Conn
+			for range open {
+				h, err := Open("file:"+path, Options{ReadOnly: true, Tenant: true})
+				if err != nil {
+					b.Fatal(err)
+				}
+				held = append(held, h)
+			}
+			defer func() {
+				for _, h := range held {
+					h.Close()
+				}
+			}()
+			for b.Loop() {
+				r, err := Open("file:"+path, Options{ReadOnly: true, Tenant: true})
+				if err != nil {
+					b.Fatal(err)
+				}
+				if _, err := run(r, "SELECT count(*) FROM t", nil); err != nil {
+					b.Fatal(err)
+				}
+				r.Close()
+			}
+		})
+	}
+}
