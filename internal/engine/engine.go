@@ -516,7 +516,7 @@ func (e *Engine) openDB(ctx context.Context, name string) (*DB, error) {
 		w.Close()
 		return nil, err
 	}
-	if err := d.catchUp(ctx); err != nil {
+	if err := d.catchUpTo(ctx, stream.CachedInfo().State); err != nil {
 		d.log.Error("catch-up at open", "err", err)
 	}
 	// The writer is this goroutine's until loop starts.

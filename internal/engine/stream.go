@@ -19,12 +19,20 @@ import (
 // sequence (several messages share one transaction when there are many). It
 // runs on the writer goroutine, or before it starts.
 func (d *DB) catchUp(ctx context.Context) error {
-	ctx, cancel := context.WithTimeout(ctx, 5*time.Minute)
-	defer cancel()
 	state, err := d.streamState(ctx)
 	if err != nil {
 		return err
 	}
+	return d.catchUpTo(ctx, state)
+}
+
+// catchUpTo is catchUp given the stream's state, asked for no earlier than
+// the writer was last idle (openDB passes the state it opened the stream
+// with, saving a request per cold open).
+func (d *DB) catchUpTo(ctx context.Context, state jetstream.StreamState) error {
+	ctx, cancel := context.WithTimeout(ctx, 5*time.Minute)
+	defer cancel()
+	var err error
 	last := state.LastSeq
 	applied := d.applied.Load()
 	if applied > last {
