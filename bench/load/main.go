@@ -38,6 +38,7 @@ func main() {
 	serveBare := flag.String("serve-bare", "", "serve a bare handler on this address and do nothing else")
 	sample := flag.Int("sample", 0, "databases of the n to query (cold); 0: all")
 	rate := flag.Int("rate", 1000, "writes per second (lag), queries per second (rotate)")
+	createRate := flag.Int("create-rate", 0, "creates started per second at most (dbs); 0: as fast as the clients go")
 	mode := flag.String("mode", "strong", "replication mode of the database the scenario creates")
 	flag.Parse()
 
@@ -96,7 +97,7 @@ func main() {
 			return h.post("/", `{"sql":"SELECT id, name, n FROM users WHERE id = ?","params":[1]}`)
 		})
 	case "dbs":
-		h.databases(*n, *pid, *clients)
+		h.databases(*n, *pid, *clients, *createRate)
 	case "lag":
 		h.lag(*rate, *dur)
 	case "cold":
@@ -217,7 +218,7 @@ func ms(d time.Duration) float64 { return float64(d.Microseconds()) / 1000 }
 // the node's resident memory before and after, and how long a create took
 // (median and p99 of the requests) in the first and the last tenth: a
 // create that costs more as databases accumulate shows there.
-func (h *harness) databases(n, pid, clients int) {
+func (h *harness) databases(n, pid, clients, rate int) {
 	before := rss(pid)
 	start := time.Now()
 	var next atomic.Int64
@@ -232,6 +233,10 @@ func (h *harness) databases(n, pid, clients int) {
 				i := next.Add(1)
 				if i > int64(n) {
 					return
+				}
+				if rate > 0 {
+					// The i-th create starts no earlier than i/rate s in.
+					time.Sleep(time.Until(start.Add(time.Duration(i-1) * time.Second / time.Duration(rate))))
 				}
 				t := time.Now()
 				status, err := h.post("/databases", fmt.Sprintf(`{"name":"%s-%06d"}`, h.db, i))

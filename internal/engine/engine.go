@@ -60,7 +60,8 @@ type Engine struct {
 	IdleTimeout time.Duration // close databases unused this long (not in memory mode)
 	MaxOpen     int           // databases open at once (openset.go); 0: from the open-file limit
 	// StreamCount, if set, counts the streams of the embedded NATS
-	// server, each holding a file (openset.go).
+	// server: where the system does not list the process's open files,
+	// each is taken to hold one (openset.go).
 	StreamCount    func() int
 	PublishTimeout time.Duration // how long a write waits for JetStream
 	TxIdleTimeout  time.Duration // how long an interactive transaction may hold the writer idle (default DefaultTxIdleTimeout)

@@ -1,6 +1,7 @@
 package engine
 
 import (
+	"os"
 	"slices"
 	"syscall"
 	"time"
@@ -52,12 +53,13 @@ func (e *Engine) closeIdle() {
 // How many databases a node keeps open at once. An open database holds
 // about eight files (its writer's, a reader's and the checkpointer's
 // connections to the SQLite file and its WAL, and the shared memory
-// file), and the embedded NATS server holds one more for every database,
-// open or not (its stream's newest block). A node whose files run out
-// fails the requests of every tenant, and its NATS server fails writes to
-// every stream: so opening one more database than MaxOpen first closes
-// the ones used least recently, and with all of them in use it is
-// refused (EUNAVAILABLE) rather than risk the node.
+// file), and the embedded NATS server holds one for each stream written
+// in the last minute or two (its newest block: the server closes it once
+// the block has been idle 30 s, at its next sync). A node whose files run
+// out fails the requests of every tenant, and its NATS server fails writes
+// to every stream: so opening one more database than the open files allow
+// first closes the ones used least recently, and with all of them in use
+// it is refused (EUNAVAILABLE) rather than risk the node.
 
 // filesPerOpenDB is about how many files an open database holds.
 const filesPerOpenDB = 8
@@ -71,20 +73,40 @@ func openFileLimit() int {
 	return int(min(lim.Cur, 1<<30))
 }
 
-// defaultMaxOpen is MaxOpen when not set: a 32nd of the process's
-// open-file limit (at least 16), which leaves most of the files to the
-// NATS server's one per database. While the server's streams leave less
-// than that, maxOpen lowers it further.
+// filesOpen counts the files the process holds open (-1 if the system
+// does not say).
+func filesOpen() int {
+	d, err := os.Open("/proc/self/fd")
+	if err != nil {
+		return -1
+	}
+	defer d.Close()
+	names, err := d.Readdirnames(-1)
+	if err != nil {
+		return -1
+	}
+	return len(names) - 1 // less the directory's own
+}
+
+// defaultMaxOpen is MaxOpen when not set: as many databases as the
+// open-file limit holds at filesPerOpenDB each, between 16 and
+// maxDefaultOpen. The files the rest of the node holds lower it further
+// (maxOpen).
 func defaultMaxOpen() int {
 	if lim := openFileLimit(); lim > 0 {
-		return max(lim/32, 16)
+		return min(max(lim/filesPerOpenDB, 16), maxDefaultOpen)
 	}
 	return 1024
 }
 
+// maxDefaultOpen bounds the default of MaxOpen where files are plenty: an
+// open database also holds memory (its connections' page caches, its
+// goroutines), which files do not bound.
+const maxDefaultOpen = 4096
+
 // maxOpen is how many databases may be open now: MaxOpen, or, with MaxOpen
-// left to its default and StreamCount known, what the files the NATS
-// server's streams leave allow (at least 16).
+// left to its default, what the files the rest of the node holds leave
+// (at least 16).
 func (e *Engine) maxOpen() int {
 	if !e.autoMaxOpen {
 		return e.MaxOpen
@@ -96,9 +118,15 @@ func (e *Engine) maxOpen() int {
 }
 
 // refreshOpenBudget recounts, at most every openBudgetAge, the files the
-// NATS server's streams leave for open databases.
+// rest of the node holds (the NATS server's, the network's), and how many
+// databases the others leave room for. The node's files less
+// filesPerOpenDB for each open database are the others: an open database
+// holds no more than that, so the count errs towards fewer databases. A
+// margin of a sixteenth of the limit (at least 512) covers what the others
+// open before the next count. Where the system does not list a process's
+// files, every stream of the NATS server counts as holding one.
 func (e *Engine) refreshOpenBudget() {
-	if !e.autoMaxOpen || e.StreamCount == nil {
+	if !e.autoMaxOpen {
 		return
 	}
 	now := e.now().UnixNano()
@@ -110,7 +138,19 @@ func (e *Engine) refreshOpenBudget() {
 	if lim == 0 {
 		return
 	}
-	e.openBudget.Store(int64(max((lim-e.StreamCount()-512)/filesPerOpenDB, 16)))
+	others := 0
+	if held := filesOpen(); held >= 0 {
+		e.mu.Lock()
+		open := len(e.dbs)
+		e.mu.Unlock()
+		others = max(held-open*filesPerOpenDB, 0)
+	} else if e.StreamCount != nil {
+		others = e.StreamCount()
+	} else {
+		return
+	}
+	margin := max(lim/16, 512)
+	e.openBudget.Store(int64(max((lim-others-margin)/filesPerOpenDB, 16)))
 }
 
 // openBudgetAge is how long a count of the server's streams is used.

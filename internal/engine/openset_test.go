@@ -3,6 +3,7 @@ package engine
 import (
 	"context"
 	"fmt"
+	"os"
 	"testing"
 
 	"hasvc/internal/tenant"
@@ -69,4 +70,44 @@ func contains(list []string, s string) bool {
 		}
 	}
 	return false
+}
+
+// Left to its default, the open set makes room for the files the rest of
+// the node holds, as counted, not as assumed: 800 more files open
+// elsewhere leave room for 100 fewer databases.
+func TestOpenBudgetCountsFiles(t *testing.T) {
+	if filesOpen() < 0 {
+		t.Skip("the system does not list a process's open files")
+	}
+	n := newTestNode(t, t.TempDir())
+	e := n.eng
+	e.MaxOpen, e.autoMaxOpen = 1<<20, true
+	e.StreamCount = func() int { t.Fatal("streams counted though files can be"); return 0 }
+	budget := func() int {
+		e.openBudgetAt.Store(0)
+		e.refreshOpenBudget()
+		return int(e.openBudget.Load())
+	}
+	before := budget()
+	if before < 150 {
+		t.Skipf("an open-file limit of %d leaves room for only %d databases", openFileLimit(), before)
+	}
+	var files []*os.File
+	for range 800 {
+		f, err := os.Open(os.DevNull)
+		if err != nil {
+			t.Fatal(err)
+		}
+		files = append(files, f)
+	}
+	after := budget()
+	for _, f := range files {
+		f.Close()
+	}
+	if d := before - after; d < 90 || d > 110 {
+		t.Fatalf("budget %d with 800 more files open, %d before: want about 100 fewer", after, before)
+	}
+	if again := budget(); again < before-10 {
+		t.Fatalf("budget %d once the files closed, %d before", again, before)
+	}
 }
