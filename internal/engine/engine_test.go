@@ -41,7 +41,18 @@ func newTestNodeWith(t testing.TB, dir string, accounts bool) *testNode {
 // further before it opens.
 func newTestNodeOpts(t testing.TB, dir string, accounts bool, set func(*Engine)) *testNode {
 	t.Helper()
-	srv, err := broker.Start(broker.Config{Name: "t", Host: "127.0.0.1", Port: -1, StoreDir: filepath.Join(dir, "js"), User: "u", Password: "p"})
+	return newTestNodeFsync(t, dir, accounts, "", func(e *Engine, _ *broker.Server) {
+		if set != nil {
+			set(e)
+		}
+	})
+}
+
+// newTestNodeFsync is newTestNodeOpts with the server's fsync policy
+// (broker.Config.Fsync), whose set also gets the server.
+func newTestNodeFsync(t testing.TB, dir string, accounts bool, fsync string, set func(*Engine, *broker.Server)) *testNode {
+	t.Helper()
+	srv, err := broker.Start(broker.Config{Name: "t", Host: "127.0.0.1", Port: -1, StoreDir: filepath.Join(dir, "js"), User: "u", Password: "p", Fsync: fsync})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -71,7 +82,7 @@ func newTestNodeOpts(t testing.TB, dir string, accounts bool, set func(*Engine))
 		}
 	}
 	if set != nil {
-		set(e)
+		set(e, srv)
 	}
 	if err := e.Open(ctx); err != nil {
 		t.Fatal(err)

@@ -2,12 +2,17 @@ package engine
 
 import (
 	"context"
+	"fmt"
+	"strings"
+	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 
+	"hasvc/internal/broker"
 	"hasvc/internal/sqlite"
 	"hasvc/internal/tenant"
 )
@@ -135,5 +140,97 @@ func TestStrongWriteOneDeadline(t *testing.T) {
 		if d := <-took; d > 1500*time.Millisecond {
 			t.Errorf("a write took %v, over its one publish timeout (1 s) and then some", d)
 		}
+	}
+}
+
+// countFlushes counts the flushes of a database's stream (group commit).
+type countFlushes struct {
+	Durability
+	stream string
+	n      atomic.Int64
+}
+
+func (c *countFlushes) Stream(account, name string) error {
+	if name == c.stream {
+		c.n.Add(1)
+	}
+	return c.Durability.Stream(account, name)
+}
+
+// TestGroupCommitFailingRequest: under fsync always, requests that queue
+// behind a busy writer commit as one group with one flush of the stream,
+// and one of them that fails rolls back alone: the others' rows and
+// messages are all there, and nothing of the failed one.
+func TestGroupCommitFailingRequest(t *testing.T) {
+	flushes := &countFlushes{stream: tenant.StreamName("grp")}
+	n := newTestNodeFsync(t, t.TempDir(), false, "always", func(e *Engine, srv *broker.Server) {
+		if srv.Flusher() == nil {
+			t.Fatal("no group commit under fsync always")
+		}
+		flushes.Durability = srv.Flusher()
+		e.Durable = flushes
+	})
+	db, release := n.createDB(t, "grp")
+	defer release()
+	mustExec(t, db, "CREATE TABLE t (id INTEGER PRIMARY KEY, v TEXT UNIQUE NOT NULL)", nil)
+	mustExec(t, db, "INSERT INTO t (v) VALUES ('taken')", nil)
+	before, flushed := db.Applied(), flushes.n.Load()
+
+	ctx := context.Background()
+	started, hold := make(chan struct{}), make(chan struct{})
+	go db.do(ctx, func(*sqlite.Conn) error { close(started); <-hold; return nil })
+	<-started
+	const requests, failing = 16, 7
+	errs := make([]error, requests)
+	var wg sync.WaitGroup
+	for i := range requests {
+		v := fmt.Sprintf("v%d", i)
+		if i == failing {
+			v = "taken"
+		}
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			_, errs[i] = db.Exec(ctx, []sqlite.Statement{{SQL: "INSERT INTO t (v) VALUES (?)", Params: []any{v}}}, ExecOptions{})
+		}()
+	}
+	for deadline := time.Now().Add(5 * time.Second); len(db.ops) < requests; {
+		if time.Now().After(deadline) {
+			t.Fatalf("%d of %d requests queued behind the writer", len(db.ops), requests)
+		}
+		time.Sleep(time.Millisecond)
+	}
+	close(hold)
+	wg.Wait()
+
+	for i, err := range errs {
+		if (err != nil) != (i == failing) {
+			t.Fatalf("request %d: %v", i, err)
+		}
+	}
+	if msg := tenant.ErrorMessage(errs[failing]); tenant.ErrorCode(errs[failing]) != tenant.EINVALID || !strings.Contains(msg, "UNIQUE") {
+		t.Fatalf("the failing request: %v, want its UNIQUE constraint's error", errs[failing])
+	}
+	if got := flushes.n.Load() - flushed; got != 1 {
+		t.Fatalf("the group flushed the stream %d times, want once", got)
+	}
+	if got := count(t, db, "t"); got != requests {
+		t.Fatalf("%d rows, want %d (one before and %d of the group)", got, requests, requests-1)
+	}
+	if got := mustExec(t, db, "SELECT count(*) FROM t WHERE v = 'taken'", nil).Results[0].Rows[0][0]; got != int64(1) {
+		t.Fatalf("%v rows of the failed request's value", got)
+	}
+	last := db.Applied()
+	if last-before != requests-1 {
+		t.Fatalf("the stream went from %d to %d, want a message for each of %d requests that committed", before, last, requests-1)
+	}
+	values := map[string]bool{}
+	for _, m := range streamMessages(t, db, last)[before:] {
+		for _, ch := range m.Changes {
+			values[fmt.Sprint(ch.NewValues[1])] = true
+		}
+	}
+	if len(values) != requests-1 || values["taken"] {
+		t.Fatalf("the group's messages carry %v", values)
 	}
 }
