@@ -174,7 +174,7 @@ func (c *Config) settings() []setting {
 		{"jwt-secret", "", "HA_JWT_SECRET", "JWT signing secret, at least 32 bytes, shared by a cluster (default: <data-dir>/jwt.key)", &c.JWTSecret},
 		{"jwt-keys", "", "HA_JWT_KEYS", "file of token keys by key id, HS256 or EdDSA (hasvc keygen makes them); reread on SIGHUP; overrides --jwt-secret", &c.JWTKeys},
 		{"idle-timeout", "", "HA_IDLE_TIMEOUT", "close databases unused for this long", &c.IdleTimeout},
-		{"max-open-dbs", "", "HA_MAX_OPEN_DBS", "databases open at once; opening another closes those used least recently (0: a 32nd of the open-file limit)", &c.MaxOpenDBs},
+		{"max-open-dbs", "", "HA_MAX_OPEN_DBS", "databases open at once; opening another closes those used least recently (0: an 8th of the open-file limit, at most 4096, less what the rest of the node holds)", &c.MaxOpenDBs},
 		{"publish-timeout", "", "HA_PUBLISH_TIMEOUT", "how long a write waits for JetStream's acknowledgement", &c.PublishTimeout},
 		{"forward-writes", "", "HA_FORWARD_WRITES", "in a cluster, run a strong-mode database's writes on the node that leads its stream (false: on the node that takes them, racing the others)", &c.ForwardWrites},
 		{"max-request-bytes", "", "HA_MAX_REQUEST_BYTES", "largest HTTP request body", &c.MaxRequestBytes},
