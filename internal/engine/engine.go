@@ -90,11 +90,13 @@ type Engine struct {
 	dbs map[string]*entry
 
 	// autoMaxOpen: MaxOpen was left to its default, which openBudget
-	// (the files the NATS server's streams leave, counted at
-	// openBudgetAt, unix ns) may lower.
+	// (what the files the rest of the node holds leave, counted at
+	// openBudgetAt, unix ns) may lower. countFiles counts the process's
+	// open files (filesOpen unless a test says otherwise).
 	autoMaxOpen  bool
 	openBudget   atomic.Int64
 	openBudgetAt atomic.Int64
+	countFiles   func() int
 
 	accountsMu sync.Mutex
 	accounts   map[string]*natsAccount // by name (accounts.go)

@@ -138,8 +138,12 @@ func (e *Engine) refreshOpenBudget() {
 	if lim == 0 {
 		return
 	}
+	count := e.countFiles
+	if count == nil {
+		count = filesOpen
+	}
 	others := 0
-	if held := filesOpen(); held >= 0 {
+	if held := count(); held >= 0 {
 		e.mu.Lock()
 		open := len(e.dbs)
 		e.mu.Unlock()
@@ -149,11 +153,17 @@ func (e *Engine) refreshOpenBudget() {
 	} else {
 		return
 	}
-	margin := max(lim/16, 512)
-	e.openBudget.Store(int64(max((lim-others-margin)/filesPerOpenDB, 16)))
+	e.openBudget.Store(int64(openBudget(lim, others)))
 }
 
-// openBudgetAge is how long a count of the server's streams is used.
+// openBudget is how many databases may be open under an open-file limit
+// of lim while the rest of the node holds others.
+func openBudget(lim, others int) int {
+	margin := max(lim/16, 512)
+	return max((lim-others-margin)/filesPerOpenDB, 16)
+}
+
+// openBudgetAge is how long a count of the node's files is used.
 const openBudgetAge = 5 * time.Second
 
 // makeRoom closes, when the open set is full, the databases used least

@@ -72,26 +72,54 @@ func contains(list []string, s string) bool {
 	return false
 }
 
-// Left to its default, the open set makes room for the files the rest of
-// the node holds, as counted, not as assumed: 800 more files open
-// elsewhere leave room for 100 fewer databases.
-func TestOpenBudgetCountsFiles(t *testing.T) {
-	if filesOpen() < 0 {
-		t.Skip("the system does not list a process's open files")
+// The budget of open databases: the open-file limit less the files the
+// rest of the node holds and a margin, at filesPerOpenDB a database, never
+// under 16.
+func TestOpenBudget(t *testing.T) {
+	for _, c := range []struct{ lim, others, want int }{
+		{20000, 0, (20000 - 1250) / 8},
+		{20000, 800, (20000 - 800 - 1250) / 8},
+		{4096, 0, (4096 - 512) / 8},
+		{20000, 19000, 16},
+	} {
+		if got := openBudget(c.lim, c.others); got != c.want {
+			t.Errorf("openBudget(%d, %d) = %d, want %d", c.lim, c.others, got, c.want)
+		}
 	}
+}
+
+// Left to its default, the open set makes room for the files the rest of
+// the node holds, as counted: the node's files less filesPerOpenDB for
+// each open database. Where files cannot be counted, each of the NATS
+// server's streams counts as one. And the count is the process's own:
+// 800 more files open count 800 more.
+func TestOpenBudgetCountsFiles(t *testing.T) {
 	n := newTestNode(t, t.TempDir())
 	e := n.eng
+	lim := openFileLimit()
 	e.MaxOpen, e.autoMaxOpen = 1<<20, true
-	e.StreamCount = func() int { t.Fatal("streams counted though files can be"); return 0 }
+	held, streams := 0, 0
+	e.countFiles = func() int { return held }
+	e.StreamCount = func() int { return streams }
 	budget := func() int {
 		e.openBudgetAt.Store(0)
 		e.refreshOpenBudget()
 		return int(e.openBudget.Load())
 	}
-	before := budget()
-	if before < 150 {
-		t.Skipf("an open-file limit of %d leaves room for only %d databases", openFileLimit(), before)
+	db, release := n.createDB(t, "open")
+	defer release()
+	mustExec(t, db, "SELECT 1", nil)
+	open := len(n.eng.openDBs())
+	held, streams = 300+open*filesPerOpenDB, 5000
+	if got, want := budget(), openBudget(lim, 300); got != want {
+		t.Fatalf("budget %d with %d files held and %d databases open, want %d (300 files the others')", got, held, open, want)
 	}
+	held = -1 // cannot count
+	if got, want := budget(), openBudget(lim, streams); got != want {
+		t.Fatalf("budget %d without a file count, want %d (one file a stream)", got, want)
+	}
+
+	before := filesOpen()
 	var files []*os.File
 	for range 800 {
 		f, err := os.Open(os.DevNull)
@@ -100,14 +128,15 @@ func TestOpenBudgetCountsFiles(t *testing.T) {
 		}
 		files = append(files, f)
 	}
-	after := budget()
+	after := filesOpen()
 	for _, f := range files {
 		f.Close()
 	}
-	if d := before - after; d < 90 || d > 110 {
-		t.Fatalf("budget %d with 800 more files open, %d before: want about 100 fewer", after, before)
+	// The node's own goroutines may open or close a file meanwhile.
+	if d := after - before; before >= 0 && (d < 760 || d > 840) {
+		t.Fatalf("%d files open, %d before opening 800 more", after, before)
 	}
-	if again := budget(); again < before-10 {
-		t.Fatalf("budget %d once the files closed, %d before", again, before)
+	if (before < 0) != (after < 0) {
+		t.Fatalf("files counted once and not once: %d, %d", before, after)
 	}
 }

@@ -55,15 +55,15 @@ func hasvcPreupdate(h C.uintptr_t, op C.int, dbName, table *C.char, oldRowid, ne
 //export hasvcRowid
 func hasvcRowid(h C.uintptr_t, ctx unsafe.Pointer, table *C.char, n C.int) {
 	sc := (*C.sqlite3_context)(ctx)
-	v, err := connOf(h).nextRowid(C.GoStringN(table, n))
+	rowid, ok, err := connOf(h).nextRowid(C.GoStringN(table, n))
 	switch {
 	case err != nil:
 		msg := C.CString(err.Error())
 		defer C.free(unsafe.Pointer(msg))
 		C.sqlite3_result_error(sc, msg, -1)
-	case v == nil:
+	case !ok:
 		C.sqlite3_result_null(sc)
 	default:
-		C.sqlite3_result_int64(sc, C.longlong(v.(int64)))
+		C.sqlite3_result_int64(sc, C.longlong(rowid))
 	}
 }

@@ -53,16 +53,17 @@ func (c *Conn) SetRowidRange(lo, hi int64) error {
 	return nil
 }
 
-// nextRowid is RowidFunc: the next rowid of table from the range.
-func (c *Conn) nextRowid(table string) (any, error) {
+// nextRowid is RowidFunc: the next rowid of table from the range; ok is
+// false (SQL NULL, SQLite chooses) on a connection without a range.
+func (c *Conn) nextRowid(table string) (int64, bool, error) {
 	r := c.rowids
 	if r == nil {
-		return nil, nil // NULL: SQLite chooses
+		return 0, false, nil
 	}
 	if !isReplicatedTable(table) {
 		// Only the rewrite calls it, for the tenant's own tables; a
 		// tenant calling it on SQLite's or hasvc's gets nothing of them.
-		return nil, fmt.Errorf("%s: no rowids are handed out for table %s", RowidFunc, table)
+		return 0, false, fmt.Errorf("%s: no rowids are handed out for table %s", RowidFunc, table)
 	}
 	key := strings.ToLower(table)
 	n, ok := r.next[key]
@@ -83,14 +84,14 @@ func (c *Conn) nextRowid(table string) (any, error) {
 				})
 		})
 		if err != nil {
-			return nil, err
+			return 0, false, err
 		}
 	}
 	if n > r.hi {
-		return nil, fmt.Errorf("table %s has used every rowid of this node's range (%d to %d)", table, r.lo, r.hi)
+		return 0, false, fmt.Errorf("table %s has used every rowid of this node's range (%d to %d)", table, r.lo, r.hi)
 	}
 	r.next[key] = n + 1
-	return n, nil
+	return n, true, nil
 }
 
 // forgetRowids ends a transaction's view of the range.

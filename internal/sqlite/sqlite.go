@@ -4,9 +4,10 @@ package sqlite
 // github.com/mattn/go-sqlite3 compiles into the binary. Connections are
 // opened here (only those that take Go functions go through mattn's driver,
 // see Options.Functions), and statements run through the functions below
-// because the driver's row scanning changes storage classes (TEXT with a DATETIME declared type becomes a time, BLOB
-// and TEXT both become []byte), and hasvc must return every value with the
-// storage class SQLite holds.
+// because the driver's row scanning changes storage classes (TEXT with a
+// DATETIME declared type becomes a time, BLOB and TEXT both become
+// []byte), and hasvc must return every value with the storage class SQLite
+// holds.
 //
 // The prototypes are declared here rather than included from a header so that
 // building needs nothing beyond the Go module; they match sqlite3.h exactly.
@@ -108,6 +109,8 @@ int sqlite3_errcode(sqlite3*);
 static int hasvc_open(const char *name, sqlite3 **db) {
 	// SQLITE_OPEN_READWRITE | _CREATE | _URI | _NOMUTEX
 	int rc = sqlite3_open_v2(name, db, 0x02 | 0x04 | 0x40 | 0x8000, 0);
+	// Readers and the writer wait for each other instead of failing at
+	// once; in WAL mode that only happens at checkpoints.
 	if (rc == 0) sqlite3_busy_timeout(*db, 5000);
 	return rc;
 }
