@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"time"
 
 	"hasvc/internal/sqlite"
 	"hasvc/internal/tenant"
@@ -55,9 +56,8 @@ func (d *DB) Backup(ctx context.Context) (*BackupFile, error) {
 	if err != nil {
 		return fail(err)
 	}
-	stop := c.Watch(ctx)
+	c.Watch(ctx)
 	err = c.Exec("VACUUM INTO ?", tmp)
-	stop()
 	c.Close()
 	if err != nil {
 		return fail(tenant.Wrap(tenant.EINTERNAL, err, "backup failed"))
@@ -89,7 +89,7 @@ func (d *DB) Backup(ctx context.Context) (*BackupFile, error) {
 
 // sizeBytes returns the size of the database's pages.
 func (d *DB) sizeBytes(ctx context.Context) (int64, error) {
-	r, release, err := d.reader(ctx)
+	r, release, err := d.reader(ctx, time.Time{})
 	if err != nil {
 		return 0, err
 	}

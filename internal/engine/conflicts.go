@@ -3,6 +3,7 @@ package engine
 import (
 	"context"
 	"encoding/json"
+	"time"
 
 	"hasvc/internal/change"
 	"hasvc/internal/sqlite"
@@ -34,7 +35,7 @@ func (e *Engine) Conflicts(ctx context.Context, name string, limit int) ([]Confl
 		return nil, err
 	}
 	defer release()
-	r, done, err := d.reader(ctx)
+	r, done, err := d.reader(ctx, time.Time{})
 	if err != nil {
 		return nil, err
 	}

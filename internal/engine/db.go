@@ -174,19 +174,22 @@ func (d *DB) Exec(ctx context.Context, stmts []sqlite.Statement, opts ExecOption
 			return nil, err
 		}
 	}
-	ctx, cancel := context.WithTimeout(ctx, d.statementTime())
-	defer cancel()
+	// A read carries its deadline to the reader (readers.go) rather than
+	// in a context: no timer per query. A write's context has it.
+	deadline := time.Now().Add(d.statementTime())
 	readOnly := opts.ReadOnly
 	isRead, err := d.classify(ctx, stmts)
 	if err != nil && readOnly {
 		return nil, err
 	}
 	if isRead {
-		res, isRead, err := d.read(ctx, stmts, opts.Sink)
+		res, isRead, err := d.read(ctx, deadline, stmts, opts.Sink)
 		if isRead || (readOnly && err != nil) {
 			return res, err
 		}
 	}
+	ctx, cancel := context.WithDeadline(ctx, deadline)
+	defer cancel()
 	if readOnly {
 		return nil, tenant.Errorf(tenant.EFORBIDDEN, "this token may only read; the request writes")
 	}

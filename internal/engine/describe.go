@@ -3,6 +3,7 @@ package engine
 import (
 	"context"
 	"slices"
+	"time"
 
 	"hasvc/internal/sqlite"
 )
@@ -23,7 +24,7 @@ func (d *DB) Describe(ctx context.Context, sql string, opts sqlite.DescribeOptio
 	if err != nil || !opts.DryRun || !desc.ReadOnly || !slices.Contains(desc.DeclTypes, "") {
 		return desc, err
 	}
-	r, release, err := d.reader(ctx)
+	r, release, err := d.reader(ctx, time.Time{})
 	if err != nil {
 		return nil, err
 	}

@@ -2,16 +2,18 @@ package engine
 
 import (
 	"context"
+	"sync"
+	"time"
+
 	"hasvc/internal/sqlite"
 	"hasvc/internal/tenant"
-	"sync"
 )
 
 // read runs stmts, classified as reads, on a reader. isRead is false if
 // a statement is not read-only after all (nothing was changed: readers are
 // query_only) or could not be prepared there.
-func (d *DB) read(ctx context.Context, stmts []sqlite.Statement, sink sqlite.Sink) (*ExecResult, bool, error) {
-	r, release, err := d.reader(ctx)
+func (d *DB) read(ctx context.Context, deadline time.Time, stmts []sqlite.Statement, sink sqlite.Sink) (*ExecResult, bool, error) {
+	r, release, err := d.reader(ctx, deadline)
 	if err != nil {
 		return nil, true, err
 	}
@@ -57,20 +59,30 @@ func (d *DB) read(ctx context.Context, stmts []sqlite.Statement, sink sqlite.Sin
 // reader returns a reader for a single read, and the function that gives
 // it back. It waits while readerSem's readers are all busy, and while the
 // request's client (WithClient) holds all of them but one: a client's long
-// reads leave a reader for everyone else.
-func (d *DB) reader(ctx context.Context) (*sqlite.Conn, func(), error) {
-	leave, err := d.clientShare(ctx)
+// reads leave a reader for everyone else. Waiting, and the statements run
+// on the reader, end at deadline (the zero time: only when ctx is done).
+func (d *DB) reader(ctx context.Context, deadline time.Time) (*sqlite.Conn, func(), error) {
+	if err := ctx.Err(); err != nil {
+		return nil, nil, err
+	}
+	leave, err := d.clientShare(ctx, deadline)
 	if err != nil {
 		return nil, nil, err
 	}
 	select {
 	case d.readerSem <- struct{}{}:
-	case <-ctx.Done():
-		leave()
-		return nil, nil, ctx.Err()
-	case <-d.closed:
-		leave()
-		return nil, nil, tenant.Errorf(tenant.EUNAVAILABLE, "database %q is closing", d.name)
+	default:
+		wctx, cancel := waitContext(ctx, deadline)
+		defer cancel()
+		select {
+		case d.readerSem <- struct{}{}:
+		case <-wctx.Done():
+			leave()
+			return nil, nil, wctx.Err()
+		case <-d.closed:
+			leave()
+			return nil, nil, tenant.Errorf(tenant.EUNAVAILABLE, "database %q is closing", d.name)
+		}
 	}
 	r, err := d.txReader()
 	if err != nil {
@@ -78,7 +90,17 @@ func (d *DB) reader(ctx context.Context) (*sqlite.Conn, func(), error) {
 		leave()
 		return nil, nil, err
 	}
-	return r, func() { d.putReader(r); leave() }, nil
+	r.SetDeadline(deadline)
+	return r, func() { r.SetDeadline(time.Time{}); d.putReader(r); leave() }, nil
+}
+
+// waitContext is ctx ending at deadline too (the zero time: ctx), for a
+// wait: a request that need not wait makes no timer.
+func waitContext(ctx context.Context, deadline time.Time) (context.Context, context.CancelFunc) {
+	if deadline.IsZero() {
+		return ctx, func() {}
+	}
+	return context.WithDeadline(ctx, deadline)
 }
 
 type clientKey struct{}
@@ -111,7 +133,7 @@ type clientShare struct {
 
 // clientShare waits until the request's client may take one more reader
 // (all but one of them), takes the place and returns what gives it back.
-func (d *DB) clientShare(ctx context.Context) (func(), error) {
+func (d *DB) clientShare(ctx context.Context, deadline time.Time) (func(), error) {
 	client, _ := ctx.Value(clientKey{}).(string)
 	limit := cap(d.readerSem) - 1
 	if client == "" || limit < 1 {
@@ -133,6 +155,13 @@ func (d *DB) clientShare(ctx context.Context) (func(), error) {
 	}
 	sh.refs++
 	cs.mu.Unlock()
+	select {
+	case sh.sem <- struct{}{}:
+		return sh.leave, nil
+	default:
+	}
+	ctx, cancel := waitContext(ctx, deadline)
+	defer cancel()
 	select {
 	case sh.sem <- struct{}{}:
 		return sh.leave, nil

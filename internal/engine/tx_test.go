@@ -2,6 +2,7 @@ package engine
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"runtime"
 	"strings"
@@ -279,7 +280,7 @@ func TestClientShareOfReaders(t *testing.T) {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			_, put, err := db.reader(ctx)
+			_, put, err := db.reader(ctx, time.Now().Add(time.Minute))
 			if err != nil {
 				t.Error(err)
 				return
@@ -303,7 +304,7 @@ func TestClientShareOfReaders(t *testing.T) {
 	// Every slot came back; a database keeps a few idle shares, and no
 	// more however many clients came.
 	for i := range 100 {
-		_, put, err := db.reader(WithClient(context.Background(), fmt.Sprint("token ", i)))
+		_, put, err := db.reader(WithClient(context.Background(), fmt.Sprint("token ", i)), time.Time{})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -318,6 +319,45 @@ func TestClientShareOfReaders(t *testing.T) {
 		if sh.refs != 0 || len(sh.sem) != 0 {
 			t.Fatalf("%s: %d references, %d readers held after every reader came back", client, sh.refs, len(sh.sem))
 		}
+	}
+}
+
+// TestReaderWaitEndsAtDeadline: a read that waits for a reader (all
+// busy), or for its client's share, gives up at its deadline, and the
+// readers it waited for are all there afterwards.
+func TestReaderWaitEndsAtDeadline(t *testing.T) {
+	n := newTestNode(t, t.TempDir())
+	db, release := n.createDB(t, "busy")
+	defer release()
+	var puts []func()
+	for i := range cap(db.readerSem) {
+		client := "hog" // holds all but one, its share
+		if i == 0 {
+			client = "other"
+		}
+		_, put, err := db.reader(WithClient(context.Background(), client), time.Time{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		puts = append(puts, put)
+	}
+	for _, client := range []string{"", "hog"} {
+		start := time.Now()
+		_, _, err := db.reader(WithClient(context.Background(), client), start.Add(100*time.Millisecond))
+		if took := time.Since(start); !errors.Is(err, context.DeadlineExceeded) || took < 100*time.Millisecond || took > 5*time.Second {
+			t.Fatalf("client %q: %v after %v, want the deadline's error after 100ms", client, err, took)
+		}
+	}
+	for _, put := range puts {
+		put()
+	}
+	if _, put, err := db.reader(context.Background(), time.Now().Add(time.Second)); err != nil {
+		t.Fatal(err)
+	} else {
+		put()
+	}
+	if len(db.readerSem) != 0 {
+		t.Fatalf("%d readers still held", len(db.readerSem))
 	}
 }
 

@@ -1,7 +1,7 @@
 package sqlite
 
-// The callbacks SQLite makes into Go: the authorizer (every connection),
-// the preupdate hook (the writer's capture) and the rowid function (an
+// The callbacks SQLite makes into Go: the authorizer and the progress
+// handler (every connection), the preupdate hook (the writer's capture) and the rowid function (an
 // eventual-mode writer). SQLite keeps one cgo handle of the connection for
 // them, made at open and deleted at close.
 //
@@ -66,4 +66,12 @@ func hasvcRowid(h C.uintptr_t, ctx unsafe.Pointer, table *C.char, n C.int) {
 	default:
 		C.sqlite3_result_int64(sc, C.longlong(rowid))
 	}
+}
+
+//export hasvcProgress
+func hasvcProgress(h C.uintptr_t) C.int {
+	if connOf(h).interrupted() {
+		return 1 // SQLite stops the statement with SQLITE_INTERRUPT
+	}
+	return 0
 }

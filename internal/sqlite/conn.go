@@ -7,7 +7,6 @@ import (
 	"fmt"
 	"runtime/cgo"
 	"strings"
-	"sync"
 	"time"
 
 	"github.com/mattn/go-sqlite3"
@@ -50,10 +49,12 @@ type Conn struct {
 	tables map[string]*TableInfo // see tableInfo
 	ddlRan bool                  // a schema change ran in the current transaction
 
-	// intr guards interrupts from a context watcher against the statement
-	// that follows the one it meant to stop.
-	intrMu     sync.Mutex
-	intrActive bool
+	// watched and deadline stop the statements that run on c: SQLite's
+	// progress handler (callbacks.go) interrupts a statement once watched
+	// is done or deadline has passed. Only the goroutine using c sets or
+	// reads them (the handler runs inside its sqlite3_step).
+	watched  context.Context
+	deadline time.Time
 
 	capture *Capture // non-nil on a writer
 
@@ -392,49 +393,40 @@ func (c *Conn) Query(sql string, args []any, fn func(*Stmt) error) error {
 	}
 }
 
-// Watch interrupts the statements running on c when ctx is done, until the
-// returned stop is called. SQLite ignores an interrupt that comes while no
-// statement runs (a cancel landing between two steps, or before the
-// first), so once ctx is done the watcher interrupts again every
-// reinterrupt until stop: a statement started late is still stopped.
-func (c *Conn) Watch(ctx context.Context) (stop func()) {
-	if ctx.Done() == nil {
-		return func() {}
-	}
-	c.intrMu.Lock()
-	c.intrActive = true
-	c.intrMu.Unlock()
-	stopped := make(chan struct{})
-	cancel := context.AfterFunc(ctx, func() {
-		for {
-			c.intrMu.Lock()
-			active := c.intrActive
-			if active {
-				c.raw.interrupt()
-			}
-			c.intrMu.Unlock()
-			if !active {
-				return
-			}
-			select {
-			case <-stopped:
-				return
-			case <-time.After(reinterrupt):
-			}
-		}
-	})
-	return func() {
-		cancel()
-		c.intrMu.Lock()
-		c.intrActive = false
-		c.intrMu.Unlock()
-		close(stopped)
-	}
+// Watch makes SQLite stop the statements that run on c once ctx is done,
+// until Unwatch is given what Watch returned. Nothing waits on ctx: the
+// progress handler looks at it every progressOps virtual machine
+// instructions, so a statement started after ctx is done stops too.
+func (c *Conn) Watch(ctx context.Context) (prev context.Context) {
+	prev, c.watched = c.watched, ctx
+	return prev
 }
 
-// reinterrupt is how often Watch interrupts again a connection whose
-// context is done.
-const reinterrupt = 10 * time.Millisecond
+// Unwatch undoes a Watch.
+func (c *Conn) Unwatch(prev context.Context) { c.watched = prev }
+
+// SetDeadline makes SQLite stop the statements that run on c once t has
+// passed (the zero time: no deadline), as a context's deadline would,
+// without a timer.
+func (c *Conn) SetDeadline(t time.Time) { c.deadline = t }
+
+// interrupted reports whether the statement running on c is to stop
+// (SQLite's progress handler asks).
+func (c *Conn) interrupted() bool {
+	if c.watched != nil {
+		select {
+		case <-c.watched.Done():
+			return true
+		default:
+		}
+	}
+	return c.pastDeadline()
+}
+
+// pastDeadline reports whether c has a deadline and it has passed.
+func (c *Conn) pastDeadline() bool {
+	return !c.deadline.IsZero() && !time.Now().Before(c.deadline)
+}
 
 var _ driver.Conn = (*sqlite3.SQLiteConn)(nil)
 

@@ -64,8 +64,7 @@ func (c *Conn) Describe(ctx context.Context, sql string, opts DescribeOptions) (
 	// (an aggregate over a large or endless set) is described without.
 	dctx, cancel := context.WithTimeout(ctx, dryRunLimit)
 	defer cancel()
-	stop := c.Watch(dctx)
-	defer stop()
+	defer c.Unwatch(c.Watch(dctx))
 	more, err := s.step()
 	if err != nil {
 		if ctx.Err() == nil && dctx.Err() != nil {

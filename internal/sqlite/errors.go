@@ -161,7 +161,7 @@ func (c *Conn) tenantError(ctx context.Context, err error) error {
 	case KindQuota:
 		return tenant.Wrap(tenant.ETOOLARGE, err, se.Message)
 	case KindInterrupted:
-		if errors.Is(ctx.Err(), context.DeadlineExceeded) {
+		if errors.Is(ctx.Err(), context.DeadlineExceeded) || c.pastDeadline() {
 			return tenant.Wrap(tenant.ETIMEOUT, err, "statement timed out")
 		}
 		return tenant.Wrap(tenant.ETIMEOUT, err, "statement interrupted")

@@ -67,8 +67,7 @@ func (c *Conn) run(ctx context.Context, stmts []Statement, cp *Capture, sink Sin
 	if err := ctx.Err(); err != nil {
 		return nil, tenant.AtStatement(c.tenantError(ctx, newError(codeInterrupt, "interrupted")), 0)
 	}
-	stop := c.Watch(ctx)
-	defer stop()
+	defer c.Unwatch(c.Watch(ctx))
 	if cp != nil {
 		cp.on = true
 		defer func() { cp.on = false }()
@@ -106,8 +105,7 @@ func (c *Conn) RunIfReadOnly(ctx context.Context, st Statement, sink Sink) (res 
 	if !onlyTrivia(st.SQL[used:]) || !s.ReadOnly() {
 		return Result{}, false, nil
 	}
-	stop := c.Watch(ctx)
-	defer stop()
+	defer c.Unwatch(c.Watch(ctx))
 	size := 0
 	if err := c.step(ctx, s, st.Params, &res, nil, &size, sink); err != nil {
 		return Result{}, true, tenant.AtStatement(err, 0)

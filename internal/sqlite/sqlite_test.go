@@ -8,6 +8,7 @@ import (
 	"strings"
 	"sync/atomic"
 	"testing"
+	"time"
 
 	"hasvc/internal/change"
 	"hasvc/internal/tenant"
@@ -159,16 +160,45 @@ func TestErrorKinds(t *testing.T) {
 	}
 }
 
-// TestInterrupted: a cancelled context interrupts a running statement,
-// and the error says so (ETIMEOUT, KindInterrupted).
+// TestInterrupted: a context done before or while a statement runs, or a
+// deadline passing, interrupts it, and the error says so (ETIMEOUT,
+// KindInterrupted; "timed out" for a deadline). The connection goes on.
 func TestInterrupted(t *testing.T) {
+	const endless = "WITH RECURSIVE r(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM r) SELECT count(*) FROM r"
 	c := openTest(t, Options{Tenant: true})
-	ctx, cancel := context.WithCancel(context.Background())
+	interrupted := func(what string, err error, msg string) {
+		t.Helper()
+		var se *Error
+		if !errors.As(err, &se) || se.Kind != KindInterrupted || tenant.ErrorCode(err) != tenant.ETIMEOUT || !strings.Contains(err.Error(), msg) {
+			t.Fatalf("%s: got %v, want an interrupted statement (%s)", what, err, msg)
+		}
+	}
+	done, cancel := context.WithCancel(context.Background())
 	cancel()
-	_, err := c.Run(ctx, []Statement{{SQL: "WITH RECURSIVE r(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM r) SELECT count(*) FROM r"}}, nil)
-	var se *Error
-	if !errors.As(err, &se) || se.Kind != KindInterrupted || tenant.ErrorCode(err) != tenant.ETIMEOUT {
-		t.Fatalf("got %v, want an interrupted statement", err)
+	_, err := c.Run(done, []Statement{{SQL: endless}}, nil)
+	interrupted("cancelled before", err, "interrupted")
+	_, _, err = c.RunIfReadOnly(done, Statement{SQL: endless}, nil)
+	interrupted("cancelled before, one read", err, "interrupted")
+
+	ctx, cancel := context.WithCancel(context.Background())
+	time.AfterFunc(50*time.Millisecond, cancel)
+	start := time.Now()
+	_, _, err = c.RunIfReadOnly(ctx, Statement{SQL: endless}, nil)
+	interrupted("cancelled while running", err, "interrupted")
+	if took := time.Since(start); took > 5*time.Second {
+		t.Fatalf("cancelled after 50ms, stopped after %v", took)
+	}
+
+	c.SetDeadline(time.Now().Add(50 * time.Millisecond))
+	start = time.Now()
+	_, err = c.Run(context.Background(), []Statement{{SQL: endless}}, nil)
+	interrupted("deadline", err, "timed out")
+	if took := time.Since(start); took < 50*time.Millisecond || took > 5*time.Second {
+		t.Fatalf("a deadline 50ms away stopped the statement after %v", took)
+	}
+	c.SetDeadline(time.Time{})
+	if res, err := run(c, "WITH RECURSIVE r(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM r WHERE i < 100000) SELECT count(*) FROM r", nil); err != nil || res[0].Rows[0][0] != int64(100000) {
+		t.Fatalf("after the deadline is cleared: %v %v", res, err)
 	}
 }
 
