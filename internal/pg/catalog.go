@@ -1,6 +1,7 @@
 package pg
 
 import (
+	"bytes"
 	"context"
 	"fmt"
 	"hasvc/internal/sqlite"
@@ -35,19 +36,32 @@ const oidBase = 16384
 
 // isCatalogQuery reports whether sql reads PostgreSQL's catalog.
 func isCatalogQuery(sql string) bool {
-	toks := lex(sql)
-	for i, t := range toks {
-		if t.kind != tkWord {
+	var lower [64]byte // no name it looks for is longer
+	for i := 0; i < len(sql); {
+		var t token
+		t, i = nextToken(sql, i)
+		if t.kind != tkWord || len(t.text) > len(lower) {
 			continue
 		}
-		w := strings.ToLower(t.text)
-		if (w == "pg_catalog" || w == "information_schema") && i+1 < len(toks) && toks[i+1].text == "." {
-			return true
+		w := lower[:len(t.text)]
+		for k := range len(t.text) {
+			c := t.text[k]
+			if 'A' <= c && c <= 'Z' {
+				c += 'a' - 'A'
+			}
+			w[k] = c
 		}
-		if catalogTables[w] && (i+1 >= len(toks) || toks[i+1].text != "(") {
-			return true
+		next := "" // the token right after the word
+		if i < len(sql) {
+			nt, _ := nextToken(sql, i)
+			next = nt.text
 		}
-		if strings.HasPrefix(w, regPrefix) || catalogFunctions[w] && i+1 < len(toks) && toks[i+1].text == "(" {
+		switch {
+		case (string(w) == "pg_catalog" || string(w) == "information_schema") && next == ".":
+			return true
+		case catalogTables[string(w)] && next != "(":
+			return true
+		case bytes.HasPrefix(w, []byte(regPrefix)) || catalogFunctions[string(w)] && next == "(":
 			return true // a cast to regclass..., or format_type(...)
 		}
 	}

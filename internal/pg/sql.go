@@ -37,88 +37,96 @@ type token struct {
 func lex(sql string) []token {
 	toks := make([]token, 0, len(sql)/3+4) // about one token in three bytes
 	for i := 0; i < len(sql); {
-		c := sql[i]
-		start := i
-		kind := tkPunct
-		switch {
-		case c == ' ' || c == '\t' || c == '\n' || c == '\r' || c == '\f':
-			for i < len(sql) && strings.IndexByte(" \t\n\r\f", sql[i]) >= 0 {
-				i++
-			}
-			kind = tkSpace
-		case c == '-' && i+1 < len(sql) && sql[i+1] == '-':
-			for i < len(sql) && sql[i] != '\n' {
-				i++
-			}
-			kind = tkComment
-		case c == '/' && i+1 < len(sql) && sql[i+1] == '*':
-			depth := 0
-			for i < len(sql) {
-				if strings.HasPrefix(sql[i:], "/*") {
-					depth++
-					i += 2
-				} else if strings.HasPrefix(sql[i:], "*/") {
-					depth--
-					i += 2
-					if depth == 0 {
-						break
-					}
-				} else {
-					i++
-				}
-			}
-			kind = tkComment
-		case c == '\'':
-			i = endQuoted(sql, i+1, '\'')
-			kind = tkString
-		case (c == 'E' || c == 'e') && i+1 < len(sql) && sql[i+1] == '\'':
-			i = endEscaped(sql, i+2)
-			kind = tkString
-		case c == '"':
-			i = endQuoted(sql, i+1, '"')
-			kind = tkQuoted
-		case c == '$' && i+1 < len(sql) && sql[i+1] >= '0' && sql[i+1] <= '9':
+		var t token
+		t, i = nextToken(sql, i)
+		toks = append(toks, t)
+	}
+	return toks
+}
+
+// nextToken returns the token of sql that starts at byte i (i < len(sql))
+// and the index after it.
+func nextToken(sql string, i int) (token, int) {
+	c := sql[i]
+	start := i
+	kind := tkPunct
+	switch {
+	case c == ' ' || c == '\t' || c == '\n' || c == '\r' || c == '\f':
+		for i < len(sql) && strings.IndexByte(" \t\n\r\f", sql[i]) >= 0 {
 			i++
-			for i < len(sql) && sql[i] >= '0' && sql[i] <= '9' {
-				i++
-			}
-			kind = tkParam
-		case c == '$':
-			// $tag$ ... $tag$ (dollar quoting), else a lone '$'.
-			j := i + 1
-			for j < len(sql) && isWordByte(sql[j]) {
-				j++
-			}
-			if j < len(sql) && sql[j] == '$' {
-				tag := sql[i : j+1]
-				if k := strings.Index(sql[j+1:], tag); k >= 0 {
-					i = j + 1 + k + len(tag)
-				} else {
-					i = len(sql)
+		}
+		kind = tkSpace
+	case c == '-' && i+1 < len(sql) && sql[i+1] == '-':
+		for i < len(sql) && sql[i] != '\n' {
+			i++
+		}
+		kind = tkComment
+	case c == '/' && i+1 < len(sql) && sql[i+1] == '*':
+		depth := 0
+		for i < len(sql) {
+			if strings.HasPrefix(sql[i:], "/*") {
+				depth++
+				i += 2
+			} else if strings.HasPrefix(sql[i:], "*/") {
+				depth--
+				i += 2
+				if depth == 0 {
+					break
 				}
-				kind = tkString
 			} else {
 				i++
 			}
-		case isWordStart(c):
-			for i < len(sql) && isWordByte(sql[i]) {
-				i++
-			}
-			kind = tkWord
-		case c >= '0' && c <= '9' || c == '.' && i+1 < len(sql) && sql[i+1] >= '0' && sql[i+1] <= '9':
-			for i < len(sql) && (isWordByte(sql[i]) || sql[i] == '.' ||
-				(sql[i] == '+' || sql[i] == '-') && (sql[i-1] == 'e' || sql[i-1] == 'E')) {
-				i++
-			}
-			kind = tkNumber
-		case c == ':' && i+1 < len(sql) && sql[i+1] == ':':
-			i += 2
-		default:
+		}
+		kind = tkComment
+	case c == '\'':
+		i = endQuoted(sql, i+1, '\'')
+		kind = tkString
+	case (c == 'E' || c == 'e') && i+1 < len(sql) && sql[i+1] == '\'':
+		i = endEscaped(sql, i+2)
+		kind = tkString
+	case c == '"':
+		i = endQuoted(sql, i+1, '"')
+		kind = tkQuoted
+	case c == '$' && i+1 < len(sql) && sql[i+1] >= '0' && sql[i+1] <= '9':
+		i++
+		for i < len(sql) && sql[i] >= '0' && sql[i] <= '9' {
 			i++
 		}
-		toks = append(toks, token{kind: kind, text: sql[start:i]})
+		kind = tkParam
+	case c == '$':
+		// $tag$ ... $tag$ (dollar quoting), else a lone '$'.
+		j := i + 1
+		for j < len(sql) && isWordByte(sql[j]) {
+			j++
+		}
+		if j < len(sql) && sql[j] == '$' {
+			tag := sql[i : j+1]
+			if k := strings.Index(sql[j+1:], tag); k >= 0 {
+				i = j + 1 + k + len(tag)
+			} else {
+				i = len(sql)
+			}
+			kind = tkString
+		} else {
+			i++
+		}
+	case isWordStart(c):
+		for i < len(sql) && isWordByte(sql[i]) {
+			i++
+		}
+		kind = tkWord
+	case c >= '0' && c <= '9' || c == '.' && i+1 < len(sql) && sql[i+1] >= '0' && sql[i+1] <= '9':
+		for i < len(sql) && (isWordByte(sql[i]) || sql[i] == '.' ||
+			(sql[i] == '+' || sql[i] == '-') && (sql[i-1] == 'e' || sql[i-1] == 'E')) {
+			i++
+		}
+		kind = tkNumber
+	case c == ':' && i+1 < len(sql) && sql[i+1] == ':':
+		i += 2
+	default:
+		i++
 	}
-	return toks
+	return token{kind: kind, text: sql[start:i]}, i
 }
 
 func isWordStart(c byte) bool {
@@ -172,6 +180,19 @@ func (t token) is(kw string) bool { return t.kind == tkWord && strings.EqualFold
 // semicolons; statements holding only white space and comments are
 // dropped. A CREATE TRIGGER body (BEGIN ... END) is not split.
 func splitStatements(q string) []string {
+	if one := strings.TrimRight(strings.TrimSpace(q), ";"); strings.IndexByte(one, ';') < 0 {
+		// No semicolon but at the end: one statement, unless there is
+		// nothing but white space and comments (most queries: no need to
+		// read them whole). A final semicolon inside a comment or an
+		// unterminated string goes too: SQLite reads the rest the same.
+		for i := 0; i < len(one); {
+			var t token
+			if t, i = nextToken(one, i); t.significant() {
+				return []string{strings.TrimSpace(one)}
+			}
+		}
+		return nil
+	}
 	toks := lex(q)
 	var out []string
 	start := 0
@@ -248,12 +269,11 @@ func words(sql string) []token {
 // where they are words.
 func keywords(sql string, n int) []string {
 	var out []string
-	for _, t := range lex(sql) {
+	for i := 0; i < len(sql) && len(out) < n; {
+		var t token
+		t, i = nextToken(sql, i)
 		if !t.significant() {
 			continue
-		}
-		if len(out) == n {
-			break
 		}
 		if t.kind == tkWord {
 			out = append(out, strings.ToUpper(t.text))

@@ -32,9 +32,43 @@ func TestSplitStatements(t *testing.T) {
 		`SELECT "a;b" FROM t; SELECT $$x;y$$`:  `[SELECT "a;b" FROM t SELECT $$x;y$$]`,
 		"CREATE TRIGGER tr AFTER INSERT ON t BEGIN INSERT INTO l VALUES (1); UPDATE c SET n = n + 1; END; SELECT 1": "[CREATE TRIGGER tr AFTER INSERT ON t BEGIN INSERT INTO l VALUES (1); UPDATE c SET n = n + 1; END SELECT 1]",
 		"BEGIN; INSERT INTO t VALUES (1); COMMIT": "[BEGIN INSERT INTO t VALUES (1) COMMIT]",
+		// Without a semicolon: one statement, or none.
+		"  SELECT 1 -- done\n": "[SELECT 1 -- done]",
+		"":                     "[]",
+		" -- only a comment":   "[]",
+		"/* a */ /* b */ \n":   "[]",
+		"SELECT 1 ;; \n":       "[SELECT 1]",
+		" ; ":                  "[]",
 	} {
 		if got := fmt.Sprint(splitStatements(in)); got != want {
 			t.Errorf("splitStatements(%q)\n got %s\nwant %s", in, got, want)
+		}
+	}
+}
+
+// TestKeywordsAndCatalog: the first keywords of a statement, and which
+// statements read PostgreSQL's catalog, in any case.
+func TestKeywordsAndCatalog(t *testing.T) {
+	if got := fmt.Sprint(keywords("  /* c */ rollback -- x\n to sp", 3)); got != "[ROLLBACK TO SP]" {
+		t.Errorf("keywords: %s", got)
+	}
+	if got := fmt.Sprint(keywords("SELECT 1", 3)); got != "[SELECT 1]" {
+		t.Errorf("keywords: %s", got)
+	}
+	for sql, want := range map[string]bool{
+		"SELECT * FROM PG_CLASS":                     true,
+		"select relname from pg_catalog.pg_class":    true,
+		"SELECT * FROM Information_Schema.tables":    true,
+		"SELECT Format_Type(23, -1)":                 true,
+		"SELECT x::hasvc_regclass":                   true,
+		"SELECT pg_class FROM t":                     true, // a bare catalog name: as PostgreSQL reads it
+		"SELECT id, name FROM users WHERE id = 42":   false,
+		"SELECT regexp FROM t":                       false, // a function's name, not called
+		"SELECT 'pg_class', \"pg_catalog\".x FROM t": false,
+		"SELECT aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa FROM pg_tables": true,
+	} {
+		if got := isCatalogQuery(sql); got != want {
+			t.Errorf("isCatalogQuery(%q) = %v, want %v", sql, got, want)
 		}
 	}
 }
