@@ -232,6 +232,9 @@ func (n *node) listSnapshots(db string) []snapshotDesc {
 // changes a database's.
 func TestScheduledSnapshots(t *testing.T) {
 	n := startNode(t, t.TempDir(), func(c *Config) { c.SnapshotCheck = 100 * time.Millisecond; c.SnapshotInterval = time.Hour })
+	// The scheduler lists the registry in its first round, then learns of
+	// new databases and changed intervals from the registry's watch.
+	time.Sleep(300 * time.Millisecond)
 	n.ok("POST", "/databases", `{"name":"sched","snapshot_interval":"1s"}`)
 	n.createDB("hourly") // the node's default: one now, since it changed, then none for an hour
 	status, body := n.do("POST", "/databases", n.admin, `{"name":"bad","snapshot_interval":"10ms"}`)

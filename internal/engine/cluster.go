@@ -123,7 +123,13 @@ func (e *Engine) startCluster(ctx context.Context) error {
 	e.wg.Add(1)
 	go func() {
 		defer e.wg.Done()
-		rw.Run(wctx, e.configChanged, e.dropDeleted)
+		rw.Run(wctx, func(cfg tenant.Config) {
+			e.registryView.changed(cfg)
+			e.configChanged(cfg)
+		}, func(name string) {
+			e.registryView.deleted(name)
+			e.dropDeleted(name)
+		})
 	}()
 	return nil
 }

@@ -109,6 +109,9 @@ type Engine struct {
 	others    atomic.Int64 // live nodes besides this one; see countOthers
 	statusSub *nats.Subscription
 	stopWatch func()
+	// registryView: the registry watch's changes, for the snapshot
+	// scheduler (snapshot_schedule.go).
+	registryView registryView
 
 	// Forward runs a clustered strong-mode database's write requests on
 	// the node that leads its stream (forward.go).

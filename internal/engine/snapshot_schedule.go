@@ -3,6 +3,7 @@ package engine
 import (
 	"context"
 	"math/rand/v2"
+	"sync"
 	"time"
 
 	"github.com/nats-io/nats.go/jetstream"
@@ -10,8 +11,8 @@ import (
 	"hasvc/internal/tenant"
 )
 
-// Scheduled snapshots. Every SnapshotCheck each node walks the registry;
-// a database due a snapshot (its snapshot_interval, else the node's
+// Scheduled snapshots. Every SnapshotCheck each node looks at every
+// database it knows of (registryView); a database due a snapshot (its snapshot_interval, else the node's
 // SnapshotInterval, has passed since its newest snapshot) that changed
 // since then gets one from the node whose embedded server leads the
 // database's stream (a single node leads all of its streams), so one
@@ -28,9 +29,6 @@ func (e *Engine) scheduleSnapshots() {
 	if every <= 0 {
 		every = DefaultSnapshotCheck
 	}
-	// A round reads every database's registry entry: with many
-	// databases it waits ten times as long as that walk took, so the walk
-	// stays a tenth of the node's time at most.
 	tick := time.NewTimer(every)
 	defer tick.Stop()
 	// Closing the engine ends a round at once, not after its requests
@@ -41,10 +39,11 @@ func (e *Engine) scheduleSnapshots() {
 		<-e.stop
 		stop()
 	}()
-	// next is when each database is next due a look, as far as this node
-	// knows; nextTrim when its retention is next applied.
-	next := map[string]time.Time{}
-	nextTrim := map[string]time.Time{}
+	// dbs is every database as this node last heard, with when to look
+	// at it next.
+	dbs := map[string]*scheduled{}
+	var listed time.Time          // the last full listing
+	var walk, round time.Duration // what the last listing and round took
 	for {
 		select {
 		case <-e.stop:
@@ -52,9 +51,103 @@ func (e *Engine) scheduleSnapshots() {
 		case <-tick.C:
 		}
 		ctx, cancel := context.WithTimeout(base, time.Minute)
-		walk := e.snapshotRound(ctx, next, nextTrim)
+		if listed.IsZero() || time.Since(listed) >= max(relistEvery, 100*walk) {
+			// Everything, now and then: a change the watch missed (it
+			// stopped, or the node was cut off) is not missed for long.
+			since := e.registryView.mark()
+			start := time.Now()
+			if cfgs, err := e.List(ctx); err == nil {
+				walk, listed = time.Since(start), time.Now()
+				listedDBs := make(map[string]*scheduled, len(cfgs))
+				for _, cfg := range cfgs {
+					s := dbs[cfg.Name] // keeps its times
+					if s == nil {
+						s = &scheduled{}
+					}
+					s.cfg = cfg
+					listedDBs[cfg.Name] = s
+				}
+				dbs = listedDBs
+				e.registryView.applyAfter(since, dbs)
+			}
+		}
+		e.registryView.applyAfter(0, dbs)
+		start := time.Now()
+		e.snapshotRound(ctx, dbs)
+		round = time.Since(start)
 		cancel()
-		tick.Reset(max(every, 10*walk))
+		// Looking at a database costs little until it is due, but with
+		// very many the round stays a tenth of the node's time at most.
+		tick.Reset(max(every, 10*round))
+	}
+}
+
+// relistEvery is how often the scheduler reads the whole registry; in
+// between, the registry watch's changes keep its view (a listing of
+// 100,000 databases took a second of CPU).
+const relistEvery = 10 * time.Minute
+
+// scheduled is a database as the snapshot scheduler knows it.
+type scheduled struct {
+	cfg      tenant.Config
+	next     time.Time // when it is next due a look, as far as this node knows
+	nextTrim time.Time // when its retention is next applied (zero: not set yet)
+}
+
+// registryView gathers the registry watch's changes for the snapshot
+// scheduler between its listings of the whole registry.
+type registryView struct {
+	mu      sync.Mutex
+	gen     uint64
+	pending map[string]viewChange
+}
+
+type viewChange struct {
+	cfg *tenant.Config // nil: deleted
+	gen uint64
+}
+
+// changed and deleted record what the watch saw.
+func (v *registryView) changed(cfg tenant.Config) { v.record(cfg.Name, &cfg) }
+func (v *registryView) deleted(name string)       { v.record(name, nil) }
+
+func (v *registryView) record(name string, cfg *tenant.Config) {
+	v.mu.Lock()
+	defer v.mu.Unlock()
+	if v.pending == nil {
+		v.pending = map[string]viewChange{}
+	}
+	v.gen++
+	v.pending[name] = viewChange{cfg: cfg, gen: v.gen}
+}
+
+// mark returns what applyAfter takes to leave out the changes recorded
+// so far: a listing begun afterwards holds them.
+func (v *registryView) mark() uint64 {
+	v.mu.Lock()
+	defer v.mu.Unlock()
+	return v.gen
+}
+
+// applyAfter applies to dbs the changes recorded after mark gen, and
+// forgets every change recorded so far. A change that arrives late (the
+// watch behind a listing) may set an entry back to an older value until
+// the newer one arrives; nothing is lost.
+func (v *registryView) applyAfter(gen uint64, dbs map[string]*scheduled) {
+	v.mu.Lock()
+	pending := v.pending
+	v.pending = nil
+	v.mu.Unlock()
+	for name, ch := range pending {
+		switch {
+		case ch.gen <= gen:
+		case ch.cfg == nil:
+			delete(dbs, name)
+		case dbs[name] != nil:
+			dbs[name].cfg = *ch.cfg
+		default:
+			dbs[name] = &scheduled{cfg: *ch.cfg}
+		}
 	}
 }
 
@@ -64,54 +157,42 @@ const retentionCheck = time.Hour
 
 // snapshotRound takes the scheduled snapshots due now, and applies the
 // retention of databases due it.
-func (e *Engine) snapshotRound(ctx context.Context, next, nextTrim map[string]time.Time) (walk time.Duration) {
-	start := time.Now()
-	cfgs, err := e.List(ctx)
-	walk = time.Since(start)
-	if err != nil {
-		return walk // the registry is unavailable: next round
-	}
-	seen := make(map[string]bool, len(cfgs))
-	for _, cfg := range cfgs {
-		seen[cfg.Name] = true
-		if _, known := nextTrim[cfg.Name]; !known {
+func (e *Engine) snapshotRound(ctx context.Context, dbs map[string]*scheduled) {
+	now := e.now()
+	for _, s := range dbs {
+		if ctx.Err() != nil {
+			return // the engine closes
+		}
+		cfg := s.cfg
+		if s.nextTrim.IsZero() {
 			// Spread the hourly retention checks over the hour rather than
 			// run them all in the node's first round.
-			nextTrim[cfg.Name] = e.now().Add(rand.N(retentionCheck))
+			s.nextTrim = now.Add(rand.N(retentionCheck))
 		}
-		if !e.now().Before(nextTrim[cfg.Name]) {
-			nextTrim[cfg.Name] = e.now().Add(retentionCheck)
+		if !now.Before(s.nextTrim) {
+			s.nextTrim = now.Add(retentionCheck)
 			if e.leads(ctx, cfg) {
 				if _, err := e.applyRetention(ctx, cfg); err != nil {
 					e.Logger.Warn("retention", "db", cfg.Name, "err", err)
 				}
 			}
+			now = e.now()
 		}
 		interval := time.Duration(cfg.SnapshotInterval)
 		if interval == 0 {
 			interval = e.SnapshotInterval
 		}
-		if interval <= 0 || e.now().Before(next[cfg.Name]) {
+		if interval <= 0 || now.Before(s.next) {
 			continue
 		}
 		at, err := e.scheduledSnapshot(ctx, cfg, interval)
+		now = e.now()
 		if err != nil {
 			e.Logger.Warn("scheduled snapshot", "db", cfg.Name, "err", err)
-			at = e.now().Add(interval / 4) // try again before long
+			at = now.Add(interval / 4) // try again before long
 		}
-		next[cfg.Name] = at
+		s.next = at
 	}
-	for name := range next {
-		if !seen[name] {
-			delete(next, name)
-		}
-	}
-	for name := range nextTrim {
-		if !seen[name] {
-			delete(nextTrim, name)
-		}
-	}
-	return walk
 }
 
 // scheduledSnapshot takes a snapshot of database name if it is due, it
