@@ -9,6 +9,7 @@
 #   ROUNDS=3 DURATION=8s ./bench/cluster.sh   # report the median round
 #   FORWARD=false ./bench/cluster.sh          # nodes race for the stream instead of forwarding writes
 #   DENSITY=2000 ./bench/cluster.sh           # instead: 2,000 idle databases (3 replicas), then each node's RSS and idle CPU
+#                                             # (with a pprof build, also node 1's idle CPU profile in cluster-idle-<n>.pb.gz)
 #   PGTX=1 ./bench/cluster.sh                 # instead: pgbench transfers (BEGIN..COMMIT), 12 clients on the leader's node, then spread over the three
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -25,7 +26,7 @@ pids=()
 for i in 1 2 3; do
 	peers=()
 	for j in 1 2 3; do [[ $j != "$i" ]] && peers+=("127.0.0.1:$((base + 20 + j))"); done
-	./bin/hasvc --name "node$i" --host 127.0.0.1 --port "$((base + i))" --nats-port "$((base + 10 + i))" --pg-port "$((base + 30 + i))" \
+	HASVC_PPROF_ADDR=127.0.0.1:$((base + 40 + i)) ./bin/hasvc --name "node$i" --host 127.0.0.1 --port "$((base + i))" --nats-port "$((base + 10 + i))" --pg-port "$((base + 30 + i))" \
 		--cluster-port "$((base + 20 + i))" --join "$(IFS=,; echo "${peers[*]}")" \
 		--data-dir "$dir/data$i" --fsync "$FSYNC" --forward-writes="$FORWARD" --log-level error >"$dir/node$i.log" 2>&1 &
 	pids+=("$!")
@@ -68,6 +69,9 @@ if [[ -n ${DENSITY:-} ]]; then
 	hz=$(getconf CLK_TCK)
 	before=()
 	for k in 0 1 2; do before+=("$(cpu_ticks "${pids[$k]}")"); done
+	if curl -fs "http://127.0.0.1:$((base + 41))/debug/pprof/" >/dev/null 2>&1; then
+		curl -fs "http://127.0.0.1:$((base + 41))/debug/pprof/profile?seconds=20" -o "cluster-idle-$DENSITY.pb.gz" &
+	fi
 	sleep 30
 	for k in 0 1 2; do
 		used=$(($(cpu_ticks "${pids[$k]}") - before[k]))
