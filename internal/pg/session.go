@@ -130,6 +130,10 @@ type prepared struct {
 	// err refuses the statement whenever it is parsed or run (a
 	// PostgreSQL feature hasvc cannot emulate, said plainly).
 	err *pgError
+	// A simple query's SELECT runs as literalsRun with literals bound
+	// (literalsAsParams), when it has such literals.
+	literalsRun string
+	literals    []any
 }
 
 // portal is a bound statement and, once run, its result.
@@ -450,7 +454,11 @@ func (ss *session) parseSimple(q string) []*prepared {
 	texts := splitStatements(q)
 	ps := make([]*prepared, 0, len(texts))
 	for _, t := range texts {
-		ps = append(ps, ss.prepare(t))
+		p := ss.prepare(t)
+		if p.kind == kindSQL && p.err == nil && p.nparams == 0 && p.verb[0] == "SELECT" {
+			p.literalsRun, p.literals = literalsAsParams(p.run)
+		}
+		ps = append(ps, p)
 	}
 	if ss.queries == nil || len(ss.queries) >= 256 {
 		ss.queries = map[string][]*prepared{}
@@ -634,6 +642,8 @@ func (ss *session) run(ctx context.Context, p *prepared, params []any) (*outcome
 	st := sqlite.Statement{SQL: p.run}
 	if len(params) > 0 {
 		st.Params = params
+	} else if p.literals != nil {
+		st.SQL, st.Params = p.literalsRun, p.literals
 	}
 	res, err := ss.exec(ctx, st)
 	if err != nil {

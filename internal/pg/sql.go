@@ -659,3 +659,99 @@ func unescapeE(s string) string {
 	}
 	return b.String()
 }
+
+// literalsAsParams takes out of a SELECT's text the literals its WHERE
+// clause compares with, as parameters, and returns the text with "?" in
+// their place and their values (nil if it took none). Clients of the
+// simple protocol (psql, psycopg 2, anything that interpolates) send
+// every query with its values written in; texts that differ only in
+// those values are then one statement, prepared once by SQLite rather
+// than for every query.
+//
+// Only a number or a plain string right after a comparison operator (=,
+// <, >, and the operators ending in them), in the WHERE clause of the
+// statement itself (not a subquery's), is taken: a literal elsewhere may
+// not be a value (a column's name is its expression's text; ORDER BY 2
+// and LIMIT 5 are a position and a count), and one after LIKE keeps the
+// index SQLite can use for its pattern. A literal and a parameter compare
+// alike in SQLite: neither has an affinity. A text that has parameters
+// of its own is left as it is.
+func literalsAsParams(sql string) (string, []any) {
+	const most = 32 // a longer text gains little; SQLite's limit is far
+	var out strings.Builder
+	var params []any
+	depth, inWhere, first := 0, false, true
+	prev := "" // the previous significant token
+	for i := 0; i < len(sql); {
+		var t token
+		t, i = nextToken(sql, i)
+		if t.kind == tkParam || t.text == "?" || t.text == ":" || t.text == "@" || t.text == "$" {
+			return "", nil // parameters already, or what may be one
+		}
+		if t.significant() {
+			switch {
+			case first && !t.is("SELECT"):
+				return "", nil
+			case t.text == "(":
+				depth++
+			case t.text == ")":
+				depth--
+			case depth == 0 && t.kind == tkWord:
+				w := strings.ToUpper(t.text)
+				if w == "WHERE" {
+					inWhere = true
+				} else if whereEnds[w] {
+					inWhere = false
+				}
+			case inWhere && (prev == "=" || prev == "<" || prev == ">") && len(params) < most:
+				if v, ok := literalValue(t); ok {
+					params = append(params, v)
+					out.WriteString("?")
+					prev = "?"
+					continue
+				}
+			}
+			first = false
+			prev = t.text
+		}
+		out.WriteString(t.text)
+	}
+	if len(params) == 0 {
+		return "", nil
+	}
+	return out.String(), params
+}
+
+// whereEnds are the keywords after a statement's WHERE clause.
+var whereEnds = map[string]bool{
+	"GROUP": true, "HAVING": true, "WINDOW": true, "ORDER": true, "LIMIT": true, "OFFSET": true,
+	"UNION": true, "INTERSECT": true, "EXCEPT": true, "RETURNING": true, "FOR": true,
+}
+
+// literalValue is the value of a number or plain string literal token as
+// SQLite reads it: an integer, a real, or text.
+func literalValue(t token) (any, bool) {
+	switch t.kind {
+	case tkNumber:
+		if n, err := strconv.ParseInt(t.text, 10, 64); err == nil {
+			return n, true
+		}
+		if strings.ContainsAny(t.text, ".eE") && !strings.ContainsAny(t.text, "_xX") {
+			if f, err := strconv.ParseFloat(t.text, 64); err == nil {
+				return f, true
+			}
+		}
+	case tkString:
+		// Only '...': not E'...', $$...$$, and nothing a backslash makes
+		// bytea's input (byteaLiterals reads those).
+		if len(t.text) < 2 || t.text[0] != '\'' || t.text[len(t.text)-1] != '\'' || strings.Contains(t.text, `\`) {
+			return nil, false
+		}
+		inner := t.text[1 : len(t.text)-1]
+		if strings.Contains(strings.ReplaceAll(inner, "''", ""), "'") {
+			return nil, false // unterminated: SQLite says so
+		}
+		return strings.ReplaceAll(inner, "''", "'"), true
+	}
+	return nil, false
+}

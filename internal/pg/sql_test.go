@@ -73,6 +73,34 @@ func TestKeywordsAndCatalog(t *testing.T) {
 	}
 }
 
+// TestLiteralsAsParams: the values a SELECT's WHERE compares with become
+// parameters; nothing else does.
+func TestLiteralsAsParams(t *testing.T) {
+	for _, c := range []struct{ in, want string }{
+		{"SELECT id, name FROM users WHERE id = 42", "SELECT id, name FROM users WHERE id = ? [42]"},
+		{"SELECT * FROM t WHERE a >= 1.5 AND (b <> 'it''s' OR c != -3) AND d == 1e3 ORDER BY 2 LIMIT 5",
+			"SELECT * FROM t WHERE a >= ? AND (b <> ? OR c != -3) AND d == ? ORDER BY 2 LIMIT 5 [1.5 it's 1000]"},
+		{"SELECT a = 5, (SELECT count(*) FROM u WHERE u.x = 6) FROM t WHERE y = 7",
+			"SELECT a = 5, (SELECT count(*) FROM u WHERE u.x = 6) FROM t WHERE y = ? [7]"},
+		{"SELECT * FROM t WHERE x IN (SELECT y FROM u WHERE z = 3) GROUP BY a HAVING count(*) > 1",
+			"SELECT * FROM t WHERE x IN (SELECT y FROM u WHERE z = ?) GROUP BY a HAVING count(*) > 1 [3]"},
+		{"SELECT a FROM t WHERE x = 1 UNION SELECT b = 2 FROM u", "SELECT a FROM t WHERE x = ? UNION SELECT b = 2 FROM u [1]"},
+		// Left alone: no comparison, other literals, or parameters already.
+		{"SELECT * FROM t WHERE name LIKE 'a%' AND n IN (1, 2) AND m BETWEEN 3 AND 4", " []"},
+		{"SELECT * FROM t WHERE b = X'00ff' AND e = E'\\x' AND c = '\\x00' AND h = 0x10 AND k = 9223372036854775808", " []"},
+		{"SELECT * FROM t WHERE a = ? AND b = 1", " []"},
+		{"SELECT * FROM t WHERE a = :a AND b = 1", " []"},
+		{"SELECT * FROM t WHERE a = 'unterminated''", " []"},
+		{"UPDATE t SET a = 1 WHERE b = 2", " []"},
+		{"SELECT 1 FROM t JOIN u ON t.a = 5", " []"},
+	} {
+		sql, params := literalsAsParams(c.in)
+		if got := fmt.Sprint(sql, " ", params); got != c.want {
+			t.Errorf("literalsAsParams(%q)\n got %s\nwant %s", c.in, got, c.want)
+		}
+	}
+}
+
 func TestRewrite(t *testing.T) {
 	for _, c := range []struct{ in, want string }{
 		{"SELECT $2, $1 FROM t WHERE a = $10", "SELECT ?2, ?1 FROM t WHERE a = ?10"},
