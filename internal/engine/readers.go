@@ -69,20 +69,9 @@ func (d *DB) reader(ctx context.Context, deadline time.Time) (*sqlite.Conn, func
 	if err != nil {
 		return nil, nil, err
 	}
-	select {
-	case d.readerSem <- struct{}{}:
-	default:
-		wctx, cancel := waitContext(ctx, deadline)
-		defer cancel()
-		select {
-		case d.readerSem <- struct{}{}:
-		case <-wctx.Done():
-			leave()
-			return nil, nil, wctx.Err()
-		case <-d.closed:
-			leave()
-			return nil, nil, tenant.Errorf(tenant.EUNAVAILABLE, "database %q is closing", d.name)
-		}
+	if err := d.take(ctx, deadline, d.readerSem); err != nil {
+		leave()
+		return nil, nil, err
 	}
 	r, err := d.txReader()
 	if err != nil {
@@ -94,13 +83,28 @@ func (d *DB) reader(ctx context.Context, deadline time.Time) (*sqlite.Conn, func
 	return r, func() { r.SetDeadline(time.Time{}); d.putReader(r); leave() }, nil
 }
 
-// waitContext is ctx ending at deadline too (the zero time: ctx), for a
-// wait: a request that need not wait makes no timer.
-func waitContext(ctx context.Context, deadline time.Time) (context.Context, context.CancelFunc) {
-	if deadline.IsZero() {
-		return ctx, func() {}
+// take puts a token into sem (a semaphore of readers), waiting while it
+// is full until ctx is done, deadline passes (the zero time: none) or the
+// database closes. Only a wait makes a timer.
+func (d *DB) take(ctx context.Context, deadline time.Time, sem chan struct{}) error {
+	select {
+	case sem <- struct{}{}:
+		return nil
+	default:
 	}
-	return context.WithDeadline(ctx, deadline)
+	if !deadline.IsZero() {
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithDeadline(ctx, deadline)
+		defer cancel()
+	}
+	select {
+	case sem <- struct{}{}:
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	case <-d.closed:
+		return tenant.Errorf(tenant.EUNAVAILABLE, "database %q is closing", d.name)
+	}
 }
 
 type clientKey struct{}
@@ -155,23 +159,11 @@ func (d *DB) clientShare(ctx context.Context, deadline time.Time) (func(), error
 	}
 	sh.refs++
 	cs.mu.Unlock()
-	select {
-	case sh.sem <- struct{}{}:
-		return sh.leave, nil
-	default:
-	}
-	ctx, cancel := waitContext(ctx, deadline)
-	defer cancel()
-	select {
-	case sh.sem <- struct{}{}:
-		return sh.leave, nil
-	case <-ctx.Done():
+	if err := d.take(ctx, deadline, sh.sem); err != nil {
 		cs.unref(client, sh)
-		return nil, ctx.Err()
-	case <-d.closed:
-		cs.unref(client, sh)
-		return nil, tenant.Errorf(tenant.EUNAVAILABLE, "database %q is closing", d.name)
+		return nil, err
 	}
+	return sh.leave, nil
 }
 
 // unref drops a request's reference to client's share. A share nobody

@@ -12,9 +12,10 @@ import (
 )
 
 // Scheduled snapshots. Every SnapshotCheck each node looks at every
-// database it knows of (registryView); a database due a snapshot (its snapshot_interval, else the node's
-// SnapshotInterval, has passed since its newest snapshot) that changed
-// since then gets one from the node whose embedded server leads the
+// database it knows of (registryView); a database due a snapshot (its
+// snapshot_interval, else the node's SnapshotInterval, has passed since
+// its newest snapshot) that changed since then gets one from the node
+// whose embedded server leads the
 // database's stream (a single node leads all of its streams), so one
 // node takes each scheduled snapshot. A leader change between two checks
 // can make two nodes take one each; both are whole and correct.

@@ -1,9 +1,9 @@
 package sqlite
 
 // The callbacks SQLite makes into Go: the authorizer and the progress
-// handler (every connection), the preupdate hook (the writer's capture) and the rowid function (an
-// eventual-mode writer). SQLite keeps one cgo handle of the connection for
-// them, made at open and deleted at close.
+// handler (every connection), the preupdate hook (the writer's capture)
+// and the rowid function (an eventual-mode writer). SQLite keeps one cgo
+// handle of the connection for them, made at open and deleted at close.
 //
 // mattn's driver offers the same registrations, but it registers five
 // functions of its own on every connection it opens and, closing one,

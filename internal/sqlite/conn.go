@@ -395,8 +395,9 @@ func (c *Conn) Query(sql string, args []any, fn func(*Stmt) error) error {
 
 // Watch makes SQLite stop the statements that run on c once ctx is done,
 // until Unwatch is given what Watch returned. Nothing waits on ctx: the
-// progress handler looks at it every progressOps virtual machine
-// instructions, so a statement started after ctx is done stops too.
+// progress handler looks at it every HASVC_PROGRESS_OPS virtual machine
+// instructions (sqlite.go), so a statement started after ctx is done
+// stops too.
 func (c *Conn) Watch(ctx context.Context) (prev context.Context) {
 	prev, c.watched = c.watched, ctx
 	return prev
