@@ -15,6 +15,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 
 	"hasvc/internal/registry"
@@ -239,16 +240,7 @@ func putSnapshot(ctx context.Context, b jetstream.ObjectStore, f *os.File, seq u
 	}
 	now := time.Now().UTC()
 	s := Snapshot{Sequence: seq, Time: now, Size: size, SHA256: hex.EncodeToString(h.Sum(nil)), Node: node, Name: snapshotName(seq)}
-	pr, pw := io.Pipe()
-	go func() {
-		zw, _ := gzip.NewWriterLevel(pw, gzip.BestSpeed)
-		_, err := io.Copy(zw, f)
-		if err == nil {
-			err = zw.Close()
-		}
-		pw.CloseWithError(err)
-	}()
-	info, err := b.Put(ctx, jetstream.ObjectMeta{
+	meta := jetstream.ObjectMeta{
 		Name:        s.Name,
 		Description: fmt.Sprintf("database %s at sequence %d", db, s.Sequence),
 		Metadata: map[string]string{
@@ -258,13 +250,47 @@ func putSnapshot(ctx context.Context, b jetstream.ObjectStore, f *os.File, seq u
 			"sha256":   s.SHA256,
 			"node":     s.Node,
 		},
-	}, pr)
-	pr.CloseWithError(errors.New("snapshot abandoned")) // ends the goroutine if Put stopped early
-	if err != nil {
-		return Snapshot{}, tenant.Wrap(tenant.EUNAVAILABLE, err, "store snapshot: "+err.Error())
 	}
-	s.Compressed = int64(info.Size)
-	return s, nil
+	for {
+		info, err := putCompressed(ctx, b, meta, f)
+		if err == nil {
+			s.Compressed = int64(info.Size)
+			return s, nil
+		}
+		// A bucket just made in a cluster has a leader before every node
+		// routes its subjects there: a put meanwhile finds no responder
+		// and stores nothing. It is tried again while ctx allows.
+		if !errors.Is(err, nats.ErrNoResponders) || ctx.Err() != nil {
+			return Snapshot{}, tenant.Wrap(tenant.EUNAVAILABLE, err, "store snapshot: "+err.Error())
+		}
+		select {
+		case <-ctx.Done():
+		case <-time.After(100 * time.Millisecond):
+		}
+		if _, err := f.Seek(0, io.SeekStart); err != nil {
+			return Snapshot{}, err
+		}
+	}
+}
+
+// putCompressed puts the rest of f, gzipped, into bucket b as meta. It
+// returns once nothing reads f any more.
+func putCompressed(ctx context.Context, b jetstream.ObjectStore, meta jetstream.ObjectMeta, f *os.File) (*jetstream.ObjectInfo, error) {
+	pr, pw := io.Pipe()
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		zw, _ := gzip.NewWriterLevel(pw, gzip.BestSpeed)
+		_, err := io.Copy(zw, f)
+		if err == nil {
+			err = zw.Close()
+		}
+		pw.CloseWithError(err)
+	}()
+	info, err := b.Put(ctx, meta, pr)
+	pr.CloseWithError(errors.New("snapshot abandoned")) // ends the goroutine if Put stopped early
+	<-done
+	return info, err
 }
 
 // SnapshotReader is a snapshot's SQLite file, decompressed as it is read.
