@@ -89,11 +89,11 @@ func (d *DB) Backup(ctx context.Context) (*BackupFile, error) {
 
 // sizeBytes returns the size of the database's pages.
 func (d *DB) sizeBytes(ctx context.Context) (int64, error) {
-	r, release, err := d.reader(ctx, time.Time{})
+	r, h, err := d.reader(ctx, time.Time{})
 	if err != nil {
 		return 0, err
 	}
-	defer release()
+	defer d.putBack(r, h)
 	var n int64
 	err = r.Internal(func() error {
 		var err error

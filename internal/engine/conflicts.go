@@ -35,11 +35,11 @@ func (e *Engine) Conflicts(ctx context.Context, name string, limit int) ([]Confl
 		return nil, err
 	}
 	defer release()
-	r, done, err := d.reader(ctx, time.Time{})
+	r, h, err := d.reader(ctx, time.Time{})
 	if err != nil {
 		return nil, err
 	}
-	defer done()
+	defer d.putBack(r, h)
 	out := []Conflict{}
 	err = r.Internal(func() error {
 		if n, err := r.QueryInt64("SELECT count(*) FROM sqlite_schema WHERE name = '_hasvc_conflicts'"); err != nil || n == 0 {

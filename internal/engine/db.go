@@ -132,6 +132,15 @@ type ExecResult struct {
 	// Replayed: the request's idempotency key had committed already;
 	// these are that commit's results and sequence (idempotency.go).
 	Replayed bool
+	one      [1]sqlite.Result // Results of a single statement: see oneResult
+}
+
+// oneResult is the result of a single statement: one allocation, not two
+// (a point read is the commonest request there is).
+func oneResult(res sqlite.Result) *ExecResult {
+	er := &ExecResult{one: [1]sqlite.Result{res}}
+	er.Results = er.one[:]
+	return er
 }
 
 // ExecOptions qualifies a request.

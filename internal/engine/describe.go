@@ -24,10 +24,10 @@ func (d *DB) Describe(ctx context.Context, sql string, opts sqlite.DescribeOptio
 	if err != nil || !opts.DryRun || !desc.ReadOnly || !slices.Contains(desc.DeclTypes, "") {
 		return desc, err
 	}
-	r, release, err := d.reader(ctx, time.Time{})
+	r, h, err := d.reader(ctx, time.Time{})
 	if err != nil {
 		return nil, err
 	}
-	defer release()
+	defer d.putBack(r, h)
 	return r.Describe(ctx, sql, opts)
 }

@@ -144,10 +144,23 @@ type entry struct {
 	// drops or the entry leaves the open set: closeDB waits on it for the
 	// last user, Acquire for a closing entry to go.
 	changed chan struct{}
+	// release is what Acquire returns: it gives back one reference.
+	// Made once per entry, not per request.
+	release func()
 }
 
-func newEntry() *entry {
-	return &entry{ready: make(chan struct{}), changed: make(chan struct{})}
+func (e *Engine) newEntry() *entry {
+	ent := &entry{ready: make(chan struct{}), changed: make(chan struct{})}
+	ent.release = func() {
+		e.mu.Lock()
+		ent.refs--
+		ent.lastUsed = e.now()
+		if ent.closing {
+			ent.notify()
+		}
+		e.mu.Unlock()
+	}
+	return ent
 }
 
 // notify wakes those waiting on ent.changed. The caller holds e.mu.
@@ -319,7 +332,7 @@ func (e *Engine) reserve(name string) *entry {
 	for {
 		e.mu.Lock()
 		if _, open := e.dbs[name]; !open {
-			ent := newEntry()
+			ent := e.newEntry()
 			e.dbs[name] = ent
 			e.mu.Unlock()
 			return ent
@@ -365,7 +378,7 @@ func (e *Engine) Acquire(ctx context.Context, name string) (*DB, func(), error) 
 				e.mu.Unlock()
 				return nil, nil, err
 			}
-			ent = newEntry()
+			ent = e.newEntry()
 			e.dbs[name] = ent
 			e.mu.Unlock()
 			e.closeLater(closing)
@@ -406,15 +419,7 @@ func (e *Engine) Acquire(ctx context.Context, name string) (*DB, func(), error) 
 		}
 		ent.refs++
 		e.mu.Unlock()
-		return ent.db, func() {
-			e.mu.Lock()
-			ent.refs--
-			ent.lastUsed = e.now()
-			if ent.closing {
-				ent.notify()
-			}
-			e.mu.Unlock()
-		}, nil
+		return ent.db, ent.release, nil
 	}
 }
 

@@ -13,11 +13,11 @@ import (
 // a statement is not read-only after all (nothing was changed: readers are
 // query_only) or could not be prepared there.
 func (d *DB) read(ctx context.Context, deadline time.Time, stmts []sqlite.Statement, sink sqlite.Sink) (*ExecResult, bool, error) {
-	r, release, err := d.reader(ctx, deadline)
+	r, h, err := d.reader(ctx, deadline)
 	if err != nil {
 		return nil, true, err
 	}
-	defer release()
+	defer d.putBack(r, h)
 	if len(stmts) == 1 {
 		// One statement: the statement prepared to see whether it only
 		// reads is the one that runs.
@@ -29,7 +29,7 @@ func (d *DB) read(ctx context.Context, deadline time.Time, stmts []sqlite.Statem
 			if sink != nil {
 				return &ExecResult{Streamed: true}, true, nil
 			}
-			return &ExecResult{Results: []sqlite.Result{res}}, true, nil
+			return oneResult(res), true, nil
 		}
 		if err != nil {
 			// It does not prepare: as a write it would not either.
@@ -56,31 +56,43 @@ func (d *DB) read(ctx context.Context, deadline time.Time, stmts []sqlite.Statem
 	return &ExecResult{Results: results}, true, nil
 }
 
-// reader returns a reader for a single read, and the function that gives
-// it back. It waits while readerSem's readers are all busy, and while the
+// reader returns a reader for a single read, and its client's share of
+// the readers it holds (both go back through putBack). It waits while readerSem's readers are all busy, and while the
 // request's client (WithClient) holds all of them but one: a client's long
 // reads leave a reader for everyone else. Waiting, and the statements run
 // on the reader, end at deadline (the zero time: only when ctx is done).
-func (d *DB) reader(ctx context.Context, deadline time.Time) (*sqlite.Conn, func(), error) {
+func (d *DB) reader(ctx context.Context, deadline time.Time) (*sqlite.Conn, held, error) {
 	if err := ctx.Err(); err != nil {
-		return nil, nil, err
+		return nil, held{}, err
 	}
 	leave, err := d.clientShare(ctx, deadline)
 	if err != nil {
-		return nil, nil, err
+		return nil, held{}, err
 	}
 	if err := d.take(ctx, deadline, d.readerSem); err != nil {
 		leave()
-		return nil, nil, err
+		return nil, held{}, err
 	}
 	r, err := d.txReader()
 	if err != nil {
 		<-d.readerSem
 		leave()
-		return nil, nil, err
+		return nil, held{}, err
 	}
 	r.SetDeadline(deadline)
-	return r, func() { r.SetDeadline(time.Time{}); d.putReader(r); leave() }, nil
+	return r, held{leave}, nil
+}
+
+// held is the client's share a reader holds: it goes back with the reader
+// (putBack). A value, not a function to call, so that nobody gives back
+// the share and keeps the reader.
+type held struct{ leave func() }
+
+// putBack gives back what reader returned.
+func (d *DB) putBack(r *sqlite.Conn, h held) {
+	r.SetDeadline(time.Time{})
+	d.putReader(r)
+	h.leave()
 }
 
 // take puts a token into sem (a semaphore of readers), waiting while it
@@ -141,7 +153,7 @@ func (d *DB) clientShare(ctx context.Context, deadline time.Time) (func(), error
 	client, _ := ctx.Value(clientKey{}).(string)
 	limit := cap(d.readerSem) - 1
 	if client == "" || limit < 1 {
-		return func() {}, nil
+		return noShare, nil
 	}
 	cs := &d.clients
 	cs.mu.Lock()
@@ -165,6 +177,9 @@ func (d *DB) clientShare(ctx context.Context, deadline time.Time) (func(), error
 	}
 	return sh.leave, nil
 }
+
+// noShare is clientShare's answer for a request that takes no share.
+func noShare() {}
 
 // unref drops a request's reference to client's share. A share nobody
 // holds stays for the client's next request while there are few such.

@@ -280,7 +280,7 @@ func TestClientShareOfReaders(t *testing.T) {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			_, put, err := db.reader(ctx, time.Now().Add(time.Minute))
+			r, share, err := db.reader(ctx, time.Now().Add(time.Minute))
 			if err != nil {
 				t.Error(err)
 				return
@@ -294,7 +294,7 @@ func TestClientShareOfReaders(t *testing.T) {
 			}
 			time.Sleep(time.Millisecond)
 			held.Add(-1)
-			put()
+			db.putBack(r, share)
 		}()
 	}
 	wg.Wait()
@@ -304,11 +304,11 @@ func TestClientShareOfReaders(t *testing.T) {
 	// Every slot came back; a database keeps a few idle shares, and no
 	// more however many clients came.
 	for i := range 100 {
-		_, put, err := db.reader(WithClient(context.Background(), fmt.Sprint("token ", i)), time.Time{})
+		r, h, err := db.reader(WithClient(context.Background(), fmt.Sprint("token ", i)), time.Time{})
 		if err != nil {
 			t.Fatal(err)
 		}
-		put()
+		db.putBack(r, h)
 	}
 	db.clients.mu.Lock()
 	defer db.clients.mu.Unlock()
@@ -335,11 +335,11 @@ func TestReaderWaitEndsAtDeadline(t *testing.T) {
 		if i == 0 {
 			client = "other"
 		}
-		_, put, err := db.reader(WithClient(context.Background(), client), time.Time{})
+		r, h, err := db.reader(WithClient(context.Background(), client), time.Time{})
 		if err != nil {
 			t.Fatal(err)
 		}
-		puts = append(puts, put)
+		puts = append(puts, func() { db.putBack(r, h) })
 	}
 	for _, client := range []string{"", "hog"} {
 		start := time.Now()
@@ -351,10 +351,10 @@ func TestReaderWaitEndsAtDeadline(t *testing.T) {
 	for _, put := range puts {
 		put()
 	}
-	if _, put, err := db.reader(context.Background(), time.Now().Add(time.Second)); err != nil {
+	if r, h, err := db.reader(context.Background(), time.Now().Add(time.Second)); err != nil {
 		t.Fatal(err)
 	} else {
-		put()
+		db.putBack(r, h)
 	}
 	if len(db.readerSem) != 0 {
 		t.Fatalf("%d readers still held", len(db.readerSem))

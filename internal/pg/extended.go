@@ -78,7 +78,8 @@ func (ss *session) sendRow(row []any, cols []column, formats []int16) error {
 		start = ends[i]
 	}
 	ss.rowBuf, ss.rowVals = buf, vals
-	ss.be.Send(&pgproto3.DataRow{Values: vals})
+	ss.dataRow.Values = vals
+	ss.be.Send(&ss.dataRow)
 	return nil
 }
 
@@ -349,7 +350,8 @@ func (ss *session) sendOutcome(pt *portal, maxRows uint32) error {
 			tag = "SELECT " + strconv.Itoa(end-start)
 		}
 	}
-	ss.be.Send(&pgproto3.CommandComplete{CommandTag: []byte(tag)})
+	ss.complete.CommandTag = append(ss.complete.CommandTag[:0], tag...)
+	ss.be.Send(&ss.complete)
 	return nil
 }
 

@@ -80,6 +80,66 @@ type session struct {
 	columnsTime time.Time
 	rowBuf      []byte
 	rowVals     [][]byte
+	// The messages sent most often, filled and sent again (Backend.Send
+	// encodes a message at once): not one allocation each per round.
+	dataRow  pgproto3.DataRow
+	complete pgproto3.CommandComplete
+	ready    pgproto3.ReadyForQuery
+	// statementDone is statementContext's finishing function when there is
+	// no statement timeout: made once.
+	statementDone func()
+
+	// What the loop's reads keep (sessionReader): set only once the loop
+	// runs, so startup's deadlines are left alone.
+	looping      bool
+	received     time.Time     // when the last read returned, by srv.Now
+	deadlineSet  time.Time     // when the idle deadline was last pushed back
+	deadlineIdle time.Duration // the idle limit it was pushed back by
+	idleErr      func() error  // the error if that limit passes
+}
+
+// sessionReader is the session's connection as its Backend reads it. The
+// Backend reads only when it has no whole message left to answer, so the
+// work that needs the clock is done here, once per round trip rather than
+// once per message: pushing back the idle deadline, and noting when the
+// messages arrived (the token's expiry is judged by that).
+type sessionReader struct{ ss *session }
+
+// errRevokedRead ends a read that would begin after the token was revoked.
+var errRevokedRead = errors.New("token revoked")
+
+func (r sessionReader) Read(p []byte) (int, error) {
+	ss := r.ss
+	if !ss.looping {
+		return ss.conn.Read(p)
+	}
+	ss.pushIdleDeadline()
+	// After the push: Server.Revoke sets revoked and then the deadline, so
+	// either this sees revoked, or Revoke's deadline comes after the push
+	// and wakes the read.
+	if ss.revoked.Load() {
+		return 0, errRevokedRead
+	}
+	n, err := ss.conn.Read(p)
+	ss.received = ss.srv.Now()
+	return n, err
+}
+
+// pushIdleDeadline sets the read deadline for the idle limit of the
+// session's state (idleLimit). It moves forward at most every sixteenth of
+// the limit: setting it costs a timer update.
+func (ss *session) pushIdleDeadline() {
+	idle, idleErr := ss.idleLimit()
+	ss.idleErr = idleErr
+	if idle > 0 {
+		if now := time.Now(); idle != ss.deadlineIdle || now.Sub(ss.deadlineSet) > idle/16 {
+			ss.conn.SetReadDeadline(now.Add(idle))
+			ss.deadlineSet, ss.deadlineIdle = now, idle
+		}
+	} else if !ss.deadlineSet.IsZero() {
+		ss.conn.SetReadDeadline(time.Time{})
+		ss.deadlineSet, ss.deadlineIdle = time.Time{}, 0
+	}
 }
 
 // stmtKind is what runs a statement: the session itself, the catalog
@@ -193,21 +253,8 @@ func errIdleInTx() error {
 // loop reads and answers messages until the client leaves.
 func (ss *session) loop() {
 	defer ss.endTx(false)
-	var deadlineSet time.Time // when the idle deadline was last pushed back
-	var deadlineIdle time.Duration
+	ss.looping = true
 	for {
-		// The idle deadline moves forward at most every sixteenth of the
-		// timeout: setting it costs a timer update per message.
-		idle, idleErr := ss.idleLimit()
-		if idle > 0 {
-			if now := time.Now(); idle != deadlineIdle || now.Sub(deadlineSet) > idle/16 {
-				ss.conn.SetReadDeadline(now.Add(idle))
-				deadlineSet, deadlineIdle = now, idle
-			}
-		} else if !deadlineSet.IsZero() {
-			ss.conn.SetReadDeadline(time.Time{})
-			deadlineSet, deadlineIdle = time.Time{}, 0
-		}
 		if ss.revoked.Load() {
 			ss.fatal(fatalf(stateInvalidPassword, "the token was revoked"))
 			return
@@ -215,11 +262,13 @@ func (ss *session) loop() {
 		msg, err := ss.be.Receive()
 		if err != nil {
 			var ne net.Error
+			if ss.revoked.Load() { // Server.Revoke woke the read, or it was not begun
+				ss.fatal(fatalf(stateInvalidPassword, "the token was revoked"))
+				return
+			}
 			if errors.As(err, &ne) && ne.Timeout() {
-				if ss.revoked.Load() { // Server.Revoke woke the read
-					ss.fatal(fatalf(stateInvalidPassword, "the token was revoked"))
-				} else if idleErr != nil {
-					ss.fatal(idleErr())
+				if ss.idleErr != nil {
+					ss.fatal(ss.idleErr())
 				}
 				return
 			}
@@ -233,7 +282,7 @@ func (ss *session) loop() {
 			}
 			return
 		}
-		if _, term := msg.(*pgproto3.Terminate); !term && ss.srv.Now().After(ss.principal.ExpiresAt) {
+		if _, term := msg.(*pgproto3.Terminate); !term && ss.received.After(ss.principal.ExpiresAt) {
 			// A session lasts no longer than the token it was opened
 			// with: an expired token no longer reads or writes.
 			ss.fatal(fatalf(stateInvalidPassword, "the token expired at %s; reconnect with a new one", ss.principal.ExpiresAt.UTC().Format(time.RFC3339)))
@@ -283,7 +332,7 @@ func (ss *session) loop() {
 			}
 			ss.skipToSync = false
 			delete(ss.portals, "")
-			ss.be.Send(&pgproto3.ReadyForQuery{TxStatus: ss.status()})
+			ss.sendReady()
 			if err := ss.be.Flush(); err != nil {
 				return
 			}
@@ -300,7 +349,7 @@ func (ss *session) loop() {
 			// The rest of a COPY that failed: dropped, as PostgreSQL does.
 		default:
 			ss.be.Send(errorResponse(errorf(stateFeatureNotSupp, "%T messages are not supported", msg)))
-			ss.be.Send(&pgproto3.ReadyForQuery{TxStatus: ss.status()})
+			ss.sendReady()
 			if err := ss.be.Flush(); err != nil {
 				return
 			}
@@ -363,17 +412,25 @@ func (ss *session) statementContext() (context.Context, func()) {
 	ctx := ss.ctx
 	ss.running = true
 	ss.mu.Unlock()
-	done := func() {
-		ss.mu.Lock()
-		ss.running = false
-		ss.mu.Unlock()
+	if ss.statementDone == nil {
+		ss.statementDone = func() {
+			ss.mu.Lock()
+			ss.running = false
+			ss.mu.Unlock()
+		}
 	}
 	if ss.timeout > 0 {
 		var cancel context.CancelFunc
 		ctx, cancel = context.WithTimeout(ctx, ss.timeout)
-		return ctx, func() { cancel(); done() }
+		return ctx, func() { cancel(); ss.statementDone() }
 	}
-	return ctx, done
+	return ctx, ss.statementDone
+}
+
+// sendReady sends ReadyForQuery with the session's transaction status.
+func (ss *session) sendReady() {
+	ss.ready.TxStatus = ss.status()
+	ss.be.Send(&ss.ready)
 }
 
 // cancelRunning cancels the running statement, if there is one.
@@ -412,7 +469,7 @@ func (ss *session) simpleQuery(q string) {
 			}
 		}
 	}
-	ss.be.Send(&pgproto3.ReadyForQuery{TxStatus: ss.status()})
+	ss.sendReady()
 	ss.be.Flush()
 }
 

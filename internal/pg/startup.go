@@ -68,12 +68,12 @@ func (s *Server) serveConn(c net.Conn) {
 	ss := &session{
 		srv:      s,
 		conn:     conn,
-		be:       pgproto3.NewBackend(conn, conn),
 		startup:  params,
 		settings: map[string]string{},
 		stmts:    map[string]*prepared{},
 		portals:  map[string]*portal{},
 	}
+	ss.be = pgproto3.NewBackend(sessionReader{ss}, conn)
 	ss.be.SetMaxBodyLen(s.maxMessage())
 	defer s.unregister(ss)
 	if err := ss.authenticate(conn != c); err != nil {

@@ -338,14 +338,17 @@ func decodeParam(raw []byte, format int16, oid uint32) (any, error) {
 	if format == 1 {
 		return decodeBinaryParam(raw, oid)
 	}
-	s := string(raw)
-	switch oid {
-	case oidInt2, oidInt4, oidInt8, oidOID:
-		n, err := strconv.ParseInt(strings.TrimSpace(s), 10, 64)
+	if oid == oidInt2 || oid == oidInt4 || oid == oidInt8 || oid == oidOID {
+		// The text is only parsed: converted where it does not escape, it
+		// is not copied to the heap.
+		n, err := strconv.ParseInt(strings.TrimSpace(string(raw)), 10, 64)
 		if err != nil {
-			return nil, fmt.Errorf("invalid input syntax for type integer: %q", s)
+			return nil, fmt.Errorf("invalid input syntax for type integer: %q", raw)
 		}
 		return n, nil
+	}
+	s := string(raw)
+	switch oid {
 	case oidFloat4, oidFloat8:
 		f, err := parseFloat(s)
 		if err != nil {

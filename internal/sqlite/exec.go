@@ -279,7 +279,7 @@ func (c *Conn) step(ctx context.Context, s *Stmt, params any, res *Result, cp *C
 			res.Rows = [][]any{}
 		}
 		for {
-			more, err := s.step()
+			more, err := s.stepRow()
 			if err != nil {
 				return c.stepError(ctx, err, cp)
 			}
@@ -287,9 +287,9 @@ func (c *Conn) step(ctx context.Context, s *Stmt, params any, res *Result, cp *C
 				break
 			}
 			row := make([]any, s.ncols)
-			for i := range row {
-				row[i] = s.Column(i)
-				*size += change.ValueSize(row[i])
+			s.values(row)
+			for _, v := range row {
+				*size += change.ValueSize(v)
 			}
 			if *size > maxResultBytes {
 				return tenant.Errorf(tenant.ETOOLARGE, "result larger than %d bytes", maxResultBytes)

@@ -179,6 +179,42 @@ static int hasvc_db_config(sqlite3 *db, int op, int on) {
 	return sqlite3_db_config(db, op, on, (int*)0);
 }
 
+// hasvc_reset makes a statement ready to run again, its parameters unbound:
+// one call into C instead of two.
+static void hasvc_reset(sqlite3_stmt *st) {
+	sqlite3_reset(st);
+	sqlite3_clear_bindings(st);
+}
+
+// A column's value as hasvc_step reads it: its storage class (type), and
+// i, f, or p and n (text and blobs, valid until the next step).
+typedef struct {
+	int type;
+	int n;
+	sqlite3_int64 i;
+	double f;
+	const void *p;
+} hasvc_value;
+
+// hasvc_step steps a statement and, if it gives a row, reads its ncols
+// columns into out: one call into C per row instead of two or three per
+// column. Text is read before its length, as SQLite asks.
+static int hasvc_step(sqlite3_stmt *st, int ncols, hasvc_value *out) {
+	int rc = sqlite3_step(st);
+	if (rc != 100) return rc;  // SQLITE_ROW
+	for (int c = 0; c < ncols; c++) {
+		hasvc_value *v = &out[c];
+		v->type = sqlite3_column_type(st, c);
+		switch (v->type) {
+		case 1: v->i = sqlite3_column_int64(st, c); break;
+		case 2: v->f = sqlite3_column_double(st, c); break;
+		case 3: v->p = sqlite3_column_text(st, c); v->n = sqlite3_column_bytes(st, c); break;
+		case 4: v->p = sqlite3_column_blob(st, c); v->n = sqlite3_column_bytes(st, c); break;
+		}
+	}
+	return rc;
+}
+
 // hasvc_preupdate_value reads column i of the old (which == 0) or new row in
 // a preupdate hook, keeping its storage class.
 static int hasvc_preupdate_value(sqlite3 *db, int which, int i, int *type,
@@ -397,9 +433,14 @@ type Stmt struct {
 	cached bool     // owned by the connection's cache
 	inUse  bool     // handed out and not yet released
 	params []string // parameter names, "" for anonymous '?'
+	// readOnly is sqlite3_stmt_readonly, read once: it depends on the
+	// text alone, which a statement prepared again keeps.
+	readOnly bool
+	vals     []C.hasvc_value // the row stepRow read, one per column
 }
 
-func (s *Stmt) ReadOnly() bool { return C.sqlite3_stmt_readonly(s.st) != 0 }
+// ReadOnly reports whether the statement leaves the database as it is.
+func (s *Stmt) ReadOnly() bool { return s.readOnly }
 
 // ColumnCount is the number of columns of the statement's rows.
 func (s *Stmt) ColumnCount() int { return s.ncols }
@@ -411,16 +452,15 @@ func (s *Stmt) finalize() {
 	}
 }
 
-func (s *Stmt) reset() {
-	C.sqlite3_reset(s.st)
-	C.sqlite3_clear_bindings(s.st)
-}
+func (s *Stmt) reset() { C.hasvc_reset(s.st) }
 
 // describe fills column and parameter names after prepare.
 func (s *Stmt) describe() {
 	s.ncols = int(C.sqlite3_column_count(s.st))
+	s.readOnly = C.sqlite3_stmt_readonly(s.st) != 0
 	s.names = make([]string, s.ncols)
 	s.decl = make([]string, s.ncols)
+	s.vals = make([]C.hasvc_value, s.ncols)
 	for i := range s.ncols {
 		s.names[i] = C.GoString(C.sqlite3_column_name(s.st, C.int(i)))
 		s.decl[i] = s.declType(i)
@@ -483,7 +523,45 @@ func (s *Stmt) bind(i int, v any) error {
 
 // step advances the statement: true if a row is available.
 func (s *Stmt) step() (bool, error) {
-	switch rc := C.sqlite3_step(s.st); rc {
+	return s.result(C.sqlite3_step(s.st))
+}
+
+// stepRow advances the statement and, if a row is available, reads it
+// whole (values then calls for it without calling into C).
+func (s *Stmt) stepRow() (bool, error) {
+	var out *C.hasvc_value
+	if s.ncols > 0 {
+		out = &s.vals[0]
+	}
+	return s.result(C.hasvc_step(s.st, C.int(s.ncols), out))
+}
+
+// values puts the row stepRow read into row (len(row) == ColumnCount()),
+// each value with its storage class, as Column gives it.
+func (s *Stmt) values(row []any) {
+	for i := range row {
+		v := &s.vals[i]
+		switch v._type {
+		case sqliteInteger:
+			row[i] = int64(v.i)
+		case sqliteFloat:
+			row[i] = float64(v.f)
+		case sqliteText:
+			row[i] = C.GoStringN((*C.char)(v.p), v.n)
+		case sqliteBlob:
+			if v.n == 0 {
+				row[i] = []byte{}
+			} else {
+				row[i] = C.GoBytes(v.p, v.n)
+			}
+		default:
+			row[i] = nil
+		}
+	}
+}
+
+func (s *Stmt) result(rc C.int) (bool, error) {
+	switch rc {
 	case sqliteRow:
 		return true, nil
 	case sqliteDone:
