@@ -736,3 +736,74 @@ func TestPGEventualRowids(t *testing.T) {
 		}
 	}
 }
+
+// TestSchemaChangeUnderCachedStatements: a statement text cached on a
+// reader or on the connection that describes statements, prepared before
+// another request changed the schema (a column added under SELECT *),
+// answers with the new columns over HTTP and over pgwire, whether the
+// client parses it every time (the unnamed statement) or not at all (the
+// simple protocol). A statement the client prepared and described before
+// the change is refused as PostgreSQL refuses it, and a new one works.
+func TestSchemaChangeUnderCachedStatements(t *testing.T) {
+	n := startNode(t, t.TempDir(), nil)
+	n.createDB("sc")
+	n.ok("POST", "/db/sc", `{"sql": "CREATE TABLE t (a INTEGER, b TEXT)"}`)
+	n.ok("POST", "/db/sc", `{"sql": "INSERT INTO t VALUES (1, 'x')"}`)
+	ctx := context.Background()
+	c := n.pgConnect("sc", n.admin)
+	defer c.Close(ctx)
+	columns := func(mode pgx.QueryExecMode) []string {
+		t.Helper()
+		rows, err := c.Query(ctx, "SELECT * FROM t", mode)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer rows.Close()
+		var names []string
+		for _, f := range rows.FieldDescriptions() {
+			names = append(names, f.Name)
+		}
+		for rows.Next() {
+			if vals, err := rows.Values(); err != nil || len(vals) != len(names) {
+				t.Fatalf("%v: %d values for %d columns (%v)", mode, len(vals), len(names), err)
+			}
+		}
+		if err := rows.Err(); err != nil {
+			t.Fatalf("%v: %v", mode, err)
+		}
+		return names
+	}
+	modes := []pgx.QueryExecMode{pgx.QueryExecModeDescribeExec, pgx.QueryExecModeExec, pgx.QueryExecModeSimpleProtocol}
+	for range 3 { // cached everywhere
+		for _, mode := range modes {
+			if got := strings.Join(columns(mode), ","); got != "a,b" {
+				t.Fatalf("%v before: columns %s", mode, got)
+			}
+		}
+		n.ok("POST", "/db/sc", `{"sql": "SELECT * FROM t"}`)
+	}
+	if _, err := c.Prepare(ctx, "before", "SELECT * FROM t"); err != nil {
+		t.Fatal(err)
+	}
+	n.ok("POST", "/db/sc", `{"sql": "ALTER TABLE t ADD COLUMN c TEXT DEFAULT 'new'"}`)
+	for range 3 {
+		if got := n.ok("POST", "/db/sc", `{"sql": "SELECT * FROM t"}`); !strings.Contains(got, `"columns":["a","b","c"]`) || !strings.Contains(got, `"new"`) {
+			t.Fatalf("HTTP after: %s", got)
+		}
+		for _, mode := range modes {
+			if got := strings.Join(columns(mode), ","); got != "a,b,c" {
+				t.Fatalf("%v after: columns %s", mode, got)
+			}
+		}
+	}
+	_, err := c.Exec(ctx, "before")
+	wantState(t, err, "0A000")
+	if _, err := c.Prepare(ctx, "after", "SELECT * FROM t"); err != nil {
+		t.Fatal(err)
+	}
+	var a int64
+	var b, cc string
+	if err := c.QueryRow(ctx, "after").Scan(&a, &b, &cc); err != nil || cc != "new" {
+		t.Fatalf("a statement prepared after the change: %v %q", err, cc)
+	}
+}

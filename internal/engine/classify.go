@@ -86,6 +86,17 @@ func (d *DB) withClassifier(f func(*sqlite.Conn) error) error {
 			return err
 		}
 		d.classifier = c
+		d.classifierSaw = 0
+	}
+	// The classifier only prepares: after a commit it reads the schema's
+	// version so that what it prepares next describes a schema another
+	// request changed. Read before the look, so a commit during it is
+	// looked at next time.
+	if v := d.version.Load(); v != d.classifierSaw {
+		if err := d.classifier.FollowSchema(); err != nil {
+			return err
+		}
+		d.classifierSaw = v
 	}
 	return f(d.classifier)
 }

@@ -44,6 +44,9 @@ type DB struct {
 	texts        *sqlTexts
 	classifierMu sync.Mutex
 	classifier   *sqlite.Conn
+	// classifierSaw is version when the classifier last followed the
+	// schema (withClassifier).
+	classifierSaw uint64
 
 	applied atomic.Uint64
 	// leader is the node that leads the stream, as last asked (forward.go);

@@ -13,8 +13,8 @@ import (
 // reader; everything else is prepared on the classifier connection, so a
 // client's Parse does not wait behind long reads.
 func (d *DB) Describe(ctx context.Context, sql string, opts sqlite.DescribeOptions) (*sqlite.Description, error) {
-	ctx, cancel := context.WithTimeout(ctx, d.statementTime())
-	defer cancel()
+	// Preparing runs nothing, and SQLite cannot stop it: ctx is only
+	// bounded (a timer) for the dry run below.
 	var desc *sqlite.Description
 	err := d.withClassifier(func(c *sqlite.Conn) error {
 		var err error
@@ -24,6 +24,8 @@ func (d *DB) Describe(ctx context.Context, sql string, opts sqlite.DescribeOptio
 	if err != nil || !opts.DryRun || !desc.ReadOnly || !slices.Contains(desc.DeclTypes, "") {
 		return desc, err
 	}
+	ctx, cancel := context.WithTimeout(ctx, d.statementTime())
+	defer cancel()
 	r, h, err := d.reader(ctx, time.Time{})
 	if err != nil {
 		return nil, err

@@ -332,6 +332,12 @@ func (ss *session) sendOutcome(pt *portal, maxRows uint32) error {
 		// As in PostgreSQL: an Execute that sends as many rows as its
 		// limit suspends the portal (even if none are left), and the
 		// tag counts the rows of the Execute that completes it.
+		if len(out.rows) > 0 && len(out.rows[0]) != len(out.cols) {
+			// Described before another request changed the schema
+			// under it (a column added to a SELECT *): as PostgreSQL
+			// says of a prepared statement whose columns changed.
+			return errorf(stateFeatureNotSupp, "cached plan must not change result type")
+		}
 		start, end := pt.pos, len(out.rows)
 		limited := maxRows > 0 && start+int(maxRows) <= end
 		if limited {

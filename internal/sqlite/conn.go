@@ -48,6 +48,8 @@ type Conn struct {
 
 	tables map[string]*TableInfo // see tableInfo
 	ddlRan bool                  // a schema change ran in the current transaction
+	// schemaVersion is PRAGMA schema_version as FollowSchema last read it.
+	schemaVersion int64
 
 	// watched and deadline stop the statements that run on c: SQLite's
 	// progress handler (callbacks.go) interrupts a statement once watched
@@ -282,10 +284,8 @@ func (c *Conn) prepare(sql string, off int) (*Stmt, int, error) {
 	if c.created != "" && c.selected {
 		s.ctas = c.created
 	}
+	s.ownNames = names
 	s.describe()
-	if names != nil && len(names) == len(s.names) {
-		s.names = names
-	}
 	// Only a statement that is the whole text is cached: the key must
 	// identify it alone.
 	if _, taken := cache[sql]; off == 0 && used == len(sql) && !taken {
@@ -301,6 +301,19 @@ func (c *Conn) prepare(sql string, off int) (*Stmt, int, error) {
 		cache[sql] = s
 	}
 	return s, used, nil
+}
+
+// forgetStatements finalizes the tenant's cached statements not in use
+// (one in use is finalized when it is released).
+func (c *Conn) forgetStatements() {
+	for k, s := range c.cache {
+		delete(c.cache, k)
+		if s.inUse {
+			s.cached = false
+		} else {
+			s.finalize()
+		}
+	}
 }
 
 // Release returns a statement to the cache, or finalizes it if it is not

@@ -269,6 +269,12 @@ func (c *Conn) step(ctx context.Context, s *Stmt, params any, res *Result, cp *C
 		mark = len(cp.changes)
 	}
 	if s.ncols > 0 {
+		// The first step comes before the columns are told: SQLite may
+		// prepare the statement again there, with other columns.
+		more, err := s.stepRow()
+		if err != nil {
+			return c.stepError(ctx, err, cp)
+		}
 		res.Columns = s.names
 		res.DeclTypes = s.decl
 		if sink != nil {
@@ -278,14 +284,7 @@ func (c *Conn) step(ctx context.Context, s *Stmt, params any, res *Result, cp *C
 		} else {
 			res.Rows = [][]any{}
 		}
-		for {
-			more, err := s.stepRow()
-			if err != nil {
-				return c.stepError(ctx, err, cp)
-			}
-			if !more {
-				break
-			}
+		for more {
 			row := make([]any, s.ncols)
 			s.values(row)
 			for _, v := range row {
@@ -298,9 +297,12 @@ func (c *Conn) step(ctx context.Context, s *Stmt, params any, res *Result, cp *C
 				if err := sink.Row(row); err != nil {
 					return err
 				}
-				continue
+			} else {
+				res.Rows = append(res.Rows, row)
 			}
-			res.Rows = append(res.Rows, row)
+			if more, err = s.stepRow(); err != nil {
+				return c.stepError(ctx, err, cp)
+			}
 		}
 	} else {
 		for {

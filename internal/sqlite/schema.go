@@ -47,6 +47,30 @@ func (c *Conn) SchemaChanged() {
 	c.ddlRan = true
 }
 
+// FollowSchema makes c see a schema another connection changed, for a
+// connection that describes statements without running them: SQLite
+// notices a changed schema only when a statement that reads a table runs
+// (it prepares that statement again then), so one prepared on c since the
+// change, or kept in c's cache, would describe the old schema. If the
+// schema's version changed since the last look, a read of the schema
+// table makes SQLite load the new schema, and c forgets its cached
+// statements and tables.
+func (c *Conn) FollowSchema() error {
+	return c.Internal(func() error {
+		v, err := c.QueryInt64("PRAGMA schema_version")
+		if err != nil || v == c.schemaVersion {
+			return err
+		}
+		c.forgetStatements()
+		clear(c.tables)
+		if err := c.Exec("SELECT 1 FROM sqlite_schema LIMIT 1"); err != nil {
+			return err
+		}
+		c.schemaVersion = v
+		return nil
+	})
+}
+
 // RolledBack forgets cached table descriptions if a schema change may have
 // been rolled back.
 func (c *Conn) RolledBack() {

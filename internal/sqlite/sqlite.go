@@ -196,12 +196,11 @@ typedef struct {
 	const void *p;
 } hasvc_value;
 
-// hasvc_step steps a statement and, if it gives a row, reads its ncols
-// columns into out: one call into C per row instead of two or three per
-// column. Text is read before its length, as SQLite asks.
-static int hasvc_step(sqlite3_stmt *st, int ncols, hasvc_value *out) {
-	int rc = sqlite3_step(st);
-	if (rc != 100) return rc;  // SQLITE_ROW
+int sqlite3_stmt_status(sqlite3_stmt*, int, int);
+
+// hasvc_row reads the ncols columns of the current row into out. Text is
+// read before its length, as SQLite asks.
+static void hasvc_row(sqlite3_stmt *st, int ncols, hasvc_value *out) {
 	for (int c = 0; c < ncols; c++) {
 		hasvc_value *v = &out[c];
 		v->type = sqlite3_column_type(st, c);
@@ -212,6 +211,21 @@ static int hasvc_step(sqlite3_stmt *st, int ncols, hasvc_value *out) {
 		case 4: v->p = sqlite3_column_blob(st, c); v->n = sqlite3_column_bytes(st, c); break;
 		}
 	}
+}
+
+// hasvc_step steps a statement and, if it gives a row, reads it into out:
+// one call into C per row instead of two or three per column. *prepared
+// counts the times SQLite prepared the statement again (the schema
+// changed under it): if that step did, the row is not read, as its
+// columns may not be the ncols the caller knows.
+static int hasvc_step(sqlite3_stmt *st, int ncols, hasvc_value *out, int *prepared) {
+	int rc = sqlite3_step(st);
+	int n = sqlite3_stmt_status(st, 5, 0);  // SQLITE_STMTSTATUS_REPREPARE
+	if (n != *prepared) {
+		*prepared = n;
+		return rc;
+	}
+	if (rc == 100) hasvc_row(st, ncols, out);  // SQLITE_ROW
 	return rc;
 }
 
@@ -437,6 +451,11 @@ type Stmt struct {
 	// text alone, which a statement prepared again keeps.
 	readOnly bool
 	vals     []C.hasvc_value // the row stepRow read, one per column
+	// prepared counts SQLite's preparing the statement again when the
+	// schema changed (stepRow then describes it again); ownNames are
+	// the column names to keep when it does (see Conn.prepare).
+	prepared C.int
+	ownNames []string
 }
 
 // ReadOnly reports whether the statement leaves the database as it is.
@@ -464,6 +483,9 @@ func (s *Stmt) describe() {
 	for i := range s.ncols {
 		s.names[i] = C.GoString(C.sqlite3_column_name(s.st, C.int(i)))
 		s.decl[i] = s.declType(i)
+	}
+	if s.ownNames != nil && len(s.ownNames) == s.ncols {
+		copy(s.names, s.ownNames)
 	}
 	n := int(C.sqlite3_bind_parameter_count(s.st))
 	s.params = make([]string, n)
@@ -527,13 +549,26 @@ func (s *Stmt) step() (bool, error) {
 }
 
 // stepRow advances the statement and, if a row is available, reads it
-// whole (values then calls for it without calling into C).
+// whole (values then calls for it without calling into C). If SQLite
+// prepared the statement again on that step (another connection changed
+// the schema: `SELECT *` may now have another column), the statement is
+// described again first: ColumnCount, the names and declared types are
+// then those of the new program. That can only happen on a run's first
+// step, before its read transaction holds the schema.
 func (s *Stmt) stepRow() (bool, error) {
 	var out *C.hasvc_value
 	if s.ncols > 0 {
 		out = &s.vals[0]
 	}
-	return s.result(C.hasvc_step(s.st, C.int(s.ncols), out))
+	was := s.prepared
+	rc := C.hasvc_step(s.st, C.int(s.ncols), out, &s.prepared)
+	if s.prepared != was {
+		s.describe()
+		if rc == sqliteRow && s.ncols > 0 {
+			C.hasvc_row(s.st, C.int(s.ncols), &s.vals[0])
+		}
+	}
+	return s.result(rc)
 }
 
 // values puts the row stepRow read into row (len(row) == ColumnCount()),
