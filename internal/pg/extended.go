@@ -98,7 +98,9 @@ func (ss *session) parse(m *pgproto3.Parse) error {
 	if len(texts) == 1 {
 		text = texts[0]
 	}
-	p := ss.prepare(text)
+	pt := ss.parsedText(text)
+	p := new(prepared)
+	*p = pt.p // the text's analysis is shared, the rest is this statement's
 	if p.err != nil {
 		return p.err
 	}
@@ -115,11 +117,19 @@ func (ss *session) parse(m *pgproto3.Parse) error {
 			return err
 		}
 		p.desc = desc
+		untyped := len(m.ParameterOIDs) == 0
 		for len(p.paramOIDs) < p.nparams {
 			p.paramOIDs = append(p.paramOIDs, 0)
 		}
-		if slices.Contains(p.paramOIDs, 0) {
+		switch {
+		case !slices.Contains(p.paramOIDs, 0):
+		case untyped && pt.inferred != nil && ss.columnsCurrent(pt.inferredGen):
+			p.paramOIDs = append(p.paramOIDs[:0], pt.inferred...)
+		default:
 			p.paramOIDs = inferParams(p.sql, p.paramOIDs, func(table string) []tableColumn { return ss.tableColumns(ctx, table) })
+			if untyped {
+				pt.inferred, pt.inferredGen = slices.Clone(p.paramOIDs), ss.columnsGen
+			}
 		}
 		done()
 	}

@@ -78,8 +78,12 @@ type session struct {
 	// sessions may change the schema.
 	columns     map[string][]tableColumn
 	columnsTime time.Time
-	rowBuf      []byte
-	rowVals     [][]byte
+	columnsGen  uint64 // counts the times columns was emptied
+	// parsed keeps what Parse made of each text: clients of the extended
+	// protocol send the same texts again and again.
+	parsed  map[string]*parsedText
+	rowBuf  []byte
+	rowVals [][]byte
 	// The messages sent most often, filled and sent again (Backend.Send
 	// encodes a message at once): not one allocation each per round.
 	dataRow  pgproto3.DataRow
@@ -601,11 +605,46 @@ func (ss *session) prepare(sql string) *prepared {
 	return p
 }
 
+// parsedText is what Parse makes of a text: the statement as prepare
+// analyses it (from the text and the session's constants alone), and the
+// parameter types inferred for it when the client gave none (from the
+// tables' columns as the session last looked them up: columnsGen).
+type parsedText struct {
+	p           prepared
+	inferred    []uint32
+	inferredGen uint64
+}
+
+// parsedText returns what Parse made of text before, or makes it. A text
+// whose analysis reads the schema (a bytea literal, see byteaLiterals) is
+// analysed every time.
+func (ss *session) parsedText(text string) *parsedText {
+	if pt, ok := ss.parsed[text]; ok {
+		return pt
+	}
+	pt := &parsedText{p: *ss.prepare(text)}
+	if strings.Contains(pt.p.run, `'\`) || strings.Contains(text, `'\`) {
+		return pt
+	}
+	if ss.parsed == nil || len(ss.parsed) >= 256 {
+		ss.parsed = map[string]*parsedText{}
+	}
+	ss.parsed[text] = pt
+	return pt
+}
+
+// columnsCurrent reports whether the tables' columns the session looked up
+// at generation gen are still those tableColumns would give.
+func (ss *session) columnsCurrent(gen uint64) bool {
+	return ss.columns != nil && gen == ss.columnsGen && time.Since(ss.columnsTime) <= time.Second
+}
+
 // tableColumns returns a table's columns and declared types ("" if there
 // is no such table).
 func (ss *session) tableColumns(ctx context.Context, table string) []tableColumn {
 	if ss.columns == nil || time.Since(ss.columnsTime) > time.Second {
 		ss.columns, ss.columnsTime = map[string][]tableColumn{}, time.Now()
+		ss.columnsGen++
 	}
 	if cols, ok := ss.columns[table]; ok {
 		return cols
