@@ -60,6 +60,19 @@ func TestPGCancel(t *testing.T) {
 	if err := c.QueryRow(ctx, "SELECT 1").Scan(&one); err != nil || one != 1 {
 		t.Fatalf("after cancel: %v", err)
 	}
+	// statement_timeout given at connection (options=-c ...) bounds
+	// statements as SET does.
+	o, err := pgx.Connect(ctx, n.pgDSN("c", n.admin)+" options='-c statement_timeout=200'")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer o.Close(ctx)
+	start = time.Now()
+	_, err = o.Exec(ctx, forever)
+	wantState(t, err, "57014")
+	if d := time.Since(start); d > 5*time.Second {
+		t.Fatalf("statement_timeout from the startup options stopped the statement after %v", d)
+	}
 }
 
 // TestPGPool runs concurrent pooled writers and readers; every

@@ -34,15 +34,9 @@ func (ss *session) execOptions(readOnly bool) engine.ExecOptions {
 	return engine.ExecOptions{ReadOnly: readOnly, MinSeq: ss.minSeq(), Wait: minSeqWait}
 }
 
-// minSeq is the session's hasvc.min_seq (0: none).
-func (ss *session) minSeq() uint64 {
-	v, _ := ss.lookupSetting(settingMinSeq)
-	if v == "" {
-		return 0
-	}
-	n, _ := strconv.ParseUint(strings.TrimSpace(v), 10, 64)
-	return n
-}
+// minSeq is the session's hasvc.min_seq (0: none), as settingsChanged
+// last read it.
+func (ss *session) minSeq() uint64 { return ss.minSeqSet }
 
 // checkMinSeq validates a value SET for hasvc.min_seq.
 func checkMinSeq(v string) error {

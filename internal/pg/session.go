@@ -52,6 +52,8 @@ type session struct {
 	cancelFn context.CancelFunc
 	running  bool          // a statement is running: a cancel request ends it
 	timeout  time.Duration // statement_timeout
+	// minSeqSet is hasvc.min_seq (settingsChanged).
+	minSeqSet uint64
 
 	// A transaction block: inTx from BEGIN to COMMIT/ROLLBACK (or for
 	// the statements of one multi-statement Query: implicit). tx and its

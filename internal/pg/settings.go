@@ -292,9 +292,14 @@ func (ss *session) reset(sql string) (*outcome, error) {
 }
 
 // settingsChanged refreshes what the session keeps of its settings for
-// every statement (statement_timeout), after SET, RESET or DISCARD.
+// every statement (statement_timeout, hasvc.min_seq), after the startup
+// options, SET, RESET or DISCARD.
 func (ss *session) settingsChanged() {
 	ss.timeout, _ = parseTimeout(ss.setting("statement_timeout"))
+	ss.minSeqSet = 0
+	if v := strings.TrimSpace(ss.setting(settingMinSeq)); v != "" {
+		ss.minSeqSet, _ = strconv.ParseUint(v, 10, 64)
+	}
 }
 
 // builtin implements substitutions: the values of the functions clients

@@ -262,6 +262,7 @@ func (ss *session) authenticate(encrypted bool) error {
 		pe.fatal = true
 		return pe
 	}
+	ss.settingsChanged()
 	ss.be.Send(&pgproto3.AuthenticationOk{})
 	for _, name := range reportedSettings {
 		ss.be.Send(&pgproto3.ParameterStatus{Name: name, Value: ss.setting(name)})
