@@ -44,10 +44,23 @@ func (d *DB) checkpointer() {
 				continue
 			}
 		}
-		if err := c.Exec("PRAGMA wal_checkpoint(PASSIVE)"); err != nil {
+		// Readers that keep a read transaction from before the commit
+		// would hold the checkpoint back: idle ones end it now.
+		d.endStaleKept()
+		var log, copied int64
+		err := c.Query("PRAGMA wal_checkpoint(PASSIVE)", nil, func(s *sqlite.Stmt) error {
+			log, _ = s.Column(1).(int64)
+			copied, _ = s.Column(2).(int64)
+			return nil
+		})
+		if err != nil {
 			d.log.Warn("checkpoint", "err", err)
 			continue
 		}
-		done = v
+		if copied >= log {
+			// Not done while a reader's snapshot held frames back:
+			// tried again at the next tick.
+			done = v
+		}
 	}
 }

@@ -34,8 +34,11 @@ type DB struct {
 	writer *sqlite.Conn
 	ops    chan *op
 
-	readerMu  sync.Mutex
-	readers   []*sqlite.Conn // idle readers
+	readerMu sync.Mutex
+	readers  []*sqlite.Conn // idle readers
+	// kept has the idle readers that keep a read transaction open, and
+	// the version it began at (readers.go).
+	kept      map[*sqlite.Conn]uint64
 	readerSem chan struct{}
 	clients   clientShares // readers held by each client (readers.go)
 
@@ -328,7 +331,7 @@ func (d *DB) close() error {
 			first = err
 		}
 	}
-	d.readers = nil
+	d.readers, d.kept = nil, nil
 	d.readerMu.Unlock()
 	d.classifierMu.Lock()
 	if d.classifier != nil {

@@ -13,31 +13,14 @@ import (
 // a statement is not read-only after all (nothing was changed: readers are
 // query_only) or could not be prepared there.
 func (d *DB) read(ctx context.Context, deadline time.Time, stmts []sqlite.Statement, sink sqlite.Sink) (*ExecResult, bool, error) {
+	if len(stmts) == 1 {
+		return d.readOne(ctx, deadline, stmts[0], sink)
+	}
 	r, h, err := d.reader(ctx, deadline)
 	if err != nil {
 		return nil, true, err
 	}
 	defer d.putBack(r, h)
-	if len(stmts) == 1 {
-		// One statement: the statement prepared to see whether it only
-		// reads is the one that runs.
-		res, ran, err := r.RunIfReadOnly(ctx, stmts[0], sink)
-		if ran {
-			if err != nil {
-				return nil, true, err
-			}
-			if sink != nil {
-				return &ExecResult{Streamed: true}, true, nil
-			}
-			return oneResult(res), true, nil
-		}
-		if err != nil {
-			// It does not prepare: as a write it would not either.
-			return nil, true, err
-		}
-		d.texts.set(stmts[0].SQL, false)
-		return nil, false, nil
-	}
 	// One snapshot for the whole request.
 	if err := r.Internal(func() error { return r.Exec("BEGIN") }); err != nil {
 		return nil, true, err
@@ -56,12 +39,122 @@ func (d *DB) read(ctx context.Context, deadline time.Time, stmts []sqlite.Statem
 	return &ExecResult{Results: results}, true, nil
 }
 
+// readOne runs one statement, classified as a read, on a reader, in the
+// read transaction the reader keeps if no commit came since it began
+// (keptReader). The statement prepared to see whether it only reads is
+// the one that runs.
+func (d *DB) readOne(ctx context.Context, deadline time.Time, st sqlite.Statement, sink sqlite.Sink) (*ExecResult, bool, error) {
+	r, h, err := d.keptReader(ctx, deadline)
+	if err != nil {
+		return nil, true, err
+	}
+	defer d.putBack(r, h)
+	res, ran, err := r.RunIfReadOnly(ctx, st, sink)
+	if err != nil && h.kept != nil {
+		// Whatever stopped the statement (its deadline, a cancel, an
+		// error), the transaction is not kept.
+		d.endKept(r)
+		h.kept = nil
+	}
+	if ran {
+		if err != nil {
+			return nil, true, err
+		}
+		if sink != nil {
+			return &ExecResult{Streamed: true}, true, nil
+		}
+		return oneResult(res), true, nil
+	}
+	if err != nil {
+		// It does not prepare: as a write it would not either.
+		return nil, true, err
+	}
+	d.texts.set(st.SQL, false)
+	return nil, false, nil
+}
+
+// Kept read transactions. A reader's single reads run in a read
+// transaction it keeps open from one read to the next for as long as the
+// writer commits nothing: its snapshot is then the one a new transaction
+// would take, and beginning and ending a transaction per statement costs
+// SQLite its WAL read lock (the fcntl calls as the process's first reader
+// takes a lock and its last lets go), about a tenth of a point select.
+// version counts the writer's commits and is counted after each: a
+// transaction kept since version v is used only while version is still v
+// (loaded before the transaction began, so it is no older than any commit
+// counted by v); otherwise it ends and a new one begins. A kept
+// transaction holds back the WAL from being checkpointed past its
+// snapshot: the checkpointer ends those of idle readers that a commit has
+// made stale (endStaleKept), and a reader taken for anything but a single
+// read (a transaction block, several statements) ends its own first.
+
+// keptReader is reader for a single read: the reader comes with a read
+// transaction open, kept or begun now (h.kept says since which version).
+// Not in memory mode: a memdb copy has no WAL, and a reader's open
+// transaction (its shared lock) would hold off the writer's commits.
+func (d *DB) keptReader(ctx context.Context, deadline time.Time) (*sqlite.Conn, held, error) {
+	if d.eng.Memory {
+		return d.reader(ctx, deadline)
+	}
+	r, h, err := d.takeReader(ctx, deadline, true)
+	if err != nil {
+		return nil, h, err
+	}
+	v := d.version.Load()
+	if h.kept != nil && *h.kept != v {
+		d.endKept(r)
+		h.kept = nil
+	}
+	if h.kept == nil {
+		if err := r.Internal(func() error { return r.Exec("BEGIN") }); err != nil {
+			d.putBack(r, h)
+			return nil, held{}, err
+		}
+		h.kept = &v
+	}
+	return r, h, nil
+}
+
+// endKept ends r's kept read transaction. A read transaction changed
+// nothing: ending it cannot fail in a way that leaves it open, but if it
+// does, a rollback is tried too.
+func (d *DB) endKept(r *sqlite.Conn) {
+	if r.Autocommit() {
+		return
+	}
+	if err := r.Internal(func() error { return r.Exec("COMMIT") }); err != nil {
+		r.Internal(func() error { return r.Exec("ROLLBACK") })
+	}
+}
+
+// endStaleKept ends the kept read transactions of idle readers that began
+// before the writer's last commit, so that they do not hold the WAL back
+// from the checkpoint that follows. Under readerMu: ending a read
+// transaction takes microseconds.
+func (d *DB) endStaleKept() {
+	v := d.version.Load()
+	d.readerMu.Lock()
+	defer d.readerMu.Unlock()
+	for r, since := range d.kept {
+		if since != v {
+			d.endKept(r)
+			delete(d.kept, r)
+		}
+	}
+}
+
 // reader returns a reader for a single read, and its client's share of
 // the readers it holds (both go back through putBack). It waits while readerSem's readers are all busy, and while the
 // request's client (WithClient) holds all of them but one: a client's long
 // reads leave a reader for everyone else. Waiting, and the statements run
 // on the reader, end at deadline (the zero time: only when ctx is done).
 func (d *DB) reader(ctx context.Context, deadline time.Time) (*sqlite.Conn, held, error) {
+	return d.takeReader(ctx, deadline, false)
+}
+
+// takeReader is reader; with keep, a reader's kept read transaction is
+// left open (h.kept says since which version), else it is ended.
+func (d *DB) takeReader(ctx context.Context, deadline time.Time, keep bool) (*sqlite.Conn, held, error) {
 	if err := ctx.Err(); err != nil {
 		return nil, held{}, err
 	}
@@ -73,25 +166,45 @@ func (d *DB) reader(ctx context.Context, deadline time.Time) (*sqlite.Conn, held
 		leave()
 		return nil, held{}, err
 	}
-	r, err := d.txReader()
+	r, since, kept, err := d.popReader()
 	if err != nil {
 		<-d.readerSem
 		leave()
 		return nil, held{}, err
 	}
+	h := held{leave: leave}
+	switch {
+	case kept && keep:
+		h.kept = &since
+	case kept:
+		d.endKept(r)
+	}
 	r.SetDeadline(deadline)
-	return r, held{leave}, nil
+	return r, h, nil
 }
 
-// held is the client's share a reader holds: it goes back with the reader
-// (putBack). A value, not a function to call, so that nobody gives back
-// the share and keeps the reader.
-type held struct{ leave func() }
+// held is what a reader taken by reader holds: its client's share, which
+// goes back with the reader (putBack; a value, not a function to call, so
+// that nobody gives back the share and keeps the reader), and the version
+// its kept read transaction began at (nil: none).
+type held struct {
+	leave func()
+	kept  *uint64
+}
 
 // putBack gives back what reader returned.
 func (d *DB) putBack(r *sqlite.Conn, h held) {
 	r.SetDeadline(time.Time{})
-	d.putReader(r)
+	d.readerMu.Lock()
+	d.readers = append(d.readers, r)
+	if h.kept != nil {
+		if d.kept == nil {
+			d.kept = map[*sqlite.Conn]uint64{}
+		}
+		d.kept[r] = *h.kept
+	}
+	d.readerMu.Unlock()
+	<-d.readerSem
 	h.leave()
 }
 
@@ -202,15 +315,29 @@ func (cs *clientShares) unref(client string, sh *clientShare) {
 // long as it likes (PostgreSQL drivers that never autocommit do), and
 // those must not starve everyone else's reads.
 func (d *DB) txReader() (*sqlite.Conn, error) {
+	r, _, kept, err := d.popReader()
+	if kept {
+		d.endKept(r)
+	}
+	return r, err
+}
+
+// popReader takes an idle reader, or opens one, and tells whether it keeps
+// a read transaction, begun at version since.
+func (d *DB) popReader() (r *sqlite.Conn, since uint64, kept bool, err error) {
 	d.readerMu.Lock()
 	if n := len(d.readers); n > 0 {
-		r := d.readers[n-1]
+		r = d.readers[n-1]
 		d.readers = d.readers[:n-1]
+		if since, kept = d.kept[r]; kept {
+			delete(d.kept, r)
+		}
 		d.readerMu.Unlock()
-		return r, nil
+		return r, since, kept, nil
 	}
 	d.readerMu.Unlock()
-	return sqlite.Open(d.eng.dsn(d.name), sqlite.Options{ReadOnly: true, Tenant: true})
+	r, err = sqlite.Open(d.eng.dsn(d.name), sqlite.Options{ReadOnly: true, Tenant: true})
+	return r, 0, false, err
 }
 
 // putTxReader gives back a transaction's reader: kept idle while the pool
@@ -230,11 +357,4 @@ func (d *DB) putTxReader(r *sqlite.Conn) {
 	if !keep {
 		r.Close()
 	}
-}
-
-func (d *DB) putReader(r *sqlite.Conn) {
-	d.readerMu.Lock()
-	d.readers = append(d.readers, r)
-	d.readerMu.Unlock()
-	<-d.readerSem
 }
