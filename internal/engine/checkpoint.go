@@ -47,20 +47,27 @@ func (d *DB) checkpointer() {
 		// Readers that keep a read transaction from before the commit
 		// would hold the checkpoint back: idle ones end it now.
 		d.endStaleKept()
-		var log, copied int64
-		err := c.Query("PRAGMA wal_checkpoint(PASSIVE)", nil, func(s *sqlite.Stmt) error {
-			log, _ = s.Column(1).(int64)
-			copied, _ = s.Column(2).(int64)
-			return nil
-		})
+		all, err := checkpoint(c)
 		if err != nil {
 			d.log.Warn("checkpoint", "err", err)
 			continue
 		}
-		if copied >= log {
+		if all {
 			// Not done while a reader's snapshot held frames back:
 			// tried again at the next tick.
 			done = v
 		}
 	}
+}
+
+// checkpoint copies what it can of the WAL into the database file
+// without waiting for anyone, and reports whether that was every frame.
+func checkpoint(c *sqlite.Conn) (all bool, err error) {
+	var log, copied int64
+	err = c.Query("PRAGMA wal_checkpoint(PASSIVE)", nil, func(s *sqlite.Stmt) error {
+		log, _ = s.Column(1).(int64)
+		copied, _ = s.Column(2).(int64)
+		return nil
+	})
+	return copied >= log, err
 }
