@@ -9,7 +9,8 @@ import (
 // it): a checkpoint fsyncs the database file, and on the writer that stall
 // would hold up every write and every applied message behind it. A
 // connection of its own checkpoints instead, passively (it never blocks the
-// writer or readers), whenever the writer committed since the last one.
+// writer or readers), whenever the writer committed since the last one
+// that copied every frame.
 // With synchronous=NORMAL the writer's commits then never wait for the disk;
 // the stream is the durable log, and a copy that lost its last commits in a
 // power cut applies them again from it.
