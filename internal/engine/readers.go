@@ -50,11 +50,11 @@ func (d *DB) readOne(ctx context.Context, deadline time.Time, st sqlite.Statemen
 	}
 	defer d.putBack(r, h)
 	res, ran, err := r.RunIfReadOnly(ctx, st, sink)
-	if err != nil && h.kept != nil {
+	if err != nil && h.kept {
 		// Whatever stopped the statement (its deadline, a cancel, an
 		// error), the transaction is not kept.
 		d.endKept(r)
-		h.kept = nil
+		h.kept = false
 	}
 	if ran {
 		if err != nil {
@@ -89,7 +89,7 @@ func (d *DB) readOne(ctx context.Context, deadline time.Time, st sqlite.Statemen
 // read (a transaction block, several statements) ends its own first.
 
 // keptReader is reader for a single read: the reader comes with a read
-// transaction open, kept or begun now (h.kept says since which version).
+// transaction open, kept or begun now (h.since says since which version).
 // Not in memory mode: a memdb copy has no WAL, and a reader's open
 // transaction (its shared lock) would hold off the writer's commits.
 func (d *DB) keptReader(ctx context.Context, deadline time.Time) (*sqlite.Conn, held, error) {
@@ -101,17 +101,18 @@ func (d *DB) keptReader(ctx context.Context, deadline time.Time) (*sqlite.Conn, 
 		return nil, h, err
 	}
 	v := d.version.Load()
-	if h.kept != nil && *h.kept != v {
-		d.endKept(r)
-		h.kept = nil
+	if h.kept && h.since == v {
+		return r, h, nil
 	}
-	if h.kept == nil {
-		if err := r.Internal(func() error { return r.Exec("BEGIN") }); err != nil {
-			d.putBack(r, h)
-			return nil, held{}, err
-		}
-		h.kept = &v
+	// A stale transaction ends; so would one left open by anyone else
+	// (BEGIN would fail in it).
+	d.endKept(r)
+	if err := r.Internal(func() error { return r.Exec("BEGIN") }); err != nil {
+		h.kept = false
+		d.putBack(r, h)
+		return nil, held{}, err
 	}
+	h.kept, h.since = true, v
 	return r, h, nil
 }
 
@@ -153,7 +154,7 @@ func (d *DB) reader(ctx context.Context, deadline time.Time) (*sqlite.Conn, held
 }
 
 // takeReader is reader; with keep, a reader's kept read transaction is
-// left open (h.kept says since which version), else it is ended.
+// left open (h.since says since which version), else it is ended.
 func (d *DB) takeReader(ctx context.Context, deadline time.Time, keep bool) (*sqlite.Conn, held, error) {
 	if err := ctx.Err(); err != nil {
 		return nil, held{}, err
@@ -175,7 +176,7 @@ func (d *DB) takeReader(ctx context.Context, deadline time.Time, keep bool) (*sq
 	h := held{leave: leave}
 	switch {
 	case kept && keep:
-		h.kept = &since
+		h.kept, h.since = true, since
 	case kept:
 		d.endKept(r)
 	}
@@ -185,11 +186,12 @@ func (d *DB) takeReader(ctx context.Context, deadline time.Time, keep bool) (*sq
 
 // held is what a reader taken by reader holds: its client's share, which
 // goes back with the reader (putBack; a value, not a function to call, so
-// that nobody gives back the share and keeps the reader), and the version
-// its kept read transaction began at (nil: none).
+// that nobody gives back the share and keeps the reader), and whether it
+// keeps a read transaction, begun at version since.
 type held struct {
 	leave func()
-	kept  *uint64
+	kept  bool
+	since uint64
 }
 
 // putBack gives back what reader returned.
@@ -197,11 +199,11 @@ func (d *DB) putBack(r *sqlite.Conn, h held) {
 	r.SetDeadline(time.Time{})
 	d.readerMu.Lock()
 	d.readers = append(d.readers, r)
-	if h.kept != nil {
+	if h.kept {
 		if d.kept == nil {
 			d.kept = map[*sqlite.Conn]uint64{}
 		}
-		d.kept[r] = *h.kept
+		d.kept[r] = h.since
 	}
 	d.readerMu.Unlock()
 	<-d.readerSem
