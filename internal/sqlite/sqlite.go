@@ -198,19 +198,21 @@ typedef struct {
 
 int sqlite3_stmt_status(sqlite3_stmt*, int, int);
 
-// hasvc_row reads the ncols columns of the current row into out. Text is
-// read before its length, as SQLite asks.
-static void hasvc_row(sqlite3_stmt *st, int ncols, hasvc_value *out) {
-	for (int c = 0; c < ncols; c++) {
-		hasvc_value *v = &out[c];
-		v->type = sqlite3_column_type(st, c);
-		switch (v->type) {
-		case 1: v->i = sqlite3_column_int64(st, c); break;
-		case 2: v->f = sqlite3_column_double(st, c); break;
-		case 3: v->p = sqlite3_column_text(st, c); v->n = sqlite3_column_bytes(st, c); break;
-		case 4: v->p = sqlite3_column_blob(st, c); v->n = sqlite3_column_bytes(st, c); break;
-		}
+// hasvc_column reads column c of the current row into v. Text is read
+// before its length, as SQLite asks.
+static void hasvc_column(sqlite3_stmt *st, int c, hasvc_value *v) {
+	v->type = sqlite3_column_type(st, c);
+	switch (v->type) {
+	case 1: v->i = sqlite3_column_int64(st, c); break;
+	case 2: v->f = sqlite3_column_double(st, c); break;
+	case 3: v->p = sqlite3_column_text(st, c); v->n = sqlite3_column_bytes(st, c); break;
+	case 4: v->p = sqlite3_column_blob(st, c); v->n = sqlite3_column_bytes(st, c); break;
 	}
+}
+
+// hasvc_row reads the ncols columns of the current row into out.
+static void hasvc_row(sqlite3_stmt *st, int ncols, hasvc_value *out) {
+	for (int c = 0; c < ncols; c++) hasvc_column(st, c, &out[c]);
 }
 
 // hasvc_step steps a statement and, if it gives a row, reads it into out:
@@ -575,24 +577,27 @@ func (s *Stmt) stepRow() (bool, error) {
 // each value with its storage class, as Column gives it.
 func (s *Stmt) values(row []any) {
 	for i := range row {
-		v := &s.vals[i]
-		switch v._type {
-		case sqliteInteger:
-			row[i] = int64(v.i)
-		case sqliteFloat:
-			row[i] = float64(v.f)
-		case sqliteText:
-			row[i] = C.GoStringN((*C.char)(v.p), v.n)
-		case sqliteBlob:
-			if v.n == 0 {
-				row[i] = []byte{}
-			} else {
-				row[i] = C.GoBytes(v.p, v.n)
-			}
-		default:
-			row[i] = nil
-		}
+		row[i] = goValue(&s.vals[i])
 	}
+}
+
+// goValue is a column's value as hasvc_column read it, with its storage
+// class: int64, float64, string, []byte or nil.
+func goValue(v *C.hasvc_value) any {
+	switch v._type {
+	case sqliteInteger:
+		return int64(v.i)
+	case sqliteFloat:
+		return float64(v.f)
+	case sqliteText:
+		return C.GoStringN((*C.char)(v.p), v.n)
+	case sqliteBlob:
+		if v.n == 0 {
+			return []byte{}
+		}
+		return C.GoBytes(v.p, v.n)
+	}
+	return nil
 }
 
 func (s *Stmt) result(rc C.int) (bool, error) {
@@ -613,22 +618,7 @@ func (s *Stmt) result(rc C.int) (bool, error) {
 // Column returns result column i of the current row, keeping its storage
 // class: int64, float64, string, []byte or nil.
 func (s *Stmt) Column(i int) any {
-	ci := C.int(i)
-	switch C.sqlite3_column_type(s.st, ci) {
-	case sqliteInteger:
-		return int64(C.sqlite3_column_int64(s.st, ci))
-	case sqliteFloat:
-		return float64(C.sqlite3_column_double(s.st, ci))
-	case sqliteText:
-		p := C.sqlite3_column_text(s.st, ci)
-		return C.GoStringN((*C.char)(unsafe.Pointer(p)), C.sqlite3_column_bytes(s.st, ci))
-	case sqliteBlob:
-		p := C.sqlite3_column_blob(s.st, ci)
-		n := C.sqlite3_column_bytes(s.st, ci)
-		if n == 0 {
-			return []byte{}
-		}
-		return C.GoBytes(p, n)
-	}
-	return nil
+	var v C.hasvc_value
+	C.hasvc_column(s.st, C.int(i), &v)
+	return goValue(&v)
 }
