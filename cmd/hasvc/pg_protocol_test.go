@@ -67,6 +67,9 @@ func TestPGCancel(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer o.Close(ctx)
+	// A value SET would refuse is refused at connection too.
+	_, err = pgx.Connect(ctx, n.pgDSN("c", n.admin)+" options='-c statement_timeout=banana'")
+	wantState(t, err, "22023")
 	start = time.Now()
 	_, err = o.Exec(ctx, forever)
 	wantState(t, err, "57014")

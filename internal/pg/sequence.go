@@ -94,10 +94,8 @@ func (ss *session) startupOptions() error {
 			continue
 		}
 		name = strings.ToLower(strings.ReplaceAll(name, "-", "_"))
-		if name == settingMinSeq {
-			if err := checkMinSeq(value); err != nil {
-				return err
-			}
+		if err := checkSetting(name, value); err != nil {
+			return err
 		}
 		ss.settings[name] = value
 	}

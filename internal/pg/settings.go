@@ -136,18 +136,11 @@ func (ss *session) set(sql string) (*outcome, error) {
 	if name == "transaction_read_only" {
 		return ss.setTxReadOnly(isOn(value))
 	}
-	if name == settingMinSeq {
-		if err := checkMinSeq(value); err != nil {
-			return nil, err
-		}
-	}
 	if name == settingSequence {
 		return nil, errorf(stateCantChange, "parameter %q cannot be changed: it reports the session's last write", name)
 	}
-	if name == "statement_timeout" {
-		if _, err := parseTimeout(value); err != nil {
-			return nil, err
-		}
+	if err := checkSetting(name, value); err != nil {
+		return nil, err
 	}
 	if value == "" {
 		delete(ss.settings, name)
@@ -161,6 +154,19 @@ func (ss *session) set(sql string) (*outcome, error) {
 		}
 	}
 	return out, nil
+}
+
+// checkSetting refuses a value the session could not use for the settings
+// it reads (settingsChanged), whether SET or given at connection.
+func checkSetting(name, value string) error {
+	switch name {
+	case settingMinSeq:
+		return checkMinSeq(value)
+	case "statement_timeout":
+		_, err := parseTimeout(value)
+		return err
+	}
+	return nil
 }
 
 // parseTimeout reads statement_timeout: milliseconds, or a number with a
